@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+from django.contrib.auth.models import AnonymousUser
+from django.utils import timezone
+from rest_framework import authentication, exceptions
+
+from .models import ApiKey
+from .selectors import api_key_get_active
+
+
+class ServicePrincipal(AnonymousUser):
+    """The caller behind an organization API key: authenticated, but not a person."""
+
+    def __init__(self, api_key: ApiKey) -> None:
+        super().__init__()
+        self.api_key = api_key
+        self.organization = api_key.organization
+
+    @property
+    def is_authenticated(self) -> bool:  # type: ignore[override]
+        return True
+
+    def __str__(self) -> str:
+        return f"api-key:{self.api_key.prefix}"
+
+
+class ApiKeyAuthentication(authentication.BaseAuthentication):
+    keyword = "Api-Key"
+
+    def authenticate(self, request):
+        header = authentication.get_authorization_header(request).decode("latin-1")
+        if not header.startswith(self.keyword + " "):
+            return None
+        raw = header[len(self.keyword) + 1 :].strip()
+        if not raw:
+            raise exceptions.AuthenticationFailed("Empty API key.")
+        key = api_key_get_active(raw_key=raw)
+        if key is None:
+            raise exceptions.AuthenticationFailed("Invalid or revoked API key.")
+        # One cheap write at most once a minute per key, not on every request.
+        now = timezone.now()
+        if key.last_used_at is None or (now - key.last_used_at).total_seconds() > 60:
+            ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
+        return ServicePrincipal(key), key
+
+    def authenticate_header(self, request) -> str:
+        return self.keyword

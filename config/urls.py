@@ -1,0 +1,36 @@
+"""Root URLs. Each app's `urls.py` exposes `urlpatterns` (web, webhooks) and
+`api_urlpatterns` (mounted under /api/v1/)."""
+from importlib import import_module
+
+from django.conf import settings
+from django.conf.urls.static import static
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from common import views as common_views
+
+APPS = ("accounts", "narrations", "invitations", "notifications", "providers")
+
+api_urlpatterns = [
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+]
+web_urlpatterns = []
+for app in APPS:
+    module = import_module(f"{app}.urls")
+    api_urlpatterns += getattr(module, "api_urlpatterns", [])
+    web_urlpatterns += getattr(module, "urlpatterns", [])
+
+urlpatterns = [
+    path("health/live", common_views.live, name="health-live"),
+    path("health/ready", common_views.ready, name="health-ready"),
+    path("admin/", admin.site.urls),
+    path("accounts/login/", auth_views.LoginView.as_view(template_name="accounts/login.html"), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("api/v1/", include(api_urlpatterns)),
+    *web_urlpatterns,
+]
+if settings.DEBUG or not settings.DATABASE_URL:
+    urlpatterns += static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)

@@ -1,0 +1,207 @@
+"""Shared fixtures: service detection, API clients, and a real Celery worker process."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+from django.conf import settings
+from rest_framework.test import APIClient
+
+from accounts.models import MembershipRole
+from accounts.services import api_key_create
+
+from .factories import MembershipFactory, OrganizationFactory, UserFactory
+
+ROOT = Path(__file__).resolve().parent.parent
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def _port_open(url: str, default_port: int) -> bool:
+    parsed = urlparse(url)
+    try:
+        with socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or default_port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def service_available(kind: str) -> bool:
+    if kind == "postgres":
+        return settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
+    if kind == "rabbitmq":
+        url = os.environ.get("CELERY_BROKER_URL", "")
+        return url.startswith("amqp") and _port_open(url, 5672)
+    if kind == "redis":
+        url = os.environ.get("REDIS_URL", "")
+        return bool(url) and _port_open(url, 6379)
+    if kind == "browser":
+        return Path("/usr/bin/chromium").exists()
+    raise ValueError(kind)
+
+
+def pytest_runtest_setup(item):
+    for kind in ("postgres", "rabbitmq", "redis", "browser"):
+        if item.get_closest_marker(kind) and not service_available(kind):
+            if IN_CI:
+                # In CI a missing service is a failure, never a silent skip.
+                pytest.fail(f"{kind} is required in CI but not reachable")
+            pytest.skip(f"{kind} not reachable (set CI=true to fail instead)")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_media(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+
+
+@pytest.fixture(autouse=True)
+def _clear_cache(request):
+    # Rate limits and locks live in the cache: a test must not inherit another's counters.
+    if "django_db_setup" in request.fixturenames or request.node.get_closest_marker("django_db"):
+        from django.core.cache import cache
+
+        try:
+            cache.clear()
+        except Exception:
+            pass
+    yield
+
+
+@pytest.fixture
+def organization(db):
+    return OrganizationFactory()
+
+
+@pytest.fixture
+def user(db, organization):
+    u = UserFactory()
+    MembershipFactory(user=u, organization=organization, role=MembershipRole.OWNER)
+    return u
+
+
+@pytest.fixture
+def other_user(db):
+    """A user in a different organization."""
+    u = UserFactory()
+    MembershipFactory(user=u, organization=OrganizationFactory(), role=MembershipRole.OWNER)
+    return u
+
+
+@pytest.fixture
+def api_client():
+    return APIClient()
+
+
+@pytest.fixture
+def auth_client(user):
+    client = APIClient()
+    client.force_authenticate(user=user)
+    return client
+
+
+@pytest.fixture
+def api_key(organization):
+    _, raw = api_key_create(organization=organization, name="test")
+    return raw
+
+
+@pytest.fixture
+def key_client(api_key):
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Api-Key {api_key}")
+    return client
+
+
+def _worker_env() -> dict[str, str]:
+    """Environment for a child process that must see the test database, not the dev one."""
+    from django.db import connection
+
+    env = dict(os.environ)
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("postgresql"):
+        user = db.get("USER") or "postgres"
+        host = db.get("HOST") or "127.0.0.1"
+        port = db.get("PORT") or 5432
+        env["DATABASE_URL"] = f"postgres://{user}@{host}:{port}/{db['NAME']}"
+    env["SECRET_KEY"] = "test-secret"
+    env["MEDIA_ROOT"] = str(settings.MEDIA_ROOT)
+    env["PYTHONUNBUFFERED"] = "1"
+    env.pop("CELERY_TASK_ALWAYS_EAGER", None)
+    return env
+
+
+class WorkerProcess:
+    def __init__(self, proc: subprocess.Popen, log_path: Path):
+        self.proc = proc
+        self.log_path = log_path
+
+    @property
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        """Kill the whole process group (the main process and its pool children)."""
+        try:
+            os.killpg(self.proc.pid, sig)
+        except ProcessLookupError:
+            pass
+        self.proc.wait(timeout=30)
+
+
+def start_worker(tmp_path: Path, *, queues: str | None = None, concurrency: int = 2, name: str = "w") -> WorkerProcess:
+    from common.queues import ALL_QUEUES
+
+    log_path = tmp_path / f"worker-{name}.log"
+    cmd = [
+        sys.executable, "-m", "celery", "-A", "config", "worker",
+        "-Q", queues or ALL_QUEUES, "-c", str(concurrency), "-n", f"{name}-{os.getpid()}@%h",
+        "--without-gossip", "--without-mingle", "--loglevel", "INFO",
+    ]
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, env=_worker_env(), stdout=log_path.open("w"), stderr=subprocess.STDOUT, start_new_session=True
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if " ready." in (log_path.read_text(errors="replace") if log_path.exists() else ""):
+            return WorkerProcess(proc, log_path)
+        if proc.poll() is not None:
+            break
+        time.sleep(0.2)
+    out = log_path.read_text(errors="replace") if log_path.exists() else ""
+    proc.kill()
+    raise RuntimeError(f"celery worker did not start:\n{out[-4000:]}")
+
+
+@pytest.fixture
+def celery_purge():
+    """Drop messages a previous run left in the broker so they can't leak into this test."""
+    from config.celery import app
+
+    app.control.purge()
+
+
+@pytest.fixture
+def live_worker(transactional_db, tmp_path, settings, celery_purge):
+    """A real `celery worker` process on the real broker, reading the test database."""
+    if not settings.CELERY_BROKER_URL.startswith("amqp"):
+        pytest.skip("live worker needs RabbitMQ") if not IN_CI else pytest.fail("RabbitMQ required in CI")
+    worker = start_worker(tmp_path)
+    yield worker
+    worker.kill(signal.SIGTERM) if worker.proc.poll() is None else None
+
+
+def wait_until(predicate, timeout: float = 30.0, interval: float = 0.1, message: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = predicate()
+        if result:
+            return result
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {message}")
