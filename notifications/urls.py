@@ -1,2 +1,5 @@
-urlpatterns: list = []
-api_urlpatterns: list = []
+"""Notification URLs, gathered from the intake side and the delivery/inbox side."""
+from . import urls_delivery, urls_intake
+
+urlpatterns: list = [*urls_intake.urlpatterns, *urls_delivery.urlpatterns]
+api_urlpatterns: list = [*urls_intake.api_urlpatterns, *urls_delivery.api_urlpatterns]

@@ -1,0 +1,2 @@
+urlpatterns: list = []
+api_urlpatterns: list = []
