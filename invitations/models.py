@@ -1,1 +1,137 @@
-from django.db import models  # noqa: F401
+"""Story invitations: who was invited to hear which story, in which conversation style.
+
+The token itself never touches the database: only its SHA-256 is stored, and the link the
+invitee receives is the credential for that one invitation.
+"""
+from __future__ import annotations
+
+import hashlib
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from narrations.models import ConversationStyle
+
+
+def hash_token(raw: str) -> str:
+    # Tokens carry 256 random bits, so a plain SHA-256 is enough (no slow KDF needed).
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+class InvitationStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    ACCEPTED = "accepted", "Accepted"
+    DECLINED = "declined", "Declined"
+    REVOKED = "revoked", "Revoked"
+    EXPIRED = "expired", "Expired"
+    COMPLETED = "completed", "Completed"
+
+
+class InvitationType(models.TextChoices):
+    STORY_COLLABORATION = "story_collaboration", "Story collaboration"
+    NEWS_FEED = "news_feed", "News feed"
+    ROLEPLAY_CHARACTER = "roleplay_character", "Roleplay character"
+    CONTENT_RECOMMENDATION = "content_recommendation", "Content recommendation"
+
+
+class DeliveryChannel(models.TextChoices):
+    EMAIL = "EMAIL", "Email"
+    SMS = "SMS", "SMS"
+
+
+class DeliveryState(models.TextChoices):
+    PENDING = "pending", "Pending"
+    SENT = "sent", "Sent"
+    FAILED = "failed", "Failed"
+    # No channel can carry it yet (phone invitees until SMS goes through the notification platform).
+    NOT_DELIVERABLE = "not_deliverable", "Not deliverable yet"
+
+
+class StoryInvitation(models.Model):
+    story = models.ForeignKey("narrations.Story", on_delete=models.CASCADE, related_name="invitations")
+    inviter = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="sent_invitations")
+    invitee_email = models.EmailField(max_length=254, blank=True)
+    invitee_phone = models.CharField(max_length=20, blank=True, help_text="E.164, e.g. +14155550100")
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    status = models.CharField(max_length=12, choices=InvitationStatus.choices, default=InvitationStatus.PENDING)
+    message = models.TextField(blank=True)
+    character = models.ForeignKey(
+        "narrations.StoryCharacter", on_delete=models.SET_NULL, null=True, blank=True, related_name="invitations"
+    )
+    # What the inviter chose for this relationship; `narration` is the shared row generated in it.
+    conversation_style = models.CharField(max_length=20, choices=ConversationStyle.choices)
+    narration = models.ForeignKey(
+        "narrations.StoryNarration", on_delete=models.SET_NULL, null=True, blank=True, related_name="invitations"
+    )
+    locale = models.CharField(max_length=10, blank=True)
+    invitation_type = models.CharField(
+        max_length=30, choices=InvitationType.choices, default=InvitationType.STORY_COLLABORATION
+    )
+    content_type = models.CharField(max_length=50, blank=True)
+    content_id = models.CharField(max_length=100, blank=True)
+    content_metadata = models.JSONField(default=dict, blank=True)
+    # Per-channel delivery state, e.g. {"EMAIL": "sent"}; written by invitations.notify.
+    deliveries = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    viewed_at = models.DateTimeField(null=True, blank=True)
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    declined_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            models.Index(fields=["story", "status"], name="inv_story_status_idx"),
+            models.Index(fields=["expires_at"], name="inv_expires_at_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(invitee_email="") | ~Q(invitee_phone=""), name="inv_email_or_phone"
+            ),
+            models.UniqueConstraint(
+                fields=["story", "invitee_email"],
+                condition=Q(status="pending") & ~Q(invitee_email=""),
+                name="uniq_pending_invitation_email",
+            ),
+            models.UniqueConstraint(
+                fields=["story", "invitee_phone"],
+                condition=Q(status="pending") & ~Q(invitee_phone=""),
+                name="uniq_pending_invitation_phone",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.invitee_email or self.invitee_phone} → {self.story} ({self.status})"
+
+    @property
+    def invitee(self) -> str:
+        return self.invitee_email or self.invitee_phone
+
+
+class HistoryAction(models.TextChoices):
+    SENT = "sent", "Sent"
+    VIEWED = "viewed", "Viewed"
+    ACCEPTED = "accepted", "Accepted"
+    DECLINED = "declined", "Declined"
+    REVOKED = "revoked", "Revoked"
+    STYLE_CHANGED = "style_changed", "Style changed"
+    EXPIRED = "expired", "Expired"
+
+
+class InvitationHistory(models.Model):
+    invitation = models.ForeignKey(StoryInvitation, on_delete=models.CASCADE, related_name="history")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True)
+    action = models.CharField(max_length=20, choices=HistoryAction.choices)
+    data = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        verbose_name_plural = "invitation history"
+        indexes = [models.Index(fields=["invitation", "action"], name="inv_history_action_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.invitation_id}: {self.action}"
