@@ -15,6 +15,20 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
+def _ensure_database(base_url: str, name: str) -> None:
+    """Create the bench database if needed and migrate it (benchmarks never touch the dev database)."""
+    import subprocess
+
+    import psycopg
+
+    with psycopg.connect(f"{base_url}/postgres", autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, check=True,
+                   env={**os.environ, "DATABASE_URL": f"{base_url}/{name}"})
+
+
 def main(argv: list[str]) -> int:
     if not os.environ.get("DATABASE_URL", "").startswith("postgres"):
         print("make bench needs PostgreSQL (DATABASE_URL) and RabbitMQ (CELERY_BROKER_URL).", file=sys.stderr)
@@ -22,6 +36,7 @@ def main(argv: list[str]) -> int:
     base = os.environ["DATABASE_URL"].rsplit("/", 1)[0]
     os.environ["DATABASE_URL"] = f"{base}/troubadour_bench"
     os.environ.setdefault("SECRET_KEY", "bench-secret")
+    _ensure_database(base, "troubadour_bench")
     names = sorted(p.stem.removeprefix("bench_") for p in (ROOT / "bench").glob("bench_*.py"))
     wanted = [n for n in names if not argv or n in argv]
     failures = 0
