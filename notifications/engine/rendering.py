@@ -1,0 +1,378 @@
+"""Sandboxed rendering of notification templates.
+
+Template text is written by organization admins and rendered with event data sent by
+other services, so neither side is trusted:
+
+* a dedicated ``django.template.Engine`` with no loaders, no context processors, no tag
+  libraries to ``{% load %}`` and only a whitelist of built-in tags and filters (no
+  ``debug``, ``include``, ``url``, ``autoescape`` or ``safe``: event data can never turn
+  itself into markup);
+* the context holds only plain strings and read-only mappings built from the event
+  type's variable mapping — never model instances, so no ORM lookup or method call can
+  be reached from a template;
+* HTML fields are autoescaped, plain-text fields (SMS, push, voice, in-app text, email
+  subject) are not;
+* a missing value renders as an empty string.
+
+A template that names a variable outside the allowed set is refused when it is saved
+(``template_validate``).
+"""
+from __future__ import annotations
+
+import functools
+import math
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from django.template import Context, Engine, Library, Template, TemplateSyntaxError
+from django.template import defaultfilters, defaulttags
+from django.template.base import FilterExpression, NodeList, Variable
+from django.template.defaulttags import ForNode, WithNode
+
+from common.exceptions import ValidationError
+
+# --- the sandbox ----------------------------------------------------------------------
+
+ALLOWED_TAGS = (
+    "if", "for", "with", "firstof", "cycle", "resetcycle", "ifchanged", "now", "spaceless",
+    "comment", "verbatim", "templatetag", "widthratio", "filter",
+)
+ALLOWED_FILTERS = (
+    "add", "capfirst", "center", "cut", "date", "default", "default_if_none", "divisibleby",
+    "escape", "first", "floatformat", "force_escape", "join", "last", "length", "linebreaks",
+    "linebreaksbr", "ljust", "lower", "phone2numeric", "pluralize", "rjust", "slice", "slugify",
+    "stringformat", "striptags", "time", "timesince", "timeuntil", "title", "truncatechars",
+    "truncatewords", "upper", "urlencode", "urlize", "wordcount", "wordwrap", "yesno",
+    "iriencode", "make_list", "random", "addslashes", "escapejs", "filesizeformat", "get_digit",
+)
+
+# This module is the engine's only builtin library: it re-registers the whitelist.
+register = Library()
+for _name in ALLOWED_TAGS:
+    register.tags[_name] = defaulttags.register.tags[_name]
+for _name in ALLOWED_FILTERS:
+    register.filters[_name] = defaultfilters.register.filters[_name]
+
+
+class SandboxEngine(Engine):
+    # Engine always prepends its default builtins (which include load, debug, include...);
+    # the sandbox starts from nothing and adds the whitelist above.
+    default_builtins: list[str] = []
+
+
+ENGINE = SandboxEngine(
+    dirs=[],
+    app_dirs=False,
+    context_processors=[],
+    debug=False,
+    loaders=[],
+    string_if_invalid="",
+    libraries={},
+    builtins=[__name__],
+    autoescape=True,
+)
+
+# Variables every template may use, whatever the event type.
+STANDARD_VARIABLES = frozenset(
+    {
+        "recipient.name",
+        "actor.name",
+        "action_url",
+        "organization.name",
+        "resource.type",
+        "resource.id",
+        "resource.name",
+        "event.type",
+    }
+)
+
+# Content fields of a TemplateChannel (translated through modeltranslation).
+CONTENT_FIELDS = ("subject", "title", "body", "body_html", "action_label")
+HTML_FIELDS = frozenset({"body_html"})
+
+
+@functools.lru_cache(maxsize=2048)
+def _compile(source: str) -> Template:
+    return ENGINE.from_string(source)
+
+
+def template_compile(source: str) -> Template:
+    """Compile template text in the sandbox; a syntax error or forbidden tag is a ValidationError."""
+    try:
+        return _compile(source)
+    except TemplateSyntaxError as exc:
+        raise ValidationError(_explain_syntax_error(exc)) from None
+
+
+def _explain_syntax_error(exc: TemplateSyntaxError) -> str:
+    message = str(exc)
+    tag = re.search(r"Invalid block tag on line \d+: '([^']+)'", message)
+    if tag:
+        return f"Tag {{% {tag.group(1)} %}} is not allowed here. Allowed tags: {', '.join(ALLOWED_TAGS)}."
+    bad_filter = re.search(r"Invalid filter: '([^']+)'", message)
+    if bad_filter:
+        return f"Filter '{bad_filter.group(1)}' is not allowed here."
+    return message
+
+
+# --- variables ------------------------------------------------------------------------
+
+
+def _freeze(value: Any) -> Any:
+    """Plain, read-only data: templates can read it but not call anything that mutates it."""
+    if isinstance(value, Mapping):
+        return MappingProxyType({str(k): _freeze(v) for k, v in value.items()})
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return tuple(_freeze(v) for v in value)
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)
+
+
+def _lookup(source: Mapping[str, Any], path: str) -> Any:
+    current: Any = source
+    for bit in path.split("."):
+        if isinstance(current, Mapping) and bit in current:
+            current = current[bit]
+        elif isinstance(current, (list, tuple)) and bit.isdigit() and int(bit) < len(current):
+            current = current[int(bit)]
+        else:
+            return None
+    return current
+
+
+def _assign(target: dict[str, Any], path: str, value: Any) -> None:
+    bits = path.split(".")
+    node = target
+    for bit in bits[:-1]:
+        child = node.get(bit)
+        if not isinstance(child, dict):
+            child = {}
+            node[bit] = child
+        node = child
+    node[bits[-1]] = value
+
+
+def allowed_variables_for(variable_mapping: Mapping[str, str] | None) -> frozenset[str]:
+    """Variable names a template of this event type may use."""
+    return STANDARD_VARIABLES | frozenset((variable_mapping or {}).keys())
+
+
+def template_context_build(
+    *,
+    variable_mapping: Mapping[str, str] | None,
+    source: Mapping[str, Any],
+    standard: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Build the render context: ``{"task": {"title": ...}}`` from ``{"task.title": "data.taskTitle"}``.
+
+    ``source`` is the event as plain data (``data``, ``resourceId``, ``actor``...);
+    ``standard`` holds the standard variables by dotted name (``recipient.name``...).
+    Missing source values stay absent, so they render as "".
+    """
+    context: dict[str, Any] = {}
+    for name, value in (standard or {}).items():
+        if value is not None:
+            _assign(context, name, value)
+    for name, path in (variable_mapping or {}).items():
+        value = _lookup(source, str(path))
+        if value is not None:
+            _assign(context, name, value)
+    return {key: _freeze(value) for key, value in context.items()}
+
+
+def template_render(source: str, context: Mapping[str, Any], *, html: bool) -> str:
+    """Render one template string; ``html`` switches autoescaping on."""
+    if not source:
+        return ""
+    rendered = template_compile(source).render(Context(dict(context), autoescape=html))
+    return rendered if html else rendered.strip()
+
+
+@dataclass(frozen=True)
+class RenderedContent:
+    subject: str = ""
+    title: str = ""
+    body: str = ""
+    body_html: str = ""
+    action_label: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def content_render(*, contents: Mapping[str, str], context: Mapping[str, Any]) -> RenderedContent:
+    """Render every content field of one channel (HTML fields escaped, the others plain)."""
+    rendered = {
+        name: template_render(contents.get(name) or "", context, html=name in HTML_FIELDS) for name in CONTENT_FIELDS
+    }
+    return RenderedContent(**rendered)
+
+
+# --- validation at save time ------------------------------------------------------------
+
+
+def _is_template_object(value: Any) -> bool:
+    return type(value).__module__.startswith("django.template")
+
+
+def _walk(obj: Any, found: set[str], bound: set[str], seen: set[int]) -> None:
+    """Collect every variable a compiled template reads, whatever tag holds it."""
+    if id(obj) in seen:
+        return
+    seen.add(id(obj))
+    if isinstance(obj, Variable):
+        if obj.lookups:
+            found.add(".".join(obj.lookups))
+        return
+    if isinstance(obj, FilterExpression):
+        _walk(obj.var, found, bound, seen)
+        for _func, args in obj.filters:
+            for _is_var, arg in args:
+                _walk(arg, found, bound, seen)
+        return
+    if isinstance(obj, ForNode):
+        bound.update(obj.loopvars)
+        bound.add("forloop")
+    if isinstance(obj, WithNode):
+        bound.update(obj.extra_context.keys())
+    if isinstance(obj, (list, tuple, NodeList)):
+        for item in obj:
+            _walk(item, found, bound, seen)
+    elif isinstance(obj, dict):
+        for item in obj.values():
+            _walk(item, found, bound, seen)
+    elif _is_template_object(obj) and hasattr(obj, "__dict__"):
+        # Nodes, smartif operators (``if`` conditions), literals: walk their attributes.
+        for value in vars(obj).values():
+            if isinstance(value, (list, tuple, dict)) or _is_template_object(value):
+                _walk(value, found, bound, seen)
+
+
+def template_variables(source: str) -> set[str]:
+    """Dotted names a template reads (loop/with variables excluded)."""
+    template = template_compile(source)
+    found: set[str] = set()
+    bound: set[str] = set()
+    _walk(template.nodelist, found, bound, set())
+    return {name for name in found if name.split(".")[0] not in bound}
+
+
+def _is_allowed(name: str, allowed: Iterable[str]) -> bool:
+    for candidate in allowed:
+        # "task.title" allows "task" (the whole namespace) and "task.title.upper" (a string method).
+        if name == candidate or candidate.startswith(name + ".") or name.startswith(candidate + "."):
+            return True
+    return False
+
+
+def template_validate(*, channel_contents: Mapping[str, Mapping[str, str]] | Mapping[str, str], allowed_variables: Iterable[str]) -> None:
+    """Refuse template text that does not compile in the sandbox or uses unknown variables.
+
+    ``channel_contents`` maps a channel (or any label) to its fields (``{"EMAIL": {"subject": ...}}``),
+    or is directly a mapping of field name to text. Raises ``ValidationError`` whose detail
+    names each bad field and the unknown variables.
+    """
+    allowed = frozenset(allowed_variables)
+    if channel_contents and all(isinstance(v, str) or v is None for v in channel_contents.values()):
+        channel_contents = {"": channel_contents}  # type: ignore[dict-item]
+    errors: dict[str, list[str]] = {}
+    for label, fields in channel_contents.items():
+        for field_name, text in (fields or {}).items():
+            if not text:
+                continue
+            key = f"{label}.{field_name}" if label else field_name
+            try:
+                names = template_variables(text)
+            except ValidationError as exc:
+                errors.setdefault(key, []).append(str(exc.detail))
+                continue
+            unknown = sorted(n for n in names if not _is_allowed(n, allowed))
+            if unknown:
+                errors.setdefault(key, []).append(
+                    f"Unknown variable(s): {', '.join(unknown)}. Allowed: {', '.join(sorted(allowed))}."
+                )
+    if errors:
+        raise ValidationError(errors)
+
+
+# --- locale ------------------------------------------------------------------------------
+
+
+def _language(locale: str | None) -> str:
+    from django.conf import settings
+
+    available = {code for code, _ in settings.LANGUAGES}
+    if locale:
+        code = locale.replace("_", "-").lower()
+        if code in available:
+            return code
+        base = code.split("-")[0]
+        if base in available:
+            return base
+    return settings.MODELTRANSLATION_DEFAULT_LANGUAGE
+
+
+def template_channel_contents(template_channel: Any, *, locale: str | None) -> dict[str, str]:
+    """The content fields of a TemplateChannel in ``locale``, each falling back to English."""
+    from django.conf import settings
+
+    lang = _language(locale)
+    fallback = settings.MODELTRANSLATION_DEFAULT_LANGUAGE
+    contents: dict[str, str] = {}
+    for name in CONTENT_FIELDS:
+        if not hasattr(template_channel, name):
+            continue
+        value = getattr(template_channel, f"{name}_{lang}", None)
+        if not value:
+            value = getattr(template_channel, f"{name}_{fallback}", None)
+        if not value:
+            value = getattr(template_channel, name, None)
+        contents[name] = value or ""
+    return contents
+
+
+# --- SMS segments ---------------------------------------------------------------------
+
+GSM7_BASIC = set(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞ\x1bÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+GSM7_EXTENSION = set("^{}\\[~]|€\f")
+
+
+def _segments_local(text: str) -> dict[str, Any]:
+    if all(ch in GSM7_BASIC or ch in GSM7_EXTENSION for ch in text):
+        units = sum(2 if ch in GSM7_EXTENSION else 1 for ch in text)
+        single, multi, encoding = 160, 153, "GSM-7"
+    else:
+        # UCS-2 counts UTF-16 code units: characters outside the BMP (emoji) take two.
+        units = len(text.encode("utf-16-le")) // 2
+        single, multi, encoding = 70, 67, "UCS-2"
+    segments = 0 if units == 0 else 1 if units <= single else math.ceil(units / multi)
+    return {"encoding": encoding, "units": units, "segments": segments, "characters": len(text)}
+
+
+def sms_segments(text: str) -> dict[str, Any]:
+    """``{"encoding", "units", "segments", "characters"}`` for an SMS body (GSM-7 160/153, UCS-2 70/67).
+
+    Uses the SMS provider package's counter when it is installed, so previews and sends agree.
+    """
+    try:
+        from providers.sms import segments as provider_segments  # type: ignore[attr-defined]
+    except ImportError:
+        return _segments_local(text)
+    counter = getattr(provider_segments, "sms_segment_count", None) or getattr(provider_segments, "segment_count", None)
+    if counter is None:
+        return _segments_local(text)
+    result = counter(text)
+    if isinstance(result, Mapping):
+        return {**_segments_local(text), **result}
+    if isinstance(result, int):
+        return {**_segments_local(text), "segments": result}
+    info = _segments_local(text)
+    for key in ("encoding", "units", "segments", "characters"):
+        if hasattr(result, key):
+            info[key] = getattr(result, key)
+    return info
