@@ -1,7 +1,7 @@
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 
-from .models import ApiKey, Membership, Organization, Project, Team, User
+from .models import ApiKey, Membership, OnCallRotation, OnCallShift, Organization, Project, Team, User
 from .services import api_key_create
 
 
@@ -63,3 +63,17 @@ class ApiKeyAdmin(admin.ModelAdmin):
         key, raw = api_key_create(organization=obj.organization, name=obj.name, created_by=request.user)
         obj.pk, obj.prefix, obj.key_hash = key.pk, key.prefix, key.key_hash
         messages.warning(request, f"Copy this key now, it will not be shown again: {raw}")
+
+
+class OnCallShiftInline(admin.TabularInline):
+    model = OnCallShift
+    extra = 0
+    autocomplete_fields = ("user",)
+
+
+@admin.register(OnCallRotation)
+class OnCallRotationAdmin(admin.ModelAdmin):
+    list_display = ("name", "organization", "timezone", "created_at")
+    list_filter = ("organization",)
+    search_fields = ("name", "organization__name")
+    inlines = [OnCallShiftInline]

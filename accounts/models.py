@@ -114,3 +114,37 @@ class ApiKey(models.Model):
 
     def revoke(self) -> None:
         self.revoked_at = timezone.now()
+
+
+class OnCallRotation(models.Model):
+    """A named on-call rotation of an organization; who is on call comes from its shifts."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="oncall_rotations")
+    name = models.CharField(max_length=200)
+    timezone = models.CharField(max_length=64, default="UTC")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["organization", "name"], name="uniq_oncall_rotation_name")]
+
+    def __str__(self) -> str:
+        return f"{self.organization} / {self.name}"
+
+
+class OnCallShift(models.Model):
+    """One person on call in a rotation for [starts_at, ends_at)."""
+
+    rotation = models.ForeignKey(OnCallRotation, on_delete=models.CASCADE, related_name="shifts")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="oncall_shifts")
+    starts_at = models.DateTimeField()
+    ends_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["rotation", "starts_at"]
+        indexes = [models.Index(fields=["rotation", "starts_at", "ends_at"], name="oncall_shift_window_idx")]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(ends_at__gt=models.F("starts_at")), name="oncall_shift_ends_after_start")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} on {self.rotation} {self.starts_at:%Y-%m-%d %H:%M} → {self.ends_at:%Y-%m-%d %H:%M}"
