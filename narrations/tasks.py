@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+
+from common.exceptions import NotFound, ProviderPermanentError, ProviderTransientError
+from common.queues import Queue
+
+from .services import narration_generate
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(
+    name="narrations.pregenerate",
+    queue=Queue.NARRATION.value,
+    autoretry_for=(ProviderTransientError,),
+    retry_backoff=30,
+    retry_backoff_max=600,
+    retry_jitter=True,
+    max_retries=3,
+    acks_late=True,
+)
+def narration_pregenerate(narration_id: int) -> None:
+    """Generate a narration ahead of its first listener. A ready row makes this a no-op."""
+    try:
+        narration_generate(narration_id=narration_id)
+    except NotFound:
+        logger.info("narration %s vanished before pre-generation; nothing to do", narration_id)
+    except ProviderPermanentError as exc:
+        # Recorded on the row by the service; retrying will not help, a visit can try again.
+        logger.warning("narration %s failed permanently: %s", narration_id, exc)
