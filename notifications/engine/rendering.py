@@ -20,7 +20,6 @@ A template that names a variable outside the allowed set is refused when it is s
 from __future__ import annotations
 
 import functools
-import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -335,44 +334,13 @@ def template_channel_contents(template_channel: Any, *, locale: str | None) -> d
 
 # --- SMS segments ---------------------------------------------------------------------
 
-GSM7_BASIC = set(
-    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞ\x1bÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
-    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
-)
-GSM7_EXTENSION = set("^{}\\[~]|€\f")
-
-
-def _segments_local(text: str) -> dict[str, Any]:
-    if all(ch in GSM7_BASIC or ch in GSM7_EXTENSION for ch in text):
-        units = sum(2 if ch in GSM7_EXTENSION else 1 for ch in text)
-        single, multi, encoding = 160, 153, "GSM-7"
-    else:
-        # UCS-2 counts UTF-16 code units: characters outside the BMP (emoji) take two.
-        units = len(text.encode("utf-16-le")) // 2
-        single, multi, encoding = 70, 67, "UCS-2"
-    segments = 0 if units == 0 else 1 if units <= single else math.ceil(units / multi)
-    return {"encoding": encoding, "units": units, "segments": segments, "characters": len(text)}
-
 
 def sms_segments(text: str) -> dict[str, Any]:
     """``{"encoding", "units", "segments", "characters"}`` for an SMS body (GSM-7 160/153, UCS-2 70/67).
 
-    Uses the SMS provider package's counter when it is installed, so previews and sends agree.
+    The SMS providers' own counter, so a preview and the send agree.
     """
-    try:
-        from providers.sms import segments as provider_segments  # type: ignore[attr-defined]
-    except ImportError:
-        return _segments_local(text)
-    counter = getattr(provider_segments, "sms_segment_count", None) or getattr(provider_segments, "segment_count", None)
-    if counter is None:
-        return _segments_local(text)
-    result = counter(text)
-    if isinstance(result, Mapping):
-        return {**_segments_local(text), **result}
-    if isinstance(result, int):
-        return {**_segments_local(text), "segments": result}
-    info = _segments_local(text)
-    for key in ("encoding", "units", "segments", "characters"):
-        if hasattr(result, key):
-            info[key] = getattr(result, key)
-    return info
+    from providers.sms.segments import count_segments
+
+    info = count_segments(text)
+    return {"encoding": info.encoding, "units": info.units, "segments": info.segments if text else 0, "characters": len(text)}
