@@ -1,1 +1,68 @@
-from django.contrib import admin  # noqa: F401
+from __future__ import annotations
+
+from django.contrib import admin, messages
+
+from common.exceptions import TroubadourError
+
+from .models import InvitationHistory, InvitationStatus, StoryInvitation
+from .services import invitation_revoke
+
+
+class InvitationHistoryInline(admin.TabularInline):
+    model = InvitationHistory
+    extra = 0
+    can_delete = False
+    fields = ("created_at", "action", "user", "data")
+    readonly_fields = fields
+    ordering = ("id",)
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(StoryInvitation)
+class StoryInvitationAdmin(admin.ModelAdmin):
+    list_display = (
+        "id", "invitee", "story", "inviter", "conversation_style", "status", "delivery_summary", "created_at", "expires_at",
+    )
+    list_filter = ("status", "conversation_style", "invitation_type", "created_at")
+    search_fields = ("invitee_email", "invitee_phone", "story__title", "inviter__username", "inviter__email")
+    list_select_related = ("story", "inviter")
+    raw_id_fields = ("story", "inviter", "character", "narration")
+    readonly_fields = (
+        "token_hash", "deliveries", "created_at", "viewed_at", "accepted_at", "declined_at", "revoked_at", "completed_at",
+    )
+    date_hierarchy = "created_at"
+    inlines = [InvitationHistoryInline]
+    actions = ["revoke_selected"]
+
+    @admin.display(description="Invitee")
+    def invitee(self, obj: StoryInvitation) -> str:
+        return obj.invitee
+
+    @admin.display(description="Delivery")
+    def delivery_summary(self, obj: StoryInvitation) -> str:
+        return ", ".join(f"{channel}: {state}" for channel, state in (obj.deliveries or {}).items()) or "—"
+
+    @admin.action(description="Revoke selected invitations")
+    def revoke_selected(self, request, queryset) -> None:
+        revoked = failed = 0
+        for invitation in queryset.filter(status__in=[InvitationStatus.PENDING, InvitationStatus.ACCEPTED]).select_related("inviter"):
+            try:
+                invitation_revoke(invitation_id=invitation.pk, inviter=invitation.inviter, actor=request.user)
+                revoked += 1
+            except TroubadourError:
+                failed += 1
+        self.message_user(request, f"Revoked {revoked} invitation(s).", messages.SUCCESS)
+        if failed:
+            self.message_user(request, f"{failed} invitation(s) could not be revoked.", messages.WARNING)
+
+
+@admin.register(InvitationHistory)
+class InvitationHistoryAdmin(admin.ModelAdmin):
+    list_display = ("id", "invitation", "action", "user", "created_at")
+    list_filter = ("action", "created_at")
+    search_fields = ("invitation__invitee_email", "invitation__invitee_phone")
+    list_select_related = ("invitation", "user")
+    raw_id_fields = ("invitation", "user")
+    readonly_fields = ("invitation", "user", "action", "data", "created_at")

@@ -1,2 +1,18 @@
-urlpatterns: list = []
-api_urlpatterns: list = []
+from django.urls import path
+
+from . import api, views
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("stories/<int:story_id>/", views.story_detail, name="story-page"),
+    path("i/<str:token>", views.invitation_landing, name="invitation-landing"),
+]
+
+api_urlpatterns = [
+    path("stories/<int:story_id>/invitations/", api.StoryInvitationsApi.as_view(), name="story-invitations"),
+    path("invitations/<int:invitation_id>/", api.InvitationApi.as_view(), name="invitation-detail"),
+    path("invitations/<int:invitation_id>/revoke/", api.InvitationRevokeApi.as_view(), name="invitation-revoke"),
+    path("invitations/by-token/<str:token>/", api.InvitationByTokenApi.as_view(), name="invitation-by-token"),
+    path("invitations/by-token/<str:token>/accept/", api.InvitationAcceptApi.as_view(), name="invitation-accept"),
+    path("invitations/by-token/<str:token>/decline/", api.InvitationDeclineApi.as_view(), name="invitation-decline"),
+]

@@ -1,0 +1,185 @@
+"""Invitation endpoints (API.md "Stories and invitations"): thin views over services and selectors."""
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpRequest
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
+from rest_framework.views import APIView
+
+from accounts.models import User
+from common.exceptions import PermissionDenied, ValidationError
+from narrations.selectors import narration_serialize, story_get_for_owner
+
+from . import selectors, services
+from .models import StoryInvitation
+
+
+def request_person(request: Request) -> User:
+    """Invitations are sent by people; an organization API key has no story of its own."""
+    if not isinstance(request.user, User):
+        raise PermissionDenied("This endpoint needs a signed-in user, not an API key.")
+    return request.user
+
+
+def client_key(request: HttpRequest) -> str:
+    # REMOTE_ADDR: behind a proxy, the proxy must set it from X-Forwarded-For (e.g. gunicorn's
+    # --forwarded-allow-ips); trusting the header here would let a client pick its own bucket.
+    return request.META.get("REMOTE_ADDR") or "unknown"
+
+
+def _object_body(request: Request) -> dict[str, Any]:
+    if not isinstance(request.data, dict):
+        raise ValidationError({"detail": "Send a JSON object."})
+    return request.data
+
+
+class InviteItemSerializer(serializers.Serializer):
+    email = serializers.EmailField(required=False, allow_blank=True)
+    phone = serializers.CharField(required=False, allow_blank=True, help_text="E.164, e.g. +14155550100")
+    conversation_style = serializers.CharField()
+    character_id = serializers.IntegerField(required=False, allow_null=True)
+    message = serializers.CharField(required=False, allow_blank=True)
+    locale = serializers.CharField(required=False, allow_blank=True)
+
+
+class InviteRequestSerializer(serializers.Serializer):
+    message = serializers.CharField(required=False, allow_blank=True)
+    invitations = InviteItemSerializer(many=True)
+
+
+class StyleChangeSerializer(serializers.Serializer):
+    conversation_style = serializers.CharField()
+
+
+class StoryInvitationsApi(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(request=InviteRequestSerializer, responses={201: dict}, summary="Invite people to a story")
+    def post(self, request: Request, story_id: int) -> Response:
+        user = request_person(request)
+        story = story_get_for_owner(story_id=story_id, user=user)
+        body = _object_body(request)
+        # Items are validated by the service, all of them at once, so every error comes back.
+        result = services.invitations_send(
+            story=story, inviter=user, items=body.get("invitations"), message=body.get("message") or ""
+        )
+        return Response(
+            {
+                "invitations": [
+                    {
+                        "id": invitation.pk,
+                        "email": invitation.invitee_email or None,
+                        "phone": invitation.invitee_phone or None,
+                        "conversation_style": invitation.conversation_style,
+                        "character_id": invitation.character_id,
+                        "status": invitation.status,
+                        "narration_id": invitation.narration_id,
+                        "expires_at": invitation.expires_at,
+                        "invite_url": result.invite_url(invitation.pk),
+                    }
+                    for invitation in result.invitations
+                ],
+                "narrations": [
+                    {
+                        "id": narration.pk,
+                        "conversation_style": narration.conversation_style,
+                        "status": narration.status,
+                        "created": narration.pk in result.new_narration_ids,
+                    }
+                    for narration in result.narrations
+                ],
+                "skipped": [
+                    {
+                        "index": skipped.index,
+                        "email": skipped.email or None,
+                        "phone": skipped.phone or None,
+                        "existing_invitation_id": skipped.existing_invitation_id,
+                        "reason": skipped.reason,
+                    }
+                    for skipped in result.skipped
+                ],
+            },
+            status=status.HTTP_201_CREATED,
+        )
+
+    @extend_schema(responses={200: dict}, summary="A story's invitations with per-channel delivery status")
+    def get(self, request: Request, story_id: int) -> Response:
+        user = request_person(request)
+        story = story_get_for_owner(story_id=story_id, user=user)
+        return Response([selectors.invitation_serialize(i) for i in selectors.invitations_for_story(story=story)])
+
+
+class InvitationApi(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(request=StyleChangeSerializer, responses={200: dict}, summary="Change a pending invitation's style")
+    def patch(self, request: Request, invitation_id: int) -> Response:
+        user = request_person(request)
+        body = _object_body(request)
+        if "conversation_style" not in body:
+            raise ValidationError({"conversation_style": ["This field is required."]})
+        invitation = services.invitation_change_style(
+            invitation_id=invitation_id, inviter=user, conversation_style=body["conversation_style"]
+        )
+        return Response(selectors.invitation_serialize(invitation))
+
+
+class InvitationRevokeApi(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(request=None, responses={200: dict}, summary="Revoke an invitation")
+    def post(self, request: Request, invitation_id: int) -> Response:
+        invitation = services.invitation_revoke(invitation_id=invitation_id, inviter=request_person(request))
+        return Response(selectors.invitation_serialize(invitation))
+
+
+class TokenApi(APIView):
+    """Base for the link holder's endpoints: the token is the credential, so no session and no CSRF."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "invitation_token"
+
+    def invitation(self, request: Request, token: str) -> StoryInvitation:
+        return selectors.invitation_get_by_token(token=token, client_key=client_key(request))
+
+
+def narration_payload(invitation: StoryInvitation) -> dict[str, Any] | None:
+    narration = invitation.narration
+    if narration is None:
+        return None
+    if narration.status == "ready":
+        return narration_serialize(narration)
+    return {"id": narration.pk, "conversation_style": narration.conversation_style, "status": narration.status}
+
+
+class InvitationByTokenApi(TokenApi):
+    @extend_schema(responses={200: dict}, summary="Read an invitation by its link token")
+    def get(self, request: Request, token: str) -> Response:
+        invitation = self.invitation(request, token)
+        services.invitation_record_view(invitation=invitation)
+        return Response(selectors.invitation_public_serialize(invitation, narration=narration_payload(invitation)))
+
+
+class InvitationAcceptApi(TokenApi):
+    @extend_schema(request=None, responses={200: dict}, summary="Accept an invitation (idempotent)")
+    def post(self, request: Request, token: str) -> Response:
+        invitation = self.invitation(request, token)
+        invitation, narration = services.invitation_accept(invitation_id=invitation.pk)
+        return Response({"status": invitation.status, "narration": narration_serialize(narration)})
+
+
+class InvitationDeclineApi(TokenApi):
+    @extend_schema(request=None, responses={200: dict}, summary="Decline an invitation")
+    def post(self, request: Request, token: str) -> Response:
+        invitation = self.invitation(request, token)
+        invitation = services.invitation_decline(invitation_id=invitation.pk)
+        return Response({"status": invitation.status})
+

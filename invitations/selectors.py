@@ -1,0 +1,123 @@
+"""Invitation reads, each scoped to who may see it: the story's owner, or the holder of a token."""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from django.core.cache import cache
+from django.db.models import Count, Q, QuerySet
+from django.utils import timezone
+
+from common.exceptions import Gone, NotFound, RateLimited
+from narrations.models import Story
+
+from .models import InvitationStatus, StoryInvitation, hash_token
+
+# Unknown tokens tolerated per client before every token lookup from it is refused for the rest
+# of the window: 2**256 tokens can't be guessed, but a scanner shouldn't get to try.
+BAD_TOKEN_LIMIT = 20
+BAD_TOKEN_WINDOW_SECONDS = 600
+_TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{20,100}$")
+
+
+def stories_overview_for_owner(*, user) -> QuerySet[Story]:
+    """The user's own stories, newest first, with invitation counts for the home page."""
+    return (
+        Story.objects.filter(owner=user)
+        .annotate(
+            invitation_count=Count("invitations"),
+            accepted_count=Count("invitations", filter=Q(invitations__status=InvitationStatus.ACCEPTED)),
+            pending_count=Count("invitations", filter=Q(invitations__status=InvitationStatus.PENDING)),
+        )
+        .order_by("-created_at", "-pk")
+    )
+
+
+def invitations_for_story(*, story: Story) -> QuerySet[StoryInvitation]:
+    """The invitations of a story already checked as the caller's (story_get_for_owner)."""
+    return StoryInvitation.objects.filter(story=story).select_related("character").order_by("-created_at", "-pk")
+
+
+def _bad_token_key(client_key: str) -> str:
+    return f"invitations:bad-token:{client_key}"
+
+
+def _check_bad_token_budget(client_key: str) -> None:
+    if (cache.get(_bad_token_key(client_key)) or 0) >= BAD_TOKEN_LIMIT:
+        raise RateLimited("Too many invalid invitation links from this address. Try again later.")
+
+
+def _record_bad_token(client_key: str) -> None:
+    key = _bad_token_key(client_key)
+    # add() starts the window only once; incr() is atomic in Redis, so parallel guesses all count.
+    cache.add(key, 0, BAD_TOKEN_WINDOW_SECONDS)
+    try:
+        cache.incr(key)
+    except ValueError:  # the key expired between add and incr
+        cache.set(key, 1, BAD_TOKEN_WINDOW_SECONDS)
+
+
+def invitation_get_by_token(*, token: str, client_key: str) -> StoryInvitation:
+    """The invitation a link's token stands for.
+
+    Raises RateLimited (429) when the client has tried too many unknown tokens, NotFound (404)
+    for an unknown token, Gone (410) when the invitation was revoked or has expired.
+    """
+    _check_bad_token_budget(client_key)
+    invitation = None
+    if _TOKEN_RE.match(token or ""):
+        invitation = (
+            StoryInvitation.objects.select_related("story", "inviter", "character", "narration")
+            .filter(token_hash=hash_token(token))
+            .first()
+        )
+    if invitation is None:
+        _record_bad_token(client_key)
+        raise NotFound("This invitation link is not valid.")
+    if invitation.status == InvitationStatus.REVOKED:
+        raise Gone("This invitation was withdrawn by the sender.")
+    if invitation.status == InvitationStatus.EXPIRED or (
+        invitation.status == InvitationStatus.PENDING and invitation.expires_at <= timezone.now()
+    ):
+        raise Gone("This invitation has expired.")
+    return invitation
+
+
+def invitation_serialize(invitation: StoryInvitation) -> dict[str, Any]:
+    """The inviter's view of one invitation (no token: it exists only in the link)."""
+    return {
+        "id": invitation.pk,
+        "email": invitation.invitee_email or None,
+        "phone": invitation.invitee_phone or None,
+        "conversation_style": invitation.conversation_style,
+        "character_id": invitation.character_id,
+        "message": invitation.message,
+        "locale": invitation.locale,
+        "status": invitation.status,
+        "narration_id": invitation.narration_id,
+        "deliveries": dict(invitation.deliveries or {}),
+        "created_at": invitation.created_at,
+        "viewed_at": invitation.viewed_at,
+        "accepted_at": invitation.accepted_at,
+        "declined_at": invitation.declined_at,
+        "revoked_at": invitation.revoked_at,
+        "expires_at": invitation.expires_at,
+    }
+
+
+def invitation_public_serialize(invitation: StoryInvitation, *, narration: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What the holder of the link sees."""
+    character = invitation.character
+    payload: dict[str, Any] = {
+        "story": {"id": invitation.story_id, "title": invitation.story.title},
+        "inviter": {"display_name": invitation.inviter.get_display_name()},
+        "conversation_style": invitation.conversation_style,
+        "character": {"id": character.pk, "name": character.name} if character else None,
+        "message": invitation.message,
+        "status": invitation.status,
+        "expires_at": invitation.expires_at,
+        "narration": narration,
+    }
+    if narration is None and invitation.narration_id:
+        payload["narration"] = {"id": invitation.narration_id, "status": invitation.narration.status}
+    return payload

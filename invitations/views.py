@@ -1,0 +1,143 @@
+"""Web pages: the storyteller's home and story page, and the invitee's landing page."""
+from __future__ import annotations
+
+from django import forms
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods
+
+from accounts.selectors import user_primary_organization
+from common.exceptions import Gone, NotFound, RateLimited
+from common.exceptions import ValidationError as DomainValidationError
+from narrations.models import ConversationStyle
+from narrations.selectors import story_get_for_owner
+from narrations.services import story_create
+from narrations.styles import style_catalogue
+
+from . import selectors, services
+from .api import client_key, narration_payload
+from .models import DeliveryState, InvitationStatus
+
+
+class StoryForm(forms.Form):
+    title = forms.CharField(max_length=200)
+    content = forms.CharField(widget=forms.Textarea, max_length=100_000)
+    characters = forms.CharField(
+        widget=forms.Textarea, required=False, help_text="One character per line."
+    )
+
+    def clean_characters(self) -> list[dict[str, str]]:
+        names = [line.strip() for line in self.cleaned_data["characters"].splitlines() if line.strip()]
+        if len({name.lower() for name in names}) != len(names):
+            raise forms.ValidationError("Each character can appear only once.")
+        if any(len(name) > 100 for name in names):
+            raise forms.ValidationError("Keep character names under 100 characters.")
+        return [{"name": name} for name in names]
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def home(request: HttpRequest) -> HttpResponse:
+    form = StoryForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            story = story_create(
+                owner=request.user,
+                title=form.cleaned_data["title"],
+                content=form.cleaned_data["content"],
+                characters=form.cleaned_data["characters"],
+                organization=user_primary_organization(user=request.user),
+            )
+        except DomainValidationError as exc:
+            form.add_error(None, _flatten(exc.detail))
+        else:
+            return redirect("story-page", story_id=story.pk)
+    stories = selectors.stories_overview_for_owner(user=request.user)
+    return render(request, "home.html", {"form": form, "stories": stories}, status=400 if form.errors else 200)
+
+
+def _flatten(detail) -> str:
+    if isinstance(detail, dict):
+        return " ".join(f"{k}: {_flatten(v)}" for k, v in detail.items())
+    if isinstance(detail, list):
+        return " ".join(_flatten(v) for v in detail)
+    return str(detail)
+
+
+@login_required
+def story_detail(request: HttpRequest, story_id: int) -> HttpResponse:
+    try:
+        story = story_get_for_owner(story_id=story_id, user=request.user)
+    except NotFound:
+        raise Http404("Story not found") from None
+    invitations = list(selectors.invitations_for_story(story=story))
+    characters = list(story.characters.all())
+    styles = style_catalogue()
+    style_labels = {code: label for code, label in ConversationStyle.choices}
+    counts = {status: 0 for status in InvitationStatus.values}
+    for invitation in invitations:
+        counts[invitation.status] += 1
+        invitation.delivery_list = [
+            {"channel": channel, "state": state, "label": _delivery_label(state)}
+            for channel, state in (invitation.deliveries or {}).items()
+        ]
+    return render(
+        request,
+        "stories/detail.html",
+        {
+            "story": story,
+            "characters": characters,
+            "invitations": invitations,
+            "styles": styles,
+            "style_labels": style_labels,
+            "counts": counts,
+            "dialog_config": {
+                "storyId": story.pk,
+                "styles": styles,
+                "characters": [{"id": c.pk, "name": c.name} for c in characters],
+                "maxItems": 500,
+            },
+        },
+    )
+
+
+def _delivery_label(state: str) -> str:
+    try:
+        return str(DeliveryState(state).label).lower()
+    except ValueError:
+        return state
+
+
+def invitation_landing(request: HttpRequest, token: str) -> HttpResponse:
+    try:
+        invitation = selectors.invitation_get_by_token(token=token, client_key=client_key(request))
+    except RateLimited as exc:
+        return render(request, "invitations/landing_error.html", {"kind": "rate_limited", "detail": exc.detail}, status=429)
+    except NotFound as exc:
+        return render(request, "invitations/landing_error.html", {"kind": "not_found", "detail": exc.detail}, status=404)
+    except Gone as exc:
+        return render(request, "invitations/landing_error.html", {"kind": "gone", "detail": exc.detail}, status=410)
+    services.invitation_record_view(invitation=invitation)
+    styles = {entry["code"]: entry for entry in style_catalogue()}
+    narration = narration_payload(invitation)
+    response = render(
+        request,
+        "invitations/landing.html",
+        {
+            "invitation": invitation,
+            "inviter_name": invitation.inviter.get_display_name(),
+            "style": styles.get(invitation.conversation_style, {"label": invitation.conversation_style, "description": ""}),
+            "narration": narration,
+            "player_config": {
+                "acceptUrl": f"/api/v1/invitations/by-token/{token}/accept/",
+                "declineUrl": f"/api/v1/invitations/by-token/{token}/decline/",
+                "status": invitation.status,
+                "narration": narration,
+            },
+        },
+    )
+    # The token is a credential: keep the page out of shared caches and referrers.
+    response["Cache-Control"] = "private, no-store"
+    response["Referrer-Policy"] = "no-referrer"
+    return response
