@@ -1,18 +1,62 @@
 """Batched delivery: enqueue, claim, render, send, record.
 
-Deliveries are created PENDING by intake/routing; this module moves them through
-SENDING to SENT/DELIVERED (or back to PENDING with ``next_retry_at``, or FAILED).
+Deliveries are created PENDING by intake/routing. A ``deliver_batch`` task claims up to
+100 of them (PENDING → SENDING, in its own short transaction), renders each one for its
+channel and locale, sends it through the provider registry, then records every outcome
+in a second short transaction: SENT/DELIVERED, back to PENDING with ``next_retry_at``
+(transient failure) or FAILED (permanent failure, or attempts exhausted). The claim is what
+makes a redelivered task harmless: rows that are no longer PENDING are skipped, so a batch
+run twice sends nothing twice.
+
+Every step is set-based: the number of queries of a batch does not depend on its size.
 """
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+import random
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
 
+from django.conf import settings
 from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from common.exceptions import ProviderPermanentError, ProviderTransientError, ValidationError
+from notifications.engine import rendering
+from notifications.enums import (
+    DELIVERY_FAILURE_STATUSES,
+    DELIVERY_SUCCESS_STATUSES,
+    AuditAction,
+    AuditOutcome,
+    Channel,
+    DeliveryStatus,
+    NotificationStatus,
+)
+from notifications.models import (
+    DeadLetter,
+    EventType,
+    Notification,
+    NotificationAuditLog,
+    NotificationDelivery,
+    NotificationTemplate,
+    TemplateChannel,
+)
 
 logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 100
+# Waits before the 2nd, 3rd and 4th attempt; later attempts reuse the last one.
+RETRY_BACKOFF = (timedelta(minutes=5), timedelta(minutes=15), timedelta(hours=1))
+RETRY_JITTER = 0.1  # ±10 %, so a burst of failures does not come back as a burst
+IN_APP_PROVIDER = "in_app"
+
+
+# --- enqueue ---------------------------------------------------------------------------
 
 
 def _chunks(ids: list[int], size: int) -> Iterable[list[int]]:
@@ -23,8 +67,8 @@ def _chunks(ids: list[int], size: int) -> Iterable[list[int]]:
 def deliveries_enqueue(*, delivery_ids: Iterable[int]) -> None:
     """Queue ``notifications.deliver_batch`` tasks of at most BATCH_SIZE ids, after commit.
 
-    Safe to call inside or outside a transaction: ``on_commit`` runs at once when no
-    transaction is open, and never if the surrounding transaction rolls back.
+    Safe inside or outside a transaction: ``on_commit`` runs at once when no transaction
+    is open, and never if the surrounding transaction rolls back.
     """
     ids = sorted({int(pk) for pk in delivery_ids})
     if not ids:
@@ -37,3 +81,553 @@ def deliveries_enqueue(*, delivery_ids: Iterable[int]) -> None:
             deliver_batch_task.delay(chunk)
 
     transaction.on_commit(_publish)
+
+
+# --- claim -------------------------------------------------------------------------------
+
+
+def delivery_claim_batch(*, delivery_ids: Iterable[int]) -> list[int]:
+    """Claim the due PENDING rows among ``delivery_ids``: PENDING → SENDING, attempts + 1.
+
+    Rows locked by another worker are skipped (SKIP LOCKED), as are rows that are not
+    PENDING any more (already sent, failed, held, claimed by a previous run of the task)
+    and rows whose ``next_retry_at`` is still in the future. Returns the claimed ids.
+    """
+    ids = sorted({int(pk) for pk in delivery_ids})
+    if not ids:
+        return []
+    now = timezone.now()
+    with transaction.atomic():
+        claimed = list(
+            NotificationDelivery.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(pk__in=ids, status=DeliveryStatus.PENDING)
+            .filter(Q(next_retry_at__isnull=True) | Q(next_retry_at__lte=now))
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
+        if claimed:
+            NotificationDelivery.objects.filter(pk__in=claimed).update(
+                status=DeliveryStatus.SENDING, claimed_at=now, attempts=F("attempts") + 1, updated_at=now
+            )
+    return claimed
+
+
+# --- rendering inputs --------------------------------------------------------------------
+
+
+def _event_source(notification: Notification) -> dict[str, Any]:
+    """The event as plain data, addressable by the event type's variable mapping."""
+    resource = {"type": notification.resource_type, "id": notification.resource_id, "name": notification.resource_name}
+    actor = {"type": notification.actor_type, "id": notification.actor_id, "name": notification.actor_name}
+    return {
+        "data": notification.data or {},
+        "metadata": notification.metadata or {},
+        "resource": resource,
+        "actor": actor,
+        "resourceId": notification.resource_id,
+        "resourceType": notification.resource_type,
+        "resourceName": notification.resource_name,
+        "resource_id": notification.resource_id,
+        "resource_type": notification.resource_type,
+        "resource_name": notification.resource_name,
+        "actorId": notification.actor_id,
+        "actorType": notification.actor_type,
+        "actorName": notification.actor_name,
+        "actor_id": notification.actor_id,
+        "actor_name": notification.actor_name,
+        "eventType": notification.event_type,
+        "event_type": notification.event_type,
+        "eventId": str(notification.event_id),
+        "correlationId": notification.correlation_id,
+        "organizationId": str(notification.organization_id),
+    }
+
+
+def _recipient_name(notification: Notification) -> str:
+    user = notification.recipient
+    if user is not None:
+        return user.get_display_name()
+    if notification.recipient_email:
+        return notification.recipient_email.split("@")[0]
+    return ""
+
+
+def absolute_url(url: str) -> str:
+    if url.startswith("/"):
+        return settings.SITE_URL + url
+    return url
+
+
+def notification_context(notification: Notification, *, variable_mapping: Mapping[str, str] | None) -> dict[str, Any]:
+    """Render context of one notification: mapped event variables + the standard ones."""
+    standard = {
+        "recipient.name": _recipient_name(notification),
+        "actor.name": notification.actor_name,
+        "action_url": absolute_url(notification.action_url) if notification.action_url else "",
+        "organization.name": notification.organization.name,
+        "resource.type": notification.resource_type,
+        "resource.id": notification.resource_id,
+        "resource.name": notification.resource_name,
+        "event.type": notification.event_type,
+    }
+    return rendering.template_context_build(
+        variable_mapping=variable_mapping, source=_event_source(notification), standard=standard
+    )
+
+
+@dataclass
+class _Templates:
+    """Templates and event types for a set of notifications, loaded in three queries."""
+
+    event_types: dict[str, EventType] = field(default_factory=dict)
+    # (organization_id or None, key) -> template
+    by_key: dict[tuple[int | None, str], NotificationTemplate] = field(default_factory=dict)
+    by_id: dict[int, NotificationTemplate] = field(default_factory=dict)
+    # template id -> channel -> TemplateChannel
+    channels: dict[int, dict[str, TemplateChannel]] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, notifications: Iterable[Notification]) -> _Templates:
+        notifications = list(notifications)
+        loaded = cls()
+        type_keys = {n.event_type for n in notifications}
+        loaded.event_types = {et.key: et for et in EventType.objects.filter(key__in=type_keys)}
+        template_keys = {loaded.event_types[k].template_key if k in loaded.event_types else k for k in type_keys}
+        org_ids = {n.organization_id for n in notifications}
+        explicit = {n.template_id for n in notifications if n.template_id}
+        templates = NotificationTemplate.objects.filter(
+            Q(pk__in=explicit)
+            | Q(key__in=template_keys, is_active=True) & (Q(organization__isnull=True) | Q(organization_id__in=org_ids))
+        )
+        for template in templates:
+            loaded.by_id[template.pk] = template
+            if template.is_active:
+                loaded.by_key[(template.organization_id, template.key)] = template
+        for channel in TemplateChannel.objects.filter(template_id__in=list(loaded.by_id)):
+            loaded.channels.setdefault(channel.template_id, {})[channel.channel] = channel
+        return loaded
+
+    def template_for(self, notification: Notification) -> NotificationTemplate | None:
+        if notification.template_id and notification.template_id in self.by_id:
+            return self.by_id[notification.template_id]
+        event_type = self.event_types.get(notification.event_type)
+        key = event_type.template_key if event_type else notification.event_type
+        return self.by_key.get((notification.organization_id, key)) or self.by_key.get((None, key))
+
+    def mapping_for(self, notification: Notification) -> dict[str, str]:
+        event_type = self.event_types.get(notification.event_type)
+        return dict(event_type.variable_mapping or {}) if event_type else {}
+
+
+def delivery_render(
+    *, notification: Notification, channel: str, locale: str, templates: _Templates, context: Mapping[str, Any]
+) -> dict[str, str]:
+    """Content of one delivery: the template's channel block in ``locale`` (English fallback)."""
+    template = templates.template_for(notification)
+    block = templates.channels.get(template.pk, {}).get(channel) if template else None
+    if block is None:
+        # No template for this channel: the event's own title and body, as plain text.
+        title = notification.title or notification.resource_name or notification.event_type
+        return {
+            "subject": title,
+            "title": title,
+            "body": notification.body or title,
+            "body_html": "",
+            "action_label": notification.action_label,
+            "action_url": notification.action_url,
+        }
+    contents = rendering.template_channel_contents(block, locale=locale)
+    rendered = rendering.content_render(contents=contents, context=context)
+    action_url = rendering.template_render(block.action_url, context, html=False) if block.action_url else ""
+    return {
+        "subject": rendered.subject or rendered.title,
+        "title": rendered.title,
+        "body": rendered.body,
+        "body_html": rendered.body_html,
+        "action_label": rendered.action_label,
+        "action_url": action_url or notification.action_url,
+        **({"extra": block.extra} if block.extra else {}),
+    }
+
+
+# --- sending -------------------------------------------------------------------------------
+
+
+@dataclass
+class _Outcome:
+    delivery: NotificationDelivery
+    status: str  # a DeliveryStatus
+    provider: str = ""
+    provider_message_id: str = ""
+    provider_response: Any = None
+    cost_amount: Decimal | None = None
+    cost_currency: str = ""
+    error: str = ""
+    error_code: str = ""
+    transient: bool = False
+    retry_after: float | None = None
+    rendered: dict[str, Any] = field(default_factory=dict)
+
+
+def _outbound_message(delivery: NotificationDelivery, notification: Notification, content: Mapping[str, Any]):
+    from providers.base import OutboundMessage
+
+    extra = dict(content.get("extra") or {})
+    message = OutboundMessage(
+        channel=delivery.channel,
+        to=delivery.recipient_address or (str(notification.recipient_id) if notification.recipient_id else ""),
+        text=content.get("body", ""),
+        subject=content.get("subject", ""),
+        html=content.get("body_html", ""),
+        title=content.get("title", ""),
+        data={
+            "notification_id": str(notification.pk),
+            "delivery_id": str(delivery.pk),
+            "event_type": notification.event_type,
+            "event_id": str(notification.event_id),
+        },
+        locale=delivery.locale or notification.recipient_locale or "en",
+        criticality=notification.criticality,
+        idempotency_key=str(delivery.pk),
+        action_url=absolute_url(content.get("action_url") or ""),
+        metadata={"notification_id": notification.pk, "delivery_id": delivery.pk, "organization_id": notification.organization_id},
+    )
+    for key in ("template_name", "template_language", "template_components", "voice_language", "voice_name",
+                "audio_url", "require_acknowledgment", "acknowledgment_digit", "reply_to"):
+        if key in extra and hasattr(message, key):
+            setattr(message, key, extra[key])
+    return message
+
+
+def _send(delivery: NotificationDelivery, notification: Notification, content: dict[str, Any]) -> _Outcome:
+    from providers.services import provider_send_with_failover
+
+    if delivery.channel != Channel.PUSH and not delivery.recipient_address:
+        return _Outcome(delivery, DeliveryStatus.FAILED, error="No address for this channel.", error_code="no_address",
+                        rendered=content)
+    message = _outbound_message(delivery, notification, content)
+    try:
+        outcome = provider_send_with_failover(
+            organization_id=notification.organization_id, channel=delivery.channel, message=message
+        )
+    except ProviderTransientError as exc:
+        return _Outcome(delivery, DeliveryStatus.PENDING, error=str(exc.detail), error_code=exc.code or "transient",
+                        transient=True, retry_after=getattr(exc, "retry_after", None),
+                        provider_response=_safe_response(exc.response), rendered=content)
+    except ProviderPermanentError as exc:
+        return _Outcome(delivery, DeliveryStatus.FAILED, error=str(exc.detail), error_code=exc.code or "permanent",
+                        provider_response=_safe_response(exc.response), rendered=content)
+    result = getattr(outcome, "result", outcome)
+    sent_status = DeliveryStatus.DELIVERED if getattr(result, "status", "") == "delivered" else DeliveryStatus.SENT
+    raw = getattr(result, "raw", None)
+    response: dict[str, Any] = {"raw": raw} if raw else {}
+    attempts = getattr(outcome, "attempts", None)
+    if attempts:
+        response["attempts"] = _safe_response(attempts)
+    return _Outcome(
+        delivery,
+        sent_status,
+        provider=getattr(outcome, "provider_code", "") or getattr(outcome, "provider", "") or "",
+        provider_message_id=getattr(result, "provider_message_id", "") or "",
+        provider_response=response or None,
+        cost_amount=getattr(result, "cost_amount", None),
+        cost_currency=getattr(result, "cost_currency", "") or "",
+        rendered=content,
+    )
+
+
+def _safe_response(value: Any) -> Any:
+    """JSON-safe copy of a provider answer (providers already strip secrets from it)."""
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    if isinstance(value, Mapping):
+        return {str(k): _safe_response(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_safe_response(v) for v in value]
+    if hasattr(value, "as_dict"):
+        return _safe_response(value.as_dict())
+    if hasattr(value, "__dataclass_fields__"):
+        from dataclasses import asdict
+
+        return _safe_response(asdict(value))
+    return str(value)
+
+
+def retry_at(*, attempts: int, now: datetime, retry_after: float | None = None) -> datetime:
+    """When attempt ``attempts + 1`` may run: 5 min, 15 min, 1 h (±10 %), or later if the provider asked."""
+    base = RETRY_BACKOFF[min(max(attempts, 1), len(RETRY_BACKOFF)) - 1]
+    wait = base.total_seconds() * random.uniform(1 - RETRY_JITTER, 1 + RETRY_JITTER)
+    if retry_after:
+        wait = max(wait, float(retry_after))
+    return now + timedelta(seconds=wait)
+
+
+# --- status derivation ---------------------------------------------------------------------
+
+_IN_FLIGHT = frozenset({DeliveryStatus.PENDING, DeliveryStatus.SENDING})
+_NOT_SENDABLE = frozenset({DeliveryStatus.SKIPPED, DeliveryStatus.CANCELLED})
+
+
+def notification_status_derive(statuses: Iterable[str], *, current: str = NotificationStatus.PENDING) -> str:
+    """A notification's status from its deliveries' statuses.
+
+    Skipped and cancelled deliveries do not count. Anything still pending or being sent →
+    PROCESSING; all sendable ones succeeded → DELIVERED; all failed → FAILED; some of each
+    → PARTIALLY_DELIVERED; the rest held (quiet hours, rate limit) → HELD, or
+    PARTIALLY_DELIVERED when others already went out.
+    """
+    statuses = list(statuses)
+    sendable = [s for s in statuses if s not in _NOT_SENDABLE]
+    if not sendable:
+        if statuses and all(s == DeliveryStatus.CANCELLED for s in statuses):
+            return NotificationStatus.CANCELLED
+        return NotificationStatus.SKIPPED if statuses else current
+    if any(s in _IN_FLIGHT for s in sendable):
+        return NotificationStatus.PROCESSING
+    succeeded = sum(1 for s in sendable if s in DELIVERY_SUCCESS_STATUSES)
+    failed = sum(1 for s in sendable if s in DELIVERY_FAILURE_STATUSES)
+    held = sum(1 for s in sendable if s == DeliveryStatus.HELD)
+    digested = sum(1 for s in sendable if s == DeliveryStatus.DIGESTED)
+    expired = sum(1 for s in sendable if s == DeliveryStatus.EXPIRED)
+    if succeeded == len(sendable):
+        return NotificationStatus.DELIVERED
+    if held:
+        return NotificationStatus.PARTIALLY_DELIVERED if succeeded else NotificationStatus.HELD
+    if succeeded:
+        return NotificationStatus.PARTIALLY_DELIVERED
+    if digested and digested + failed + expired == len(sendable):
+        return NotificationStatus.DIGESTED
+    if expired == len(sendable):
+        return NotificationStatus.EXPIRED
+    return NotificationStatus.FAILED
+
+
+def notifications_status_refresh(*, notification_ids: Iterable[int], now: datetime | None = None) -> dict[int, str]:
+    """Re-derive and store the status of these notifications (call inside a transaction).
+
+    The notification rows are locked first (in id order), so when two batches finish
+    deliveries of the same notification, the later one derives from both outcomes.
+    """
+    ids = sorted(set(notification_ids))
+    if not ids:
+        return {}
+    now = now or timezone.now()
+    locked = {
+        n.pk: n
+        for n in Notification.objects.select_for_update(of=("self",))
+        .filter(pk__in=ids)
+        .order_by("pk")
+        .only("pk", "status", "channels_delivered", "processed_at", "completed_at")
+    }
+    by_notification: dict[int, list[tuple[str, str]]] = defaultdict(list)
+    for notification_id, channel, status in NotificationDelivery.objects.filter(notification_id__in=ids).values_list(
+        "notification_id", "channel", "status"
+    ):
+        by_notification[notification_id].append((channel, status))
+    changed: list[Notification] = []
+    result: dict[int, str] = {}
+    for pk, notification in locked.items():
+        rows = by_notification.get(pk, [])
+        status = notification_status_derive([s for _, s in rows], current=notification.status)
+        delivered = sorted({c for c, s in rows if s in DELIVERY_SUCCESS_STATUSES})
+        result[pk] = status
+        final = status not in (NotificationStatus.PROCESSING, NotificationStatus.PENDING, NotificationStatus.HELD)
+        completed_at = notification.completed_at or (now if final else None)
+        if (status, delivered, completed_at) != (notification.status, notification.channels_delivered, notification.completed_at):
+            notification.status = status
+            notification.channels_delivered = delivered
+            notification.completed_at = completed_at
+            notification.processed_at = notification.processed_at or now
+            notification.updated_at = now
+            changed.append(notification)
+    if changed:
+        Notification.objects.bulk_update(
+            changed, ["status", "channels_delivered", "completed_at", "processed_at", "updated_at"]
+        )
+    return result
+
+
+# --- the batch -------------------------------------------------------------------------------
+
+
+@dataclass
+class BatchReport:
+    claimed: int = 0
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+    expired: int = 0
+
+
+def deliver_batch(*, delivery_ids: Iterable[int]) -> BatchReport:
+    """Claim, render, send and record a batch of deliveries (see the module docstring)."""
+    report = BatchReport()
+    claimed = delivery_claim_batch(delivery_ids=delivery_ids)
+    report.claimed = len(claimed)
+    if not claimed:
+        return report
+
+    deliveries = list(
+        NotificationDelivery.objects.filter(pk__in=claimed)
+        .select_related("notification", "notification__organization", "notification__recipient")
+        .order_by("pk")
+    )
+    notifications = {d.notification_id: d.notification for d in deliveries}
+    templates = _Templates.load(notifications.values())
+    contexts = {
+        pk: notification_context(n, variable_mapping=templates.mapping_for(n)) for pk, n in notifications.items()
+    }
+
+    now = timezone.now()
+    outcomes: list[_Outcome] = []
+    in_app_content: dict[int, dict[str, str]] = {}
+    for delivery in deliveries:
+        notification = delivery.notification
+        if notification.expires_at and notification.expires_at <= now:
+            outcomes.append(_Outcome(delivery, DeliveryStatus.EXPIRED, error="Expired before delivery.", error_code="expired"))
+            continue
+        locale = delivery.locale or notification.recipient_locale or (
+            notification.recipient.locale if notification.recipient else ""
+        )
+        try:
+            content = delivery_render(
+                notification=notification, channel=delivery.channel, locale=locale,
+                templates=templates, context=contexts[notification.pk],
+            )
+        except ValidationError as exc:
+            # A template that no longer compiles: no retry will fix it.
+            outcomes.append(_Outcome(delivery, DeliveryStatus.FAILED, error=f"Template error: {exc.detail}",
+                                     error_code="template"))
+            continue
+        if delivery.channel == Channel.IN_APP:
+            if notification.recipient_id is None:
+                outcomes.append(_Outcome(delivery, DeliveryStatus.FAILED, error="In-app needs a user recipient.",
+                                         error_code="no_address", rendered=content))
+                continue
+            # The notification row is the inbox item: storing its content is the delivery.
+            in_app_content[notification.pk] = content
+            outcomes.append(_Outcome(delivery, DeliveryStatus.DELIVERED, provider=IN_APP_PROVIDER,
+                                     provider_message_id=f"notification:{notification.pk}", rendered=content))
+            continue
+        try:
+            outcomes.append(_send(delivery, notification, content))
+        except Exception as exc:  # an unexpected bug in one provider must not strand the whole batch in SENDING
+            logger.exception("delivery %s: unexpected error while sending", delivery.pk)
+            outcomes.append(_Outcome(delivery, DeliveryStatus.PENDING, error=f"Unexpected error: {exc.__class__.__name__}",
+                                     error_code="unexpected", transient=True, rendered=content))
+
+    _record(outcomes=outcomes, notifications=notifications, in_app_content=in_app_content, report=report)
+    return report
+
+
+def _record(
+    *, outcomes: list[_Outcome], notifications: dict[int, Notification], in_app_content: dict[int, dict[str, str]],
+    report: BatchReport,
+) -> None:
+    """Store every outcome, the notifications' derived status and the audit trail: one short transaction."""
+    now = timezone.now()
+    updated: list[NotificationDelivery] = []
+    audits: list[NotificationAuditLog] = []
+    dead_letters: list[DeadLetter] = []
+    for outcome in outcomes:
+        d = outcome.delivery
+        d.updated_at = now
+        d.claimed_at = None
+        if outcome.rendered:
+            d.rendered = {k: v for k, v in outcome.rendered.items() if k != "extra"}
+        if outcome.provider:
+            d.provider = outcome.provider
+        if outcome.provider_response is not None:
+            d.provider_response = outcome.provider_response
+        audit = NotificationAuditLog(
+            organization_id=d.organization_id, notification_id=d.notification_id, delivery_id=d.pk,
+            actor_label=outcome.provider or d.provider, details={"channel": d.channel, "attempt": d.attempts},
+        )
+        if outcome.status in DELIVERY_SUCCESS_STATUSES:
+            d.status = outcome.status
+            d.provider_message_id = outcome.provider_message_id
+            d.sent_at = now
+            if outcome.status == DeliveryStatus.DELIVERED:
+                d.delivered_at = now
+            d.cost_amount = outcome.cost_amount
+            d.cost_currency = outcome.cost_currency
+            d.next_retry_at = None
+            d.error = ""
+            audit.action = AuditAction.DELIVERY_SENT
+            audit.details.update(provider=d.provider, provider_message_id=d.provider_message_id)
+            report.sent += 1
+        else:
+            d.error = outcome.error
+            d.error_history = [
+                *(d.error_history or []),
+                {"at": now.isoformat(), "attempt": d.attempts, "error": outcome.error, "code": outcome.error_code,
+                 "transient": outcome.transient, "provider": outcome.provider or d.provider},
+            ]
+            audit.error_message = outcome.error
+            audit.outcome = AuditOutcome.FAILURE
+            if outcome.status == DeliveryStatus.EXPIRED:
+                d.status = DeliveryStatus.EXPIRED
+                audit.action = AuditAction.DELIVERY_SKIPPED
+                report.expired += 1
+            elif outcome.transient and d.attempts < d.max_attempts:
+                d.status = DeliveryStatus.PENDING
+                d.next_retry_at = retry_at(attempts=d.attempts, now=now, retry_after=outcome.retry_after)
+                audit.action = AuditAction.DELIVERY_RETRY_SCHEDULED
+                audit.details["next_retry_at"] = d.next_retry_at.isoformat()
+                report.retried += 1
+            else:
+                d.status = DeliveryStatus.FAILED
+                d.failed_at = now
+                d.next_retry_at = None
+                audit.action = AuditAction.DELIVERY_FAILED
+                report.failed += 1
+                if outcome.transient:
+                    # Every attempt failed transiently: park it where an operator can replay it.
+                    dead_letters.append(DeadLetter(
+                        organization_id=d.organization_id, delivery_id=d.pk, channel=d.channel,
+                        reason=f"{d.attempts} attempts failed: {outcome.error}", error_history=d.error_history,
+                        payload={"notification_id": d.notification_id, "channel": d.channel,
+                                 "recipient_address": d.recipient_address},
+                    ))
+        updated.append(d)
+        audits.append(audit)
+
+    in_app_rows: list[Notification] = []
+    for pk, content in in_app_content.items():
+        n = notifications[pk]
+        n.title = content.get("title") or n.title
+        n.body = content.get("body") or n.body
+        n.body_html = content.get("body_html") or n.body_html
+        n.action_url = content.get("action_url") or n.action_url
+        n.action_label = content.get("action_label") or n.action_label
+        in_app_rows.append(n)
+
+    with transaction.atomic():
+        NotificationDelivery.objects.bulk_update(
+            updated,
+            ["status", "provider", "provider_message_id", "provider_response", "rendered", "sent_at", "delivered_at",
+             "failed_at", "next_retry_at", "claimed_at", "error", "error_history", "cost_amount", "cost_currency",
+             "updated_at"],
+        )
+        if in_app_rows:
+            Notification.objects.bulk_update(in_app_rows, ["title", "body", "body_html", "action_url", "action_label"])
+        statuses = notifications_status_refresh(notification_ids=notifications.keys(), now=now)
+        for pk, status in statuses.items():
+            if status in (NotificationStatus.DELIVERED, NotificationStatus.PARTIALLY_DELIVERED, NotificationStatus.FAILED):
+                if notifications[pk].status != status:
+                    audits.append(NotificationAuditLog(
+                        organization_id=notifications[pk].organization_id, notification_id=pk,
+                        action=AuditAction.NOTIFICATION_FAILED if status == NotificationStatus.FAILED
+                        else AuditAction.NOTIFICATION_DELIVERED,
+                        outcome={NotificationStatus.DELIVERED: AuditOutcome.SUCCESS,
+                                 NotificationStatus.PARTIALLY_DELIVERED: AuditOutcome.PARTIAL}.get(status, AuditOutcome.FAILURE),
+                        details={"status": status},
+                    ))
+        NotificationAuditLog.objects.bulk_create(audits)
+        if dead_letters:
+            DeadLetter.objects.bulk_create(dead_letters, ignore_conflicts=True)
+        if in_app_rows:
+            from notifications.engine.sse import inbox_publish_new
+
+            published = [n for n in in_app_rows]
+            transaction.on_commit(lambda: inbox_publish_new(notifications=published))

@@ -1,0 +1,155 @@
+"""The in-app inbox: a user's own notifications that were delivered on the IN_APP channel.
+
+Selectors read (always scoped to the recipient), services change the inbox state and tell
+the user's open streams about the new unread count once the change is committed.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.db import transaction
+from django.db.models import Count, Exists, OuterRef, QuerySet
+from django.utils import timezone
+
+from common.exceptions import NotFound, ValidationError
+from notifications.enums import DELIVERY_SUCCESS_STATUSES, AuditAction, AuditActorType, Channel
+from notifications.models import Notification, NotificationAuditLog, NotificationDelivery
+
+STATUS_UNREAD = "unread"
+STATUS_READ = "read"
+STATUS_ARCHIVED = "archived"
+INBOX_STATUSES = (STATUS_UNREAD, STATUS_READ, STATUS_ARCHIVED)
+
+
+def _in_app_delivered() -> Exists:
+    return Exists(
+        NotificationDelivery.objects.filter(
+            notification_id=OuterRef("pk"), channel=Channel.IN_APP, status__in=list(DELIVERY_SUCCESS_STATUSES)
+        )
+    )
+
+
+def notifications_for_user(*, user_id: int, status: str | None = None) -> QuerySet[Notification]:
+    """The user's inbox, newest first. ``status``: unread, read, archived, or None (not archived)."""
+    qs = Notification.objects.filter(recipient_id=user_id).filter(_in_app_delivered())
+    if status is None or status == "":
+        qs = qs.filter(archived_at__isnull=True)
+    elif status == STATUS_UNREAD:
+        qs = qs.filter(archived_at__isnull=True, read_at__isnull=True)
+    elif status == STATUS_READ:
+        qs = qs.filter(archived_at__isnull=True, read_at__isnull=False)
+    elif status == STATUS_ARCHIVED:
+        qs = qs.filter(archived_at__isnull=False)
+    else:
+        raise ValidationError({"status": [f"Must be one of: {', '.join(INBOX_STATUSES)}."]})
+    return qs.order_by("-created_at", "-id")
+
+
+def notification_get_for_user(*, user_id: int, notification_id: int) -> Notification:
+    """One of the user's inbox items; anybody else's (or an unknown id) is a 404."""
+    try:
+        return Notification.objects.filter(_in_app_delivered()).get(pk=int(notification_id), recipient_id=user_id)
+    except (Notification.DoesNotExist, ValueError, TypeError):
+        raise NotFound("Notification not found.") from None
+
+
+def inbox_unread_count(*, user_id: int) -> int:
+    return notifications_for_user(user_id=user_id, status=STATUS_UNREAD).count()
+
+
+def inbox_unread_counts(*, user_ids: Iterable[int]) -> dict[int, int]:
+    """Unread counts of many users in one query (users with none are absent)."""
+    rows = (
+        Notification.objects.filter(recipient_id__in=list(user_ids), archived_at__isnull=True, read_at__isnull=True)
+        .filter(_in_app_delivered())
+        .order_by()
+        .values("recipient_id")
+        .annotate(n=Count("pk"))
+    )
+    return {row["recipient_id"]: row["n"] for row in rows}
+
+
+# --- services ------------------------------------------------------------------------------
+
+
+def _audit(notification: Notification, *, user_id: int, action: str) -> None:
+    NotificationAuditLog.objects.create(
+        organization_id=notification.organization_id, notification=notification, user_id=user_id,
+        action=action, actor_type=AuditActorType.USER, actor_id=str(user_id),
+    )
+
+
+def _publish_count_on_commit(user_id: int) -> None:
+    def _publish() -> None:
+        from notifications.engine.sse import inbox_publish_count, redis_client
+
+        if redis_client() is not None:
+            inbox_publish_count(user_id=user_id, count=inbox_unread_count(user_id=user_id))
+
+    transaction.on_commit(_publish)
+
+
+def _locked(user_id: int, notification_id: int) -> Notification:
+    notification = notification_get_for_user(user_id=user_id, notification_id=notification_id)
+    return Notification.objects.select_for_update().get(pk=notification.pk)
+
+
+@transaction.atomic
+def notification_mark_read(*, user_id: int, notification_id: int) -> Notification:
+    notification = _locked(user_id, notification_id)
+    if notification.read_at is None:
+        notification.read_at = timezone.now()
+        notification.save(update_fields=["read_at", "updated_at"])
+        _audit(notification, user_id=user_id, action=AuditAction.READ)
+        _publish_count_on_commit(user_id)
+    return notification
+
+
+@transaction.atomic
+def notification_mark_unread(*, user_id: int, notification_id: int) -> Notification:
+    notification = _locked(user_id, notification_id)
+    if notification.read_at is not None:
+        notification.read_at = None
+        notification.save(update_fields=["read_at", "updated_at"])
+        _publish_count_on_commit(user_id)
+    return notification
+
+
+@transaction.atomic
+def notification_archive(*, user_id: int, notification_id: int) -> Notification:
+    notification = _locked(user_id, notification_id)
+    if notification.archived_at is None:
+        notification.archived_at = timezone.now()
+        notification.save(update_fields=["archived_at", "updated_at"])
+        _audit(notification, user_id=user_id, action=AuditAction.ARCHIVED)
+        _publish_count_on_commit(user_id)
+    return notification
+
+
+@transaction.atomic
+def notifications_mark_all_read(*, user_id: int) -> int:
+    """Mark every unread inbox item read; returns how many changed."""
+    now = timezone.now()
+    ids = list(notifications_for_user(user_id=user_id, status=STATUS_UNREAD).values_list("pk", flat=True))
+    if not ids:
+        return 0
+    changed = Notification.objects.filter(pk__in=ids, read_at__isnull=True).update(read_at=now, updated_at=now)
+    _publish_count_on_commit(user_id)
+    return changed
+
+
+@transaction.atomic
+def notification_acknowledge(*, user_id: int, notification_id: int) -> Notification:
+    """Acknowledge (and read) a notification; the escalation engine stops on ``acknowledged_at``."""
+    notification = _locked(user_id, notification_id)
+    if notification.acknowledged_at is None:
+        now = timezone.now()
+        notification.acknowledged_at = now
+        fields = ["acknowledged_at", "updated_at"]
+        if notification.read_at is None:
+            notification.read_at = now
+            fields.append("read_at")
+            _publish_count_on_commit(user_id)
+        notification.save(update_fields=fields)
+        _audit(notification, user_id=user_id, action=AuditAction.ACKNOWLEDGED)
+    return notification

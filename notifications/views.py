@@ -1,0 +1,59 @@
+"""Web pages of the inbox side: the inbox and, for staff, the outbox of the embedded providers."""
+from __future__ import annotations
+
+import email
+import email.policy
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.contrib.admin.views.decorators import staff_member_required
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+
+OUTBOX_LIMIT = 50
+
+
+@login_required
+def inbox_page(request: HttpRequest) -> HttpResponse:
+    return render(request, "notifications/inbox.html", {})
+
+
+def _file_backend_messages(limit: int) -> list[dict[str, Any]]:
+    """Emails written by Django's file backend (one .log file per connection, messages separated by dashes)."""
+    if settings.EMAIL_BACKEND != "django.core.mail.backends.filebased.EmailBackend":
+        return []
+    folder = Path(settings.EMAIL_FILE_PATH)
+    if not folder.is_dir():
+        return []
+    files = sorted(folder.glob("*.log"), key=lambda p: p.stat().st_mtime, reverse=True)
+    messages: list[dict[str, Any]] = []
+    for path in files:
+        for chunk in reversed(path.read_text(errors="replace").split("-" * 79)):
+            chunk = chunk.strip()
+            if not chunk:
+                continue
+            parsed = email.message_from_string(chunk, policy=email.policy.default)
+            text_part = parsed.get_body(preferencelist=("plain",))
+            html_part = parsed.get_body(preferencelist=("html",))
+            messages.append({
+                "to": parsed.get("To", ""), "subject": parsed.get("Subject", ""), "date": parsed.get("Date", ""),
+                "text": text_part.get_content() if text_part else "",
+                "has_html": html_part is not None,
+            })
+            if len(messages) >= limit:
+                return messages
+    return messages
+
+
+@staff_member_required
+def outbox_page(request: HttpRequest) -> HttpResponse:
+    from providers.models import ProviderOutbox
+
+    context = {
+        "emails": _file_backend_messages(OUTBOX_LIMIT),
+        "email_backend": settings.EMAIL_BACKEND.rsplit(".", 2)[-2],
+        "logged": list(ProviderOutbox.objects.order_by("-created_at", "-pk")[:OUTBOX_LIMIT]),
+    }
+    return render(request, "notifications/outbox.html", context)

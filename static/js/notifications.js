@@ -1,0 +1,180 @@
+/* Notification bell (live unread count) and the inbox page. Plain JS, no build step. */
+(function () {
+  "use strict";
+
+  var API = "/api/v1/notifications/";
+  var bell = document.getElementById("notification-bell");
+  if (!bell) return;
+  var badge = document.getElementById("notification-bell-count");
+  var listeners = [];
+
+  function csrfToken() {
+    var input = document.querySelector("input[name=csrfmiddlewaretoken]");
+    if (input) return input.value;
+    var match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
+    return match ? decodeURIComponent(match[1]) : "";
+  }
+
+  function api(url, method) {
+    return fetch(url, {
+      method: method || "GET",
+      credentials: "same-origin",
+      headers: { "Accept": "application/json", "X-CSRFToken": csrfToken() }
+    }).then(function (response) {
+      if (!response.ok) throw new Error("HTTP " + response.status);
+      return response.json();
+    });
+  }
+
+  function setCount(count) {
+    count = Number(count) || 0;
+    badge.textContent = count > 99 ? "99+" : String(count);
+    badge.hidden = count === 0;
+    bell.setAttribute("aria-label", count ? count + " unread notifications" : "Notifications");
+    bell.classList.toggle("has-unread", count > 0);
+  }
+
+  // --- live count: Server-Sent Events, falling back to polling ------------------------------
+  var pollTimer = null;
+  function poll() {
+    api(bell.dataset.countUrl).then(function (data) { setCount(data.count); }).catch(function () {});
+  }
+  function startPolling() {
+    if (pollTimer) return;
+    poll();
+    pollTimer = window.setInterval(poll, 15000);
+  }
+
+  function startStream() {
+    if (!window.EventSource) { startPolling(); return; }
+    var failures = 0;
+    var source = new EventSource(bell.dataset.streamUrl);
+    source.addEventListener("open", function () { failures = 0; });
+    source.addEventListener("unread_count", function (e) {
+      setCount(JSON.parse(e.data).count);
+    });
+    source.addEventListener("notification", function (e) {
+      var item = JSON.parse(e.data);
+      if (typeof item.unread_count === "number") setCount(item.unread_count);
+      listeners.forEach(function (fn) { fn(item); });
+    });
+    source.addEventListener("error", function () {
+      failures += 1;
+      // EventSource reconnects by itself; after repeated failures, poll instead.
+      if (failures >= 3) { source.close(); startPolling(); }
+    });
+  }
+
+  poll();
+  startStream();
+
+  // --- the inbox page ------------------------------------------------------------------------
+  var list = document.getElementById("inbox-list");
+  if (!list) return;
+  var empty = document.getElementById("inbox-empty");
+  var more = document.getElementById("inbox-more");
+  var tabs = document.getElementById("inbox-tabs");
+  var currentStatus = "";
+  var nextUrl = null;
+
+  function timeAgo(iso) {
+    var seconds = Math.max(0, (Date.now() - new Date(iso).getTime()) / 1000);
+    if (seconds < 60) return "just now";
+    if (seconds < 3600) return Math.floor(seconds / 60) + " min ago";
+    if (seconds < 86400) return Math.floor(seconds / 3600) + " h ago";
+    return new Date(iso).toLocaleDateString();
+  }
+
+  function button(label, action, id) {
+    var b = document.createElement("button");
+    b.type = "button";
+    b.className = "inbox-action";
+    b.textContent = label;
+    b.dataset.action = action;
+    b.dataset.id = id;
+    return b;
+  }
+
+  function render(item) {
+    var li = document.createElement("li");
+    li.className = "inbox-item" + (item.read_at ? "" : " unread") + " crit-" + String(item.criticality || "").toLowerCase();
+    li.dataset.id = item.id;
+    var dot = document.createElement("span");
+    dot.className = "inbox-dot";
+    var main = document.createElement("div");
+    main.className = "inbox-main";
+    var title = document.createElement(item.action_url ? "a" : "strong");
+    title.className = "inbox-title";
+    title.textContent = item.title || item.event_type;
+    if (item.action_url) { title.href = item.action_url; title.dataset.id = item.id; title.dataset.action = "open"; }
+    var body = document.createElement("p");
+    body.className = "inbox-body";
+    body.textContent = item.body || "";
+    var meta = document.createElement("span");
+    meta.className = "muted inbox-meta";
+    meta.textContent = timeAgo(item.created_at) + (item.criticality && item.criticality !== "MEDIUM" && item.criticality !== "LOW" ? " · " + item.criticality : "");
+    main.appendChild(title);
+    main.appendChild(body);
+    main.appendChild(meta);
+    var actions = document.createElement("div");
+    actions.className = "inbox-actions";
+    if (!item.archived_at) {
+      actions.appendChild(item.read_at ? button("Mark unread", "unread", item.id) : button("Mark read", "read", item.id));
+      actions.appendChild(button("Archive", "archive", item.id));
+    }
+    li.appendChild(dot);
+    li.appendChild(main);
+    li.appendChild(actions);
+    return li;
+  }
+
+  function load(reset) {
+    var url = reset ? API + (currentStatus ? "?status=" + currentStatus : "") : nextUrl;
+    if (!url) return;
+    api(url).then(function (page) {
+      if (reset) list.textContent = "";
+      page.results.forEach(function (item) { list.appendChild(render(item)); });
+      nextUrl = page.next;
+      more.hidden = !nextUrl;
+      empty.hidden = list.children.length > 0;
+    }).catch(function () { empty.hidden = false; empty.textContent = "The inbox could not be loaded. Retry in a moment."; });
+  }
+
+  tabs.addEventListener("click", function (e) {
+    var tab = e.target.closest("button[data-status]");
+    if (!tab) return;
+    Array.prototype.forEach.call(tabs.children, function (t) { t.classList.toggle("active", t === tab); });
+    currentStatus = tab.dataset.status;
+    load(true);
+  });
+
+  list.addEventListener("click", function (e) {
+    var target = e.target.closest("[data-action]");
+    if (!target) return;
+    var id = target.dataset.id;
+    var action = target.dataset.action;
+    if (action === "open") { api(API + id + "/read/", "POST").catch(function () {}); return; }
+    e.preventDefault();
+    api(API + id + "/" + action + "/", "POST").then(function (item) {
+      var li = list.querySelector('li[data-id="' + id + '"]');
+      var leaves = action === "archive" || (currentStatus === "unread" && action === "read") || (currentStatus === "read" && action === "unread");
+      if (leaves) { li.remove(); } else { li.replaceWith(render(item)); }
+      empty.hidden = list.children.length > 0;
+      poll();
+    }).catch(function () {});
+  });
+
+  document.getElementById("inbox-read-all").addEventListener("click", function () {
+    api(API + "read-all/", "POST").then(function () { setCount(0); load(true); }).catch(function () {});
+  });
+  more.addEventListener("click", function () { load(false); });
+
+  listeners.push(function (item) {
+    if (currentStatus === "" || currentStatus === "unread") {
+      if (!list.querySelector('li[data-id="' + item.id + '"]')) list.insertBefore(render(item), list.firstChild);
+      empty.hidden = true;
+    }
+  });
+
+  load(true);
+})();
