@@ -10,13 +10,24 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.selectors import user_primary_organization
-from common.exceptions import NotFound, ProviderError, ProviderPermanentError, ValidationError
+from common.exceptions import (
+    NotFound,
+    ProviderError,
+    ProviderPermanentError,
+    ValidationError,
+)
 from common.queues import Queue
 
 from .engines import NarrationJob, get_engine
-from .models import DEFAULT_NARRATOR_PROFILE, NarrationStatus, Story, StoryCharacter, StoryNarration
+from .models import (
+    DEFAULT_NARRATOR_PROFILE,
+    NarrationStatus,
+    Story,
+    StoryCharacter,
+    StoryNarration,
+)
 from .segmenter import build_script
-from .styles import STYLES, get_style
+from .styles import get_style
 
 logger = logging.getLogger(__name__)
 
@@ -155,7 +166,7 @@ def _delete_stale_audio(paths: set[str]) -> None:
     for path in paths:
         try:
             default_storage.delete(path)
-        except Exception:  # a leftover file is harmless; a failed request over it is not
+        except Exception:  # noqa: BLE001 -- a leftover file is harmless; failing the request over it is not
             logger.warning("could not delete stale narration audio %s", path)
 
 
@@ -229,7 +240,6 @@ def narration_pregenerate_enqueue(*, narration_ids: list[int]) -> None:
 
 
 __all__ = [
-    "STYLES",
     "narration_generate",
     "narration_pregenerate_enqueue",
     "narrations_ensure_shared",

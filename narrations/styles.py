@@ -58,7 +58,7 @@ class StyleSpec:
 
     def estimate_duration_ms(self, text: str) -> int:
         words = max(1, len(text.split()))
-        return int(round(words * 60_000 / self.words_per_minute))
+        return round(words * 60_000 / self.words_per_minute)
 
 
 STYLES: dict[str, StyleSpec] = {

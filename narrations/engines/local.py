@@ -38,7 +38,7 @@ _SYNTH_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short),
 # eSpeak NG keeps global state (one voice, one callback, one output buffer): every call into
 # it, from any thread of the process, goes through this lock.
 _LOCK = threading.Lock()
-_LIBRARIES: dict[tuple[str, str], "EspeakLibrary | None"] = {}
+_LIBRARIES: dict[tuple[str, str], EspeakLibrary | None] = {}
 
 
 class EspeakUnavailable(RuntimeError):
