@@ -1,1 +1,760 @@
-from django.contrib import admin  # noqa: F401
+"""The staff console for the notification platform.
+
+Deliveries, audit rows and idempotency records are evidence: they can be viewed, never
+added or edited here. Provider and webhook secrets are never shown; an operator can only
+replace or clear them.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django import forms
+from django.contrib import admin
+from django.db import models
+from django.forms.models import BaseInlineFormSet
+from django.utils.html import format_html
+from modeltranslation.admin import TabbedTranslationAdmin, TranslationTabularInline
+
+from .enums import AuditAction, AuditActorType
+from .models import (
+    ChannelConfiguration,
+    ChannelPreference,
+    CriticalityRouting,
+    DeadLetter,
+    EscalationChain,
+    EscalationLevel,
+    EventType,
+    IdempotencyRecord,
+    Notification,
+    NotificationAuditLog,
+    NotificationBatch,
+    NotificationDelivery,
+    NotificationPreference,
+    NotificationProvider,
+    NotificationTemplate,
+    QuietHours,
+    QuietHoursChannelRule,
+    QuietHoursSchedule,
+    TemplateChannel,
+    UserPresence,
+    Webhook,
+)
+
+SECRET_SET = "•••• set"
+SECRET_UNSET = "not set"
+
+
+# --- helpers ---------------------------------------------------------------------------
+
+
+def _pretty_json(value: Any) -> str:
+    if value in (None, "", [], {}):
+        return "—"
+    return format_html("<pre style='white-space: pre-wrap; margin: 0'>{}</pre>", json.dumps(value, indent=2, ensure_ascii=False, default=str))
+
+
+def _audit(request, *, action: str, organization_id: int | None, details: dict[str, Any] | None = None, **targets: Any) -> None:
+    NotificationAuditLog.objects.create(
+        organization_id=organization_id,
+        action=action,
+        actor_type=AuditActorType.USER,
+        actor_id=str(request.user.pk),
+        actor_label=request.user.get_username(),
+        details={"source": "admin", **(details or {})},
+        **targets,
+    )
+
+
+def _changed_fields(form, formsets) -> list[str]:
+    changed = list(form.changed_data)
+    for formset in formsets:
+        for inline_form in formset.forms:
+            if inline_form.has_changed():
+                prefix = getattr(inline_form.instance, "channel", "") or formset.prefix
+                changed.extend(f"{prefix}.{name}" for name in inline_form.changed_data)
+    return changed
+
+
+class _NoEchoTextarea(forms.Textarea):
+    """A textarea that never renders a value back into the page (secrets stay out of HTML)."""
+
+    def format_value(self, value: Any) -> None:
+        return None
+
+
+class ReadOnlyAdminMixin:
+    """View-only: no add, no change. Deletion stays with the model permission."""
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class ReadOnlyInline(admin.TabularInline):
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+# --- taxonomy ----------------------------------------------------------------------------
+
+
+@admin.register(EventType)
+class EventTypeAdmin(admin.ModelAdmin):
+    list_display = ("key", "name", "category", "default_criticality", "default_channels", "allowed_channels", "is_active")
+    list_filter = ("category", "default_criticality", "is_active")
+    search_fields = ("key", "name", "description")
+    list_editable = ("is_active",)
+    readonly_fields = ("created_at", "updated_at")
+    fieldsets = (
+        (None, {"fields": ("key", "name", "description", "category", "recipients_hint", "is_active")}),
+        ("Routing defaults", {"fields": ("default_criticality", "default_channels", "allowed_channels")}),
+        ("Templates", {"fields": ("default_template_key", "variable_mapping")}),
+        ("History", {"fields": ("created_at", "updated_at")}),
+    )
+
+
+# --- templates ---------------------------------------------------------------------------
+
+
+def _allowed_variables(*, event_type: str, declared: list[str] | None) -> frozenset[str]:
+    from .engine.rendering import allowed_variables_for
+
+    mapping = EventType.objects.filter(key=event_type).values_list("variable_mapping", flat=True).first()
+    if mapping is None:
+        # An event type outside the taxonomy: the template's own declaration is the contract.
+        mapping = {name: name for name in declared or []}
+    return allowed_variables_for(mapping)
+
+
+def _translated_contents(cleaned: dict[str, Any]) -> dict[str, str]:
+    from django.conf import settings
+
+    from .engine.rendering import CONTENT_FIELDS
+
+    contents: dict[str, str] = {}
+    for name in CONTENT_FIELDS:
+        for code, _label in settings.LANGUAGES:
+            value = cleaned.get(f"{name}_{code}")
+            if value:
+                contents[f"{name}_{code}"] = value
+    return contents
+
+
+def _validation_messages(exc) -> list[str]:
+    detail = exc.detail
+    if isinstance(detail, dict):
+        return [f"{field}: {' '.join(map(str, msgs)) if isinstance(msgs, list) else msgs}" for field, msgs in detail.items()]
+    return [str(detail)]
+
+
+class TemplateChannelFormSet(BaseInlineFormSet):
+    """Refuses content that does not compile in the sandbox or names an unknown variable."""
+
+    def clean(self) -> None:
+        super().clean()
+        from common.exceptions import ValidationError as DomainValidationError
+
+        from .engine.rendering import template_validate
+
+        template = self.instance
+        allowed = _allowed_variables(event_type=template.event_type, declared=template.variables)
+        for form in self.forms:
+            if not hasattr(form, "cleaned_data") or form.cleaned_data.get("DELETE"):
+                continue
+            try:
+                template_validate(channel_contents=_translated_contents(form.cleaned_data), allowed_variables=allowed)
+            except DomainValidationError as exc:
+                for message in _validation_messages(exc):
+                    form.add_error(None, message)
+
+
+class TemplateChannelInline(TranslationTabularInline):
+    model = TemplateChannel
+    formset = TemplateChannelFormSet
+    extra = 0
+    fields = ("channel", "subject", "title", "body", "body_html", "action_label", "action_url", "extra")
+    formfield_overrides = {models.TextField: {"widget": forms.Textarea(attrs={"rows": 4, "cols": 32})}}
+
+
+class TemplateScopeFilter(admin.SimpleListFilter):
+    title = "scope"
+    parameter_name = "scope"
+
+    def lookups(self, request, model_admin):
+        return (("global", "Platform default"), ("organization", "Organization override"))
+
+    def queryset(self, request, queryset):
+        if self.value() == "global":
+            return queryset.filter(organization__isnull=True)
+        if self.value() == "organization":
+            return queryset.filter(organization__isnull=False)
+        return queryset
+
+
+@admin.register(NotificationTemplate)
+class NotificationTemplateAdmin(admin.ModelAdmin):
+    list_display = ("key", "name", "event_type", "organization", "channel_list", "version", "is_active", "is_default", "updated_at")
+    list_filter = (TemplateScopeFilter, "is_active", "is_default", "default_criticality")
+    search_fields = ("key", "name", "event_type", "organization__name")
+    autocomplete_fields = ("organization",)
+    readonly_fields = ("version", "created_by", "updated_by", "created_at", "updated_at")
+    inlines = [TemplateChannelInline]
+    fieldsets = (
+        (None, {"fields": ("key", "event_type", "name", "description", "organization", "default_criticality")}),
+        ("Content", {"fields": ("variables", "is_active", "is_default")}),
+        ("History", {"fields": ("version", "created_by", "updated_by", "created_at", "updated_at")}),
+    )
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("organization").prefetch_related("channels")
+
+    @admin.display(description="channels")
+    def channel_list(self, obj: NotificationTemplate) -> str:
+        return ", ".join(channel.channel for channel in obj.channels.all())
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            obj.version += 1
+        else:
+            obj.created_by = request.user
+        obj.updated_by = request.user
+        super().save_model(request, obj, form, change)
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        changed = _changed_fields(form, formsets)
+        if change and not changed:
+            return
+        _audit(
+            request,
+            action=AuditAction.TEMPLATE_CHANGED if change else AuditAction.TEMPLATE_CREATED,
+            organization_id=form.instance.organization_id,
+            template=form.instance,
+            details={"key": form.instance.key, "version": form.instance.version, "changed": changed},
+        )
+
+    def delete_model(self, request, obj):
+        _audit(request, action=AuditAction.TEMPLATE_DELETED, organization_id=obj.organization_id, details={"key": obj.key})
+        super().delete_model(request, obj)
+
+
+class TemplateChannelForm(forms.ModelForm):
+    class Meta:
+        model = TemplateChannel
+        fields = "__all__"
+
+    def clean(self):
+        cleaned = super().clean()
+        template = cleaned.get("template")
+        if template is not None:
+            from common.exceptions import ValidationError as DomainValidationError
+
+            from .engine.rendering import template_validate
+
+            allowed = _allowed_variables(event_type=template.event_type, declared=template.variables)
+            try:
+                template_validate(channel_contents=_translated_contents(cleaned), allowed_variables=allowed)
+            except DomainValidationError as exc:
+                raise forms.ValidationError(_validation_messages(exc)) from None
+        return cleaned
+
+
+@admin.register(TemplateChannel)
+class TemplateChannelAdmin(TabbedTranslationAdmin):
+    form = TemplateChannelForm
+    list_display = ("template", "channel", "title", "subject")
+    list_filter = ("channel", "template__is_active")
+    search_fields = ("template__key", "template__event_type", "title", "subject", "body")
+    list_select_related = ("template", "template__organization")
+    autocomplete_fields = ("template",)
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        NotificationTemplate.objects.filter(pk=obj.template_id).update(version=models.F("version") + 1, updated_by=request.user)
+        _audit(
+            request,
+            action=AuditAction.TEMPLATE_CHANGED,
+            organization_id=obj.template.organization_id,
+            template=obj.template,
+            details={"key": obj.template.key, "channel": obj.channel, "changed": list(form.changed_data)},
+        )
+
+
+# --- notifications and deliveries ---------------------------------------------------------
+
+
+class DeliveryInline(ReadOnlyInline):
+    model = NotificationDelivery
+    fk_name = "notification"
+    fields = ("channel", "status", "recipient_address", "provider", "attempts", "sent_at", "delivered_at", "skip_reason", "error")
+    readonly_fields = fields
+
+
+@admin.register(Notification)
+class NotificationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ("id", "event_type", "recipient_label", "organization", "criticality", "status", "created_at", "read_at")
+    list_filter = ("status", "criticality", "category", "organization")
+    search_fields = (
+        "event_type", "title", "recipient__username", "recipient__email", "recipient_email", "recipient_phone",
+        "=correlation_id", "=deduplication_key", "=resource_id",
+    )
+    list_select_related = ("recipient", "organization")
+    show_full_result_count = False
+    inlines = [DeliveryInline]
+    fieldsets = (
+        (None, {"fields": ("organization", "team", "project", "event_id", "event_type", "category", "criticality", "status")}),
+        ("Recipient", {"fields": ("recipient", "recipient_email", "recipient_phone", "recipient_locale", "recipient_timezone")}),
+        ("Source", {"fields": ("source_module", "actor_type", "actor_id", "actor_name", "resource_type", "resource_id", "resource_name", "correlation_id", "deduplication_key")}),
+        ("Content", {"fields": ("template", "title", "body", "action_url", "action_label", "image_url", "data_pretty")}),
+        ("Routing", {"fields": ("channels_requested", "channels_delivered", "trace_pretty")}),
+        ("Timing", {"fields": ("scheduled_for", "expires_at", "processed_at", "completed_at", "read_at", "archived_at", "acknowledged_at", "created_at", "updated_at")}),
+        ("Escalation and digest", {"fields": ("escalation_chain", "escalation_level", "next_escalation_at", "batch")}),
+    )
+
+    def get_readonly_fields(self, request, obj=None):
+        return [name for fieldset in self.fieldsets for name in fieldset[1]["fields"]]
+
+    @admin.display(description="recipient")
+    def recipient_label(self, obj: Notification) -> str:
+        return str(obj.recipient) if obj.recipient_id else (obj.recipient_email or obj.recipient_phone)
+
+    @admin.display(description="data")
+    def data_pretty(self, obj: Notification) -> str:
+        return _pretty_json(obj.data)
+
+    @admin.display(description="routing trace")
+    def trace_pretty(self, obj: Notification) -> str:
+        return _pretty_json(obj.trace)
+
+
+@admin.register(NotificationDelivery)
+class NotificationDeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ("id", "notification_id", "channel", "status", "recipient_address", "provider", "attempts", "next_retry_at", "sent_at", "created_at")
+    list_filter = ("status", "channel", "provider", "organization")
+    search_fields = ("recipient_address", "=provider_message_id")
+    list_select_related = ("organization",)
+    show_full_result_count = False
+    fieldsets = (
+        (None, {"fields": ("notification", "organization", "channel", "status", "recipient_address", "locale", "escalation_level", "fallback_from", "batch")}),
+        ("Provider", {"fields": ("provider", "provider_record", "provider_message_id", "provider_response_pretty", "cost_amount", "cost_currency")}),
+        ("Attempts", {"fields": ("attempts", "max_attempts", "next_retry_at", "claimed_at", "error", "error_history_pretty", "skip_reason")}),
+        ("Timing", {"fields": ("sent_at", "delivered_at", "opened_at", "clicked_at", "failed_at", "created_at", "updated_at")}),
+        ("Content as sent", {"fields": ("rendered_pretty",)}),
+    )
+
+    def get_readonly_fields(self, request, obj=None):
+        return [name for fieldset in self.fieldsets for name in fieldset[1]["fields"]]
+
+    @admin.display(description="provider response")
+    def provider_response_pretty(self, obj: NotificationDelivery) -> str:
+        return _pretty_json(obj.provider_response)
+
+    @admin.display(description="error history")
+    def error_history_pretty(self, obj: NotificationDelivery) -> str:
+        return _pretty_json(obj.error_history)
+
+    @admin.display(description="rendered")
+    def rendered_pretty(self, obj: NotificationDelivery) -> str:
+        return _pretty_json(obj.rendered)
+
+
+@admin.register(NotificationBatch)
+class NotificationBatchAdmin(admin.ModelAdmin):
+    list_display = ("id", "user", "organization", "channel", "frequency", "status", "window_end", "scheduled_for", "notification_count", "sent_at")
+    list_filter = ("status", "channel", "frequency", "batch_type")
+    search_fields = ("user__username", "user__email", "organization__name")
+    autocomplete_fields = ("user", "organization")
+    list_select_related = ("user", "organization")
+    readonly_fields = ("created_at", "updated_at", "sent_at", "notification_count")
+
+
+# --- preferences and quiet hours ----------------------------------------------------------
+
+
+class ChannelPreferenceInline(admin.TabularInline):
+    model = ChannelPreference
+    extra = 0
+    fields = ("channel", "enabled", "only_when_offline", "digest_frequency", "digest_hour", "digest_day_of_week")
+
+
+@admin.register(NotificationPreference)
+class NotificationPreferenceAdmin(admin.ModelAdmin):
+    list_display = ("id", "level", "owner", "scope", "target", "enabled", "min_criticality", "critical_override", "updated_at")
+    list_filter = ("level", "scope", "category", "enabled", "min_criticality")
+    search_fields = ("event_type", "user__username", "user__email", "organization__name", "team__name", "project__name")
+    autocomplete_fields = ("organization", "team", "project", "user")
+    list_select_related = ("organization", "team", "project", "user")
+    readonly_fields = ("created_at", "updated_at")
+    inlines = [ChannelPreferenceInline]
+    fieldsets = (
+        ("Level", {"fields": ("level", "organization", "team", "project", "user")}),
+        ("Applies to", {"fields": ("scope", "category", "event_type")}),
+        ("Setting", {"fields": ("enabled", "min_criticality", "critical_override")}),
+        ("History", {"fields": ("created_at", "updated_at")}),
+    )
+
+    @admin.display(description="owner")
+    def owner(self, obj: NotificationPreference) -> str:
+        return str(obj.user or obj.project or obj.team or obj.organization or "platform")
+
+    @admin.display(description="target")
+    def target(self, obj: NotificationPreference) -> str:
+        return obj.event_type or obj.get_category_display() or "all events"
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        changed = _changed_fields(form, formsets)
+        if change and not changed:
+            return
+        pref = form.instance
+        _audit(
+            request,
+            action=AuditAction.PREFERENCE_CHANGED,
+            organization_id=pref.organization_id,
+            user=pref.user,
+            details={"preference_id": pref.pk, "level": pref.level, "scope": pref.scope, "changed": changed, "created": not change},
+        )
+
+
+@admin.register(ChannelPreference)
+class ChannelPreferenceAdmin(admin.ModelAdmin):
+    list_display = ("id", "preference", "channel", "enabled", "only_when_offline", "digest_frequency", "digest_hour")
+    list_filter = ("channel", "enabled", "only_when_offline", "digest_frequency", "preference__level")
+    search_fields = ("preference__event_type", "preference__user__username", "preference__user__email", "preference__organization__name")
+    autocomplete_fields = ("preference",)
+    list_select_related = ("preference",)
+
+
+class QuietHoursScheduleInline(admin.TabularInline):
+    model = QuietHoursSchedule
+    extra = 0
+
+
+class QuietHoursChannelRuleInline(admin.TabularInline):
+    model = QuietHoursChannelRule
+    extra = 0
+
+
+@admin.register(QuietHours)
+class QuietHoursAdmin(admin.ModelAdmin):
+    list_display = ("id", "user", "organization", "timezone", "enabled", "dnd_until", "default_action", "allow_critical")
+    list_filter = ("enabled", "default_action", "allow_critical")
+    search_fields = ("user__username", "user__email", "organization__name", "timezone")
+    autocomplete_fields = ("user", "organization")
+    list_select_related = ("user", "organization")
+    readonly_fields = ("created_at", "updated_at")
+    inlines = [QuietHoursScheduleInline, QuietHoursChannelRuleInline]
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        changed = _changed_fields(form, formsets)
+        if change and not changed:
+            return
+        quiet = form.instance
+        _audit(
+            request,
+            action=AuditAction.QUIET_HOURS_CHANGED,
+            organization_id=quiet.organization_id,
+            user=quiet.user,
+            details={"quiet_hours_id": quiet.pk, "changed": changed, "created": not change},
+        )
+
+
+@admin.register(QuietHoursSchedule)
+class QuietHoursScheduleAdmin(admin.ModelAdmin):
+    list_display = ("id", "quiet_hours", "days_of_week", "start_time", "end_time")
+    search_fields = ("quiet_hours__user__username", "quiet_hours__user__email", "quiet_hours__organization__name")
+    list_select_related = ("quiet_hours__user", "quiet_hours__organization")
+    autocomplete_fields = ("quiet_hours",)
+
+
+@admin.register(QuietHoursChannelRule)
+class QuietHoursChannelRuleAdmin(admin.ModelAdmin):
+    list_display = ("id", "quiet_hours", "channel", "action", "allow_critical")
+    list_filter = ("channel", "action", "allow_critical")
+    search_fields = ("quiet_hours__user__username", "quiet_hours__user__email", "quiet_hours__organization__name")
+    list_select_related = ("quiet_hours__user", "quiet_hours__organization")
+    autocomplete_fields = ("quiet_hours",)
+
+
+# --- escalation ------------------------------------------------------------------------------
+
+
+class EscalationLevelInline(admin.TabularInline):
+    model = EscalationLevel
+    extra = 0
+    autocomplete_fields = ("recipient_user",)
+
+
+@admin.register(EscalationChain)
+class EscalationChainAdmin(admin.ModelAdmin):
+    list_display = ("name", "organization", "trigger_criticality", "trigger_event_types", "is_active", "updated_at")
+    list_filter = ("is_active", "trigger_criticality")
+    search_fields = ("name", "description", "organization__name")
+    autocomplete_fields = ("organization",)
+    list_select_related = ("organization",)
+    readonly_fields = ("created_at", "updated_at")
+    inlines = [EscalationLevelInline]
+
+
+@admin.register(EscalationLevel)
+class EscalationLevelAdmin(admin.ModelAdmin):
+    list_display = ("chain", "level", "delay_minutes", "channels", "recipient_type", "condition")
+    list_filter = ("recipient_type", "condition")
+    search_fields = ("chain__name",)
+    autocomplete_fields = ("chain", "recipient_user")
+    list_select_related = ("chain",)
+
+
+# --- providers and channel configuration --------------------------------------------------------
+
+
+class NotificationProviderForm(forms.ModelForm):
+    new_secrets = forms.JSONField(
+        required=False,
+        widget=_NoEchoTextarea(attrs={"rows": 4, "cols": 60, "autocomplete": "off"}),
+        label="Replace secrets",
+        help_text='JSON object of sensitive parameters, e.g. {"auth_token": "…"}. Leave empty to keep the stored ones.',
+    )
+    clear_secrets = forms.BooleanField(required=False, label="Clear stored secrets")
+
+    class Meta:
+        model = NotificationProvider
+        exclude = ("secrets",)
+
+    def clean_new_secrets(self):
+        value = self.cleaned_data.get("new_secrets")
+        if value in (None, "", {}):
+            return None
+        if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+            raise forms.ValidationError("Expected a JSON object of parameter names to values.")
+        return value
+
+
+@admin.register(NotificationProvider)
+class NotificationProviderAdmin(admin.ModelAdmin):
+    form = NotificationProviderForm
+    list_display = ("name", "code", "channel", "organization", "priority", "is_active", "is_default", "health_status", "secrets_state", "last_health_check_at")
+    list_filter = ("channel", "health_status", "is_active", "is_default")
+    search_fields = ("name", "code", "description", "organization__name")
+    autocomplete_fields = ("organization",)
+    list_select_related = ("organization",)
+    readonly_fields = ("secrets_state", "health_status", "health_message", "last_health_check_at", "created_at", "updated_at")
+    fieldsets = (
+        (None, {"fields": ("organization", "code", "channel", "name", "description", "priority", "is_active", "is_default")}),
+        ("Configuration", {"fields": ("config", "secret_env_refs", "rate_limit_per_minute", "daily_limit")}),
+        ("Secrets", {"fields": ("secrets_state", "new_secrets", "clear_secrets")}),
+        ("Health", {"fields": ("health_status", "health_message", "last_health_check_at", "created_at", "updated_at")}),
+    )
+
+    @admin.display(description="secrets")
+    def secrets_state(self, obj: NotificationProvider) -> str:
+        if obj is None or not obj.secrets:
+            return SECRET_UNSET
+        return SECRET_SET
+
+    def save_model(self, request, obj, form, change):
+        replaced = form.cleaned_data.get("new_secrets")
+        cleared = form.cleaned_data.get("clear_secrets")
+        if cleared:
+            obj.secrets = ""
+        elif replaced:
+            from providers.secrets import secrets_encrypt
+
+            obj.secrets = secrets_encrypt(replaced)
+        super().save_model(request, obj, form, change)
+        _audit(
+            request,
+            action=AuditAction.PROVIDER_CONFIGURED,
+            organization_id=obj.organization_id,
+            provider=obj,
+            # Parameter names only: the values never reach the audit log.
+            details={
+                "code": obj.code,
+                "changed": [name for name in form.changed_data if name not in ("new_secrets", "clear_secrets")],
+                "secrets": "cleared" if cleared else ("replaced: " + ", ".join(sorted(replaced)) if replaced else "unchanged"),
+                "created": not change,
+            },
+        )
+
+
+class CriticalityRoutingInline(admin.TabularInline):
+    model = CriticalityRouting
+    extra = 0
+
+
+@admin.register(ChannelConfiguration)
+class ChannelConfigurationAdmin(admin.ModelAdmin):
+    list_display = ("channel", "organization", "enabled", "rate_limit_user_per_hour", "rate_limit_org_per_hour", "rate_limit_action", "fallback_channels")
+    list_filter = ("channel", "enabled", "rate_limit_action")
+    search_fields = ("organization__name", "channel")
+    autocomplete_fields = ("organization", "default_provider")
+    list_select_related = ("organization",)
+    readonly_fields = ("created_at", "updated_at")
+    inlines = [CriticalityRoutingInline]
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        changed = _changed_fields(form, formsets)
+        if change and not changed:
+            return
+        _audit(
+            request,
+            action=AuditAction.CHANNEL_CONFIGURATION_CHANGED,
+            organization_id=form.instance.organization_id,
+            details={"configuration_id": form.instance.pk, "channel": form.instance.channel, "changed": changed, "created": not change},
+        )
+
+
+@admin.register(CriticalityRouting)
+class CriticalityRoutingAdmin(admin.ModelAdmin):
+    list_display = ("configuration", "criticality", "enabled", "bypass_quiet_hours")
+    list_filter = ("criticality", "enabled", "bypass_quiet_hours", "configuration__channel")
+    search_fields = ("configuration__organization__name", "configuration__channel")
+    list_select_related = ("configuration__organization",)
+
+
+# --- webhooks ---------------------------------------------------------------------------------
+
+
+class WebhookForm(forms.ModelForm):
+    new_secret = forms.CharField(
+        required=False,
+        strip=False,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        label="Replace secret",
+        help_text="Signing secret or credential. Leave empty to keep the stored one.",
+    )
+    clear_secret = forms.BooleanField(required=False, label="Clear stored secret")
+
+    class Meta:
+        model = Webhook
+        exclude = ("secret",)
+
+
+@admin.register(Webhook)
+class WebhookAdmin(admin.ModelAdmin):
+    form = WebhookForm
+    list_display = ("name", "organization", "direction", "url", "auth_type", "secret_state", "is_active", "failure_count", "last_success_at")
+    list_filter = ("direction", "is_active", "auth_type")
+    search_fields = ("name", "description", "url", "organization__name")
+    autocomplete_fields = ("organization", "created_by")
+    list_select_related = ("organization",)
+    readonly_fields = (
+        "public_id", "incoming_path", "secret_state", "last_triggered_at", "last_success_at", "last_failure_at",
+        "last_error", "failure_count", "created_at", "updated_at",
+    )
+    fieldsets = (
+        (None, {"fields": ("organization", "name", "description", "direction", "url", "public_id", "incoming_path", "is_active")}),
+        ("Authentication", {"fields": ("auth_type", "secret_state", "new_secret", "clear_secret")}),
+        ("Filtering and mapping", {"fields": ("event_types", "event_categories", "settings")}),
+        ("Reliability", {"fields": ("retry_enabled", "max_retries", "failure_count", "last_triggered_at", "last_success_at", "last_failure_at", "last_error")}),
+        ("History", {"fields": ("created_by", "created_at", "updated_at")}),
+    )
+
+    @admin.display(description="secret")
+    def secret_state(self, obj: Webhook) -> str:
+        return SECRET_SET if obj is not None and obj.secret else SECRET_UNSET
+
+    @admin.display(description="incoming URL path")
+    def incoming_path(self, obj: Webhook) -> str:
+        if obj is None or obj.pk is None or obj.direction != "INCOMING":
+            return "—"
+        return f"/webhooks/incoming/{obj.public_id}/"
+
+    def save_model(self, request, obj, form, change):
+        if form.cleaned_data.get("clear_secret"):
+            obj.secret = ""
+        elif form.cleaned_data.get("new_secret"):
+            from providers.secrets import secrets_encrypt
+
+            obj.secret = secrets_encrypt({"secret": form.cleaned_data["new_secret"]})
+        if not change and obj.created_by_id is None:
+            obj.created_by = request.user
+        super().save_model(request, obj, form, change)
+
+
+# --- audit, presence, dead letters, idempotency ------------------------------------------------------
+
+
+@admin.register(NotificationAuditLog)
+class NotificationAuditLogAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ("created_at", "action", "outcome", "actor_type", "actor_label", "organization", "notification_id", "delivery_id")
+    list_filter = ("action", "outcome", "actor_type")
+    search_fields = ("actor_label", "=actor_id", "error_message")
+    list_select_related = ("organization",)
+    show_full_result_count = False
+    fields = (
+        "created_at", "organization", "action", "outcome", "actor_type", "actor_id", "actor_label",
+        "notification", "delivery", "template", "provider", "webhook", "user", "details_pretty", "error_message",
+    )
+    readonly_fields = fields
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description="details")
+    def details_pretty(self, obj: NotificationAuditLog) -> str:
+        return _pretty_json(obj.details)
+
+
+@admin.register(UserPresence)
+class UserPresenceAdmin(admin.ModelAdmin):
+    list_display = ("user", "status", "last_seen_at", "last_active_at", "device_type")
+    list_filter = ("status", "device_type")
+    search_fields = ("user__username", "user__email", "connection_id")
+    autocomplete_fields = ("user",)
+    list_select_related = ("user",)
+
+
+@admin.register(DeadLetter)
+class DeadLetterAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ("id", "organization", "channel", "status", "delivery_id", "reason_short", "created_at", "replayed_at")
+    list_filter = ("status", "channel", "organization")
+    search_fields = ("reason", "=delivery__provider_message_id", "delivery__recipient_address")
+    list_select_related = ("organization",)
+    fields = (
+        "organization", "delivery", "channel", "status", "reason", "payload_pretty", "error_history_pretty",
+        "provider_responses_pretty", "created_at", "replayed_at", "discarded_at", "resolved_by",
+    )
+    readonly_fields = fields
+
+    @admin.display(description="reason")
+    def reason_short(self, obj: DeadLetter) -> str:
+        return (obj.reason or "")[:80]
+
+    @admin.display(description="payload")
+    def payload_pretty(self, obj: DeadLetter) -> str:
+        return _pretty_json(obj.payload)
+
+    @admin.display(description="error history")
+    def error_history_pretty(self, obj: DeadLetter) -> str:
+        return _pretty_json(obj.error_history)
+
+    @admin.display(description="provider responses")
+    def provider_responses_pretty(self, obj: DeadLetter) -> str:
+        return _pretty_json(obj.provider_responses)
+
+
+@admin.register(IdempotencyRecord)
+class IdempotencyRecordAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ("key", "organization", "status", "response_code", "created_at", "expires_at")
+    list_filter = ("status",)
+    search_fields = ("=key",)
+    list_select_related = ("organization",)
+    fields = ("organization", "key", "request_hash", "status", "response_code", "response_body_pretty", "created_at", "completed_at", "expires_at")
+    readonly_fields = fields
+
+    @admin.display(description="response body")
+    def response_body_pretty(self, obj: IdempotencyRecord) -> str:
+        return _pretty_json(obj.response_body)
