@@ -1,2 +1,20 @@
-urlpatterns: list = []
-api_urlpatterns: list = []
+from django.urls import include, path
+
+from . import api, views, webhooks
+
+
+urlpatterns = [
+    path("webhooks/anymail/", include("anymail.urls")),
+    path("webhooks/twilio/status/", webhooks.TwilioStatusWebhookView.as_view(), name="providers-twilio-status"),
+    path("webhooks/twilio/voice/gather/", webhooks.TwilioGatherWebhookView.as_view(), name="providers-twilio-gather"),
+    path("webhooks/meta/whatsapp/", webhooks.MetaWhatsAppWebhookView.as_view(), name="providers-meta-whatsapp"),
+    path("u/<str:token>/", views.unsubscribe, name="providers-unsubscribe"),
+]
+
+api_urlpatterns = [
+    path("admin/providers/", api.ProviderListView.as_view(), name="admin-providers"),
+    path("admin/providers/codes/", api.ProviderCodesView.as_view(), name="admin-provider-codes"),
+    path("admin/providers/<int:provider_id>/", api.ProviderDetailView.as_view(), name="admin-provider"),
+    path("admin/providers/<int:provider_id>/health-check/", api.ProviderHealthCheckView.as_view(), name="admin-provider-health-check"),
+    path("push-subscriptions/", api.PushSubscriptionView.as_view(), name="push-subscriptions"),
+]

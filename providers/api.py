@@ -1,0 +1,240 @@
+"""Provider administration API (/api/v1/admin/providers/) and the user's push subscriptions.
+
+Organization admins manage their organization's records and see the global ones
+read-only; platform staff manage everything. Secrets are write-only: answers show them
+masked, never in clear, and never log them.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers, status
+from rest_framework.permissions import BasePermission, IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.authentication import ServicePrincipal
+from accounts.models import Organization
+from accounts.selectors import request_organization, user_is_org_admin
+from common.exceptions import PermissionDenied, ValidationError
+from notifications.enums import Channel
+
+from . import services
+from .models import PushSubscriptionKind
+from .registry import registry
+from .secrets import mask_record_secrets
+from .selectors import provider_get_visible, providers_visible_to
+
+
+class IsProviderAdmin(BasePermission):
+    message = "Only organization admins and staff manage providers."
+
+    def has_permission(self, request, view) -> bool:
+        user = request.user
+        if not user or not user.is_authenticated or isinstance(user, ServicePrincipal):
+            return False
+        if user.is_staff:
+            return True
+        organization = request_organization(request)
+        return organization is not None and user_is_org_admin(user=user, organization=organization)
+
+
+def _caller_scope(request: Request) -> tuple[int | None, bool]:
+    organization = request_organization(request)
+    return (organization.pk if organization else None), bool(request.user.is_staff)
+
+
+def _can_edit(request: Request, record) -> bool:
+    if request.user.is_staff:
+        return True
+    organization_id, _ = _caller_scope(request)
+    return record.organization_id is not None and record.organization_id == organization_id
+
+
+class ProviderOutSerializer(serializers.Serializer):
+    def to_representation(self, record) -> dict[str, Any]:
+        request = self.context["request"]
+        return {
+            "id": record.pk,
+            "organization_id": record.organization_id,
+            "scope": "global" if record.organization_id is None else "organization",
+            "code": record.code,
+            "channel": record.channel,
+            "name": record.name,
+            "description": record.description,
+            "priority": record.priority,
+            "is_active": record.is_active,
+            "is_default": record.is_default,
+            "config": record.config,
+            "secrets": mask_record_secrets(record),
+            "secret_env_refs": record.secret_env_refs,
+            "rate_limit_per_minute": record.rate_limit_per_minute,
+            "daily_limit": record.daily_limit,
+            "health_status": record.health_status,
+            "health_message": record.health_message,
+            "last_health_check_at": record.last_health_check_at,
+            "read_only": not _can_edit(request, record),
+            "created_at": record.created_at,
+            "updated_at": record.updated_at,
+        }
+
+
+class _StringDict(serializers.DictField):
+    child = serializers.CharField(allow_blank=True)
+
+
+class ProviderInSerializer(serializers.Serializer):
+    code = serializers.CharField(max_length=50)
+    name = serializers.CharField(max_length=200)
+    channel = serializers.ChoiceField(choices=Channel.choices, required=False)
+    description = serializers.CharField(required=False, allow_blank=True)
+    organization_id = serializers.IntegerField(required=False, allow_null=True)
+    priority = serializers.IntegerField(required=False, default=0)
+    is_active = serializers.BooleanField(required=False, default=True)
+    is_default = serializers.BooleanField(required=False, default=False)
+    config = serializers.DictField(required=False, default=dict)
+    secrets = serializers.DictField(required=False, default=dict, write_only=True)
+    secret_env_refs = _StringDict(required=False, default=dict)
+    rate_limit_per_minute = serializers.IntegerField(required=False, allow_null=True, min_value=1)
+    daily_limit = serializers.IntegerField(required=False, allow_null=True, min_value=1)
+
+    def validate_code(self, value: str) -> str:
+        if value not in registry:
+            raise serializers.ValidationError(f"Unknown provider code. Known: {', '.join(registry.codes())}.")
+        return value
+
+
+class ProviderPatchSerializer(ProviderInSerializer):
+    code = None  # a record's provider cannot change; create another one
+    organization_id = None
+    channel = None
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, partial=True, **kwargs)
+
+
+class ProviderListView(APIView):
+    permission_classes = [IsAuthenticated, IsProviderAdmin]
+
+    def get(self, request: Request) -> Response:
+        organization_id, is_staff = _caller_scope(request)
+        qs = providers_visible_to(organization_id=organization_id, is_staff=is_staff).order_by("channel", "priority", "pk")
+        channel = request.query_params.get("channel")
+        if channel:
+            if channel not in Channel.values:
+                raise ValidationError({"channel": [f"Unknown channel {channel!r}."]})
+            qs = qs.filter(channel=channel)
+        return Response({"results": ProviderOutSerializer(list(qs), many=True, context={"request": request}).data})
+
+    def post(self, request: Request) -> Response:
+        serializer = ProviderInSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = dict(serializer.validated_data)
+        organization_id, is_staff = _caller_scope(request)
+        if is_staff:
+            target = data.pop("organization_id", None)
+            if target is not None and not Organization.objects.filter(pk=target).exists():
+                raise ValidationError({"organization_id": ["Unknown organization."]})
+        else:
+            target = data.pop("organization_id", organization_id)
+            if target != organization_id:
+                raise PermissionDenied("Organization admins manage their own organization's providers only.")
+        record = services.provider_create(organization_id=target, actor_id=request.user.pk, **data)
+        return Response(ProviderOutSerializer(record, context={"request": request}).data, status=status.HTTP_201_CREATED)
+
+
+class ProviderDetailView(APIView):
+    permission_classes = [IsAuthenticated, IsProviderAdmin]
+
+    def _get(self, request: Request, provider_id: int, *, edit: bool):
+        organization_id, is_staff = _caller_scope(request)
+        record = provider_get_visible(provider_id=provider_id, organization_id=organization_id, is_staff=is_staff)
+        if edit and not _can_edit(request, record):
+            raise PermissionDenied("Global providers are read-only for organization admins.")
+        return record
+
+    def get(self, request: Request, provider_id: int) -> Response:
+        return Response(ProviderOutSerializer(self._get(request, provider_id, edit=False), context={"request": request}).data)
+
+    def patch(self, request: Request, provider_id: int) -> Response:
+        record = self._get(request, provider_id, edit=True)
+        serializer = ProviderPatchSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = dict(serializer.validated_data)
+        record = services.provider_update(provider_id=record.pk, actor_id=request.user.pk, secrets=data.pop("secrets", None), **data)
+        return Response(ProviderOutSerializer(record, context={"request": request}).data)
+
+    def delete(self, request: Request, provider_id: int) -> Response:
+        record = self._get(request, provider_id, edit=True)
+        services.provider_delete(provider_id=record.pk, actor_id=request.user.pk)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ProviderHealthCheckView(ProviderDetailView):
+    def post(self, request: Request, provider_id: int) -> Response:
+        record = self._get(request, provider_id, edit=True)
+        metric = services.provider_health_check(provider_id=record.pk)
+        record.refresh_from_db()
+        return Response({
+            "provider": ProviderOutSerializer(record, context={"request": request}).data,
+            "check": {
+                "is_healthy": metric.is_healthy,
+                "checked_at": metric.checked_at,
+                "response_time_ms": metric.response_time_ms,
+                "error_message": metric.error_message,
+                "success_rate_24h": str(metric.success_rate_24h) if metric.success_rate_24h is not None else None,
+                "rate_limit_remaining": metric.rate_limit_remaining,
+            },
+        })
+
+
+class ProviderCodesView(APIView):
+    """What can be configured: each registered provider with its parameters."""
+
+    permission_classes = [IsAuthenticated, IsProviderAdmin]
+
+    def get(self, request: Request) -> Response:
+        return Response({"results": [
+            {"code": cls.code, "channel": cls.channel, "name": cls.name, "sensitive_params": list(cls.sensitive_params),
+             "required_params": list(cls.required_params)}
+            for cls in registry.all()
+        ]})
+
+
+class PushSubscriptionInSerializer(serializers.Serializer):
+    endpoint = serializers.CharField(max_length=2000)
+    keys = serializers.DictField(child=serializers.CharField(max_length=255), required=False, default=dict)
+    kind = serializers.ChoiceField(choices=PushSubscriptionKind.choices, required=False, default=PushSubscriptionKind.WEBPUSH)
+    device_id = serializers.CharField(max_length=128, required=False, allow_blank=True, default="")
+
+
+class PushSubscriptionView(APIView):
+    """POST a browser's PushSubscription JSON (or an FCM token with kind=FCM); DELETE by endpoint."""
+
+    permission_classes = [IsAuthenticated]
+
+    def _user_id(self, request: Request) -> int:
+        if isinstance(request.user, ServicePrincipal):
+            raise PermissionDenied("Push subscriptions belong to a signed-in user.")
+        return request.user.pk
+
+    def post(self, request: Request) -> Response:
+        user_id = self._user_id(request)
+        serializer = PushSubscriptionInSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        subscription = services.push_subscription_save(
+            user_id=user_id, endpoint=data["endpoint"], p256dh=data["keys"].get("p256dh", ""), auth=data["keys"].get("auth", ""),
+            kind=data["kind"], device_id=data["device_id"], user_agent=request.headers.get("User-Agent", ""),
+        )
+        return Response({"id": subscription.pk, "kind": subscription.kind, "device_id": subscription.device_id,
+                         "created_at": subscription.created_at}, status=status.HTTP_201_CREATED)
+
+    def delete(self, request: Request) -> Response:
+        user_id = self._user_id(request)
+        endpoint = request.data.get("endpoint") if hasattr(request.data, "get") else None
+        if not endpoint:
+            raise ValidationError({"endpoint": ["This field is required."]})
+        services.push_subscription_delete(user_id=user_id, endpoint=endpoint)
+        return Response(status=status.HTTP_204_NO_CONTENT)

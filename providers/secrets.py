@@ -1,0 +1,134 @@
+"""Provider credentials at rest, and the one place they are resolved.
+
+Encryption: Fernet with `settings.FIELD_ENCRYPTION_KEYS` (comma separated, newest first;
+MultiFernet decrypts with any and encrypts with the first, so keys rotate by prepending).
+Without keys, DEBUG and the embedded run derive one from SECRET_KEY; production refuses to
+store a secret rather than store it weakly.
+
+Resolution precedence, per credential key (first non-empty wins):
+  1. the record's own encrypted `secrets`;
+  2. the record's `secret_env_refs` ({"auth_token": "ACME_TWILIO_TOKEN"}): that variable;
+  3. for an organization's record, the global record of the same provider code
+     (its secrets, then its env refs) — an organization may override only some keys;
+  4. the provider's default environment variables (`BaseProvider.env_credentials`).
+Nothing here logs a value.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+from typing import Any, Iterable
+
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+from .registry import registry
+
+MASK = "********"
+
+
+class SecretsUnavailable(ImproperlyConfigured):
+    pass
+
+
+def _keys() -> list[bytes]:
+    keys = [k.encode() if isinstance(k, str) else k for k in getattr(settings, "FIELD_ENCRYPTION_KEYS", []) or []]
+    if keys:
+        return keys
+    if settings.DEBUG or os.environ.get("TROUBADOUR_EMBEDDED") == "1" or not getattr(settings, "DATABASE_URL", ""):
+        # Development only: stable across restarts, useless without SECRET_KEY.
+        digest = hashlib.sha256(b"troubadour-provider-secrets:" + settings.SECRET_KEY.encode()).digest()
+        return [base64.urlsafe_b64encode(digest)]
+    raise SecretsUnavailable(
+        "FIELD_ENCRYPTION_KEYS is not set: generate one with "
+        "`python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'`."
+    )
+
+
+def _fernet() -> MultiFernet:
+    return MultiFernet([Fernet(k) for k in _keys()])
+
+
+def secrets_encrypt(values: dict[str, Any]) -> str:
+    """Encrypt a credential dict for `NotificationProvider.secrets`. Empty dict → ""."""
+    clean = {k: v for k, v in (values or {}).items() if v not in (None, "")}
+    if not clean:
+        return ""
+    return _fernet().encrypt(json.dumps(clean, sort_keys=True).encode()).decode()
+
+
+def secrets_decrypt(token: str) -> dict[str, Any]:
+    if not token:
+        return {}
+    try:
+        return json.loads(_fernet().decrypt(token.encode()))
+    except InvalidToken:
+        # Never echo the token; the key set is what is wrong.
+        raise SecretsUnavailable("Stored provider secrets cannot be decrypted with FIELD_ENCRYPTION_KEYS.") from None
+
+
+def secrets_rotate(token: str) -> str:
+    """Re-encrypt with the newest key (after prepending a key to FIELD_ENCRYPTION_KEYS)."""
+    return _fernet().rotate(token.encode()).decode() if token else ""
+
+
+def mask_value(value: Any) -> str:
+    text = str(value or "")
+    if not text:
+        return ""
+    # Long random tokens keep their last 4 characters so operators can tell keys apart.
+    return f"{MASK}{text[-4:]}" if len(text) >= 16 else MASK
+
+
+def mask_secrets(values: dict[str, Any]) -> dict[str, str]:
+    return {k: mask_value(v) for k, v in (values or {}).items()}
+
+
+def mask_record_secrets(record) -> dict[str, str]:
+    """Masked view of a record's stored secrets, for the admin and the API."""
+    try:
+        values = secrets_decrypt(record.secrets or "")
+    except SecretsUnavailable:
+        return {"error": "undecryptable"}
+    masked = mask_secrets(values)
+    for key, env_name in (record.secret_env_refs or {}).items():
+        masked.setdefault(key, f"env:{env_name}")
+    return masked
+
+
+def _layer(record) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for key, env_name in (getattr(record, "secret_env_refs", None) or {}).items():
+        env_value = os.environ.get(str(env_name), "")
+        if env_value:
+            values[key] = env_value
+    values.update({k: v for k, v in secrets_decrypt(getattr(record, "secrets", "") or "").items() if v not in (None, "")})
+    return values
+
+
+def resolve_credentials(provider_record=None, *, code: str | None = None, global_records: Iterable[Any] | None = None) -> dict[str, Any]:
+    """Credentials for one provider record (or, with `code` only, for the environment default).
+
+    `global_records` lets a caller that already loaded the global records avoid a query.
+    """
+    code = code or provider_record.code
+    cls = registry.get(code)
+    resolved: dict[str, Any] = {}
+    for key, env_name in cls.env_credentials.items():
+        if os.environ.get(env_name):
+            resolved[key] = os.environ[env_name]
+    if provider_record is not None and provider_record.organization_id is not None:
+        if global_records is None:
+            from notifications.models import NotificationProvider
+
+            global_records = NotificationProvider.objects.filter(organization__isnull=True, code=code, is_active=True).order_by("priority", "pk")[:1]
+        for record in global_records:
+            if record.code == code and record.organization_id is None:
+                resolved.update(_layer(record))
+                break
+    if provider_record is not None:
+        resolved.update(_layer(provider_record))
+    return resolved

@@ -1,0 +1,107 @@
+"""Reads of the provider layer, each scoped to what the caller may see."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from django.db.models import Q, QuerySet
+from django.db.models.functions import Lower
+
+from common.exceptions import NotFound
+from notifications.enums import Channel, ProviderHealthStatus
+from notifications.models import NotificationProvider
+
+from .models import SuppressedAddress
+from .registry import registry
+
+# The environment default per channel when an organization and the platform configured nothing.
+ENV_DEFAULT_CODES: dict[str, str] = {
+    Channel.EMAIL: "django_email",
+    Channel.IN_APP: "inapp",
+    Channel.SMS: "log_sms",
+    Channel.PUSH: "log_push",
+    Channel.WHATSAPP: "log_whatsapp",
+    Channel.VOICE: "log_voice",
+}
+
+
+@dataclass
+class ProviderBinding:
+    """A provider as the failover loop sees it: a record, or the environment default."""
+
+    key: str  # circuit-breaker / rate-limit identity, shared by all workers
+    code: str
+    channel: str
+    record: NotificationProvider | None = None
+    config: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def record_id(self) -> int | None:
+        return self.record.pk if self.record else None
+
+    @property
+    def organization_id(self) -> int | None:
+        return self.record.organization_id if self.record else None
+
+    @property
+    def health_status(self) -> str:
+        return self.record.health_status if self.record else ProviderHealthStatus.UNKNOWN
+
+    @property
+    def rate_limit_per_minute(self) -> int | None:
+        return self.record.rate_limit_per_minute if self.record else None
+
+    @property
+    def daily_limit(self) -> int | None:
+        return self.record.daily_limit if self.record else None
+
+
+def binding_for_record(record: NotificationProvider) -> ProviderBinding:
+    return ProviderBinding(key=f"db{record.pk}", code=record.code, channel=record.channel, record=record, config=dict(record.config or {}))
+
+
+def env_binding(channel: str) -> ProviderBinding:
+    code = ENV_DEFAULT_CODES[channel]
+    return ProviderBinding(key=f"env-{code}", code=code, channel=channel)
+
+
+def provider_bindings_for_channel(*, organization_id: int | None, channel: str) -> tuple[list[ProviderBinding], list[NotificationProvider]]:
+    """Active providers for a channel in the order to try them — the organization's own
+    records first, then the global ones, each by priority — plus the global records (for
+    credential fallback). One query. No records at all: the environment default."""
+    scope = Q(organization__isnull=True)
+    if organization_id is not None:
+        scope |= Q(organization_id=organization_id)
+    records = list(NotificationProvider.objects.filter(scope, channel=channel, is_active=True))
+    records = [r for r in records if r.code in registry]
+    records.sort(key=lambda r: (r.organization_id is None, r.priority, r.pk))
+    if not records:
+        return [env_binding(channel)], []
+    return [binding_for_record(r) for r in records], [r for r in records if r.organization_id is None]
+
+
+def providers_visible_to(*, organization_id: int | None, is_staff: bool) -> QuerySet[NotificationProvider]:
+    qs = NotificationProvider.objects.select_related("organization")
+    if is_staff:
+        return qs
+    return qs.filter(Q(organization__isnull=True) | Q(organization_id=organization_id))
+
+
+def provider_get_visible(*, provider_id: int, organization_id: int | None, is_staff: bool) -> NotificationProvider:
+    record = providers_visible_to(organization_id=organization_id, is_staff=is_staff).filter(pk=provider_id).first()
+    if record is None:
+        raise NotFound("Provider not found.")
+    return record
+
+
+def suppression_check(*, addresses: Iterable[str], channel: str, organization_id: int | None = None) -> dict[str, str]:
+    """{lower-cased address: reason} for the suppressed ones among `addresses` — one query
+    whatever their number. Global suppressions (hard bounces) apply to every organization."""
+    wanted = {a.strip().lower() for a in addresses if a}
+    if not wanted:
+        return {}
+    scope = Q(organization__isnull=True)
+    if organization_id is not None:
+        scope |= Q(organization_id=organization_id)
+    rows = SuppressedAddress.objects.annotate(address_lower=Lower("address")).filter(scope, channel=channel, address_lower__in=wanted)
+    return {address: reason for address, reason in rows.values_list("address_lower", "reason")}

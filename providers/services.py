@@ -1,0 +1,670 @@
+"""Writes and external calls of the provider layer.
+
+`provider_send_with_failover` is what the delivery engine calls for one message;
+`delivery_status_apply` is where every status report (webhook or poll) ends.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any, Iterable
+
+from django.db import IntegrityError, transaction
+from django.db.models import Count, Max, Q, Sum
+from django.utils import timezone
+
+from common.exceptions import ProviderPermanentError, ProviderTransientError, ValidationError
+from notifications.enums import (
+    DELIVERY_FAILURE_STATUSES,
+    DELIVERY_SUCCESS_STATUSES,
+    AuditAction,
+    AuditActorType,
+    AuditOutcome,
+    Channel,
+    DeliveryStatus,
+    ProviderHealthStatus,
+)
+from notifications.models import NotificationAuditLog, NotificationDelivery, NotificationProvider
+
+from .base import BaseProvider, DeliveryEvent, DeliveryEventType, HealthResult, OutboundMessage, SendResult
+from .models import ProviderCostDaily, ProviderHealthMetric, PushSubscription, PushSubscriptionKind, SuppressedAddress, SuppressionReason
+from .registry import registry
+from .resilience import CircuitBreaker, CircuitPolicy, RateLimiter
+from .secrets import resolve_credentials, secrets_decrypt, secrets_encrypt
+from .selectors import ProviderBinding, binding_for_record, provider_bindings_for_channel, suppression_check
+
+logger = logging.getLogger(__name__)
+
+ADDRESSED_CHANNELS = (Channel.EMAIL, Channel.SMS, Channel.WHATSAPP, Channel.VOICE)
+
+
+# --- sending ---------------------------------------------------------------------------
+
+
+class AttemptOutcome:
+    SENT = "sent"
+    TRANSIENT_ERROR = "transient_error"
+    PERMANENT_ERROR = "permanent_error"
+    SKIPPED_CIRCUIT_OPEN = "skipped_circuit_open"
+    SKIPPED_UNHEALTHY = "skipped_unhealthy"
+    RATE_LIMITED = "rate_limited"
+
+
+@dataclass
+class SendAttempt:
+    provider_id: int | None
+    provider_code: str
+    outcome: str
+    error: str = ""
+    error_code: str = ""
+    duration_ms: int | None = None
+
+
+@dataclass
+class SendOutcome:
+    result: SendResult
+    provider_code: str
+    provider_id: int | None
+    attempts: list[SendAttempt] = field(default_factory=list)
+
+    @property
+    def failed_over(self) -> bool:
+        return any(a.outcome == AttemptOutcome.TRANSIENT_ERROR for a in self.attempts)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"provider_code": self.provider_code, "provider_id": self.provider_id, "result": self.result.as_dict(),
+                "attempts": [asdict(a) for a in self.attempts]}
+
+
+def provider_instantiate(binding: ProviderBinding, *, global_records: Iterable[NotificationProvider] | None = None) -> BaseProvider:
+    cls = registry.get(binding.code)
+    credentials = resolve_credentials(binding.record, code=binding.code, global_records=global_records)
+    return cls(config=binding.config, credentials=credentials, record_id=binding.record_id)
+
+
+def _with_attempts(exc: Exception, attempts: list[SendAttempt]) -> Exception:
+    exc.attempts = attempts  # type: ignore[attr-defined]
+    return exc
+
+
+def _failover_audit(*, organization_id: int | None, message: OutboundMessage, attempts: list[SendAttempt]) -> None:
+    """One PROVIDER_FAILOVER row per provider that failed transiently and was passed over."""
+    rows = []
+    delivery_id = message.metadata.get("delivery_id")
+    notification_id = message.metadata.get("notification_id")
+    for index, attempt in enumerate(attempts):
+        if attempt.outcome != AttemptOutcome.TRANSIENT_ERROR:
+            continue
+        later = [a for a in attempts[index + 1:] if a.outcome in (AttemptOutcome.SENT, AttemptOutcome.TRANSIENT_ERROR, AttemptOutcome.PERMANENT_ERROR)]
+        rows.append(NotificationAuditLog(
+            organization_id=organization_id,
+            action=AuditAction.PROVIDER_FAILOVER,
+            outcome=AuditOutcome.SUCCESS if any(a.outcome == AttemptOutcome.SENT for a in later) else AuditOutcome.FAILURE,
+            actor_type=AuditActorType.PROVIDER,
+            actor_label=attempt.provider_code,
+            provider_id=attempt.provider_id,
+            delivery_id=delivery_id,
+            notification_id=notification_id,
+            details={"channel": message.channel, "from": attempt.provider_code, "to": later[0].provider_code if later else None,
+                     "error_code": attempt.error_code},
+            error_message=attempt.error[:500],
+        ))
+    if rows:
+        NotificationAuditLog.objects.bulk_create(rows)
+
+
+def _gate(binding: ProviderBinding, attempts: list[SendAttempt], retry_hints: list[float]) -> CircuitBreaker | None:
+    """Circuit, health and rate limit checks; None when this provider must be skipped."""
+    if binding.health_status == ProviderHealthStatus.UNHEALTHY:
+        attempts.append(SendAttempt(binding.record_id, binding.code, AttemptOutcome.SKIPPED_UNHEALTHY))
+        return None
+    policy = CircuitPolicy.for_config(binding.config)
+    breaker = CircuitBreaker(binding.key, policy)
+    if not breaker.allow():
+        attempts.append(SendAttempt(binding.record_id, binding.code, AttemptOutcome.SKIPPED_CIRCUIT_OPEN))
+        retry_hints.append(policy.cooldown)
+        return None
+    decision = RateLimiter(binding.key, per_minute=binding.rate_limit_per_minute, per_day=binding.daily_limit).acquire()
+    if not decision.allowed:
+        attempts.append(SendAttempt(binding.record_id, binding.code, AttemptOutcome.RATE_LIMITED))
+        retry_hints.append(decision.retry_after)
+        return None
+    return breaker
+
+
+def _fill_unsubscribe_user(message: OutboundMessage) -> None:
+    if message.channel != Channel.EMAIL or message.unsubscribe_url or message.metadata.get("user_id"):
+        return
+    notification_id = message.metadata.get("notification_id")
+    if notification_id:
+        from notifications.models import Notification
+
+        row = Notification.objects.filter(pk=notification_id).values("recipient_id", "category").first()
+        if row and row["recipient_id"]:
+            message.metadata["user_id"] = row["recipient_id"]
+            message.metadata.setdefault("category", row["category"])
+
+
+def provider_send_with_failover(*, organization_id: int | None, channel: str, message: OutboundMessage) -> SendOutcome:
+    """Send one message through the channel's providers in priority order.
+
+    Skips UNHEALTHY providers, open circuits and providers over their rate limit. A
+    transient error counts against the provider's circuit and moves on to the next one
+    (a PROVIDER_FAILOVER audit row is written, linked to `message.metadata["delivery_id"]`);
+    a permanent error stops at once (no other provider would do better). When nothing
+    succeeded, raises ProviderTransientError with `retry_after` (seconds, when known) and
+    `attempts` — the message is never dropped. Suppressed addresses fail permanently.
+    """
+    message.channel = channel
+    if channel in ADDRESSED_CHANNELS and message.to:
+        suppressed = suppression_check(addresses=[message.to], channel=channel, organization_id=organization_id)
+        if suppressed:
+            reason = next(iter(suppressed.values()))
+            raise ProviderPermanentError(f"Address is suppressed ({reason}).", code="suppressed")
+    _fill_unsubscribe_user(message)
+    bindings, global_records = provider_bindings_for_channel(organization_id=organization_id, channel=channel)
+    attempts: list[SendAttempt] = []
+    retry_hints: list[float] = []
+    last_transient: ProviderTransientError | None = None
+    try:
+        for binding in bindings:
+            breaker = _gate(binding, attempts, retry_hints)
+            if breaker is None:
+                continue
+            started = time.monotonic()
+            try:
+                provider = provider_instantiate(binding, global_records=global_records)
+                result = provider.send(message)
+            except ProviderTransientError as exc:
+                breaker.record_failure()
+                attempts.append(SendAttempt(binding.record_id, binding.code, AttemptOutcome.TRANSIENT_ERROR, str(exc.detail)[:300],
+                                            exc.code or "", int((time.monotonic() - started) * 1000)))
+                hint = getattr(exc, "retry_after", None)
+                if hint:
+                    retry_hints.append(float(hint))
+                last_transient = exc
+                continue
+            except ProviderPermanentError as exc:
+                attempts.append(SendAttempt(binding.record_id, binding.code, AttemptOutcome.PERMANENT_ERROR, str(exc.detail)[:300],
+                                            exc.code or "", int((time.monotonic() - started) * 1000)))
+                raise _with_attempts(exc, attempts)
+            breaker.record_success()
+            attempts.append(SendAttempt(binding.record_id, binding.code, AttemptOutcome.SENT, duration_ms=int((time.monotonic() - started) * 1000)))
+            return SendOutcome(result=result, provider_code=binding.code, provider_id=binding.record_id, attempts=attempts)
+    finally:
+        _failover_audit(organization_id=organization_id, message=message, attempts=attempts)
+    tried = [a for a in attempts if a.outcome == AttemptOutcome.TRANSIENT_ERROR]
+    detail = (f"All {len(tried)} provider(s) for {channel} failed; last: {last_transient.detail}" if last_transient
+              else f"No {channel} provider available right now ({', '.join(sorted({a.outcome for a in attempts}))}).")
+    error = ProviderTransientError(detail, code="all_providers_failed" if last_transient else "no_provider_available")
+    # The soonest moment any provider may take it again (rate window, cooldown, Retry-After).
+    error.retry_after = min(retry_hints) if retry_hints else None  # type: ignore[attr-defined]
+    raise _with_attempts(error, attempts)
+
+
+def provider_send_batch_with_failover(*, organization_id: int | None, channel: str, messages: list[OutboundMessage]) -> list[SendOutcome | Exception]:
+    """Batch variant: each provider gets the still-unsent messages in one `send_batch`
+    (anymail merge data, FCM fan-out). Results are in the order of `messages`."""
+    results: list[SendOutcome | Exception | None] = [None] * len(messages)
+    attempts: dict[int, list[SendAttempt]] = {i: [] for i in range(len(messages))}
+    pending: list[int] = []
+    suppressed = suppression_check(addresses=[m.to for m in messages], channel=channel, organization_id=organization_id) if channel in ADDRESSED_CHANNELS else {}
+    for i, m in enumerate(messages):
+        m.channel = channel
+        reason = suppressed.get((m.to or "").strip().lower())
+        if reason:
+            results[i] = ProviderPermanentError(f"Address is suppressed ({reason}).", code="suppressed")
+        else:
+            pending.append(i)
+    bindings, global_records = provider_bindings_for_channel(organization_id=organization_id, channel=channel)
+    retry_hints: list[float] = []
+    for binding in bindings:
+        if not pending:
+            break
+        probe: list[SendAttempt] = []
+        breaker = _gate(binding, probe, retry_hints)
+        if breaker is None:
+            for i in pending:
+                attempts[i].extend(probe)
+            continue
+        # The gate took one rate-limit slot; take one per further message, send what fits.
+        limiter = RateLimiter(binding.key, per_minute=binding.rate_limit_per_minute, per_day=binding.daily_limit)
+        allowed = [pending[0]]
+        for i in pending[1:]:
+            decision = limiter.acquire()
+            if not decision.allowed:
+                retry_hints.append(decision.retry_after)
+                attempts[i].append(SendAttempt(binding.record_id, binding.code, AttemptOutcome.RATE_LIMITED))
+                continue
+            allowed.append(i)
+        provider = provider_instantiate(binding, global_records=global_records)
+        outcomes = provider.send_batch([messages[i] for i in allowed])
+        still: list[int] = [i for i in pending if i not in allowed]
+        any_success = False
+        for i, outcome in zip(allowed, outcomes):
+            if isinstance(outcome, SendResult):
+                any_success = True
+                attempts[i].append(SendAttempt(binding.record_id, binding.code, AttemptOutcome.SENT))
+                results[i] = SendOutcome(result=outcome, provider_code=binding.code, provider_id=binding.record_id, attempts=attempts[i])
+            elif isinstance(outcome, ProviderTransientError):
+                attempts[i].append(SendAttempt(binding.record_id, binding.code, AttemptOutcome.TRANSIENT_ERROR, str(outcome.detail)[:300], outcome.code or ""))
+                still.append(i)
+            else:
+                attempts[i].append(SendAttempt(binding.record_id, binding.code, AttemptOutcome.PERMANENT_ERROR, str(getattr(outcome, "detail", outcome))[:300]))
+                results[i] = _with_attempts(outcome, attempts[i])
+        if any_success:
+            breaker.record_success()
+        elif any(isinstance(o, ProviderTransientError) for o in outcomes):
+            breaker.record_failure()
+        pending = sorted(still)
+    for i in pending:
+        error = ProviderTransientError(f"No {channel} provider could send this message now.", code="all_providers_failed")
+        error.retry_after = min(retry_hints) if retry_hints else None  # type: ignore[attr-defined]
+        results[i] = _with_attempts(error, attempts[i])
+    for i, message in enumerate(messages):
+        _failover_audit(organization_id=organization_id, message=message, attempts=attempts[i])
+    return [r for r in results if r is not None]
+
+
+# --- health ------------------------------------------------------------------------------
+
+
+def provider_success_rate_24h(*, provider_id: int, now: datetime | None = None) -> Decimal | None:
+    since = (now or timezone.now()) - timedelta(hours=24)
+    counts = NotificationDelivery.objects.filter(provider_record_id=provider_id, sent_at__gte=since).aggregate(
+        ok=Count("pk", filter=Q(status__in=DELIVERY_SUCCESS_STATUSES)),
+        failed=Count("pk", filter=Q(status__in=DELIVERY_FAILURE_STATUSES)),
+    )
+    total = counts["ok"] + counts["failed"]
+    if not total:
+        return None
+    return (Decimal(counts["ok"]) * 100 / Decimal(total)).quantize(Decimal("0.01"))
+
+
+def provider_health_check(*, provider_id: int) -> ProviderHealthMetric:
+    """Run the provider's health check now: update its status and write a metric row.
+
+    HEALTHY when the check passes within `degraded_after_ms` (config, default 2000 ms),
+    DEGRADED when it passes slowly, UNHEALTHY when it fails. Never raises for a provider's
+    failure — that is what the result records."""
+    record = NotificationProvider.objects.get(pk=provider_id)
+    binding = binding_for_record(record)
+    started = time.monotonic()
+    try:
+        result = provider_instantiate(binding).health_check()
+    except (ProviderPermanentError, ProviderTransientError) as exc:
+        result = HealthResult(ok=False, response_time_ms=int((time.monotonic() - started) * 1000), detail=str(exc.detail))
+    except Exception as exc:  # a provider bug must not stop the beat run for the others
+        logger.exception("health check of provider %s crashed", record.pk)
+        result = HealthResult(ok=False, response_time_ms=int((time.monotonic() - started) * 1000), detail=f"check crashed: {exc.__class__.__name__}")
+    degraded_after = int(record.config.get("degraded_after_ms") or 2000)
+    if not result.ok:
+        status = ProviderHealthStatus.UNHEALTHY
+    elif result.response_time_ms is not None and result.response_time_ms > degraded_after:
+        status = ProviderHealthStatus.DEGRADED
+    else:
+        status = ProviderHealthStatus.HEALTHY
+    now = timezone.now()
+    remaining = result.rate_limit_remaining
+    if remaining is None:
+        remaining = RateLimiter(binding.key, per_minute=record.rate_limit_per_minute, per_day=record.daily_limit).remaining()
+    last_cost = (
+        ProviderCostDaily.objects.filter(provider=record, average_cost_per_message__isnull=False)
+        .order_by("-date").values_list("average_cost_per_message", flat=True).first()
+    )
+    with transaction.atomic():
+        NotificationProvider.objects.filter(pk=record.pk).update(
+            health_status=status, health_message=result.detail[:500], last_health_check_at=now, updated_at=now
+        )
+        metric = ProviderHealthMetric.objects.create(
+            provider=record, provider_code=record.code, channel=record.channel, checked_at=now, is_healthy=result.ok,
+            response_time_ms=result.response_time_ms, error_message="" if result.ok else result.detail[:2000],
+            success_rate_24h=provider_success_rate_24h(provider_id=record.pk, now=now), cost_per_message=last_cost,
+            rate_limit_remaining=remaining,
+        )
+        NotificationAuditLog.objects.create(
+            organization_id=record.organization_id, action=AuditAction.PROVIDER_HEALTH_CHECK,
+            outcome=AuditOutcome.SUCCESS if result.ok else AuditOutcome.FAILURE, actor_type=AuditActorType.SYSTEM,
+            actor_label=record.code, provider=record, details={"status": status, "response_time_ms": result.response_time_ms},
+            error_message="" if result.ok else result.detail[:500],
+        )
+    if result.ok:
+        # A passing check is as good as a successful probe: close a tripped circuit.
+        CircuitBreaker(binding.key, CircuitPolicy.for_config(binding.config)).record_success()
+    return metric
+
+
+def providers_health_check_all() -> dict[int, bool]:
+    return {pk: provider_health_check(provider_id=pk).is_healthy
+            for pk in NotificationProvider.objects.filter(is_active=True).order_by("pk").values_list("pk", flat=True)}
+
+
+# --- cost -----------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def provider_costs_aggregate(*, day: date) -> int:
+    """(Re)compute ProviderCostDaily for `day` from the deliveries sent that day. Idempotent."""
+    start = timezone.make_aware(datetime.combine(day, datetime.min.time()), timezone.get_current_timezone())
+    end = start + timedelta(days=1)
+    rows = (
+        NotificationDelivery.objects.filter(sent_at__gte=start, sent_at__lt=end).exclude(provider="")
+        .values("provider_record_id", "provider", "channel")
+        .annotate(
+            total=Count("pk"),
+            delivered=Count("pk", filter=Q(status__in=[DeliveryStatus.DELIVERED, DeliveryStatus.OPENED, DeliveryStatus.CLICKED])),
+            succeeded=Count("pk", filter=Q(status__in=DELIVERY_SUCCESS_STATUSES)),
+            failed=Count("pk", filter=Q(status__in=DELIVERY_FAILURE_STATUSES)),
+            cost=Sum("cost_amount"),
+            priced=Count("pk", filter=Q(cost_amount__isnull=False)),
+            currency=Max("cost_currency"),
+        )
+    )
+    count = 0
+    for row in rows:
+        total_cost = row["cost"] or Decimal("0")
+        successful = row["succeeded"]
+        values = {
+            "provider_code": row["provider"],
+            "channel": row["channel"],
+            "currency": row["currency"] or "",
+            "total_messages": row["total"],
+            "delivered_messages": row["delivered"],
+            "failed_messages": row["failed"],
+            "total_cost": total_cost,
+            "average_cost_per_message": (total_cost / row["priced"]).quantize(Decimal("0.000001")) if row["priced"] else None,
+            "delivery_success_rate": (Decimal(successful) * 100 / row["total"]).quantize(Decimal("0.01")) if row["total"] else None,
+            "cost_per_successful_delivery": (total_cost / successful).quantize(Decimal("0.000001")) if successful and row["priced"] else None,
+        }
+        if row["provider_record_id"]:
+            ProviderCostDaily.objects.update_or_create(provider_id=row["provider_record_id"], date=day, defaults=values)
+        else:
+            ProviderCostDaily.objects.update_or_create(provider=None, provider_code=row["provider"], channel=row["channel"], date=day, defaults=values)
+        count += 1
+    return count
+
+
+# --- status coming back ---------------------------------------------------------------------
+
+_EVENT_STATUS = {
+    DeliveryEventType.DELIVERED: DeliveryStatus.DELIVERED,
+    DeliveryEventType.OPENED: DeliveryStatus.OPENED,
+    DeliveryEventType.CLICKED: DeliveryStatus.CLICKED,
+    DeliveryEventType.BOUNCED: DeliveryStatus.BOUNCED,
+    DeliveryEventType.COMPLAINED: DeliveryStatus.COMPLAINED,
+    DeliveryEventType.FAILED: DeliveryStatus.FAILED,
+    DeliveryEventType.UNSUBSCRIBED: DeliveryStatus.UNSUBSCRIBED,
+}
+# Progress only moves forward: a late "delivered" must not undo "opened".
+_PROGRESS_RANK = {DeliveryStatus.PENDING: 0, DeliveryStatus.SENDING: 1, DeliveryStatus.SENT: 2, DeliveryStatus.DELIVERED: 3,
+                  DeliveryStatus.OPENED: 4, DeliveryStatus.CLICKED: 5}
+_EVENT_AUDIT = {
+    DeliveryEventType.DELIVERED: AuditAction.DELIVERY_DELIVERED,
+    DeliveryEventType.OPENED: AuditAction.DELIVERY_OPENED,
+    DeliveryEventType.CLICKED: AuditAction.DELIVERY_CLICKED,
+    DeliveryEventType.BOUNCED: AuditAction.DELIVERY_BOUNCED,
+    DeliveryEventType.COMPLAINED: AuditAction.DELIVERY_BOUNCED,
+    DeliveryEventType.FAILED: AuditAction.DELIVERY_FAILED,
+    DeliveryEventType.UNSUBSCRIBED: AuditAction.DELIVERY_FAILED,
+}
+
+
+def _apply_event(delivery: NotificationDelivery, event: DeliveryEvent) -> bool:
+    """Mutate `delivery` for one event; True when something changed."""
+    changed = False
+    when = event.timestamp or timezone.now()
+    if event.cost_amount is not None and delivery.cost_amount is None:
+        delivery.cost_amount, delivery.cost_currency = event.cost_amount, event.cost_currency[:3]
+        changed = True
+    target = _EVENT_STATUS.get(event.event)
+    if target is None:
+        return changed
+    stamp = {DeliveryStatus.DELIVERED: "delivered_at", DeliveryStatus.OPENED: "opened_at", DeliveryStatus.CLICKED: "clicked_at"}.get(target, "failed_at")
+    if getattr(delivery, stamp) is None:
+        setattr(delivery, stamp, when)
+        changed = True
+    if target in _PROGRESS_RANK:
+        if target in (DeliveryStatus.OPENED, DeliveryStatus.CLICKED) and delivery.delivered_at is None:
+            delivery.delivered_at = when
+        current = _PROGRESS_RANK.get(delivery.status)
+        if current is not None and _PROGRESS_RANK[target] > current:
+            delivery.status = target
+            changed = True
+    else:
+        # A complaint or unsubscribe may follow a delivery; a bounce or failure replaces it.
+        if delivery.status != target:
+            delivery.status = target
+            delivery.error = event.reason or f"provider reported {event.event.lower()}"
+            changed = True
+    return changed
+
+
+def delivery_status_apply(*, provider_code: str, events: Iterable[DeliveryEvent]) -> int:
+    """Apply normalized provider events to deliveries (matched by provider message id).
+
+    Unknown ids are ignored. Hard bounces and complaints put the address on the
+    suppression list. Writes one audit row per status change and refreshes the parent
+    notifications' status. Query count does not depend on the number of events.
+    Returns the number of deliveries changed."""
+    events = [e for e in events if e.provider_message_id]
+    if not events:
+        return 0
+    events.sort(key=lambda e: e.timestamp or timezone.now())
+    from notifications.engine.delivery import notifications_status_refresh
+
+    with transaction.atomic():
+        deliveries = {
+            d.provider_message_id: d
+            for d in NotificationDelivery.objects.select_for_update()
+            .filter(provider_message_id__in={e.provider_message_id for e in events})
+            .order_by("pk")
+        }
+        changed: dict[int, NotificationDelivery] = {}
+        audits: list[NotificationAuditLog] = []
+        suppressions: list[SuppressedAddress] = []
+        for event in events:
+            delivery = deliveries.get(event.provider_message_id)
+            if delivery is None:
+                continue
+            before = delivery.status
+            if _apply_event(delivery, event):
+                changed[delivery.pk] = delivery
+                if delivery.status != before and event.event in _EVENT_AUDIT:
+                    audits.append(NotificationAuditLog(
+                        organization_id=delivery.organization_id, action=_EVENT_AUDIT[event.event],
+                        outcome=AuditOutcome.SUCCESS if delivery.status in DELIVERY_SUCCESS_STATUSES else AuditOutcome.FAILURE,
+                        actor_type=AuditActorType.PROVIDER, actor_label=provider_code, delivery_id=delivery.pk,
+                        notification_id=delivery.notification_id,
+                        details={"event": event.event, "from": before, "to": delivery.status, "provider_message_id": event.provider_message_id},
+                        error_message=event.reason[:500],
+                    ))
+            reason = None
+            if event.event == DeliveryEventType.BOUNCED and event.hard:
+                reason = SuppressionReason.HARD_BOUNCE
+            elif event.event == DeliveryEventType.COMPLAINED:
+                reason = SuppressionReason.COMPLAINT
+            elif event.event == DeliveryEventType.UNSUBSCRIBED:
+                reason = SuppressionReason.UNSUBSCRIBE
+            address = event.recipient or delivery.recipient_address
+            if reason and address:
+                # A dead mailbox is dead for everyone; a complaint or unsubscribe concerns the sender.
+                suppressions.append(SuppressedAddress(
+                    organization_id=None if reason == SuppressionReason.HARD_BOUNCE else delivery.organization_id,
+                    address=address.strip().lower(), channel=delivery.channel, reason=reason, provider_code=provider_code,
+                    detail=event.reason[:500],
+                ))
+        if changed:
+            now = timezone.now()
+            for d in changed.values():
+                d.updated_at = now
+            NotificationDelivery.objects.bulk_update(
+                list(changed.values()),
+                ["status", "delivered_at", "opened_at", "clicked_at", "failed_at", "error", "cost_amount", "cost_currency", "updated_at"],
+            )
+            notifications_status_refresh(notification_ids={d.notification_id for d in changed.values()})
+        if audits:
+            NotificationAuditLog.objects.bulk_create(audits)
+        if suppressions:
+            SuppressedAddress.objects.bulk_create(suppressions, ignore_conflicts=True)
+    return len(changed)
+
+
+def delivery_statuses_poll(*, max_age_hours: int = 48, limit: int = 500) -> int:
+    """Ask providers that support polling about deliveries still SENT (no webhook came)."""
+    since = timezone.now() - timedelta(hours=max_age_hours)
+    pollable = [cls.code for cls in registry.all() if cls.supports_status_polling]
+    rows = list(
+        NotificationDelivery.objects.filter(status=DeliveryStatus.SENT, sent_at__gte=since, provider__in=pollable)
+        .exclude(provider_message_id="").select_related("provider_record").order_by("sent_at")[:limit]
+    )
+    events_by_code: dict[str, list[DeliveryEvent]] = {}
+    instances: dict[tuple, BaseProvider] = {}
+    for delivery in rows:
+        key = (delivery.provider, delivery.provider_record_id)
+        if key not in instances:
+            binding = binding_for_record(delivery.provider_record) if delivery.provider_record else ProviderBinding(
+                key=f"env-{delivery.provider}", code=delivery.provider, channel=delivery.channel)
+            instances[key] = provider_instantiate(binding)
+        try:
+            event = instances[key].get_delivery_status(delivery.provider_message_id)
+        except (ProviderTransientError, ProviderPermanentError) as exc:
+            logger.warning("status poll of delivery %s failed: %s", delivery.pk, exc.code)
+            continue
+        if event is not None:
+            events_by_code.setdefault(delivery.provider, []).append(event)
+    return sum(delivery_status_apply(provider_code=code, events=events) for code, events in events_by_code.items())
+
+
+# --- suppression -----------------------------------------------------------------------------
+
+
+def suppression_add(*, address: str, channel: str, reason: str, organization_id: int | None = None, provider_code: str = "", detail: str = "") -> SuppressedAddress:
+    obj = SuppressedAddress(organization_id=organization_id, address=address.strip().lower(), channel=channel, reason=reason,
+                            provider_code=provider_code, detail=detail[:500])
+    try:
+        with transaction.atomic():
+            obj.save()
+    except IntegrityError:
+        obj = SuppressedAddress.objects.get(organization_id=organization_id, address__iexact=address.strip(), channel=channel)
+    return obj
+
+
+# --- provider records (admin API) ------------------------------------------------------------
+
+
+def _validate_record(*, code: str, channel: str, config: dict[str, Any], credentials: dict[str, Any], env_refs: dict[str, Any]) -> None:
+    cls = registry.get(code)
+    if channel and channel != cls.channel:
+        raise ValidationError({"channel": [f"Provider {code!r} serves {cls.channel}, not {channel}."]})
+    if not isinstance(config, dict):
+        raise ValidationError({"config": ["Must be an object."]})
+    leaked = sorted(set(config) & set(cls.sensitive_params))
+    if leaked:
+        raise ValidationError({"config": [f"Sensitive parameters belong in secrets: {', '.join(leaked)}."]})
+    unknown_env = [k for k, v in env_refs.items() if not isinstance(v, str) or not v]
+    if unknown_env:
+        raise ValidationError({"secret_env_refs": ["Values must be environment variable names."]})
+
+
+@transaction.atomic(durable=True)
+def provider_create(*, organization_id: int | None, code: str, name: str, channel: str = "", priority: int = 0, is_active: bool = True,
+                    is_default: bool = False, config: dict[str, Any] | None = None, secrets: dict[str, Any] | None = None,
+                    secret_env_refs: dict[str, str] | None = None, rate_limit_per_minute: int | None = None,
+                    daily_limit: int | None = None, actor_id: int | None = None) -> NotificationProvider:
+    cls = registry.get(code)
+    config, secrets, secret_env_refs = dict(config or {}), dict(secrets or {}), dict(secret_env_refs or {})
+    _validate_record(code=code, channel=channel, config=config, credentials=secrets, env_refs=secret_env_refs)
+    if NotificationProvider.objects.filter(organization_id=organization_id, code=code).exists():
+        raise ValidationError({"code": [f"A {code!r} provider already exists for this scope."]})
+    record = NotificationProvider.objects.create(
+        organization_id=organization_id, code=code, channel=cls.channel, name=name, priority=priority, is_active=is_active,
+        is_default=is_default, config=config, secrets=secrets_encrypt(secrets), secret_env_refs=secret_env_refs,
+        rate_limit_per_minute=rate_limit_per_minute, daily_limit=daily_limit,
+    )
+    _configured_audit(record, actor_id=actor_id, change="created", keys=sorted(secrets))
+    return record
+
+
+@transaction.atomic(durable=True)
+def provider_update(*, provider_id: int, actor_id: int | None = None, secrets: dict[str, Any] | None = None, **fields: Any) -> NotificationProvider:
+    """Partial update. `secrets` merges into the stored ones; a key set to null or "" is removed."""
+    record = NotificationProvider.objects.select_for_update().get(pk=provider_id)
+    allowed = {"name", "priority", "is_active", "is_default", "config", "secret_env_refs", "rate_limit_per_minute", "daily_limit", "description"}
+    unknown = set(fields) - allowed
+    if unknown:
+        raise ValidationError({k: ["This field cannot be changed."] for k in sorted(unknown)})
+    for key, value in fields.items():
+        setattr(record, key, value)
+    merged = secrets_decrypt(record.secrets)
+    for key, value in (secrets or {}).items():
+        if value in (None, ""):
+            merged.pop(key, None)
+        else:
+            merged[key] = value
+    _validate_record(code=record.code, channel=record.channel, config=record.config or {}, credentials=merged, env_refs=record.secret_env_refs or {})
+    record.secrets = secrets_encrypt(merged)
+    record.save()
+    _configured_audit(record, actor_id=actor_id, change="updated", keys=sorted(secrets or {}), fields=sorted(fields))
+    return record
+
+
+@transaction.atomic(durable=True)
+def provider_delete(*, provider_id: int, actor_id: int | None = None) -> None:
+    record = NotificationProvider.objects.select_for_update().get(pk=provider_id)
+    _configured_audit(record, actor_id=actor_id, change="deleted", keys=[])
+    record.delete()
+
+
+def _configured_audit(record: NotificationProvider, *, actor_id: int | None, change: str, keys: list[str], fields: list[str] | None = None) -> None:
+    NotificationAuditLog.objects.create(
+        organization_id=record.organization_id, action=AuditAction.PROVIDER_CONFIGURED, actor_type=AuditActorType.USER if actor_id else AuditActorType.SYSTEM,
+        actor_id=str(actor_id or ""), provider=record if change != "deleted" else None, user_id=actor_id,
+        # Names of the secrets changed, never their values.
+        details={"change": change, "code": record.code, "provider_id": record.pk, "secret_keys": keys, "fields": fields or []},
+    )
+
+
+# --- push subscriptions ------------------------------------------------------------------------
+
+
+def push_subscription_save(*, user_id: int, endpoint: str, p256dh: str = "", auth: str = "", kind: str = PushSubscriptionKind.WEBPUSH,
+                           device_id: str = "", user_agent: str = "") -> PushSubscription:
+    if kind == PushSubscriptionKind.WEBPUSH:
+        if not endpoint.startswith(("https://", "http://")):
+            raise ValidationError({"endpoint": ["A Web Push endpoint is an URL."]})
+        if not p256dh or not auth:
+            raise ValidationError({"keys": ["Web Push subscriptions need keys.p256dh and keys.auth."]})
+    subscription, _ = PushSubscription.objects.update_or_create(
+        user_id=user_id, endpoint=endpoint,
+        defaults={"kind": kind, "p256dh": p256dh, "auth": auth, "device_id": device_id[:128], "user_agent": user_agent[:300]},
+    )
+    return subscription
+
+
+def push_subscription_delete(*, user_id: int, endpoint: str) -> int:
+    deleted, _ = PushSubscription.objects.filter(user_id=user_id, endpoint=endpoint).delete()
+    return deleted
+
+
+# --- voice acknowledgment ------------------------------------------------------------------------
+
+
+def voice_acknowledge(*, call_sid: str, digits: str) -> bool:
+    """The callee pressed a key during the Gather: the acknowledgment digit acknowledges the
+    notification (which stops its escalation). True when it did."""
+    delivery = NotificationDelivery.objects.select_related("notification").filter(provider_message_id=call_sid, channel=Channel.VOICE).first()
+    if delivery is None:
+        return False
+    expected = str((delivery.rendered or {}).get("acknowledgment_digit") or "1")[:1]
+    if (digits or "")[:1] != expected:
+        return False
+    notification = delivery.notification
+    if notification.recipient_id is None:
+        return False
+    from notifications.engine.inbox import notification_acknowledge
+
+    notification_acknowledge(user_id=notification.recipient_id, notification_id=notification.pk)
+    return True

@@ -1,0 +1,45 @@
+"""Provider maintenance tasks, run by beat (see the schedule entries in the report of
+config.beat): health checks, delivery status polling, daily cost aggregation."""
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from celery import shared_task
+from django.utils import timezone
+
+from common.queues import Queue
+
+
+@shared_task(name="providers.health_check_all", queue=Queue.MAINTENANCE, ignore_result=True)
+def health_check_all_task() -> int:
+    from .services import providers_health_check_all
+
+    return len(providers_health_check_all())
+
+
+@shared_task(name="providers.health_check", queue=Queue.MAINTENANCE, ignore_result=True)
+def health_check_task(provider_id: int) -> None:
+    from notifications.models import NotificationProvider
+
+    from .services import provider_health_check
+
+    if NotificationProvider.objects.filter(pk=provider_id).exists():  # deleted meanwhile: nothing to do
+        provider_health_check(provider_id=provider_id)
+
+
+@shared_task(name="providers.poll_delivery_status", queue=Queue.MAINTENANCE, ignore_result=True)
+def poll_delivery_status_task() -> int:
+    from .services import delivery_statuses_poll
+
+    return delivery_statuses_poll()
+
+
+@shared_task(name="providers.aggregate_costs", queue=Queue.MAINTENANCE, ignore_result=True)
+def aggregate_costs_task(day: str | None = None) -> int:
+    """Yesterday and today by default (yesterday's late webhooks still change its totals)."""
+    from .services import provider_costs_aggregate
+
+    if day:
+        return provider_costs_aggregate(day=date.fromisoformat(day))
+    today = timezone.localdate()
+    return provider_costs_aggregate(day=today - timedelta(days=1)) + provider_costs_aggregate(day=today)

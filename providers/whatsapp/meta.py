@@ -1,0 +1,128 @@
+"""WhatsApp Cloud API (Meta Graph API): POST /{version}/{phone_number_id}/messages.
+
+Business-initiated conversations need an approved template (name, language, components);
+free text is accepted only inside the 24-hour customer service window — Meta answers
+error 131047 otherwise, which is permanent for this message (send a template instead).
+"""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import requests
+
+from common.exceptions import ProviderPermanentError, ProviderTransientError
+from notifications.enums import Channel
+
+from ..base import BaseProvider, DeliveryEvent, DeliveryEventType, HealthResult, OutboundMessage, SendResult, SendStatus, transient_or_permanent_for_status
+from ..phone import normalize_e164
+from ..registry import register
+
+# Graph error codes: throttling and temporary trouble → another provider or later.
+META_TRANSIENT_CODES = {1, 2, 4, 17, 80007, 130429, 131016, 131048, 131056, 133004}
+META_AUTH_CODES = {0, 10, 190, 200}
+
+STATUS_EVENTS = {
+    "sent": DeliveryEventType.SENT,
+    "delivered": DeliveryEventType.DELIVERED,
+    "read": DeliveryEventType.OPENED,
+    "failed": DeliveryEventType.FAILED,
+}
+
+
+@register
+class MetaWhatsAppProvider(BaseProvider):
+    """Credentials: access_token, app_secret (webhook signatures). Config: phone_number_id,
+    base_url (default https://graph.facebook.com), api_version (default v21.0)."""
+
+    code = "meta_whatsapp"
+    channel = Channel.WHATSAPP
+    name = "Meta WhatsApp Cloud API"
+    sensitive_params = ("access_token", "app_secret")
+    required_params = ("access_token", "phone_number_id")
+    env_credentials = {"access_token": "WHATSAPP_ACCESS_TOKEN", "app_secret": "WHATSAPP_APP_SECRET"}
+    supports_webhooks = True
+
+    def _url(self, path: str) -> str:
+        base = (self.config.get("base_url") or "https://graph.facebook.com").rstrip("/")
+        return f"{base}/{self.config.get('api_version') or 'v21.0'}/{path.lstrip('/')}"
+
+    def _headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.require('access_token')}", "Content-Type": "application/json"}
+
+    def _body(self, message: OutboundMessage) -> dict[str, Any]:
+        to = normalize_e164(message.to).lstrip("+")
+        body: dict[str, Any] = {"messaging_product": "whatsapp", "recipient_type": "individual", "to": to}
+        if message.template_name:
+            template: dict[str, Any] = {"name": message.template_name,
+                                        "language": {"code": message.template_language or message.locale or "en"}}
+            if message.template_components:
+                template["components"] = message.template_components
+            body.update(type="template", template=template)
+        else:
+            if not message.text:
+                raise ProviderPermanentError("WhatsApp message has neither a template nor text.", code="validation")
+            body.update(type="text", text={"preview_url": bool(message.action_url), "body": message.text})
+        if message.idempotency_key:
+            body["biz_opaque_callback_data"] = str(message.idempotency_key)
+        return body
+
+    def _error(self, response: requests.Response) -> Exception:
+        try:
+            error = response.json().get("error", {})
+        except ValueError:
+            error = {}
+        code = error.get("code")
+        detail = f"Meta error {code}: {error.get('message', '')}"[:300] if code is not None else f"Meta HTTP {response.status_code}"
+        if code in META_TRANSIENT_CODES:
+            return ProviderTransientError(detail, code=str(code))
+        if code in META_AUTH_CODES or response.status_code in (401, 403):
+            return ProviderPermanentError(detail, code="auth")
+        return transient_or_permanent_for_status(response.status_code, detail)
+
+    def send(self, message: OutboundMessage) -> SendResult:
+        body = self._body(message)
+        try:
+            response = requests.post(self._url(f"{self.require('phone_number_id')}/messages"), json=body, headers=self._headers(), timeout=self.timeout)
+        except requests.RequestException as exc:
+            raise ProviderTransientError(f"Meta Graph API unreachable: {exc.__class__.__name__}", code="connection") from None
+        if response.status_code >= 300:
+            raise self._error(response)
+        data = response.json()
+        message_id = (data.get("messages") or [{}])[0].get("id", "")
+        if not message_id:
+            raise ProviderTransientError("Meta Graph API answered without a message id.", code="no_id")
+        return SendResult(provider_message_id=message_id, status=SendStatus.QUEUED,
+                          raw={"id": message_id, "wa_id": (data.get("contacts") or [{}])[0].get("wa_id", ""), "template": body["type"] == "template"})
+
+    def health_check(self) -> HealthResult:
+        started = time.monotonic()
+        try:
+            response = requests.get(self._url(str(self.require("phone_number_id"))), headers=self._headers(),
+                                    params={"fields": "quality_rating,messaging_limit_tier"}, timeout=self.timeout)
+        except ProviderPermanentError as exc:
+            return HealthResult(ok=False, response_time_ms=self._elapsed_ms(started), detail=str(exc))
+        except requests.RequestException as exc:
+            return HealthResult(ok=False, response_time_ms=self._elapsed_ms(started), detail=f"unreachable: {exc.__class__.__name__}")
+        if response.status_code >= 300:
+            return HealthResult(ok=False, response_time_ms=self._elapsed_ms(started), detail=str(self._error(response)))
+        quality = response.json().get("quality_rating", "")
+        return HealthResult(ok=quality != "RED", response_time_ms=self._elapsed_ms(started), detail=f"quality {quality}" if quality else "")
+
+    def parse_webhook(self, payload: dict[str, Any]) -> list[DeliveryEvent]:
+        from datetime import datetime, timezone
+
+        events: list[DeliveryEvent] = []
+        for entry in payload.get("entry", []) or []:
+            for change in entry.get("changes", []) or []:
+                for status in (change.get("value") or {}).get("statuses", []) or []:
+                    event = STATUS_EVENTS.get(status.get("status", ""))
+                    if not event or not status.get("id"):
+                        continue
+                    ts = status.get("timestamp")
+                    when = datetime.fromtimestamp(int(ts), tz=timezone.utc) if str(ts or "").isdigit() else datetime.now(timezone.utc)
+                    errors = status.get("errors") or []
+                    events.append(DeliveryEvent(provider_message_id=status["id"], event=event, timestamp=when,
+                                                recipient=status.get("recipient_id", ""),
+                                                reason=f"Meta error {errors[0].get('code')}" if errors else ""))
+        return events
