@@ -11,3 +11,4 @@ def deliver_batch_task(delivery_ids: list[int]) -> None:
     from notifications.engine.delivery import deliver_batch
 
     deliver_batch(delivery_ids=[int(pk) for pk in delivery_ids])
+from notifications import tasks_scheduled  # noqa: E402,F401  (periodic tasks, scheduled by config/beat.py)

@@ -1,0 +1,357 @@
+"""Retries, dead letters and channel fallback: what happens after a delivery failed.
+
+The delivery engine (``notifications.engine.delivery``) records each attempt: a transient
+failure puts the row back to PENDING with ``next_retry_at`` (5 min, 15 min, 1 h with jitter,
+``delivery.retry_at``); a permanent one, or the last transient one, makes it FAILED. This
+module is the other half, run from beat:
+
+- ``deliveries_requeue_due`` queues the rows whose ``next_retry_at`` has come, in batches.
+  It clears ``next_retry_at`` as it queues them, so the next beat run does not queue them
+  again; a message lost on the way is the sweeper's business (PENDING, no retry time).
+- ``deliveries_dead_letter`` ends rows that ran out of attempts: FAILED plus a
+  ``DeadLetter`` holding the payload, the error history and the provider responses.
+- ``deliveries_failed_follow_up`` visits every newly FAILED row once: it makes sure a dead
+  letter exists and, when the organization configured a fallback chain for the channel,
+  creates ONE delivery on the next channel, explaining why in the notification's trace.
+
+"Once" is enforced by the data, not by hope: a DEAD_LETTERED audit row newer than the
+failure marks a row as visited, and the (notification, channel, escalation level) unique
+constraint of NotificationDelivery makes a second fallback on the same channel impossible.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Exists, F, OuterRef, Q
+from django.utils import timezone
+
+from notifications.engine.delivery import deliveries_enqueue
+from notifications.enums import (
+    CHANNEL_ADDRESS_FIELD,
+    AuditAction,
+    AuditOutcome,
+    Channel,
+    DeadLetterStatus,
+    DeliveryStatus,
+)
+from notifications.models import (
+    ChannelConfiguration,
+    DeadLetter,
+    Notification,
+    NotificationAuditLog,
+    NotificationDelivery,
+)
+
+logger = logging.getLogger(__name__)
+
+REQUEUE_BATCH = 500
+# How far back the follow-up looks for failed rows; older ones were visited long ago.
+FOLLOW_UP_WINDOW = timedelta(days=7)
+
+
+# --- addresses ---------------------------------------------------------------------------
+
+
+def notification_address(notification: Notification, channel: str) -> str:
+    """The address a channel needs for this notification's recipient ("" when there is none)."""
+    user = notification.recipient
+    field_name = CHANNEL_ADDRESS_FIELD.get(channel)
+    if field_name is None:
+        # In-app and push address the user account itself.
+        return str(notification.recipient_id) if notification.recipient_id else ""
+    if field_name == "email":
+        return notification.recipient_email or (user.email if user else "")
+    return notification.recipient_phone or (user.phone if user else "")
+
+
+# --- due retries -------------------------------------------------------------------------------
+
+
+def deliveries_requeue_due(*, now: datetime | None = None, limit: int = 5000) -> int:
+    """Queue PENDING deliveries whose ``next_retry_at`` has passed (at most ``limit``).
+
+    Rows claimed by a concurrent run are skipped (SKIP LOCKED), so two beat runs overlapping
+    split the work instead of doubling it.
+    """
+    now = now or timezone.now()
+    queued = 0
+    while queued < limit:
+        with transaction.atomic():
+            ids = list(
+                NotificationDelivery.objects.select_for_update(skip_locked=True)
+                .filter(status=DeliveryStatus.PENDING, next_retry_at__lte=now)
+                .filter(attempts__lt=F("max_attempts"))
+                .order_by("next_retry_at", "pk")
+                .values_list("pk", flat=True)[: min(REQUEUE_BATCH, limit - queued)]
+            )
+            if not ids:
+                break
+            NotificationDelivery.objects.filter(pk__in=ids).update(next_retry_at=None, updated_at=now)
+            deliveries_enqueue(delivery_ids=ids)
+        queued += len(ids)
+    return queued
+
+
+def deliveries_exhausted_dead_letter(*, now: datetime | None = None, limit: int = 1000) -> int:
+    """PENDING rows due for another attempt they are not allowed: FAILED + dead letter."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        ids = list(
+            NotificationDelivery.objects.select_for_update(skip_locked=True)
+            .filter(status=DeliveryStatus.PENDING, next_retry_at__lte=now, attempts__gte=F("max_attempts"))
+            .order_by("pk")
+            .values_list("pk", flat=True)[:limit]
+        )
+        if ids:
+            deliveries_dead_letter(delivery_ids=ids, reason="attempts exhausted", now=now)
+    return len(ids)
+
+
+# --- dead letters ----------------------------------------------------------------------------------
+
+
+def _provider_responses(delivery: NotificationDelivery) -> list[Any]:
+    responses: list[Any] = []
+    for entry in delivery.error_history or []:
+        if isinstance(entry, dict) and entry.get("provider_response") is not None:
+            responses.append({"attempt": entry.get("attempt"), "provider": entry.get("provider"),
+                              "response": entry["provider_response"]})
+    if delivery.provider_response is not None:
+        responses.append({"attempt": delivery.attempts, "provider": delivery.provider, "response": delivery.provider_response})
+    return responses
+
+
+def _payload(delivery: NotificationDelivery) -> dict[str, Any]:
+    """Everything needed to understand (and replay) the message without the live rows."""
+    n = delivery.notification
+    return {
+        "notification_id": n.pk,
+        "delivery_id": delivery.pk,
+        "event_id": str(n.event_id),
+        "event_type": n.event_type,
+        "category": n.category,
+        "criticality": n.criticality,
+        "channel": delivery.channel,
+        "recipient_id": n.recipient_id,
+        "recipient_address": delivery.recipient_address,
+        "locale": delivery.locale or n.recipient_locale,
+        "title": n.title,
+        "body": n.body,
+        "data": n.data,
+        "resource": {"type": n.resource_type, "id": n.resource_id, "name": n.resource_name},
+        "rendered": delivery.rendered or {},
+        "attempts": delivery.attempts,
+        "max_attempts": delivery.max_attempts,
+    }
+
+
+def _dead_letters_write(*, deliveries: list[NotificationDelivery], reason_for: dict[int, str]) -> None:
+    """Create the open dead letter of each delivery, or complete the one that already exists."""
+    existing = {
+        dl.delivery_id: dl
+        for dl in DeadLetter.objects.filter(delivery_id__in=[d.pk for d in deliveries], status=DeadLetterStatus.OPEN)
+    }
+    to_create: list[DeadLetter] = []
+    to_update: list[DeadLetter] = []
+    for d in deliveries:
+        payload, responses = _payload(d), _provider_responses(d)
+        letter = existing.get(d.pk)
+        if letter is None:
+            to_create.append(DeadLetter(
+                organization_id=d.organization_id, delivery_id=d.pk, channel=d.channel,
+                reason=reason_for.get(d.pk) or d.error or "failed", payload=payload,
+                error_history=d.error_history or [], provider_responses=responses,
+            ))
+        else:
+            # Written in the middle of a batch by the delivery engine: add what it does not keep.
+            letter.payload = {**payload, **(letter.payload or {})}
+            letter.provider_responses = letter.provider_responses or responses
+            letter.error_history = d.error_history or letter.error_history
+            to_update.append(letter)
+    if to_create:
+        DeadLetter.objects.bulk_create(to_create, ignore_conflicts=True)
+    if to_update:
+        DeadLetter.objects.bulk_update(to_update, ["payload", "provider_responses", "error_history"])
+
+
+def deliveries_dead_letter(*, delivery_ids: Iterable[int], reason: str, now: datetime | None = None) -> list[int]:
+    """Mark deliveries FAILED and dead-letter them; then their fallback (call in a transaction).
+
+    Only rows still PENDING or SENDING are touched: a row that meanwhile got sent stays sent.
+    """
+    now = now or timezone.now()
+    deliveries = list(
+        NotificationDelivery.objects.select_for_update(of=("self",))
+        .select_related("notification", "notification__recipient")
+        .filter(pk__in=list(delivery_ids), status__in=[DeliveryStatus.PENDING, DeliveryStatus.SENDING])
+        .order_by("pk")
+    )
+    if not deliveries:
+        return []
+    for d in deliveries:
+        d.status = DeliveryStatus.FAILED
+        d.failed_at = now
+        d.next_retry_at = None
+        d.claimed_at = None
+        d.error = f"{reason} after {d.attempts} attempt(s)" + (f": {d.error}" if d.error else "")
+        d.error_history = [*(d.error_history or []), {"at": now.isoformat(), "attempt": d.attempts, "error": reason,
+                                                        "code": "exhausted", "transient": False}]
+        d.updated_at = now
+    NotificationDelivery.objects.bulk_update(
+        deliveries, ["status", "failed_at", "next_retry_at", "claimed_at", "error", "error_history", "updated_at"]
+    )
+    _follow_up(deliveries=deliveries, now=now, reason_for={d.pk: d.error for d in deliveries})
+    return [d.pk for d in deliveries]
+
+
+# --- follow-up of failed rows: dead letter + channel fallback ----------------------------------------
+
+
+@dataclass
+class FollowUpReport:
+    visited: int = 0
+    fallbacks: list[int] = field(default_factory=list)
+
+
+def deliveries_failed_follow_up(*, now: datetime | None = None, limit: int = 500) -> FollowUpReport:
+    """Visit FAILED rows not visited since they failed: dead letter + fallback, once each."""
+    now = now or timezone.now()
+    visited_marker = NotificationAuditLog.objects.filter(
+        delivery_id=OuterRef("pk"), action=AuditAction.DEAD_LETTERED, created_at__gte=OuterRef("failed_at")
+    )
+    report = FollowUpReport()
+    with transaction.atomic():
+        deliveries = list(
+            NotificationDelivery.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("notification", "notification__recipient")
+            .filter(status=DeliveryStatus.FAILED, failed_at__gte=now - FOLLOW_UP_WINDOW)
+            .filter(~Exists(visited_marker))
+            .order_by("failed_at", "pk")[:limit]
+        )
+        if deliveries:
+            report.fallbacks = _follow_up(deliveries=deliveries, now=now, reason_for={})
+            report.visited = len(deliveries)
+    return report
+
+
+def _follow_up(*, deliveries: list[NotificationDelivery], now: datetime, reason_for: dict[int, str]) -> list[int]:
+    _dead_letters_write(deliveries=deliveries, reason_for=reason_for)
+    created = _fallbacks_create(failed=deliveries, now=now)
+    by_failed = {d.fallback_from_id: d for d in created}
+    audits = []
+    for d in deliveries:
+        fallback = by_failed.get(d.pk)
+        details: dict[str, Any] = {"channel": d.channel, "attempts": d.attempts, "error": d.error}
+        if fallback is not None:
+            details["fallback_channel"] = fallback.channel
+            details["fallback_delivery_id"] = fallback.pk
+        audits.append(NotificationAuditLog(
+            organization_id=d.organization_id, notification_id=d.notification_id, delivery_id=d.pk,
+            action=AuditAction.DEAD_LETTERED, outcome=AuditOutcome.FAILURE, error_message=d.error[:2000],
+            details=details, created_at=now,
+        ))
+    NotificationAuditLog.objects.bulk_create(audits)
+    if created:
+        deliveries_enqueue(delivery_ids=[d.pk for d in created])
+    return [d.pk for d in created]
+
+
+def _fallbacks_create(*, failed: list[NotificationDelivery], now: datetime) -> list[NotificationDelivery]:
+    """One delivery on the next usable channel of each failed row's fallback chain."""
+    org_ids = {d.organization_id for d in failed}
+    channels = {d.channel for d in failed}
+    configs: dict[tuple[int | None, str], ChannelConfiguration] = {
+        (c.organization_id, c.channel): c
+        for c in ChannelConfiguration.objects.filter(Q(organization_id__in=org_ids) | Q(organization__isnull=True))
+    }
+    if not any(c.fallback_channels for c in configs.values() if c.channel in channels):
+        return []
+    notification_ids = {d.notification_id for d in failed}
+    taken = set(
+        NotificationDelivery.objects.filter(notification_id__in=notification_ids).values_list(
+            "notification_id", "channel", "escalation_level"
+        )
+    )
+
+    def enabled(org_id: int, channel: str) -> bool:
+        config = configs.get((org_id, channel)) or configs.get((None, channel))
+        return config is None or config.enabled
+
+    new: list[NotificationDelivery] = []
+    notes: dict[int, list[dict[str, Any]]] = {}
+    for d in failed:
+        config = configs.get((d.organization_id, d.channel)) or configs.get((None, d.channel))
+        chain = list(config.fallback_channels or []) if config else []
+        if not chain:
+            continue
+        notification = d.notification
+        tried: list[dict[str, str]] = []
+        chosen: str | None = None
+        for channel in chain:
+            if channel == d.channel or channel not in Channel.values:
+                continue
+            if (d.notification_id, channel, d.escalation_level) in taken:
+                tried.append({"channel": channel, "skipped": "already used for this notification"})
+                continue
+            if not enabled(d.organization_id, channel):
+                tried.append({"channel": channel, "skipped": "disabled by the organization"})
+                continue
+            address = notification_address(notification, channel)
+            if not address:
+                tried.append({"channel": channel, "skipped": "no address for this channel"})
+                continue
+            chosen = channel
+            taken.add((d.notification_id, channel, d.escalation_level))
+            new.append(NotificationDelivery(
+                notification_id=d.notification_id, organization_id=d.organization_id, channel=channel,
+                status=DeliveryStatus.PENDING, recipient_address=address, locale=d.locale,
+                escalation_level=d.escalation_level, fallback_from_id=d.pk,
+            ))
+            break
+        notes.setdefault(d.notification_id, []).append({
+            "at": now.isoformat(), "from_channel": d.channel, "from_delivery_id": d.pk,
+            "reason": f"{d.channel} failed for good: {d.error or 'failed'}",
+            "to_channel": chosen, "skipped": tried,
+        })
+    created = NotificationDelivery.objects.bulk_create(new, ignore_conflicts=False) if new else []
+    if notes:
+        _trace_fallbacks(notes=notes)
+    return list(created)
+
+
+def _trace_fallbacks(*, notes: dict[int, list[dict[str, Any]]]) -> None:
+    notifications = list(
+        Notification.objects.select_for_update(of=("self",)).filter(pk__in=list(notes)).order_by("pk").only("pk", "trace")
+    )
+    for n in notifications:
+        trace = dict(n.trace or {})
+        for note in notes[n.pk]:
+            trace.setdefault("fallbacks", []).append(note)
+            if note["to_channel"]:
+                trace[note["to_channel"]] = {
+                    "used": True, "decision": "fallback",
+                    "reason": f"fallback after {note['reason']}",
+                }
+        n.trace = trace
+    Notification.objects.bulk_update(notifications, ["trace"])
+
+
+# --- the beat entry point ----------------------------------------------------------------------------
+
+
+def retries_run(*, now: datetime | None = None) -> dict[str, int]:
+    """One beat tick: dead-letter exhausted rows, follow up failures, queue due retries."""
+    now = now or timezone.now()
+    exhausted = deliveries_exhausted_dead_letter(now=now)
+    follow_up = deliveries_failed_follow_up(now=now)
+    queued = deliveries_requeue_due(now=now)
+    if exhausted or follow_up.visited or queued:
+        logger.info("retries: %s queued, %s exhausted, %s failures followed up (%s fallbacks)",
+                    queued, exhausted, follow_up.visited, len(follow_up.fallbacks))
+    return {"queued": queued, "exhausted": exhausted, "followed_up": follow_up.visited,
+            "fallbacks": len(follow_up.fallbacks)}
