@@ -8,7 +8,7 @@ from common.queues import Queue
 from .services import invitations_expire_due
 
 
-@shared_task(name="invitations.expire_due", queue=Queue.MAINTENANCE, ignore_result=True)
+@shared_task(name="invitations.expire_due", queue=Queue.MAINTENANCE.value, ignore_result=True)
 def expire_due_task() -> int:
     """Expire pending invitations past their date; a crontab entry in config.beat runs it."""
     return invitations_expire_due()

@@ -13,6 +13,19 @@ STORY_TEXT = (
 )
 
 
+@pytest.fixture(autouse=True)
+def _inline_tasks_text_narrations(settings):
+    # Tasks queued after commit (pre-generation) run inline instead of needing a worker, and
+    # narrations are text-only (no eSpeak) unless a test asks for audio: fast and offline.
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    settings.NARRATION_ESPEAK_LIBRARY = "/nonexistent/libespeak-ng.so"
+
+
+@pytest.fixture
+def with_audio(settings):
+    settings.NARRATION_ESPEAK_LIBRARY = ""  # the library shipped by espeakng-loader
+
+
 @pytest.fixture
 def story(user):
     return story_create(

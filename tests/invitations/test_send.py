@@ -55,8 +55,6 @@ def test_seed_example_shares_one_narration_row_per_style(auth_client, story, use
 def test_new_narration_rows_are_pregenerated_after_commit(
     auth_client, story, settings, django_capture_on_commit_callbacks
 ):
-    settings.CELERY_TASK_ALWAYS_EAGER = True
-    settings.NARRATION_ESPEAK_LIBRARY = "/nonexistent/libespeak-ng.so"  # text segments: fast and offline
     with django_capture_on_commit_callbacks(execute=True):
         response = auth_client.post(
             invite_url(story.pk), {"invitations": people(2, "jovial") + people(1, "business", prefix="b")}, format="json"
