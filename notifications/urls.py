@@ -3,3 +3,8 @@ from . import urls_delivery, urls_intake
 
 urlpatterns: list = [*urls_intake.urlpatterns, *urls_delivery.urlpatterns]
 api_urlpatterns: list = [*urls_intake.api_urlpatterns, *urls_delivery.api_urlpatterns]
+
+from . import urls_reliability  # noqa: E402
+
+urlpatterns += urls_reliability.urlpatterns
+api_urlpatterns += urls_reliability.api_urlpatterns

@@ -30,10 +30,13 @@ from django.db import transaction
 from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
+from common.exceptions import Conflict, NotFound, ValidationError
 from notifications.engine.delivery import deliveries_enqueue
 from notifications.enums import (
     CHANNEL_ADDRESS_FIELD,
+    DELIVERY_SUCCESS_STATUSES,
     AuditAction,
+    AuditActorType,
     AuditOutcome,
     Channel,
     DeadLetterStatus,
@@ -355,3 +358,132 @@ def retries_run(*, now: datetime | None = None) -> dict[str, int]:
                     queued, exhausted, follow_up.visited, len(follow_up.fallbacks))
     return {"queued": queued, "exhausted": exhausted, "followed_up": follow_up.visited,
             "fallbacks": len(follow_up.fallbacks)}
+
+
+# --- operator actions: replay, discard, retry now ------------------------------------------------------
+
+RETRYABLE_STATUSES = frozenset({DeliveryStatus.FAILED, DeliveryStatus.REJECTED, DeliveryStatus.BOUNCED})
+
+
+def _audit_actor(user_id: int | None) -> dict[str, Any]:
+    return {"actor_type": AuditActorType.USER if user_id else AuditActorType.SYSTEM,
+            "actor_id": str(user_id or ""), "user_id": user_id}
+
+
+def _deliveries_reset(*, delivery_ids: list[int], now: datetime, note: dict[str, Any]) -> None:
+    """Give deliveries a fresh set of attempts (status PENDING, counters cleared), history kept."""
+    rows = list(NotificationDelivery.objects.filter(pk__in=delivery_ids).only("pk", "error_history"))
+    for d in rows:
+        d.error_history = [*(d.error_history or []), {"at": now.isoformat(), **note}]
+    NotificationDelivery.objects.bulk_update(rows, ["error_history"])
+    NotificationDelivery.objects.filter(pk__in=delivery_ids).update(
+        status=DeliveryStatus.PENDING, attempts=0, next_retry_at=None, claimed_at=None, failed_at=None, error="",
+        updated_at=now,
+    )
+
+
+def _letters_locked(*, dead_letter_ids: Iterable[int], organization_id: int | None) -> list[DeadLetter]:
+    ids = sorted({int(pk) for pk in dead_letter_ids})
+    if not ids:
+        raise ValidationError({"ids": ["Give at least one dead letter id."]})
+    qs = DeadLetter.objects.select_for_update().filter(pk__in=ids).order_by("pk")
+    if organization_id is not None:
+        qs = qs.filter(organization_id=organization_id)
+    letters = list(qs)
+    missing = sorted(set(ids) - {dl.pk for dl in letters})
+    if missing:
+        raise NotFound({"detail": "Dead letters not found.", "ids": missing})
+    return letters
+
+
+def dead_letters_replay(
+    *, dead_letter_ids: Iterable[int], organization_id: int | None, user_id: int | None
+) -> list[int]:
+    """Replay OPEN dead letters: their deliveries start over with fresh attempts. All or nothing.
+
+    ``organization_id`` None means platform staff (any organization). Returns the delivery ids queued.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        letters = _letters_locked(dead_letter_ids=dead_letter_ids, organization_id=organization_id)
+        not_open = [dl.pk for dl in letters if dl.status != DeadLetterStatus.OPEN]
+        if not_open:
+            raise Conflict({"detail": "Only open dead letters can be replayed.", "ids": not_open})
+        gone = [dl.pk for dl in letters if dl.delivery_id is None]
+        if gone:
+            raise Conflict({"detail": "The delivery of these dead letters no longer exists.", "ids": gone})
+        delivery_ids = [dl.delivery_id for dl in letters]
+        busy = list(
+            NotificationDelivery.objects.select_for_update()
+            .filter(pk__in=delivery_ids, status__in=[DeliveryStatus.SENDING, *DELIVERY_SUCCESS_STATUSES])
+            .values_list("pk", flat=True)
+        )
+        if busy:
+            raise Conflict({"detail": "These deliveries are being sent or were sent meanwhile.", "delivery_ids": busy})
+        _deliveries_reset(delivery_ids=delivery_ids, now=now, note={"code": "replayed", "by_user_id": user_id})
+        DeadLetter.objects.filter(pk__in=[dl.pk for dl in letters]).update(
+            status=DeadLetterStatus.REPLAYED, replayed_at=now, resolved_by_id=user_id
+        )
+        NotificationAuditLog.objects.bulk_create(
+            NotificationAuditLog(
+                organization_id=dl.organization_id, delivery_id=dl.delivery_id,
+                notification_id=(dl.payload or {}).get("notification_id"),
+                action=AuditAction.DEAD_LETTER_REPLAYED, details={"dead_letter_id": dl.pk, "channel": dl.channel},
+                **_audit_actor(user_id),
+            )
+            for dl in letters
+        )
+        deliveries_enqueue(delivery_ids=delivery_ids)
+    return delivery_ids
+
+
+def dead_letters_discard(*, dead_letter_ids: Iterable[int], organization_id: int | None, user_id: int | None) -> int:
+    """Discard OPEN dead letters (nothing is sent); all or nothing."""
+    now = timezone.now()
+    with transaction.atomic():
+        letters = _letters_locked(dead_letter_ids=dead_letter_ids, organization_id=organization_id)
+        not_open = [dl.pk for dl in letters if dl.status != DeadLetterStatus.OPEN]
+        if not_open:
+            raise Conflict({"detail": "Only open dead letters can be discarded.", "ids": not_open})
+        DeadLetter.objects.filter(pk__in=[dl.pk for dl in letters]).update(
+            status=DeadLetterStatus.DISCARDED, discarded_at=now, resolved_by_id=user_id
+        )
+        NotificationAuditLog.objects.bulk_create(
+            NotificationAuditLog(
+                organization_id=dl.organization_id, delivery_id=dl.delivery_id,
+                notification_id=(dl.payload or {}).get("notification_id"),
+                action=AuditAction.DEAD_LETTER_DISCARDED, details={"dead_letter_id": dl.pk, "channel": dl.channel},
+                **_audit_actor(user_id),
+            )
+            for dl in letters
+        )
+    return len(letters)
+
+
+def delivery_retry_now(*, delivery_id: int, organization_id: int | None, user_id: int | None) -> NotificationDelivery:
+    """Operator "retry": a failed delivery starts over; one waiting for a retry goes now."""
+    now = timezone.now()
+    with transaction.atomic():
+        qs = NotificationDelivery.objects.select_for_update().filter(pk=delivery_id)
+        if organization_id is not None:
+            qs = qs.filter(organization_id=organization_id)
+        delivery = qs.first()
+        if delivery is None:
+            raise NotFound("Delivery not found.")
+        if delivery.status in RETRYABLE_STATUSES:
+            _deliveries_reset(delivery_ids=[delivery.pk], now=now, note={"code": "manual_retry", "by_user_id": user_id})
+            DeadLetter.objects.filter(delivery_id=delivery.pk, status=DeadLetterStatus.OPEN).update(
+                status=DeadLetterStatus.REPLAYED, replayed_at=now, resolved_by_id=user_id
+            )
+        elif delivery.status == DeliveryStatus.PENDING:
+            NotificationDelivery.objects.filter(pk=delivery.pk).update(next_retry_at=None, updated_at=now)
+        else:
+            raise Conflict(f"A {delivery.status} delivery cannot be retried.")
+        NotificationAuditLog.objects.create(
+            organization_id=delivery.organization_id, notification_id=delivery.notification_id, delivery_id=delivery.pk,
+            action=AuditAction.DELIVERY_RETRY_SCHEDULED, details={"manual": True, "previous_status": delivery.status},
+            **_audit_actor(user_id),
+        )
+        deliveries_enqueue(delivery_ids=[delivery.pk])
+    delivery.refresh_from_db()
+    return delivery

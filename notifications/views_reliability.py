@@ -1,0 +1,70 @@
+"""Acknowledgement entry points outside the API: the signed link and SMS replies."""
+from __future__ import annotations
+
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.views import View
+
+from common.exceptions import Gone, NotFound
+from notifications.engine.ack import (
+    AckSource,
+    ack_link_notification_id,
+    notification_acknowledge,
+    notification_acknowledge_by_sms,
+)
+from notifications.models import Notification
+from providers.webhooks import TwilioWebhookView
+
+
+class AckLinkView(View):
+    """``/n/<signed>/ack/``: GET shows what is being acknowledged, POST acknowledges.
+
+    The link is the credential. GET does not change anything, because mail scanners and
+    link previews fetch every URL of a message; one click on the page's button does.
+    """
+
+    http_method_names = ["get", "post"]
+
+    def _notification(self, signed: str) -> tuple[Notification | None, HttpResponse | None]:
+        try:
+            notification_id = ack_link_notification_id(signed=signed)
+        except Gone as exc:
+            return None, render(self.request, "reliability/ack.html", {"error": str(exc.detail)}, status=410)
+        except NotFound as exc:
+            return None, render(self.request, "reliability/ack.html", {"error": str(exc.detail)}, status=404)
+        notification = Notification.objects.filter(pk=notification_id).first()
+        if notification is None:
+            return None, render(self.request, "reliability/ack.html", {"error": "This notification no longer exists."}, status=404)
+        return notification, None
+
+    def get(self, request: HttpRequest, signed: str) -> HttpResponse:
+        notification, error = self._notification(signed)
+        if error is not None:
+            return error
+        return render(request, "reliability/ack.html", {"notification": notification, "done": notification.acknowledged_at is not None})
+
+    def post(self, request: HttpRequest, signed: str) -> HttpResponse:
+        notification, error = self._notification(signed)
+        if error is not None:
+            return error
+        notification = notification_acknowledge(
+            notification_id=notification.pk, source=AckSource.LINK, user_id=notification.recipient_id
+        )
+        return render(request, "reliability/ack.html", {"notification": notification, "done": True})
+
+
+class TwilioSmsInboundView(TwilioWebhookView):
+    """``/webhooks/twilio/sms/inbound/``: a reply "ACK" or "1" acknowledges (signature-verified)."""
+
+    provider_code = "twilio_sms"
+
+    def handle(self, request: HttpRequest) -> HttpResponse:
+        from twilio.twiml.messaging_response import MessagingResponse
+
+        acknowledged = notification_acknowledge_by_sms(
+            from_number=request.POST.get("From", ""), body=request.POST.get("Body", "")
+        )
+        response = MessagingResponse()
+        if acknowledged is not None:
+            response.message(f"Acknowledged: {acknowledged.title or acknowledged.event_type}"[:150])
+        return HttpResponse(str(response), content_type="application/xml")
