@@ -41,6 +41,8 @@ from .models import (
     Webhook,
 )
 
+from . import admin_reliability  # noqa: E402  (replay/discard/retry actions)
+
 SECRET_SET = "•••• set"
 SECRET_UNSET = "not set"
 
@@ -339,6 +341,7 @@ class NotificationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 @admin.register(NotificationDelivery)
 class NotificationDeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    actions = admin_reliability.DELIVERY_ACTIONS
     list_display = ("id", "notification_id", "channel", "status", "recipient_address", "provider", "attempts", "next_retry_at", "sent_at", "created_at")
     list_filter = ("status", "channel", "provider", "organization")
     search_fields = ("recipient_address", "=provider_message_id")
@@ -728,6 +731,7 @@ class DeadLetterAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "provider_responses_pretty", "created_at", "replayed_at", "discarded_at", "resolved_by",
     )
     readonly_fields = fields
+    actions = admin_reliability.DEAD_LETTER_ACTIONS
 
     @admin.display(description="reason")
     def reason_short(self, obj: DeadLetter) -> str:
