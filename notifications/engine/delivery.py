@@ -26,7 +26,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from common.exceptions import ProviderPermanentError, ProviderTransientError, ValidationError
+from common.exceptions import ProviderTransientError, ValidationError
 from notifications.engine import rendering
 from notifications.enums import (
     DELIVERY_FAILURE_STATUSES,
@@ -273,6 +273,12 @@ def _outbound_message(delivery: NotificationDelivery, notification: Notification
     from providers.base import OutboundMessage
 
     extra = dict(content.get("extra") or {})
+    metadata: dict[str, Any] = {
+        "notification_id": notification.pk, "delivery_id": delivery.pk, "organization_id": notification.organization_id,
+        "category": notification.category,
+    }
+    if notification.recipient_id:
+        metadata["user_id"] = notification.recipient_id
     message = OutboundMessage(
         channel=delivery.channel,
         to=delivery.recipient_address or (str(notification.recipient_id) if notification.recipient_id else ""),
@@ -290,7 +296,7 @@ def _outbound_message(delivery: NotificationDelivery, notification: Notification
         criticality=notification.criticality,
         idempotency_key=str(delivery.pk),
         action_url=absolute_url(content.get("action_url") or ""),
-        metadata={"notification_id": notification.pk, "delivery_id": delivery.pk, "organization_id": notification.organization_id},
+        metadata=metadata,
     )
     for key in ("template_name", "template_language", "template_components", "voice_language", "voice_name",
                 "audio_url", "require_acknowledgment", "acknowledgment_digit", "reply_to"):
@@ -299,41 +305,57 @@ def _outbound_message(delivery: NotificationDelivery, notification: Notification
     return message
 
 
-def _send(delivery: NotificationDelivery, notification: Notification, content: dict[str, Any]) -> _Outcome:
-    from providers.services import provider_send_with_failover
-
-    if delivery.channel != Channel.PUSH and not delivery.recipient_address:
-        return _Outcome(delivery, DeliveryStatus.FAILED, error="No address for this channel.", error_code="no_address",
-                        rendered=content)
-    message = _outbound_message(delivery, notification, content)
-    try:
-        outcome = provider_send_with_failover(
-            organization_id=notification.organization_id, channel=delivery.channel, message=message
-        )
-    except ProviderTransientError as exc:
-        return _Outcome(delivery, DeliveryStatus.PENDING, error=str(exc.detail), error_code=exc.code or "transient",
-                        transient=True, retry_after=getattr(exc, "retry_after", None),
-                        provider_response=_safe_response(exc.response), rendered=content)
-    except ProviderPermanentError as exc:
-        return _Outcome(delivery, DeliveryStatus.FAILED, error=str(exc.detail), error_code=exc.code or "permanent",
-                        provider_response=_safe_response(exc.response), rendered=content)
-    result = getattr(outcome, "result", outcome)
-    sent_status = DeliveryStatus.DELIVERED if getattr(result, "status", "") == "delivered" else DeliveryStatus.SENT
-    raw = getattr(result, "raw", None)
-    response: dict[str, Any] = {"raw": raw} if raw else {}
-    attempts = getattr(outcome, "attempts", None)
+def _outcome_from_result(delivery: NotificationDelivery, result: Any, content: dict[str, Any]) -> _Outcome:
+    """Map what the provider layer answered (a SendOutcome or an exception) to an outcome."""
+    attempts = _safe_response(getattr(result, "attempts", None)) or None
+    if isinstance(result, ProviderTransientError):
+        return _Outcome(delivery, DeliveryStatus.PENDING, error=str(result.detail), error_code=result.code or "transient",
+                        transient=True, retry_after=getattr(result, "retry_after", None),
+                        provider_response={"attempts": attempts} if attempts else None, rendered=content)
+    if isinstance(result, Exception):
+        detail = getattr(result, "detail", None) or str(result) or result.__class__.__name__
+        code = getattr(result, "code", None) or "permanent"
+        return _Outcome(delivery, DeliveryStatus.FAILED, error=str(detail), error_code=code,
+                        provider_response={"attempts": attempts} if attempts else None, rendered=content)
+    sent = result.result
+    response: dict[str, Any] = {"result": _safe_response(sent.raw)} if sent.raw else {}
     if attempts:
-        response["attempts"] = _safe_response(attempts)
+        response["attempts"] = attempts
     return _Outcome(
         delivery,
-        sent_status,
-        provider=getattr(outcome, "provider_code", "") or getattr(outcome, "provider", "") or "",
-        provider_message_id=getattr(result, "provider_message_id", "") or "",
+        DeliveryStatus.DELIVERED if sent.status == "delivered" else DeliveryStatus.SENT,
+        provider=result.provider_code,
+        provider_message_id=sent.provider_message_id or "",
         provider_response=response or None,
-        cost_amount=getattr(result, "cost_amount", None),
-        cost_currency=getattr(result, "cost_currency", "") or "",
+        cost_amount=sent.cost_amount,
+        cost_currency=sent.cost_currency or "",
         rendered=content,
     )
+
+
+def _send_groups(pending: list[tuple[NotificationDelivery, Notification, dict[str, Any]]]) -> list[_Outcome]:
+    """Send through the provider registry: one batch call per (organization, channel)."""
+    from providers.services import provider_send_batch_with_failover
+
+    groups: dict[tuple[int, str], list[tuple[NotificationDelivery, Notification, dict[str, Any]]]] = defaultdict(list)
+    outcomes: list[_Outcome] = []
+    for delivery, notification, content in pending:
+        if delivery.channel != Channel.PUSH and not delivery.recipient_address:
+            outcomes.append(_Outcome(delivery, DeliveryStatus.FAILED, error="No address for this channel.",
+                                     error_code="no_address", rendered=content))
+            continue
+        groups[(notification.organization_id, delivery.channel)].append((delivery, notification, content))
+    for (organization_id, channel), items in groups.items():
+        messages = [_outbound_message(d, n, c) for d, n, c in items]
+        try:
+            results = provider_send_batch_with_failover(organization_id=organization_id, channel=channel, messages=messages)
+        except Exception as exc:  # noqa: BLE001 - a bug in one provider must not strand the batch in SENDING
+            logger.exception("deliveries %s: unexpected error while sending", [d.pk for d, _, _ in items])
+            error = ProviderTransientError(f"Unexpected error: {exc.__class__.__name__}", code="unexpected")
+            results = [error] * len(items)
+        for (delivery, _notification, content), result in zip(items, results, strict=True):
+            outcomes.append(_outcome_from_result(delivery, result, content))
+    return outcomes
 
 
 def _safe_response(value: Any) -> Any:
@@ -466,7 +488,23 @@ def deliver_batch(*, delivery_ids: Iterable[int]) -> BatchReport:
     report.claimed = len(claimed)
     if not claimed:
         return report
+    try:
+        _deliver_claimed(claimed, report)
+    except Exception as exc:
+        # Nothing was recorded: give the claim back so a retry (not the sweeper's timeout) picks it up.
+        _claims_release(claimed, error=f"{exc.__class__.__name__}: {exc}"[:500])
+        raise
+    return report
 
+
+def _claims_release(delivery_ids: list[int], *, error: str) -> None:
+    now = timezone.now()
+    NotificationDelivery.objects.filter(pk__in=delivery_ids, status=DeliveryStatus.SENDING).update(
+        status=DeliveryStatus.PENDING, next_retry_at=retry_at(attempts=1, now=now), error=error, updated_at=now
+    )
+
+
+def _deliver_claimed(claimed: list[int], report: BatchReport) -> None:
     deliveries = list(
         NotificationDelivery.objects.filter(pk__in=claimed)
         .select_related("notification", "notification__organization", "notification__recipient")
@@ -481,6 +519,7 @@ def deliver_batch(*, delivery_ids: Iterable[int]) -> BatchReport:
     now = timezone.now()
     outcomes: list[_Outcome] = []
     in_app_content: dict[int, dict[str, str]] = {}
+    to_send: list[tuple[NotificationDelivery, Notification, dict[str, Any]]] = []
     for delivery in deliveries:
         notification = delivery.notification
         if notification.expires_at and notification.expires_at <= now:
@@ -509,15 +548,10 @@ def deliver_batch(*, delivery_ids: Iterable[int]) -> BatchReport:
             outcomes.append(_Outcome(delivery, DeliveryStatus.DELIVERED, provider=IN_APP_PROVIDER,
                                      provider_message_id=f"notification:{notification.pk}", rendered=content))
             continue
-        try:
-            outcomes.append(_send(delivery, notification, content))
-        except Exception as exc:  # an unexpected bug in one provider must not strand the whole batch in SENDING
-            logger.exception("delivery %s: unexpected error while sending", delivery.pk)
-            outcomes.append(_Outcome(delivery, DeliveryStatus.PENDING, error=f"Unexpected error: {exc.__class__.__name__}",
-                                     error_code="unexpected", transient=True, rendered=content))
+        to_send.append((delivery, notification, content))
 
+    outcomes.extend(_send_groups(to_send))
     _record(outcomes=outcomes, notifications=notifications, in_app_content=in_app_content, report=report)
-    return report
 
 
 def _record(
@@ -532,7 +566,6 @@ def _record(
     for outcome in outcomes:
         d = outcome.delivery
         d.updated_at = now
-        d.claimed_at = None
         if outcome.rendered:
             d.rendered = {k: v for k, v in outcome.rendered.items() if k != "extra"}
         if outcome.provider:
@@ -606,7 +639,7 @@ def _record(
         NotificationDelivery.objects.bulk_update(
             updated,
             ["status", "provider", "provider_message_id", "provider_response", "rendered", "sent_at", "delivered_at",
-             "failed_at", "next_retry_at", "claimed_at", "error", "error_history", "cost_amount", "cost_currency",
+             "failed_at", "next_retry_at", "error", "error_history", "cost_amount", "cost_currency",
              "updated_at"],
         )
         if in_app_rows:

@@ -138,18 +138,18 @@ def notifications_mark_all_read(*, user_id: int) -> int:
     return changed
 
 
-@transaction.atomic
 def notification_acknowledge(*, user_id: int, notification_id: int) -> Notification:
-    """Acknowledge (and read) a notification; the escalation engine stops on ``acknowledged_at``."""
-    notification = _locked(user_id, notification_id)
-    if notification.acknowledged_at is None:
-        now = timezone.now()
-        notification.acknowledged_at = now
-        fields = ["acknowledged_at", "updated_at"]
-        if notification.read_at is None:
-            notification.read_at = now
-            fields.append("read_at")
+    """Acknowledge one of the user's notifications (stops its escalation) and mark it read."""
+    from notifications.engine.ack import AckSource
+    from notifications.engine.ack import notification_acknowledge as acknowledge
+
+    notification = notification_get_for_user(user_id=user_id, notification_id=notification_id)
+    with transaction.atomic():
+        acknowledge(notification_id=notification.pk, source=AckSource.INBOX, user_id=user_id)
+        changed = Notification.objects.filter(pk=notification.pk, read_at__isnull=True).update(
+            read_at=timezone.now(), updated_at=timezone.now()
+        )
+        if changed:
             _publish_count_on_commit(user_id)
-        notification.save(update_fields=fields)
-        _audit(notification, user_id=user_id, action=AuditAction.ACKNOWLEDGED)
+    notification.refresh_from_db()
     return notification
