@@ -17,6 +17,8 @@ from pathlib import Path
 
 from django.conf import settings
 
+from common.exceptions import ProviderTransientError
+
 from ..segmenter import NARRATOR, ScriptLine
 from .base import NarrationEngine, NarrationJob, NarrationResult, RenderedAudio
 
@@ -38,6 +40,7 @@ _SYNTH_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short),
 # eSpeak NG keeps global state (one voice, one callback, one output buffer): every call into
 # it, from any thread of the process, goes through this lock.
 _LOCK = threading.Lock()
+_LOAD_LOCK = threading.Lock()
 _LIBRARIES: dict[tuple[str, str], EspeakLibrary | None] = {}
 
 
@@ -124,13 +127,15 @@ class EspeakLibrary:
 def load_espeak() -> EspeakLibrary | None:
     """The process's eSpeak NG, or None when it cannot be loaded (logged once per path)."""
     key = configured_paths()
-    if key not in _LIBRARIES:
-        try:
-            _LIBRARIES[key] = EspeakLibrary(*key)
-        except EspeakUnavailable as exc:
-            logger.warning("local narration falls back to text only: %s", exc)
-            _LIBRARIES[key] = None
-    return _LIBRARIES[key]
+    # Initialising twice would re-register the callback and steal the first instance's audio.
+    with _LOAD_LOCK:
+        if key not in _LIBRARIES:
+            try:
+                _LIBRARIES[key] = EspeakLibrary(*key)
+            except EspeakUnavailable as exc:
+                logger.warning("local narration falls back to text only: %s", exc)
+                _LIBRARIES[key] = None
+        return _LIBRARIES[key]
 
 
 def wav_bytes(pcm: bytes, *, sample_rate: int) -> bytes:
@@ -172,9 +177,13 @@ class LocalEngine(NarrationEngine):
         if self._espeak is None:
             return RenderedAudio(None, "wav", style.estimate_duration_ms(line.text) + pause_ms)
         rate = self._espeak.sample_rate
-        pcm = self._espeak.synthesize(
-            line.text, language=job.language or "en", words_per_minute=style.words_per_minute, pitch=self._pitch(line.speaker)
-        )
+        try:
+            pcm = self._espeak.synthesize(
+                line.text, language=job.language or "en", words_per_minute=style.words_per_minute,
+                pitch=self._pitch(line.speaker),
+            )
+        except EspeakUnavailable as exc:
+            raise ProviderTransientError(str(exc)) from exc
         pcm += b"\x00\x00" * (rate * pause_ms // 1000)
         samples = len(pcm) // 2
         return RenderedAudio(wav_bytes(pcm, sample_rate=rate), "wav", samples * 1000 // rate)

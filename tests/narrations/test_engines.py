@@ -179,3 +179,30 @@ def test_missing_key_is_permanent(settings):
     settings.ELEVENLABS_API_KEY = ""
     with pytest.raises(ProviderPermanentError):
         get_engine()
+
+
+def test_local_engine_is_safe_across_threads(local_engine):
+    """eSpeak NG has global state; concurrent narrations must not mix their audio."""
+    import threading
+
+    def script(n):
+        return [ScriptLine(NARRATOR, f"Story number {n} begins here."), ScriptLine("Tom", f"I am in story {n}.")]
+
+    def run(n, out):
+        out[n] = get_engine().narrate(
+            NarrationJob(narration_id=100 + n, story_id=9, title="T", language="en", style=get_style("jovial"),
+                         script=script(n))
+        )
+
+    concurrent: dict = {}
+    threads = [threading.Thread(target=run, args=(n, concurrent)) for n in range(4)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    expected: dict = {}
+    for n in range(4):  # the same work, one at a time
+        run(n, expected)
+    for n in range(4):
+        # eSpeak NG varies by a few milliseconds between runs; mixed-up audio would be off by seconds.
+        for got, want in zip(concurrent[n].segments, expected[n].segments):
+            assert abs(got["duration_ms"] - want["duration_ms"]) < 100
+            assert got["duration_ms"] > 500
