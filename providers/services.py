@@ -664,7 +664,7 @@ def voice_acknowledge(*, call_sid: str, digits: str) -> bool:
     notification = delivery.notification
     if notification.recipient_id is None:
         return False
-    from notifications.engine.inbox import notification_acknowledge
+    from notifications.engine.ack import AckSource, notification_acknowledge
 
-    notification_acknowledge(user_id=notification.recipient_id, notification_id=notification.pk)
+    notification_acknowledge(notification_id=notification.pk, source=AckSource.VOICE, user_id=notification.recipient_id)
     return True
