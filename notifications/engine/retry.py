@@ -337,8 +337,8 @@ def _trace_fallbacks(*, notes: dict[int, list[dict[str, Any]]]) -> None:
             trace.setdefault("fallbacks", []).append(note)
             if note["to_channel"]:
                 trace[note["to_channel"]] = {
-                    "used": True, "decision": "fallback",
-                    "reason": f"fallback after {note['reason']}",
+                    "used": True, "decision": "fallback", "reason": "channel_fallback",
+                    "detail": f"Fallback: {note['reason']}", "fallback_from_delivery_id": note["from_delivery_id"],
                 }
         n.trace = trace
     Notification.objects.bulk_update(notifications, ["trace"])
