@@ -1,0 +1,111 @@
+"""Benchmark: POST 500 invitations through the API, 5 times, on PostgreSQL.
+
+    DEBUG=true .venv/bin/python bench/bench_invitations.py
+
+Uses its own database (BENCH_DATABASE_URL, default postgres://postgres@127.0.0.1:5432/troubadour_bench),
+created and migrated if needed, never the development one. Each run invites fresh addresses
+in three styles whose narration rows already exist, so the timing covers validation, the
+pending-invitee check, the bulk inserts and the after-commit emails (locmem backend).
+"""
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import urlparse
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+BENCH_DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/troubadour_bench")
+RUNS = int(os.environ.get("BENCH_RUNS", "5"))
+BATCH = int(os.environ.get("BENCH_BATCH", "500"))
+STYLES = ("respectful", "business", "jovial")
+
+
+def _ensure_database(url: str) -> None:
+    import psycopg
+
+    parsed = urlparse(url)
+    name = parsed.path.lstrip("/")
+    admin_dsn = parsed._replace(path="/postgres").geturl()
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone() is None:
+            conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def _setup_django() -> None:
+    os.environ["DATABASE_URL"] = BENCH_DATABASE_URL
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    # Narration rows are created once, in the warm-up; generate them inline rather than queue them.
+    os.environ["CELERY_TASK_ALWAYS_EAGER"] = "true"
+    os.environ.setdefault("SECRET_KEY", "bench-only-secret")
+    import django
+
+    django.setup()
+    from django.test.utils import setup_test_environment
+
+    setup_test_environment()  # locmem email, "testserver" allowed
+
+
+def _items(tag: str, n: int) -> list[dict]:
+    return [{"email": f"{tag}-{i}@bench.example", "conversation_style": STYLES[i % len(STYLES)]} for i in range(n)]
+
+
+def main() -> None:
+    _ensure_database(BENCH_DATABASE_URL)
+    _setup_django()
+
+    from django.core import mail
+    from django.core.management import call_command
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    from accounts.models import Membership, MembershipRole, Organization, User
+    from narrations.services import story_create
+
+    call_command("migrate", verbosity=0)
+    tag = uuid.uuid4().hex[:8]
+    user = User.objects.create_user(username=f"bench-{tag}", email=f"bench-{tag}@bench.example", password=None)
+    organization = Organization.objects.create(name=f"Bench {tag}", slug=f"bench-{tag}")
+    Membership.objects.create(user=user, organization=organization, role=MembershipRole.OWNER)
+    story = story_create(
+        owner=user,
+        title="Benchmark story",
+        content='The tide came in.\n\nAnna: "Hold the rope."\n\nThey held it until morning.',
+        characters=[{"name": "Anna"}],
+        organization=organization,
+    )
+    client = Client()
+    client.force_login(user)
+    url = f"/api/v1/stories/{story.pk}/invitations/"
+
+    warm = client.post(url, {"invitations": _items(f"warm-{tag}", len(STYLES))}, content_type="application/json")
+    assert warm.status_code == 201, warm.content
+
+    timings: list[float] = []
+    query_count = 0
+    for run in range(RUNS):
+        mail.outbox = []
+        payload = {"message": "Benchmark", "invitations": _items(f"{tag}-r{run}", BATCH)}
+        with CaptureQueriesContext(connection) as queries:
+            started = time.perf_counter()
+            response = client.post(url, payload, content_type="application/json")
+            timings.append((time.perf_counter() - started) * 1000)
+        assert response.status_code == 201, response.content[:500]
+        assert len(response.json()["invitations"]) == BATCH
+        assert len(mail.outbox) == BATCH
+        query_count = len(queries)
+
+    print(f"POST {BATCH} invitations × {RUNS} (PostgreSQL, {connection.settings_dict['NAME']}):")
+    print(f"  median {statistics.median(timings):.1f} ms · min {min(timings):.1f} ms · max {max(timings):.1f} ms")
+    print(f"  runs: {', '.join(f'{t:.1f}' for t in timings)} ms")
+    print(f"  queries per request: {query_count} (session auth and after-commit emails included)")
+
+
+if __name__ == "__main__":
+    main()
