@@ -17,6 +17,7 @@ from typing import Any, Iterable
 import requests
 from google.auth.exceptions import GoogleAuthError
 from google.auth.transport.requests import AuthorizedSession
+from google.auth.transport.requests import Request as GoogleAuthRequest
 from google.oauth2 import service_account
 
 from common.exceptions import ProviderPermanentError, ProviderTransientError
@@ -69,6 +70,17 @@ class FcmProvider(BaseProvider):
             creds = _credentials(info)
         except (ValueError, GoogleAuthError):
             raise ProviderPermanentError("FCM service account key is unusable.", code="configuration") from None
+        # Refresh once, up front: concurrent sends on a stale token would each fetch a new one.
+        with _cache_lock:
+            if not creds.valid:
+                try:
+                    creds.refresh(GoogleAuthRequest())
+                except GoogleAuthError as exc:
+                    if getattr(exc, "retryable", False):
+                        raise ProviderTransientError("FCM token endpoint unavailable.", code="auth_unavailable") from None
+                    raise ProviderPermanentError(f"FCM authentication failed: {exc.__class__.__name__}", code="auth") from None
+                except requests.RequestException as exc:
+                    raise ProviderTransientError(f"FCM token endpoint unreachable: {exc.__class__.__name__}", code="connection") from None
         base = (self.config.get("base_url") or "https://fcm.googleapis.com").rstrip("/")
         return AuthorizedSession(creds), f"{base}/v1/projects/{project}/messages:send"
 
