@@ -307,9 +307,14 @@ def _outbound_message(delivery: NotificationDelivery, notification: Notification
 
 def _outcome_from_result(delivery: NotificationDelivery, result: Any, content: dict[str, Any]) -> _Outcome:
     """Map what the provider layer answered (a SendOutcome or an exception) to an outcome."""
-    attempts = _safe_response(getattr(result, "attempts", None)) or None
+    raw_attempts = getattr(result, "attempts", None) or []
+    attempts = _safe_response(raw_attempts) or None
     if isinstance(result, ProviderTransientError):
-        return _Outcome(delivery, DeliveryStatus.PENDING, error=str(result.detail), error_code=result.code or "transient",
+        error = str(result.detail)
+        last = next((a.error for a in reversed(raw_attempts) if getattr(a, "error", "")), "")
+        if last and last not in error:
+            error = f"{error} Last error: {last}"
+        return _Outcome(delivery, DeliveryStatus.PENDING, error=error, error_code=result.code or "transient",
                         transient=True, retry_after=getattr(result, "retry_after", None),
                         provider_response={"attempts": attempts} if attempts else None, rendered=content)
     if isinstance(result, Exception):

@@ -69,6 +69,21 @@ def notification_with_deliveries(
     return notification, deliveries
 
 
+def users_bulk(count: int, **fields: Any) -> list:
+    """Users without password hashing (fast), for fan-out sized tests."""
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.hashers import make_password
+
+    User = get_user_model()
+    start = User.objects.count()
+    unusable = make_password(None)
+    return User.objects.bulk_create([
+        User(username=f"bulk{start + i}-{id(fields)}", email=f"bulk{start + i}-{id(fields)}@example.com",
+             display_name=f"Bulk {i}", password=unusable, **fields)
+        for i in range(count)
+    ])
+
+
 def inbox_item(*, organization, recipient, **fields: Any) -> Notification:
     """A notification already delivered in-app (what the inbox shows)."""
     notification, _ = notification_with_deliveries(
