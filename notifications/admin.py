@@ -16,6 +16,7 @@ from django.forms.models import BaseInlineFormSet
 from django.utils.html import format_html
 from modeltranslation.admin import TabbedTranslationAdmin, TranslationTabularInline
 
+from . import admin_reliability
 from .enums import AuditAction, AuditActorType
 from .models import (
     ChannelConfiguration,
@@ -40,8 +41,6 @@ from .models import (
     UserPresence,
     Webhook,
 )
-
-from . import admin_reliability  # noqa: E402  (replay/discard/retry actions)
 
 SECRET_SET = "•••• set"
 SECRET_UNSET = "not set"
@@ -83,6 +82,18 @@ class _NoEchoTextarea(forms.Textarea):
 
     def format_value(self, value: Any) -> None:
         return None
+
+
+def _encrypt_or_refuse(values: dict[str, Any]) -> str:
+    from django.core.exceptions import ImproperlyConfigured
+
+    from providers.secrets import secrets_encrypt
+
+    try:
+        return secrets_encrypt(values)
+    except ImproperlyConfigured:
+        # Refuse rather than store a credential in clear or with a guessable key.
+        raise forms.ValidationError("Secrets cannot be stored: FIELD_ENCRYPTION_KEYS is not configured.") from None
 
 
 class ReadOnlyAdminMixin:
@@ -541,6 +552,7 @@ class NotificationProviderForm(forms.ModelForm):
             return None
         if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
             raise forms.ValidationError("Expected a JSON object of parameter names to values.")
+        self.encrypted_secrets = _encrypt_or_refuse(value)
         return value
 
 
@@ -572,9 +584,7 @@ class NotificationProviderAdmin(admin.ModelAdmin):
         if cleared:
             obj.secrets = ""
         elif replaced:
-            from providers.secrets import secrets_encrypt
-
-            obj.secrets = secrets_encrypt(replaced)
+            obj.secrets = form.encrypted_secrets
         super().save_model(request, obj, form, change)
         _audit(
             request,
@@ -631,6 +641,7 @@ class CriticalityRoutingAdmin(admin.ModelAdmin):
 
 
 class WebhookForm(forms.ModelForm):
+    url = forms.URLField(max_length=500, required=False, assume_scheme="https", help_text="Target URL (outgoing).")
     new_secret = forms.CharField(
         required=False,
         strip=False,
@@ -643,6 +654,12 @@ class WebhookForm(forms.ModelForm):
     class Meta:
         model = Webhook
         exclude = ("secret",)
+
+    def clean_new_secret(self):
+        value = self.cleaned_data.get("new_secret") or ""
+        if value:
+            self.encrypted_secret = _encrypt_or_refuse({"secret": value})
+        return value
 
 
 @admin.register(Webhook)
@@ -679,9 +696,7 @@ class WebhookAdmin(admin.ModelAdmin):
         if form.cleaned_data.get("clear_secret"):
             obj.secret = ""
         elif form.cleaned_data.get("new_secret"):
-            from providers.secrets import secrets_encrypt
-
-            obj.secret = secrets_encrypt({"secret": form.cleaned_data["new_secret"]})
+            obj.secret = form.encrypted_secret
         if not change and obj.created_by_id is None:
             obj.created_by = request.user
         super().save_model(request, obj, form, change)
