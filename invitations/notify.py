@@ -78,7 +78,7 @@ def invitations_notify_sent(*, invitation_ids: list[int], tokens: dict[int, str]
             # One connection for the whole batch (one SMTP session, not one per invitee).
             with get_connection(fail_silently=False) as connection:
                 connection.send_messages([message for _, message in emails])
-        except Exception as exc:  # SMTP and ESP errors alike: record, don't lose the batch
+        except Exception as exc:  # noqa: BLE001 - SMTP and ESP errors alike: record, do not lose the batch
             logger.warning("invitation emails failed for %d invitations: %s", len(emails), exc.__class__.__name__)
             state = DeliveryState.FAILED
         for pk, _ in emails:

@@ -13,11 +13,28 @@ from django.utils import timezone
 
 from common.exceptions import Conflict, Gone, NotFound, ValidationError
 from narrations.models import NarrationStatus, Story, StoryCharacter, StoryNarration
-from narrations.services import narration_generate, narration_pregenerate_enqueue, narrations_ensure_shared
+from narrations.services import (
+    narration_generate,
+    narration_pregenerate_enqueue,
+    narrations_ensure_shared,
+)
 
-from .models import HistoryAction, InvitationHistory, InvitationStatus, StoryInvitation, hash_token
+from .models import (
+    HistoryAction,
+    InvitationHistory,
+    InvitationStatus,
+    StoryInvitation,
+    hash_token,
+)
 from .notify import invitations_notify_sent
-from .validation import InviteeItem, find_duplicates, style_error, validate_items, validate_message, validate_style
+from .validation import (
+    InviteeItem,
+    find_duplicates,
+    style_error,
+    validate_items,
+    validate_message,
+    validate_style,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -325,7 +342,7 @@ def _check_acceptable(invitation: StoryInvitation) -> None:
 def _reattach_narration(*, invitation_id: int) -> StoryNarration:
     # The shared row was deleted (e.g. by staff): point the invitation at a fresh one.
     invitation = StoryInvitation.objects.select_for_update(of=("self",)).select_related("story").get(pk=invitation_id)
-    shared, new_ids = narrations_ensure_shared(story=invitation.story, styles=[invitation.conversation_style])
+    shared, _ = narrations_ensure_shared(story=invitation.story, styles=[invitation.conversation_style])
     invitation.narration = shared[invitation.conversation_style]
     invitation.save(update_fields=["narration"])
     return invitation.narration

@@ -39,7 +39,7 @@ def test_ten_concurrent_accepts_generate_once(story, user, settings):
             barrier.wait(timeout=30)
             response = client.post(f"/api/v1/invitations/by-token/{token}/accept/")
             answers.append((response.status_code, response.json()))
-        except BaseException as exc:  # surfaced by the assertion below
+        except BaseException as exc:  # noqa: BLE001 - surfaced by the assertion below
             errors.append(exc)
         finally:
             connection.close()

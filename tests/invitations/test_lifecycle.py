@@ -4,7 +4,12 @@ from __future__ import annotations
 import pytest
 from django.utils import timezone
 
-from invitations.models import HistoryAction, InvitationHistory, InvitationStatus, StoryInvitation
+from invitations.models import (
+    HistoryAction,
+    InvitationHistory,
+    InvitationStatus,
+    StoryInvitation,
+)
 from narrations.models import NarrationStatus, StoryNarration
 
 from .conftest import invite_url, people

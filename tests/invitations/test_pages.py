@@ -72,6 +72,7 @@ def test_landing_page_states(client, story, user):
     html = page.content.decode()
     assert story.title in html and user.get_display_name() in html and "Hear this" in html
     assert "Accept and listen" in html
+    assert "being prepared" in html  # pre-generation has not run: Accept will generate it
     assert page["Cache-Control"] == "private, no-store"
     assert StoryInvitation.objects.get(pk=first.pk).viewed_at is not None
 

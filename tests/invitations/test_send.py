@@ -5,7 +5,13 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from invitations.models import HistoryAction, InvitationHistory, InvitationStatus, StoryInvitation, hash_token
+from invitations.models import (
+    HistoryAction,
+    InvitationHistory,
+    InvitationStatus,
+    StoryInvitation,
+    hash_token,
+)
 from narrations.models import NarrationStatus, StoryNarration
 from narrations.services import narrations_ensure_shared, story_create
 
