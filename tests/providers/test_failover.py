@@ -1,0 +1,146 @@
+from __future__ import annotations
+
+import time
+
+import pytest
+import time_machine
+from django.core import mail
+
+from common.exceptions import ProviderPermanentError, ProviderTransientError
+from notifications.enums import AuditAction, Channel, ProviderHealthStatus
+from notifications.models import NotificationAuditLog, NotificationProvider
+from providers.base import OutboundMessage
+from providers.models import ProviderOutbox, SuppressionReason
+from providers.resilience import CircuitBreaker, CircuitPolicy, CircuitState
+from providers.services import AttemptOutcome, provider_send_with_failover, suppression_add
+
+from .factories import DeliveryFactory
+from .peers import Reply
+
+pytestmark = [pytest.mark.postgres, pytest.mark.redis]
+
+
+def _email(**kw) -> OutboundMessage:
+    return OutboundMessage(channel=Channel.EMAIL, to=kw.pop("to", "ada@example.com"), subject="Hi", text="Hello", **kw)
+
+
+@pytest.fixture
+def two_sendgrids(peer, make_provider, organization):
+    primary, secondary = peer(), peer()
+    secondary.on("POST", "/v3/mail/send", Reply(202))
+    own = make_provider("sendgrid", organization=organization, config={"api_url": f"{primary.url}/v3/", "circuit_failure_threshold": 2,
+                                                                        "circuit_cooldown_seconds": 30},
+                        secrets={"api_key": "SG.org-key-0000000000"})
+    platform = make_provider("sendgrid", config={"api_url": f"{secondary.url}/v3/"}, secrets={"api_key": "SG.global-key-000000"})
+    return primary, secondary, own, platform
+
+
+def test_primary_503_fails_over_to_the_secondary_with_an_audit_row(two_sendgrids, organization):
+    primary, secondary, own, platform = two_sendgrids
+    primary.on("POST", "/v3/mail/send", Reply(503, {"errors": [{"message": "unavailable"}]}))
+    delivery = DeliveryFactory(organization=organization, notification__organization=organization)
+
+    outcome = provider_send_with_failover(organization_id=organization.pk, channel=Channel.EMAIL,
+                                          message=_email(metadata={"delivery_id": delivery.pk, "notification_id": delivery.notification_id}))
+
+    assert outcome.provider_id == platform.pk
+    assert [a.outcome for a in outcome.attempts] == [AttemptOutcome.TRANSIENT_ERROR, AttemptOutcome.SENT]
+    assert len(primary.calls()) == 1 and len(secondary.calls()) == 1
+    assert secondary.calls()[0].header("Authorization") == "Bearer SG.global-key-000000"
+    audit = NotificationAuditLog.objects.get(action=AuditAction.PROVIDER_FAILOVER)
+    assert (audit.provider_id, audit.delivery_id, audit.organization_id) == (own.pk, delivery.pk, organization.pk)
+    assert audit.details["to"] == "sendgrid" and audit.outcome == "SUCCESS"
+
+
+def test_primary_401_is_permanent_and_does_not_fail_over(two_sendgrids, organization):
+    primary, secondary, own, platform = two_sendgrids
+    primary.on("POST", "/v3/mail/send", Reply(401, {"errors": [{"message": "bad key"}]}))
+    with pytest.raises(ProviderPermanentError) as err:
+        provider_send_with_failover(organization_id=organization.pk, channel=Channel.EMAIL, message=_email())
+    assert secondary.calls() == []
+    assert [a.outcome for a in err.value.attempts] == [AttemptOutcome.PERMANENT_ERROR]
+    assert not NotificationAuditLog.objects.filter(action=AuditAction.PROVIDER_FAILOVER).exists()
+
+
+def test_circuit_opens_after_n_failures_and_half_opens_after_the_cooldown(two_sendgrids, organization):
+    primary, secondary, own, platform = two_sendgrids
+    primary.on("POST", "/v3/mail/send", Reply(500))
+    breaker = CircuitBreaker(f"db{own.pk}", CircuitPolicy.for_config(own.config))
+    with time_machine.travel(time.time(), tick=False) as clock:
+        for _ in range(2):
+            provider_send_with_failover(organization_id=organization.pk, channel=Channel.EMAIL, message=_email())
+        assert breaker.state() == CircuitState.OPEN
+
+        outcome = provider_send_with_failover(organization_id=organization.pk, channel=Channel.EMAIL, message=_email())
+        assert outcome.attempts[0].outcome == AttemptOutcome.SKIPPED_CIRCUIT_OPEN
+        assert len(primary.calls()) == 2  # the open circuit kept the third message away
+
+        clock.shift(31)
+        assert breaker.state() == CircuitState.HALF_OPEN
+        primary.on("POST", "/v3/mail/send", Reply(202))  # the provider recovered
+        outcome = provider_send_with_failover(organization_id=organization.pk, channel=Channel.EMAIL, message=_email())
+        assert outcome.provider_id == own.pk and len(primary.calls()) == 3
+        assert breaker.state() == CircuitState.CLOSED
+
+
+def test_a_failed_half_open_probe_reopens_for_a_full_cooldown(two_sendgrids, organization):
+    primary, secondary, own, platform = two_sendgrids
+    breaker = CircuitBreaker(f"db{own.pk}", CircuitPolicy.for_config(own.config))
+    with time_machine.travel(time.time(), tick=False) as clock:
+        breaker.record_failure(), breaker.record_failure()
+        clock.shift(31)
+        assert breaker.allow() is True
+        assert breaker.allow() is False  # only one probe at a time
+        assert breaker.record_failure() == CircuitState.OPEN
+        clock.shift(20)
+        assert breaker.state() == CircuitState.OPEN
+
+
+def test_rate_limited_provider_passes_to_the_next_then_waits_never_drops(two_sendgrids, organization):
+    primary, secondary, own, platform = two_sendgrids
+    primary.on("POST", "/v3/mail/send", Reply(202))
+    NotificationProvider.objects.filter(pk__in=[own.pk, platform.pk]).update(rate_limit_per_minute=1)
+
+    first = provider_send_with_failover(organization_id=organization.pk, channel=Channel.EMAIL, message=_email())
+    second = provider_send_with_failover(organization_id=organization.pk, channel=Channel.EMAIL, message=_email())
+    assert (first.provider_id, second.provider_id) == (own.pk, platform.pk)
+    assert second.attempts[0].outcome == AttemptOutcome.RATE_LIMITED
+    with pytest.raises(ProviderTransientError) as err:
+        provider_send_with_failover(organization_id=organization.pk, channel=Channel.EMAIL, message=_email())
+    assert 0 < err.value.retry_after <= 60
+    assert len(primary.calls()) == 1 and len(secondary.calls()) == 1
+
+
+def test_unhealthy_providers_are_skipped(two_sendgrids, organization):
+    primary, secondary, own, platform = two_sendgrids
+    NotificationProvider.objects.filter(pk=own.pk).update(health_status=ProviderHealthStatus.UNHEALTHY)
+    outcome = provider_send_with_failover(organization_id=organization.pk, channel=Channel.EMAIL, message=_email())
+    assert outcome.provider_id == platform.pk and primary.calls() == []
+
+
+def test_another_organizations_records_are_never_used(two_sendgrids, other_user):
+    primary, secondary, own, platform = two_sendgrids
+    other_org_id = other_user.memberships.get().organization_id
+    outcome = provider_send_with_failover(organization_id=other_org_id, channel=Channel.EMAIL, message=_email())
+    assert outcome.provider_id == platform.pk and primary.calls() == []
+
+
+def test_without_records_the_environment_defaults_deliver(organization, django_assert_max_num_queries):
+    with django_assert_max_num_queries(3):  # suppression check, provider records, outbox insert
+        outcome = provider_send_with_failover(organization_id=organization.pk, channel=Channel.SMS,
+                                              message=OutboundMessage(channel=Channel.SMS, to="+14155550100", text="hi", idempotency_key="5"))
+    assert outcome.provider_code == "log_sms" and outcome.result.status == "delivered"
+    assert ProviderOutbox.objects.get().idempotency_key == "5"
+
+    outcome = provider_send_with_failover(organization_id=organization.pk, channel=Channel.EMAIL, message=_email(metadata={"user_id": 1}))
+    assert outcome.provider_code == "django_email"
+    assert mail.outbox[0].to == ["ada@example.com"] and "List-Unsubscribe" in mail.outbox[0].extra_headers
+
+
+def test_suppressed_addresses_are_refused_before_any_call(two_sendgrids, organization):
+    primary, secondary, own, platform = two_sendgrids
+    suppression_add(address="Ada@Example.com", channel=Channel.EMAIL, reason=SuppressionReason.HARD_BOUNCE)
+    with pytest.raises(ProviderPermanentError) as err:
+        provider_send_with_failover(organization_id=organization.pk, channel=Channel.EMAIL, message=_email())
+    assert err.value.code == "suppressed" and "HARD_BOUNCE" in str(err.value.detail)
+    assert primary.calls() == [] and secondary.calls() == []
