@@ -116,17 +116,18 @@ def inbox_stream(
     from notifications.engine.inbox import inbox_unread_count
 
     started = time.monotonic()
-    count = inbox_unread_count(user_id=user_id)
-    yield f"retry: {RECONNECT_MS}\n" + sse_event("unread_count", {"count": count})
     client = redis_client()
     pubsub = None
     if client is not None:
+        # Subscribe before reading the count: an event published in between is not lost.
         try:
             pubsub = client.pubsub(ignore_subscribe_messages=True)
             pubsub.subscribe(inbox_channel(user_id))
         except Exception:  # noqa: BLE001 - fall back to polling rather than failing the page
             logger.warning("inbox stream: Redis unavailable, polling instead", exc_info=True)
             pubsub = None
+    count = inbox_unread_count(user_id=user_id)
+    yield f"retry: {RECONNECT_MS}\n" + sse_event("unread_count", {"count": count})
     last_sent = time.monotonic()
     last_poll = last_sent
     try:
