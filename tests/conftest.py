@@ -74,6 +74,28 @@ def _clear_cache(request):
     yield
 
 
+def _is_transactional(request) -> bool:
+    if {"transactional_db", "live_server"} & set(request.fixturenames):
+        return True
+    marker = request.node.get_closest_marker("django_db")
+    return bool(marker and (marker.kwargs.get("transaction") or (marker.args and marker.args[0])))
+
+
+@pytest.fixture(autouse=True)
+def _notification_catalog(request, django_db_blocker):
+    """Transactional tests end by flushing every table, including the event taxonomy and the
+    default templates a data migration ships: a transactional test that follows gets them back."""
+    if _is_transactional(request):
+        request.getfixturevalue("django_db_setup")
+        from notifications.models import EventType
+        from notifications.taxonomy import catalog_load
+
+        with django_db_blocker.unblock():
+            if not EventType.objects.exists():
+                catalog_load()
+    yield
+
+
 @pytest.fixture
 def organization(db):
     return OrganizationFactory()

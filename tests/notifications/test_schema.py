@@ -578,3 +578,27 @@ def test_preference_admin_edits_channel_rows_inline_and_audits(staff_client, use
     row = pref.channel_preferences.get()
     assert (row.channel, row.enabled, row.only_when_offline) == ("SMS", False, True)
     assert NotificationAuditLog.objects.filter(action=AuditAction.PREFERENCE_CHANGED, user=user).exists()
+
+
+def test_the_data_migration_loads_the_catalog_with_historical_models():
+    import importlib
+
+    from django.db import connection
+    from django.db.migrations.loader import MigrationLoader
+
+    NotificationTemplate.objects.filter(is_default=True).delete()
+    EventType.objects.all().delete()
+    state = MigrationLoader(connection).project_state(("notifications", "0002_load_notification_catalog"))
+    importlib.import_module("notifications.migrations.0002_load_notification_catalog").load(state.apps, None)
+    assert EventType.objects.count() == len(EVENTS)
+    assert TemplateChannel.objects.filter(template__is_default=True).count() == len(EVENTS) * 6
+    tc = TemplateChannel.objects.get(template__key="task.assigned", channel=Channel.EMAIL)
+    assert tc.subject_en.startswith("New task") and tc.subject_fr.startswith("Nouvelle tâche")
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("round_", [1, 2])
+def test_the_catalog_survives_transactional_flushes(round_):
+    # The second round runs after the first one's flush: tests/conftest.py reloads the catalog.
+    assert EventType.objects.count() >= len(EVENTS)
+    assert NotificationTemplate.objects.filter(organization__isnull=True, is_default=True).count() == len(EVENTS)
