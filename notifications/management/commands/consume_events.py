@@ -95,7 +95,8 @@ class EventConsumer(ConsumerProducerMixin):
         if message.delivery_info.get("redelivered"):
             # We crashed (or lost the connection) while handling it before: count that.
             attempts = max(attempts, 2)
-        routing_key = message.delivery_info.get("routing_key") or ""
+        # A retried copy travels to our queue directly: its event type is in the header.
+        routing_key = headers.get("x-original-routing-key") or message.delivery_info.get("routing_key") or ""
         close_old_connections()
         body: Any = None
         try:
