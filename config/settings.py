@@ -212,6 +212,22 @@ ANYMAIL = {
     "WEBHOOK_SECRET": os.environ.get("ANYMAIL_WEBHOOK_SECRET", ""),
 }
 
+# --- notification providers ----------------------------------------------------------
+# Web Push (VAPID, RFC 8292): base64url keys, e.g. from `vapid --gen` (py-vapid).
+VAPID_PRIVATE_KEY = os.environ.get("VAPID_PRIVATE_KEY", "")
+VAPID_PUBLIC_KEY = os.environ.get("VAPID_PUBLIC_KEY", "")
+VAPID_SUBJECT = os.environ.get("VAPID_SUBJECT", "mailto:admin@troubadour.local")
+# Webhook signature keys anymail checks besides WEBHOOK_SECRET (basic auth).
+ANYMAIL.update({
+    k: v for k, v in {
+        "SENDGRID_TRACKING_WEBHOOK_VERIFICATION_KEY": os.environ.get("SENDGRID_TRACKING_WEBHOOK_VERIFICATION_KEY", ""),
+        "MAILGUN_WEBHOOK_SIGNING_KEY": os.environ.get("MAILGUN_WEBHOOK_SIGNING_KEY", ""),
+    }.items() if v
+})
+PROVIDER_CIRCUIT_FAILURE_THRESHOLD = int(os.environ.get("PROVIDER_CIRCUIT_FAILURE_THRESHOLD", "5"))
+PROVIDER_CIRCUIT_COOLDOWN_SECONDS = int(os.environ.get("PROVIDER_CIRCUIT_COOLDOWN_SECONDS", "60"))
+PROVIDER_CIRCUIT_WINDOW_SECONDS = int(os.environ.get("PROVIDER_CIRCUIT_WINDOW_SECONDS", "120"))
+
 # --- narration -------------------------------------------------------------------
 ELEVENLABS_API_KEY = os.environ.get("ELEVENLABS_API_KEY", "")
 ELEVENLABS_BASE_URL = os.environ.get("ELEVENLABS_BASE_URL", "https://api.elevenlabs.io")

@@ -1,5 +1,5 @@
-"""Provider maintenance tasks, run by beat (see the schedule entries in the report of
-config.beat): health checks, delivery status polling, daily cost aggregation."""
+"""Provider maintenance tasks, scheduled in `config.beat`: health checks, delivery status
+polling, daily cost aggregation."""
 from __future__ import annotations
 
 from datetime import date, timedelta
