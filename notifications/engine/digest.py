@@ -278,3 +278,44 @@ def digest_send_now(
     )
     return _batch_send(batch, now=now, reason=reason)
 
+
+
+def digest_items_for_routes(
+    *, organization_id: int, notifications: list[Notification], routes: list[Any], deliveries: list[NotificationDelivery],
+    criticality: str, now: datetime,
+) -> list[int]:
+    """Intake hook: collect the routed deliveries whose channel preference asks for a digest.
+
+    ``routes`` are routing's RecipientRoute objects (one per notification, same order), the
+    deliveries not saved yet. Returns the ids of notifications that went entirely to digests.
+    No query at all when nobody asked for a digest.
+    """
+    if criticality == Criticality.CRITICAL:
+        return []
+    by_key = {(id(d.notification), d.channel): d for d in deliveries}
+    items: list[DigestItem] = []
+    for n, route in zip(notifications, routes):
+        for ch in route.channels:
+            frequency = getattr(ch, "digest_frequency", "")
+            if ch.status != DeliveryStatus.PENDING or not frequency or frequency == DigestFrequency.NONE:
+                continue
+            delivery = by_key.get((id(n), ch.channel))
+            if delivery is None or not route.recipient.user_id:
+                continue
+            items.append(DigestItem(
+                delivery=delivery, user_id=route.recipient.user_id, frequency=frequency, criticality=criticality,
+                timezone=route.recipient.timezone or "UTC", preference_id=getattr(ch, "preference_id", None),
+            ))
+    if not items:
+        return []
+    collected = digest_collect(organization_id=organization_id, items=items, now=now)
+    touched = {id(d.notification) for d in collected}
+    done = []
+    for n in notifications:
+        if id(n) not in touched:
+            continue
+        statuses = {d.status for d in deliveries if d.notification is n}
+        if DeliveryStatus.DIGESTED in statuses and not statuses & {DeliveryStatus.PENDING, DeliveryStatus.HELD}:
+            n.status = NotificationStatus.DIGESTED
+            done.append(n.pk)
+    return done

@@ -411,3 +411,16 @@ def escalation_resolve_for(*, organization_id: int, resource_type: str, resource
         if stopped:
             Notification.objects.bulk_update(stopped, ["next_escalation_at", "trace"])
     return len(stopped)
+
+
+def escalation_after_intake(*, notifications: list[Notification], event_type: str) -> None:
+    """Intake hook (inside its transaction): start matching chains now, or stop the chains an
+    ``incident.resolved`` settles. The beat tasks do the same a minute later if this is skipped."""
+    if event_type in RESOLVING_EVENT_TYPES:
+        resources = {(n.organization_id, n.resource_type, n.resource_id) for n in notifications if n.resource_id}
+        for organization_id, resource_type, resource_id in resources:
+            escalation_resolve_for(organization_id=organization_id, resource_type=resource_type, resource_id=resource_id)
+        return
+    ids = [n.pk for n in notifications if n.status not in (NotificationStatus.SKIPPED, NotificationStatus.SCHEDULED)]
+    if ids:
+        escalation_start_for(notification_ids=ids)

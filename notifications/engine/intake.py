@@ -251,6 +251,11 @@ def _template_for(*, organization: Organization, event_type: EventType) -> Notif
     return templates[0] if templates else None
 
 
+# Events that may start an escalation chain or stop one (engine.escalation); others skip the hook.
+ESCALATION_CRITICALITIES = ("HIGH", "CRITICAL")
+RESOLVING_EVENT_TYPES = ("incident.resolved",)
+
+
 def _notification_status(route: RecipientRoute, *, scheduled: bool) -> str:
     if route.any_pending:
         return NotificationStatus.SCHEDULED if scheduled else NotificationStatus.PENDING
@@ -435,6 +440,13 @@ def event_emit(
                         if ch.status != DeliveryStatus.PENDING else "",
                     )
                 )
+        if not scheduled:
+            from .digest import digest_items_for_routes
+
+            digested_notifications = digest_items_for_routes(
+                organization_id=organization.pk, notifications=notifications, routes=routes, deliveries=deliveries,
+                criticality=criticality, now=now,
+            )
         NotificationDelivery.objects.bulk_create(deliveries, batch_size=INSERT_CHUNK)
 
         audit: list[NotificationAuditLog] = []
@@ -454,6 +466,13 @@ def event_emit(
                              for c in route.channels if c.status == DeliveryStatus.HELD},
                 ))
         NotificationAuditLog.objects.bulk_create(audit, batch_size=INSERT_CHUNK)
+
+        if not scheduled and digested_notifications:
+            Notification.objects.filter(pk__in=digested_notifications).update(status=NotificationStatus.DIGESTED)
+        if criticality in ESCALATION_CRITICALITIES or event_type.key in RESOLVING_EVENT_TYPES:
+            from .escalation import escalation_after_intake
+
+            escalation_after_intake(notifications=notifications, event_type=event_type.key)
 
         if not scheduled:
             pending = [d.pk for d in deliveries if d.status == DeliveryStatus.PENDING]

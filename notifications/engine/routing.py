@@ -73,6 +73,9 @@ class ChannelRoute:
     detail: str = ""
     hold_until: datetime | None = None
     steps: list[dict[str, Any]] = field(default_factory=list)
+    # Digest preference of the recipient for this channel (engine.digest collects it).
+    digest_frequency: str = ""
+    preference_id: int | None = None
 
     @property
     def used(self) -> bool:
@@ -246,6 +249,8 @@ def _route_channel(
         pref_step["overridden"] = decision.overridden
     if decision.digest_frequency and decision.digest_frequency != "NONE":
         pref_step["digest_frequency"] = decision.digest_frequency
+        route.digest_frequency = decision.digest_frequency
+        route.preference_id = decision.preference["id"] if decision.preference else None
     steps.append(pref_step)
     if not decision.enabled:
         level = decision.preference["level"] if decision.preference else "?"

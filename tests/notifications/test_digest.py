@@ -122,3 +122,28 @@ def test_events_in_the_same_second_share_one_batch(organization, user):
     assert errors == []
     batch = NotificationBatch.objects.get(status=BatchStatus.OPEN)
     assert NotificationDelivery.objects.filter(batch=batch, status=DeliveryStatus.DIGESTED).count() == 8
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_event_emit_collects_digest_channels_and_never_critical(organization, user, django_capture_on_commit_callbacks):
+    from notifications.enums import DigestFrequency, NotificationStatus, PreferenceLevel
+    from notifications.models import ChannelPreference, NotificationPreference
+    from notifications.services import event_emit
+
+    pref = NotificationPreference.objects.create(level=PreferenceLevel.USER, user=user, organization=organization)
+    ChannelPreference.objects.create(preference=pref, channel=Channel.EMAIL, digest_frequency=DigestFrequency.HOURLY)
+    with django_capture_on_commit_callbacks(execute=False):
+        first = event_emit(organization=organization, type="task.assigned", recipient_ids=[str(user.pk)],
+                           channels=[Channel.EMAIL], data={"taskTitle": "Fix login"})
+        second = event_emit(organization=organization, type="task.assigned", recipient_ids=[str(user.pk)],
+                            channels=[Channel.EMAIL], data={"taskTitle": "Write docs"})
+        urgent = event_emit(organization=organization, type="task.assigned", recipient_ids=[str(user.pk)],
+                            channels=[Channel.EMAIL], criticality=Criticality.CRITICAL, data={"taskTitle": "Prod"})
+    batch = NotificationBatch.objects.get(status=BatchStatus.OPEN)
+    for result in (first, second):
+        n = Notification.objects.get(pk=result.notifications[0][0])
+        assert n.status == NotificationStatus.DIGESTED
+        assert n.deliveries.get().batch_id == batch.pk
+    n = Notification.objects.get(pk=urgent.notifications[0][0])
+    assert n.deliveries.get().status == DeliveryStatus.PENDING and n.deliveries.get().batch_id is None

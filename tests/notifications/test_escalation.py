@@ -230,3 +230,21 @@ def test_global_chain_applies_when_the_organization_has_none(organization, peopl
         assert escalations_advance().deliveries == 1
     sms = NotificationDelivery.objects.get(notification=n, channel=Channel.SMS)
     assert sms.escalation_level == 1 and sms.recipient_address == people["responder"].phone
+
+
+def test_event_emit_starts_the_chain_and_incident_resolved_stops_it(
+    organization, people, chain, django_capture_on_commit_callbacks
+):
+    from notifications.services import event_emit
+
+    chain.levels.filter(level=1).update(condition=EscalationCondition.NOT_RESOLVED)
+    resource = {"type": "incident", "id": "INC-9", "name": "Database down"}
+    with django_capture_on_commit_callbacks(execute=False):
+        result = event_emit(organization=organization, type="incident.created", recipient_ids=[str(people["responder"].pk)],
+                            criticality=Criticality.CRITICAL, resource=resource, data={"incidentTitle": "Database down"})
+        n = Notification.objects.get(pk=result.notifications[0][0])
+        assert n.escalation_chain == chain and n.next_escalation_at is not None
+        event_emit(organization=organization, type="incident.resolved", recipient_ids=[str(people["responder"].pk)],
+                   resource=resource)
+    n.refresh_from_db()
+    assert n.next_escalation_at is None
