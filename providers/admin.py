@@ -1,6 +1,12 @@
 from django.contrib import admin
 
-from .models import ProviderCostDaily, ProviderHealthMetric, ProviderOutbox, PushSubscription, SuppressedAddress
+from .models import (
+    ProviderCostDaily,
+    ProviderHealthMetric,
+    ProviderOutbox,
+    PushSubscription,
+    SuppressedAddress,
+)
 
 
 @admin.register(PushSubscription)

@@ -17,10 +17,11 @@ to point a provider at a loopback peer (`base_url`, `endpoint_url`, hosts) lives
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, ClassVar, Iterable
+from typing import Any, ClassVar
 
 from common.exceptions import ProviderPermanentError, ProviderTransientError
 

@@ -9,8 +9,7 @@ from common.exceptions import ProviderPermanentError
 def normalize_e164(number: str) -> str:
     """'+1 415 555 0100' → '+14155550100'; anything not a valid E.164 number is permanent."""
     raw = (number or "").strip()
-    if raw.startswith("whatsapp:"):
-        raw = raw[len("whatsapp:"):]
+    raw = raw.removeprefix("whatsapp:")
     if not raw.startswith("+"):
         raise ProviderPermanentError(f"Phone number {number!r} is not in E.164 format (+<country><number>).", code="invalid_recipient")
     try:

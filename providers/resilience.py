@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
@@ -44,7 +44,7 @@ class CircuitPolicy:
     window: float
 
     @classmethod
-    def for_config(cls, config: dict[str, Any] | None = None) -> "CircuitPolicy":
+    def for_config(cls, config: dict[str, Any] | None = None) -> CircuitPolicy:
         config = config or {}
         return cls(
             threshold=int(config.get("circuit_failure_threshold") or getattr(settings, "PROVIDER_CIRCUIT_FAILURE_THRESHOLD", 5)),
@@ -132,7 +132,7 @@ class RateLimiter:
 
     def _keys(self, now: float) -> tuple[str, str]:
         minute = int(now // 60)
-        day = datetime.fromtimestamp(now, tz=timezone.utc).strftime("%Y%m%d")
+        day = datetime.fromtimestamp(now, tz=UTC).strftime("%Y%m%d")
         return f"{PREFIX}:rl:{self.key}:m:{minute}", f"{PREFIX}:rl:{self.key}:d:{day}"
 
     def acquire(self) -> RateDecision:

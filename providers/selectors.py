@@ -1,8 +1,9 @@
 """Reads of the provider layer, each scoped to what the caller may see."""
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 from django.db.models import Q, QuerySet
 from django.db.models.functions import Lower

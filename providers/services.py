@@ -7,16 +7,21 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Iterable
+from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Max, Q, Sum
 from django.utils import timezone
 
-from common.exceptions import ProviderPermanentError, ProviderTransientError, ValidationError
+from common.exceptions import (
+    ProviderPermanentError,
+    ProviderTransientError,
+    ValidationError,
+)
 from notifications.enums import (
     DELIVERY_FAILURE_STATUSES,
     DELIVERY_SUCCESS_STATUSES,
@@ -27,14 +32,37 @@ from notifications.enums import (
     DeliveryStatus,
     ProviderHealthStatus,
 )
-from notifications.models import NotificationAuditLog, NotificationDelivery, NotificationProvider
+from notifications.models import (
+    NotificationAuditLog,
+    NotificationDelivery,
+    NotificationProvider,
+)
 
-from .base import BaseProvider, DeliveryEvent, DeliveryEventType, HealthResult, OutboundMessage, SendResult
-from .models import ProviderCostDaily, ProviderHealthMetric, PushSubscription, PushSubscriptionKind, SuppressedAddress, SuppressionReason
+from .base import (
+    BaseProvider,
+    DeliveryEvent,
+    DeliveryEventType,
+    HealthResult,
+    OutboundMessage,
+    SendResult,
+)
+from .models import (
+    ProviderCostDaily,
+    ProviderHealthMetric,
+    PushSubscription,
+    PushSubscriptionKind,
+    SuppressedAddress,
+    SuppressionReason,
+)
 from .registry import registry
 from .resilience import CircuitBreaker, CircuitPolicy, RateLimiter
 from .secrets import resolve_credentials, secrets_decrypt, secrets_encrypt
-from .selectors import ProviderBinding, binding_for_record, provider_bindings_for_channel, suppression_check
+from .selectors import (
+    ProviderBinding,
+    binding_for_record,
+    provider_bindings_for_channel,
+    suppression_check,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -365,7 +393,7 @@ def provider_costs_aggregate(*, day: date) -> int:
     )
     count = 0
     for row in rows:
-        total_cost = row["cost"] or Decimal("0")
+        total_cost = row["cost"] or Decimal(0)
         successful = row["succeeded"]
         values = {
             "provider_code": row["provider"],

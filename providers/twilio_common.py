@@ -3,7 +3,7 @@ status callbacks."""
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -15,7 +15,13 @@ from twilio.rest import Client
 
 from common.exceptions import ProviderPermanentError, ProviderTransientError
 
-from .base import BaseProvider, DeliveryEvent, DeliveryEventType, HealthResult, transient_or_permanent_for_status
+from .base import (
+    BaseProvider,
+    DeliveryEvent,
+    DeliveryEventType,
+    HealthResult,
+    transient_or_permanent_for_status,
+)
 
 # Twilio error codes that say "this recipient can never get it" even with a 4xx status
 # that could be mistaken for a validation error.
@@ -100,7 +106,7 @@ class TwilioMixin(BaseProvider):
         if event is None:
             return None
         amount, currency = twilio_price(message.price, message.price_unit)
-        return DeliveryEvent(provider_message_id=provider_message_id, event=event, timestamp=message.date_updated or datetime.now(timezone.utc),
+        return DeliveryEvent(provider_message_id=provider_message_id, event=event, timestamp=message.date_updated or datetime.now(UTC),
                              reason=f"Twilio error {message.error_code}" if message.error_code else "", cost_amount=amount, cost_currency=currency)
 
     def parse_webhook(self, payload: dict[str, Any]) -> list[DeliveryEvent]:
@@ -109,7 +115,7 @@ class TwilioMixin(BaseProvider):
 
 def parse_twilio_status(payload: dict[str, Any]) -> list[DeliveryEvent]:
     """A Twilio status callback (form fields) → normalized events."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     if payload.get("CallSid") and payload.get("CallStatus"):
         event = CALL_STATUS_EVENTS.get(payload["CallStatus"])
         if not event:

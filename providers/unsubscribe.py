@@ -40,7 +40,11 @@ def unsubscribe_apply(*, token: str) -> dict:
     """Turn the channel off in the user's own preferences (for one category, or all).
     Idempotent; writes a PREFERENCE_CHANGED audit row the first time."""
     from notifications.enums import AuditAction, AuditActorType
-    from notifications.models import ChannelPreference, NotificationAuditLog, NotificationPreference
+    from notifications.models import (
+        ChannelPreference,
+        NotificationAuditLog,
+        NotificationPreference,
+    )
 
     data = unsubscribe_token_read(token)
     user_id, channel, category = data["u"], data["c"], data["k"]

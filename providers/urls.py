@@ -2,7 +2,6 @@ from django.urls import include, path
 
 from . import api, views, webhooks
 
-
 urlpatterns = [
     path("webhooks/anymail/", include("anymail.urls")),
     path("webhooks/twilio/status/", webhooks.TwilioStatusWebhookView.as_view(), name="providers-twilio-status"),

@@ -15,7 +15,7 @@ import hashlib
 import hmac
 import json
 import logging
-from datetime import datetime, timezone as dt_timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
@@ -72,7 +72,8 @@ def twilio_auth_tokens(account_sid: str) -> list[str]:
     for record in NotificationProvider.objects.filter(code__in=TWILIO_CODES).order_by("organization_id", "pk"):
         try:
             credentials = resolve_credentials(record)
-        except Exception:  # one undecryptable record must not block the others
+        except Exception:  # noqa: BLE001 — one undecryptable record must not block the others
+            logger.warning("provider %s: credentials unreadable, skipped for signature checks", record.pk)
             continue
         if credentials.get("auth_token") and (not account_sid or credentials.get("account_sid") == account_sid):
             tokens.append(credentials["auth_token"])
@@ -143,7 +144,8 @@ def _meta_app_secrets() -> list[str]:
     for record in NotificationProvider.objects.filter(code="meta_whatsapp"):
         try:
             value = resolve_credentials(record).get("app_secret")
-        except Exception:
+        except Exception:  # noqa: BLE001 — same as above
+            logger.warning("provider %s: credentials unreadable, skipped for signature checks", record.pk)
             continue
         if value:
             secrets.append(value)
@@ -218,7 +220,7 @@ def anymail_event_normalize(event: Any) -> DeliveryEvent | None:
     if reject_reason == "spam" and kind in (DeliveryEventType.FAILED, DeliveryEventType.BOUNCED):
         kind, hard = DeliveryEventType.COMPLAINED, False
     reason = (getattr(event, "description", None) or getattr(event, "mta_response", None) or reject_reason or "")[:300]
-    timestamp = getattr(event, "timestamp", None) or datetime.now(dt_timezone.utc)
+    timestamp = getattr(event, "timestamp", None) or datetime.now(UTC)
     return DeliveryEvent(provider_message_id=str(event.message_id), event=kind, timestamp=timestamp,
                          recipient=getattr(event, "recipient", None) or "", reason=reason, hard=hard)
 

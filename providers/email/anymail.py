@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from typing import Any, ClassVar, Iterable
+from collections.abc import Iterable
+from typing import Any, ClassVar
 
 import requests
 from anymail.exceptions import AnymailAPIError, AnymailError, AnymailRecipientsRefused
@@ -21,7 +22,14 @@ from django.core.mail import get_connection
 from common.exceptions import ProviderPermanentError, ProviderTransientError
 from notifications.enums import Channel
 
-from ..base import BaseProvider, HealthResult, OutboundMessage, SendResult, SendStatus, transient_or_permanent_for_status
+from ..base import (
+    BaseProvider,
+    HealthResult,
+    OutboundMessage,
+    SendResult,
+    SendStatus,
+    transient_or_permanent_for_status,
+)
 from ..registry import register
 from .common import build_email, unsubscribe_headers
 
@@ -87,7 +95,7 @@ class AnymailEmailProvider(BaseProvider):
         (each recipient gets a separate message; unsubscribe headers and delivery ids differ)."""
         messages = list(messages)
         results: list[SendResult | Exception | None] = [None] * len(messages)
-        groups: "OrderedDict[tuple, list[int]]" = OrderedDict()
+        groups: OrderedDict[tuple, list[int]] = OrderedDict()
         for index, m in enumerate(messages):
             if m.attachments:
                 groups[("single", index)] = [index]

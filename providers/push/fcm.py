@@ -11,8 +11,9 @@ import hashlib
 import json
 import threading
 import time
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Iterable
+from typing import Any
 
 import requests
 from google.auth.exceptions import GoogleAuthError
@@ -23,7 +24,14 @@ from google.oauth2 import service_account
 from common.exceptions import ProviderPermanentError, ProviderTransientError
 from notifications.enums import Channel
 
-from ..base import BaseProvider, HealthResult, OutboundMessage, SendResult, SendStatus, transient_or_permanent_for_status
+from ..base import (
+    BaseProvider,
+    HealthResult,
+    OutboundMessage,
+    SendResult,
+    SendStatus,
+    transient_or_permanent_for_status,
+)
 from ..registry import register
 from .common import push_options, push_payload, recipient_user_id
 

@@ -16,7 +16,14 @@ from pywebpush import WebPushException, webpush
 from common.exceptions import ProviderPermanentError, ProviderTransientError
 from notifications.enums import Channel
 
-from ..base import BaseProvider, HealthResult, OutboundMessage, SendResult, SendStatus, transient_or_permanent_for_status
+from ..base import (
+    BaseProvider,
+    HealthResult,
+    OutboundMessage,
+    SendResult,
+    SendStatus,
+    transient_or_permanent_for_status,
+)
 from ..registry import register
 from .common import push_options, push_payload, recipient_user_id
 
@@ -96,6 +103,6 @@ class WebPushProvider(BaseProvider):
 
             key, _ = self._vapid()
             Vapid.from_string(key) if "BEGIN" not in key else Vapid.from_pem(key.encode())
-        except Exception as exc:  # a malformed key in any of the formats py_vapid accepts
+        except Exception as exc:  # noqa: BLE001 — a malformed key in any of the formats py_vapid accepts
             return HealthResult(ok=False, response_time_ms=0, detail=f"VAPID key unusable: {exc.__class__.__name__}")
         return HealthResult(ok=True, response_time_ms=0, detail="VAPID key loaded")

@@ -3,11 +3,17 @@ from __future__ import annotations
 
 import time
 
+from common.exceptions import ProviderPermanentError, ProviderTransientError
 from notifications.enums import Channel
 
-from common.exceptions import ProviderPermanentError, ProviderTransientError
-
-from ..base import BaseProvider, HealthResult, OutboundMessage, SendResult, SendStatus, transient_or_permanent_for_status
+from ..base import (
+    BaseProvider,
+    HealthResult,
+    OutboundMessage,
+    SendResult,
+    SendStatus,
+    transient_or_permanent_for_status,
+)
 from ..phone import normalize_e164
 from ..registry import register
 from .segments import count_segments
@@ -38,7 +44,12 @@ class SnsSmsProvider(BaseProvider):
         return boto3.session.Session(**session_params).client("sns", **client_params)
 
     def _error(self, exc: Exception) -> Exception:
-        from botocore.exceptions import ClientError, EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError
+        from botocore.exceptions import (
+            ClientError,
+            ConnectTimeoutError,
+            EndpointConnectionError,
+            ReadTimeoutError,
+        )
 
         if isinstance(exc, ClientError):
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")

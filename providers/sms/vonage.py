@@ -11,7 +11,11 @@ from decimal import Decimal, InvalidOperation
 
 import requests
 from vonage import Auth, HttpClientOptions, Vonage
-from vonage_http_client.errors import AuthenticationError, ForbiddenError, HttpRequestError
+from vonage_http_client.errors import (
+    AuthenticationError,
+    ForbiddenError,
+    HttpRequestError,
+)
 from vonage_sms import SmsMessage
 from vonage_sms.errors import SmsError
 from vonage_utils.errors import VonageError
@@ -19,7 +23,14 @@ from vonage_utils.errors import VonageError
 from common.exceptions import ProviderPermanentError, ProviderTransientError
 from notifications.enums import Channel
 
-from ..base import BaseProvider, HealthResult, OutboundMessage, SendResult, SendStatus, transient_or_permanent_for_status
+from ..base import (
+    BaseProvider,
+    HealthResult,
+    OutboundMessage,
+    SendResult,
+    SendStatus,
+    transient_or_permanent_for_status,
+)
 from ..phone import normalize_e164
 from ..registry import register
 from .segments import count_segments
@@ -83,7 +94,7 @@ class VonageSmsProvider(BaseProvider):
         except (VonageError, requests.RequestException) as exc:
             raise self._error(exc) from None
         parts = response.messages
-        total = Decimal("0")
+        total = Decimal(0)
         priced = False
         for part in parts:
             try:

@@ -2,6 +2,8 @@
 optional Gather "press 1 to acknowledge" posting to /webhooks/twilio/voice/gather/."""
 from __future__ import annotations
 
+from datetime import UTC
+
 import requests
 from django.conf import settings
 from twilio.base.exceptions import TwilioException
@@ -76,7 +78,7 @@ class TwilioVoiceProvider(TwilioMixin):
                           raw={"sid": call.sid, "status": call.status, "acknowledgment": message.require_acknowledgment})
 
     def get_delivery_status(self, provider_message_id: str):
-        from datetime import datetime, timezone
+        from datetime import datetime
 
         from ..base import DeliveryEvent
         from ..twilio_common import CALL_STATUS_EVENTS
@@ -89,5 +91,5 @@ class TwilioVoiceProvider(TwilioMixin):
         if event is None:
             return None
         amount, currency = twilio_price(call.price, call.price_unit)
-        return DeliveryEvent(provider_message_id=provider_message_id, event=event, timestamp=call.date_updated or datetime.now(timezone.utc),
+        return DeliveryEvent(provider_message_id=provider_message_id, event=event, timestamp=call.date_updated or datetime.now(UTC),
                              reason="" if call.status == "completed" else f"call {call.status}", cost_amount=amount, cost_currency=currency)

@@ -7,6 +7,7 @@ error 131047 otherwise, which is permanent for this message (send a template ins
 from __future__ import annotations
 
 import time
+from datetime import UTC
 from typing import Any
 
 import requests
@@ -14,7 +15,16 @@ import requests
 from common.exceptions import ProviderPermanentError, ProviderTransientError
 from notifications.enums import Channel
 
-from ..base import BaseProvider, DeliveryEvent, DeliveryEventType, HealthResult, OutboundMessage, SendResult, SendStatus, transient_or_permanent_for_status
+from ..base import (
+    BaseProvider,
+    DeliveryEvent,
+    DeliveryEventType,
+    HealthResult,
+    OutboundMessage,
+    SendResult,
+    SendStatus,
+    transient_or_permanent_for_status,
+)
 from ..phone import normalize_e164
 from ..registry import register
 
@@ -110,7 +120,7 @@ class MetaWhatsAppProvider(BaseProvider):
         return HealthResult(ok=quality != "RED", response_time_ms=self._elapsed_ms(started), detail=f"quality {quality}" if quality else "")
 
     def parse_webhook(self, payload: dict[str, Any]) -> list[DeliveryEvent]:
-        from datetime import datetime, timezone
+        from datetime import datetime
 
         events: list[DeliveryEvent] = []
         for entry in payload.get("entry", []) or []:
@@ -120,7 +130,7 @@ class MetaWhatsAppProvider(BaseProvider):
                     if not event or not status.get("id"):
                         continue
                     ts = status.get("timestamp")
-                    when = datetime.fromtimestamp(int(ts), tz=timezone.utc) if str(ts or "").isdigit() else datetime.now(timezone.utc)
+                    when = datetime.fromtimestamp(int(ts), tz=UTC) if str(ts or "").isdigit() else datetime.now(UTC)
                     errors = status.get("errors") or []
                     events.append(DeliveryEvent(provider_message_id=status["id"], event=event, timestamp=when,
                                                 recipient=status.get("recipient_id", ""),

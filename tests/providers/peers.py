@@ -12,10 +12,11 @@ import json
 import re
 import ssl
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 
@@ -103,10 +104,10 @@ class HttpPeer:
             context.load_cert_chain(cert, key)
             self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
             self.scheme = "https"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     # -- routes -----------------------------------------------------------------------
-    def on(self, method: str, path_regex: str, reply: Reply | Handler) -> "HttpPeer":
+    def on(self, method: str, path_regex: str, reply: Reply | Handler) -> HttpPeer:
         self.routes.insert(0, (method.upper(), re.compile(path_regex), reply))  # newest wins
         return self
 
@@ -130,7 +131,7 @@ class HttpPeer:
     def url(self) -> str:
         return f"{self.scheme}://{self.host}"
 
-    def start(self) -> "HttpPeer":
+    def start(self) -> HttpPeer:
         self.thread.start()
         return self
 
@@ -148,7 +149,7 @@ def _self_signed(directory: Path) -> tuple[Path, Path, Path]:
 
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     cert = (
         x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
         .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))

@@ -10,8 +10,19 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from accounts.models import MembershipRole
-from notifications.enums import AuditAction, Channel, DeliveryStatus, EventCategory, ProviderHealthStatus
-from notifications.models import ChannelPreference, NotificationAuditLog, NotificationPreference, NotificationProvider
+from notifications.enums import (
+    AuditAction,
+    Channel,
+    DeliveryStatus,
+    EventCategory,
+    ProviderHealthStatus,
+)
+from notifications.models import (
+    ChannelPreference,
+    NotificationAuditLog,
+    NotificationPreference,
+    NotificationProvider,
+)
 from providers.models import ProviderCostDaily, ProviderHealthMetric, PushSubscription
 from providers.secrets import secrets_decrypt
 from providers.services import provider_costs_aggregate

@@ -12,7 +12,11 @@ from notifications.models import NotificationAuditLog, NotificationProvider
 from providers.base import OutboundMessage
 from providers.models import ProviderOutbox, SuppressionReason
 from providers.resilience import CircuitBreaker, CircuitPolicy, CircuitState
-from providers.services import AttemptOutcome, provider_send_with_failover, suppression_add
+from providers.services import (
+    AttemptOutcome,
+    provider_send_with_failover,
+    suppression_add,
+)
 
 from .factories import DeliveryFactory
 from .peers import Reply
@@ -53,7 +57,7 @@ def test_primary_503_fails_over_to_the_secondary_with_an_audit_row(two_sendgrids
 
 
 def test_primary_401_is_permanent_and_does_not_fail_over(two_sendgrids, organization):
-    primary, secondary, own, platform = two_sendgrids
+    primary, secondary, _, _ = two_sendgrids
     primary.on("POST", "/v3/mail/send", Reply(401, {"errors": [{"message": "bad key"}]}))
     with pytest.raises(ProviderPermanentError) as err:
         provider_send_with_failover(organization_id=organization.pk, channel=Channel.EMAIL, message=_email())
@@ -63,7 +67,7 @@ def test_primary_401_is_permanent_and_does_not_fail_over(two_sendgrids, organiza
 
 
 def test_circuit_opens_after_n_failures_and_half_opens_after_the_cooldown(two_sendgrids, organization):
-    primary, secondary, own, platform = two_sendgrids
+    primary, _, own, _ = two_sendgrids
     primary.on("POST", "/v3/mail/send", Reply(500))
     breaker = CircuitBreaker(f"db{own.pk}", CircuitPolicy.for_config(own.config))
     with time_machine.travel(time.time(), tick=False) as clock:
@@ -83,8 +87,8 @@ def test_circuit_opens_after_n_failures_and_half_opens_after_the_cooldown(two_se
         assert breaker.state() == CircuitState.CLOSED
 
 
-def test_a_failed_half_open_probe_reopens_for_a_full_cooldown(two_sendgrids, organization):
-    primary, secondary, own, platform = two_sendgrids
+def test_a_failed_half_open_probe_reopens_for_a_full_cooldown(two_sendgrids):
+    _, _, own, _ = two_sendgrids
     breaker = CircuitBreaker(f"db{own.pk}", CircuitPolicy.for_config(own.config))
     with time_machine.travel(time.time(), tick=False) as clock:
         breaker.record_failure(), breaker.record_failure()
@@ -112,14 +116,14 @@ def test_rate_limited_provider_passes_to_the_next_then_waits_never_drops(two_sen
 
 
 def test_unhealthy_providers_are_skipped(two_sendgrids, organization):
-    primary, secondary, own, platform = two_sendgrids
+    primary, _, own, platform = two_sendgrids
     NotificationProvider.objects.filter(pk=own.pk).update(health_status=ProviderHealthStatus.UNHEALTHY)
     outcome = provider_send_with_failover(organization_id=organization.pk, channel=Channel.EMAIL, message=_email())
     assert outcome.provider_id == platform.pk and primary.calls() == []
 
 
 def test_another_organizations_records_are_never_used(two_sendgrids, other_user):
-    primary, secondary, own, platform = two_sendgrids
+    primary, _, _, platform = two_sendgrids
     other_org_id = other_user.memberships.get().organization_id
     outcome = provider_send_with_failover(organization_id=other_org_id, channel=Channel.EMAIL, message=_email())
     assert outcome.provider_id == platform.pk and primary.calls() == []
@@ -138,7 +142,7 @@ def test_without_records_the_environment_defaults_deliver(organization, django_a
 
 
 def test_suppressed_addresses_are_refused_before_any_call(two_sendgrids, organization):
-    primary, secondary, own, platform = two_sendgrids
+    primary, secondary, _, _ = two_sendgrids
     suppression_add(address="Ada@Example.com", channel=Channel.EMAIL, reason=SuppressionReason.HARD_BOUNCE)
     with pytest.raises(ProviderPermanentError) as err:
         provider_send_with_failover(organization_id=organization.pk, channel=Channel.EMAIL, message=_email())

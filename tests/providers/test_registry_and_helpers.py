@@ -9,7 +9,13 @@ from notifications.enums import Channel
 from providers.base import BaseProvider
 from providers.phone import normalize_e164
 from providers.registry import DuplicateProviderError, ProviderRegistry, registry
-from providers.secrets import mask_value, resolve_credentials, secrets_decrypt, secrets_encrypt, secrets_rotate
+from providers.secrets import (
+    mask_value,
+    resolve_credentials,
+    secrets_decrypt,
+    secrets_encrypt,
+    secrets_rotate,
+)
 from providers.sms.segments import count_segments
 
 

@@ -4,7 +4,7 @@ import base64
 import hashlib
 import hmac
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -102,7 +102,7 @@ def test_sendgrid_tracking_webhook_bounce_marks_the_delivery_and_suppresses_the_
     assert response.status_code == 200
     delivery.refresh_from_db()
     assert delivery.status == DeliveryStatus.BOUNCED and "user unknown" in delivery.error
-    assert delivery.failed_at == datetime(2026, 1, 1, tzinfo=timezone.utc)
+    assert delivery.failed_at == datetime(2026, 1, 1, tzinfo=UTC)
     suppressed = SuppressedAddress.objects.get()
     assert (suppressed.address, suppressed.reason, suppressed.organization_id) == ("gone@example.com", SuppressionReason.HARD_BOUNCE, None)
 
@@ -135,7 +135,7 @@ def test_meta_whatsapp_status_webhook_checks_the_app_secret_signature(make_provi
 
 def test_status_apply_is_set_based_monotonic_and_suppresses_complaints(django_assert_max_num_queries):
     deliveries = [DeliveryFactory(provider="sendgrid") for _ in range(5)]
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     events = [DeliveryEvent(d.provider_message_id, DeliveryEventType.CLICKED, now) for d in deliveries[:3]]
     events += [DeliveryEvent(deliveries[0].provider_message_id, DeliveryEventType.DELIVERED, now)]  # late, must not go backwards
     events += [DeliveryEvent(deliveries[4].provider_message_id, DeliveryEventType.COMPLAINED, now, recipient="Angry@Example.com")]
