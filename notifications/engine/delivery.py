@@ -232,7 +232,7 @@ def delivery_render(
             "subject": title,
             "title": title,
             "body": notification.body or title,
-            "body_html": "",
+            "body_html": notification.body_html,  # e.g. a digest rendered from its own template
             "action_label": notification.action_label,
             "action_url": notification.action_url,
         }
