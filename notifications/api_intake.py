@@ -4,6 +4,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import Prefetch
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
@@ -33,6 +35,7 @@ from notifications.models import (
 from notifications.serializers_intake import (
     AdminPreferencesPutSerializer,
     DndSerializer,
+    EventInSerializer,
     EventOutSerializer,
     HeartbeatSerializer,
     PreferenceOutSerializer,
@@ -68,6 +71,7 @@ class EventsView(APIView):
 
     permission_classes = (IsAuthenticated,)
 
+    @extend_schema(request=EventInSerializer, responses={202: EventOutSerializer})
     def post(self, request: Request) -> Response:
         raw = request.data
         payload = services.event_validated_payload(raw)
@@ -113,6 +117,7 @@ def notification_get_for_trace(*, request: Request, notification_id: int) -> Not
 class NotificationTraceView(APIView):
     permission_classes = (IsAuthenticated,)
 
+    @extend_schema(responses={200: OpenApiTypes.OBJECT})
     def get(self, request: Request, pk: int) -> Response:
         n = notification_get_for_trace(request=request, notification_id=pk)
         deliveries = NotificationDelivery.objects.filter(notification_id=n.pk).order_by("escalation_level", "channel").values(
@@ -151,9 +156,11 @@ def _preferences_answer(request: Request, user) -> dict[str, Any]:
     organization = request_organization(request)
     org_id = organization.pk if organization else None
     event_types = list(EventType.objects.filter(is_active=True).order_by("category", "key"))
+    effective = preferences_effective(user_id=user.pk, organization_id=org_id, event_types=event_types)
     return {
         "organization_id": org_id,
-        "event_types": preferences_effective(user_id=user.pk, organization_id=org_id, event_types=event_types),
+        "categories": effective["categories"],
+        "event_types": effective["event_types"],
         "preferences": PreferenceOutSerializer(_user_preferences(user.pk), many=True).data,
     }
 
@@ -164,10 +171,12 @@ class PreferencesView(APIView):
 
     permission_classes = (IsAuthenticated,)
 
+    @extend_schema(responses={200: OpenApiTypes.OBJECT})
     def get(self, request: Request) -> Response:
         user = _person(request)
         return Response(_preferences_answer(request, user))
 
+    @extend_schema(request=PreferencesPutSerializer, responses={200: OpenApiTypes.OBJECT})
     def put(self, request: Request) -> Response:
         user = _person(request)
         data = {"preferences": request.data} if isinstance(request.data, list) else request.data
@@ -193,6 +202,7 @@ class AdminPreferencesView(APIView):
             raise PermissionDenied("Organization admins only.")
         return organization
 
+    @extend_schema(responses={200: OpenApiTypes.OBJECT})
     def get(self, request: Request) -> Response:
         organization = self._organization(request)
         qs = NotificationPreference.objects.filter(
@@ -210,6 +220,7 @@ class AdminPreferencesView(APIView):
         qs = qs.prefetch_related("channel_preferences").order_by("level", "team_id", "project_id", "scope", "category", "event_type")
         return Response({"results": PreferenceOutSerializer(qs, many=True).data})
 
+    @extend_schema(request=AdminPreferencesPutSerializer, responses={200: OpenApiTypes.OBJECT})
     def put(self, request: Request) -> Response:
         organization = self._organization(request)
         validated = _validated(AdminPreferencesPutSerializer, request.data)
@@ -231,7 +242,9 @@ class AdminPreferencesView(APIView):
         rows = NotificationPreference.objects.filter(pk__in=[p.pk for p in saved]).prefetch_related("channel_preferences")
         return Response({"results": PreferenceOutSerializer(rows, many=True).data})
 
-    post = put
+    @extend_schema(request=AdminPreferencesPutSerializer, responses={200: OpenApiTypes.OBJECT})
+    def post(self, request: Request) -> Response:
+        return self.put(request)
 
 
 # --- quiet hours, DND, presence ------------------------------------------------------------------------------
@@ -252,10 +265,12 @@ def _quiet_answer(qh) -> dict[str, Any]:
 class QuietHoursView(APIView):
     permission_classes = (IsAuthenticated,)
 
+    @extend_schema(responses={200: OpenApiTypes.OBJECT})
     def get(self, request: Request) -> Response:
         user = _person(request)
         return Response(_quiet_answer(quiet_hours_get_for_user(user=user)))
 
+    @extend_schema(request=QuietHoursPutSerializer, responses={200: OpenApiTypes.OBJECT})
     def put(self, request: Request) -> Response:
         user = _person(request)
         v = _validated(QuietHoursPutSerializer, request.data)
@@ -272,6 +287,7 @@ class QuietHoursView(APIView):
 class DndView(APIView):
     permission_classes = (IsAuthenticated,)
 
+    @extend_schema(request=DndSerializer, responses={200: OpenApiTypes.OBJECT})
     def post(self, request: Request) -> Response:
         user = _person(request)
         v = _validated(DndSerializer, request.data)
@@ -283,6 +299,7 @@ class DndView(APIView):
 class PresenceHeartbeatView(APIView):
     permission_classes = (IsAuthenticated,)
 
+    @extend_schema(request=HeartbeatSerializer, responses={200: OpenApiTypes.OBJECT})
     def post(self, request: Request) -> Response:
         user = _person(request)
         v = _validated(HeartbeatSerializer, request.data)

@@ -202,13 +202,34 @@ def preference_decide(*, rows: list[PreferenceRow], channel: str, criticality: s
 # --- effective preferences and the user's own level (API) ---------------------------------
 
 
+def _effective_channels(
+    rows: list[PreferenceRow], *, channels: Iterable[str], criticality: str, defaults: Iterable[str]
+) -> dict[str, dict[str, Any]]:
+    defaults = set(defaults)
+    out = {}
+    for channel in channels:
+        decision = preference_decide(rows=rows, channel=channel, criticality=criticality)
+        out[channel] = {
+            "enabled": decision.enabled,
+            "default": channel in defaults,
+            "level": decision.preference["level"] if decision.preference else "DEFAULT",
+            "preference_id": decision.preference["id"] if decision.preference else None,
+            "reason": decision.reason,
+            "only_when_offline": decision.only_when_offline,
+            "digest_frequency": decision.digest_frequency,
+        }
+    return out
+
+
 def preferences_effective(
     *, user_id: int, organization_id: int | None, event_types: list[EventType]
-) -> list[dict[str, Any]]:
-    """For each event type × channel: enabled or not, and the level it came from.
+) -> dict[str, list[dict[str, Any]]]:
+    """Effective settings × channel, each with the level it came from:
+    per category (rows for all events and for the category, at MEDIUM criticality) and per
+    event type (every matching row, at the type's default criticality).
 
     Two queries: every row of the user, the organization and the platform is loaded once and
-    resolved per event type in Python.
+    resolved in Python.
     """
     levels = Q(level=PreferenceLevel.GLOBAL) | Q(level=PreferenceLevel.USER, user_id=user_id) & (
         Q(organization__isnull=True) | Q(organization_id=organization_id)
@@ -216,39 +237,50 @@ def preferences_effective(
     if organization_id:
         levels |= Q(level=PreferenceLevel.ORGANIZATION, organization_id=organization_id)
     rows = [_row(p) for p in NotificationPreference.objects.filter(levels).prefetch_related("channel_preferences")]
-    out: list[dict[str, Any]] = []
-    for et in event_types:
-        matching = sorted(
+
+    def matching(category: str, event_type: str | None) -> list[PreferenceRow]:
+        return sorted(
             (
                 r for r in rows
                 if r.scope == PreferenceScope.ALL
-                or (r.scope == PreferenceScope.CATEGORY and r.category == et.category)
-                or (r.scope == PreferenceScope.EVENT_TYPE and r.event_type == et.key)
+                or (r.scope == PreferenceScope.CATEGORY and r.category == category)
+                or (event_type is not None and r.scope == PreferenceScope.EVENT_TYPE and r.event_type == event_type)
             ),
             key=lambda r: r.sort_key,
             reverse=True,
         )
-        channels = {}
-        for channel in et.allowed_channels or Channel.values:
-            decision = preference_decide(rows=matching, channel=channel, criticality=et.default_criticality)
-            channels[channel] = {
-                "enabled": decision.enabled,
-                "default": channel in (et.default_channels or []),
-                "level": decision.preference["level"] if decision.preference else "DEFAULT",
-                "preference_id": decision.preference["id"] if decision.preference else None,
-                "reason": decision.reason,
-                "only_when_offline": decision.only_when_offline,
-                "digest_frequency": decision.digest_frequency,
-            }
-        out.append(
-            {
-                "event_type": et.key,
-                "category": et.category,
-                "default_criticality": et.default_criticality,
-                "channels": channels,
-            }
-        )
-    return out
+
+    def gate(rows_: list[PreferenceRow]) -> dict[str, Any]:
+        top = rows_[0] if rows_ else None
+        return {
+            "enabled": top.enabled if top else True,
+            "min_criticality": top.min_criticality if top else Criticality.LOW,
+            "level": top.level if top else "DEFAULT",
+            "preference_id": top.id if top else None,
+        }
+
+    categories = []
+    for category in EventCategory.values:
+        rows_ = matching(category, None)
+        categories.append({
+            "category": category,
+            **{f"gate_{k}": v for k, v in gate(rows_).items()},
+            "channels": _effective_channels(rows_, channels=Channel.values, criticality=Criticality.MEDIUM, defaults=()),
+        })
+    types = []
+    for et in event_types:
+        rows_ = matching(et.category, et.key)
+        types.append({
+            "event_type": et.key,
+            "category": et.category,
+            "default_criticality": et.default_criticality,
+            **{f"gate_{k}": v for k, v in gate(rows_).items()},
+            "channels": _effective_channels(
+                rows_, channels=et.allowed_channels or Channel.values, criticality=et.default_criticality,
+                defaults=et.default_channels or [],
+            ),
+        })
+    return {"categories": categories, "event_types": types}
 
 
 def _validate_item(item: dict[str, Any], *, known_types: set[str]) -> list[str]:

@@ -6,8 +6,19 @@ from typing import Any
 from django.contrib.auth import get_user_model
 
 from accounts.models import Membership, MembershipRole
-from notifications.enums import Channel, Criticality, EventCategory, PreferenceLevel, PreferenceScope
-from notifications.models import ChannelConfiguration, ChannelPreference, EventType, NotificationPreference
+from notifications.enums import (
+    Channel,
+    Criticality,
+    EventCategory,
+    PreferenceLevel,
+    PreferenceScope,
+)
+from notifications.models import (
+    ChannelConfiguration,
+    ChannelPreference,
+    EventType,
+    NotificationPreference,
+)
 
 from ..factories import MembershipFactory, UserFactory
 

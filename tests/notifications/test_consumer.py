@@ -16,7 +16,10 @@ from django.conf import settings
 from kombu import Connection, Exchange, Producer, Queue
 
 from notifications.enums import Channel
-from notifications.management.commands.consume_events import EventConsumer, bus_connection
+from notifications.management.commands.consume_events import (
+    EventConsumer,
+    bus_connection,
+)
 from notifications.models import IdempotencyRecord, Notification
 
 from ..conftest import ROOT, _worker_env, wait_until
@@ -37,7 +40,7 @@ def bus(settings):
         for name in (settings.EVENT_QUEUE, settings.EVENT_DLQ):
             try:
                 channel.queue_delete(name)
-            except Exception:
+            except conn.channel_errors:  # already gone: the channel is closed, open another
                 channel = conn.channel()
 
 

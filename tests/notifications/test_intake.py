@@ -11,7 +11,11 @@ from django.utils import timezone
 from common.exceptions import ValidationError
 from notifications.engine.normalize import event_payload_normalize
 from notifications.enums import AuditAction, Channel, DeliveryStatus, NotificationStatus
-from notifications.models import Notification, NotificationAuditLog, NotificationDelivery
+from notifications.models import (
+    Notification,
+    NotificationAuditLog,
+    NotificationDelivery,
+)
 from notifications.services import event_emit
 
 from .intake_support import EVENT, intake_event_type, member, members_bulk, statuses

@@ -5,8 +5,20 @@ import pytest
 from rest_framework.test import APIClient
 
 from accounts.models import MembershipRole
-from notifications.enums import AuditAction, Channel, Criticality, EventCategory, PreferenceLevel, PreferenceScope
-from notifications.models import ChannelPreference, Notification, NotificationAuditLog, NotificationPreference
+from notifications.enums import (
+    AuditAction,
+    Channel,
+    Criticality,
+    EventCategory,
+    PreferenceLevel,
+    PreferenceScope,
+)
+from notifications.models import (
+    ChannelPreference,
+    Notification,
+    NotificationAuditLog,
+    NotificationPreference,
+)
 from notifications.services import event_emit
 from tests.factories import OrganizationFactory, ProjectFactory, TeamFactory
 
@@ -110,6 +122,11 @@ def test_get_preferences_shows_effective_settings_and_their_level(organization, 
     # No row mentions IN_APP: the most specific matching row (the user's, enabled) lets it through.
     assert (entry["channels"]["IN_APP"]["enabled"], entry["channels"]["IN_APP"]["level"]) == (True, "USER")
     assert [p["id"] for p in body["preferences"]] == [mine.pk]
+    assert entry["gate_level"] == "USER" and entry["gate_enabled"] is True
+    # Per category: only rows for all events or the category count (the event-type row does not).
+    pm = next(c for c in body["categories"] if c["category"] == "PROJECT_MANAGEMENT")
+    assert (pm["channels"]["EMAIL"]["enabled"], pm["channels"]["EMAIL"]["level"]) == (True, "ORGANIZATION")
+    assert (pm["channels"]["SMS"]["enabled"], pm["channels"]["SMS"]["preference_id"]) == (False, o.pk)
 
 
 def test_put_preferences_upserts_the_users_own_rows_and_audits(organization, user, auth_client, event_type):

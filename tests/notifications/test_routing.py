@@ -7,11 +7,30 @@ import pytest
 from django.utils import timezone
 
 from notifications.engine import ratelimit
-from notifications.enums import Channel, Criticality, DeliveryStatus, NotificationStatus, PresenceStatus, RateLimitAction
-from notifications.models import ChannelConfiguration, CriticalityRouting, Notification, UserPresence
+from notifications.enums import (
+    Channel,
+    Criticality,
+    DeliveryStatus,
+    NotificationStatus,
+    PresenceStatus,
+    RateLimitAction,
+)
+from notifications.models import (
+    ChannelConfiguration,
+    CriticalityRouting,
+    Notification,
+    UserPresence,
+)
 from notifications.services import event_emit
 
-from .intake_support import EVENT, channel_config, intake_event_type, member, statuses, user_pref
+from .intake_support import (
+    EVENT,
+    channel_config,
+    intake_event_type,
+    member,
+    statuses,
+    user_pref,
+)
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
