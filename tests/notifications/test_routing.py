@@ -174,3 +174,12 @@ def test_counters_are_shared_through_redis():
     raw = redis.Redis.from_url(settings.REDIS_URL)
     [stored] = list(raw.scan_iter(f"trb:rl:{key}:*"))
     assert int(raw.get(stored)) == 5 and 0 < raw.ttl(stored) <= 120
+
+
+def test_counters_fall_back_to_the_django_cache_without_redis(settings):
+    settings.REDIS_URL = ""
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "rl-fallback"}}
+    assert ratelimit.counters_reserve(demands={"fb:a": (2, 3), "fb:b": (5, 3)}, window=60) == {"fb:a": 2, "fb:b": 3}
+    assert ratelimit.counters_reserve(demands={"fb:a": (2, 3)}, window=60) == {"fb:a": 1}
+    ratelimit.counters_release(amounts={"fb:a": 1}, window=60)
+    assert ratelimit.counters_read(keys=["fb:a", "fb:b"], window=60) == {"fb:a": 2, "fb:b": 3}
