@@ -80,7 +80,9 @@ def deliveries_enqueue(*, delivery_ids: Iterable[int]) -> None:
         for chunk in _chunks(ids, BATCH_SIZE):
             deliver_batch_task.delay(chunk)
 
-    transaction.on_commit(_publish)
+    # Robust: the rows are committed whatever happens to the publish. If the broker is down
+    # the caller still gets its answer, and the sweeper queues the rows again later.
+    transaction.on_commit(_publish, robust=True)
 
 
 # --- claim -------------------------------------------------------------------------------

@@ -3,6 +3,7 @@ digest, scheduling, dead letters, crash). No tests here."""
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from threading import Lock
 from typing import Any
@@ -38,11 +39,14 @@ class WhatsAppSink:
         self.peer = HttpPeer()
         self.by_delivery: Counter[str] = Counter()
         self.fail_with: int | None = None
+        self.delay = 0.0  # seconds per request, like a provider's round trip
         self._lock = Lock()
         self._n = 0
         self.peer.on("POST", WA_PATH, self._reply)
 
     def _reply(self, request: Recorded) -> Reply:
+        if self.delay:
+            time.sleep(self.delay)
         if self.fail_with:
             return Reply(self.fail_with, {"error": {"message": "unavailable" if self.fail_with >= 500 else "bad recipient",
                                                      "code": 131000 if self.fail_with < 500 else 2}})
@@ -53,6 +57,12 @@ class WhatsAppSink:
             n = self._n
         return Reply(200, {"messaging_product": "whatsapp", "contacts": [{"wa_id": body.get("to", "")}],
                            "messages": [{"id": f"wamid.{n}"}]})
+
+    @property
+    def total(self) -> int:
+        """Messages accepted (counted by delivery id)."""
+        with self._lock:
+            return sum(self.by_delivery.values())
 
     @property
     def requests(self) -> int:
