@@ -13,6 +13,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from django.core.exceptions import ImproperlyConfigured
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Max, Q, Sum
 from django.utils import timezone
@@ -113,12 +114,27 @@ def provider_instantiate(binding: ProviderBinding, *, global_records: Iterable[N
     return cls(config=binding.config, credentials=credentials, record_id=binding.record_id)
 
 
+def _instantiate_or_transient(binding: ProviderBinding, global_records: Iterable[NotificationProvider]) -> BaseProvider:
+    try:
+        return provider_instantiate(binding, global_records=global_records)
+    except ImproperlyConfigured as exc:
+        # Undecryptable secrets (rotated keys) break this provider, not the message: fail over.
+        logger.error("provider %s (%s) is misconfigured: %s", binding.record_id, binding.code, exc.__class__.__name__)
+        raise ProviderTransientError(f"Provider {binding.code} is misconfigured.", code="configuration") from None
+
+
 def _with_attempts(exc: Exception, attempts: list[SendAttempt]) -> Exception:
     exc.attempts = attempts  # type: ignore[attr-defined]
     return exc
 
 
 def _failover_audit(*, organization_id: int | None, message: OutboundMessage, attempts: list[SendAttempt]) -> None:
+    rows = _failover_audit_rows(organization_id=organization_id, message=message, attempts=attempts)
+    if rows:
+        NotificationAuditLog.objects.bulk_create(rows)
+
+
+def _failover_audit_rows(*, organization_id: int | None, message: OutboundMessage, attempts: list[SendAttempt]) -> list[NotificationAuditLog]:
     """One PROVIDER_FAILOVER row per provider that failed transiently and was passed over."""
     rows = []
     delivery_id = message.metadata.get("delivery_id")
@@ -140,8 +156,7 @@ def _failover_audit(*, organization_id: int | None, message: OutboundMessage, at
                      "error_code": attempt.error_code},
             error_message=attempt.error[:500],
         ))
-    if rows:
-        NotificationAuditLog.objects.bulk_create(rows)
+    return rows
 
 
 def _gate(binding: ProviderBinding, attempts: list[SendAttempt], retry_hints: list[float]) -> CircuitBreaker | None:
@@ -163,17 +178,18 @@ def _gate(binding: ProviderBinding, attempts: list[SendAttempt], retry_hints: li
     return breaker
 
 
-def _fill_unsubscribe_user(message: OutboundMessage) -> None:
-    if message.channel != Channel.EMAIL or message.unsubscribe_url or message.metadata.get("user_id"):
+def _fill_unsubscribe_user(*messages: OutboundMessage) -> None:
+    """Email needs the recipient user (for its one-click unsubscribe link): one query for all."""
+    wanted = {int(m.metadata["notification_id"]): m for m in messages
+              if m.channel == Channel.EMAIL and not m.unsubscribe_url and not m.metadata.get("user_id") and m.metadata.get("notification_id")}
+    if not wanted:
         return
-    notification_id = message.metadata.get("notification_id")
-    if notification_id:
-        from notifications.models import Notification
+    from notifications.models import Notification
 
-        row = Notification.objects.filter(pk=notification_id).values("recipient_id", "category").first()
-        if row and row["recipient_id"]:
-            message.metadata["user_id"] = row["recipient_id"]
-            message.metadata.setdefault("category", row["category"])
+    for pk, recipient_id, category in Notification.objects.filter(pk__in=list(wanted)).values_list("pk", "recipient_id", "category"):
+        if recipient_id:
+            wanted[pk].metadata["user_id"] = recipient_id
+            wanted[pk].metadata.setdefault("category", category)
 
 
 def provider_send_with_failover(*, organization_id: int | None, channel: str, message: OutboundMessage) -> SendOutcome:
@@ -204,7 +220,7 @@ def provider_send_with_failover(*, organization_id: int | None, channel: str, me
                 continue
             started = time.monotonic()
             try:
-                provider = provider_instantiate(binding, global_records=global_records)
+                provider = _instantiate_or_transient(binding, global_records)
                 result = provider.send(message)
             except ProviderTransientError as exc:
                 breaker.record_failure()
@@ -247,6 +263,7 @@ def provider_send_batch_with_failover(*, organization_id: int | None, channel: s
             results[i] = ProviderPermanentError(f"Address is suppressed ({reason}).", code="suppressed")
         else:
             pending.append(i)
+    _fill_unsubscribe_user(*(messages[i] for i in pending))
     bindings, global_records = provider_bindings_for_channel(organization_id=organization_id, channel=channel)
     retry_hints: list[float] = []
     for binding in bindings:
@@ -268,8 +285,11 @@ def provider_send_batch_with_failover(*, organization_id: int | None, channel: s
                 attempts[i].append(SendAttempt(binding.record_id, binding.code, AttemptOutcome.RATE_LIMITED))
                 continue
             allowed.append(i)
-        provider = provider_instantiate(binding, global_records=global_records)
-        outcomes = provider.send_batch([messages[i] for i in allowed])
+        try:
+            provider = _instantiate_or_transient(binding, global_records)
+            outcomes = provider.send_batch([messages[i] for i in allowed])
+        except (ProviderTransientError, ProviderPermanentError) as exc:
+            outcomes = [exc] * len(allowed)
         still: list[int] = [i for i in pending if i not in allowed]
         any_success = False
         for i, outcome in zip(allowed, outcomes):
@@ -292,8 +312,10 @@ def provider_send_batch_with_failover(*, organization_id: int | None, channel: s
         error = ProviderTransientError(f"No {channel} provider could send this message now.", code="all_providers_failed")
         error.retry_after = min(retry_hints) if retry_hints else None  # type: ignore[attr-defined]
         results[i] = _with_attempts(error, attempts[i])
-    for i, message in enumerate(messages):
-        _failover_audit(organization_id=organization_id, message=message, attempts=attempts[i])
+    audit_rows = [row for i, message in enumerate(messages)
+                  for row in _failover_audit_rows(organization_id=organization_id, message=message, attempts=attempts[i])]
+    if audit_rows:
+        NotificationAuditLog.objects.bulk_create(audit_rows)
     return [r for r in results if r is not None]
 
 
@@ -682,17 +704,16 @@ def push_subscription_delete(*, user_id: int, endpoint: str) -> int:
 
 def voice_acknowledge(*, call_sid: str, digits: str) -> bool:
     """The callee pressed a key during the Gather: the acknowledgment digit acknowledges the
-    notification (which stops its escalation). True when it did."""
-    delivery = NotificationDelivery.objects.select_related("notification").filter(provider_message_id=call_sid, channel=Channel.VOICE).first()
-    if delivery is None:
+    notification and its escalation copies (which stops the chain). True when it did."""
+    delivery = NotificationDelivery.objects.filter(provider_message_id=call_sid, channel=Channel.VOICE).only(
+        "pk", "notification_id", "rendered").first()
+    if delivery is None or not call_sid:
         return False
-    expected = str((delivery.rendered or {}).get("acknowledgment_digit") or "1")[:1]
+    rendered = delivery.rendered or {}
+    expected = str((rendered.get("extra") or {}).get("acknowledgment_digit") or rendered.get("acknowledgment_digit") or "1")[:1]
     if (digits or "")[:1] != expected:
-        return False
-    notification = delivery.notification
-    if notification.recipient_id is None:
         return False
     from notifications.engine.ack import AckSource, notification_acknowledge
 
-    notification_acknowledge(notification_id=notification.pk, source=AckSource.VOICE, user_id=notification.recipient_id)
+    notification_acknowledge(notification_id=delivery.notification_id, source=AckSource.VOICE, detail=f"call {call_sid}")
     return True

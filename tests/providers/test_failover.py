@@ -148,3 +148,44 @@ def test_suppressed_addresses_are_refused_before_any_call(two_sendgrids, organiz
         provider_send_with_failover(organization_id=organization.pk, channel=Channel.EMAIL, message=_email())
     assert err.value.code == "suppressed" and "HARD_BOUNCE" in str(err.value.detail)
     assert primary.calls() == [] and secondary.calls() == []
+
+
+def test_batch_send_fails_over_as_one_merged_call_per_provider(two_sendgrids, organization, django_assert_max_num_queries):
+    from providers.services import provider_send_batch_with_failover
+
+    primary, secondary, _, platform = two_sendgrids
+    primary.on("POST", "/v3/mail/send", Reply(502))
+    suppression_add(address="bounced@example.com", channel=Channel.EMAIL, reason=SuppressionReason.HARD_BOUNCE)
+    messages = [_email(to=f"user{i}@example.com", idempotency_key=str(i)) for i in range(4)] + [_email(to="bounced@example.com")]
+    # suppressions, provider records, failover audit rows — whatever the batch size
+    with django_assert_max_num_queries(4):
+        results = provider_send_batch_with_failover(organization_id=organization.pk, channel=Channel.EMAIL, messages=messages)
+
+    assert len(results) == 5
+    assert [r.provider_id for r in results[:4]] == [platform.pk] * 4
+    assert isinstance(results[4], ProviderPermanentError) and results[4].code == "suppressed"
+    assert len(primary.calls()) == 1 and len(secondary.calls()) == 1  # one merged call each
+    assert len(secondary.calls()[0].json["personalizations"]) == 4
+
+
+def test_undecryptable_credentials_fail_over_instead_of_crashing(two_sendgrids, organization, settings):
+    from cryptography.fernet import Fernet
+
+    primary, secondary, own, platform = two_sendgrids
+    NotificationProvider.objects.filter(pk=own.pk).update(secrets=Fernet(Fernet.generate_key()).encrypt(b"{}").decode())
+    outcome = provider_send_with_failover(organization_id=organization.pk, channel=Channel.EMAIL, message=_email())
+    assert outcome.provider_id == platform.pk and primary.calls() == []
+    assert outcome.attempts[0].error_code == "configuration"
+
+
+def test_batch_emails_carry_each_recipients_unsubscribe_link(two_sendgrids, organization):
+    from providers.services import provider_send_batch_with_failover
+
+    primary, _, _, _ = two_sendgrids
+    primary.on("POST", "/v3/mail/send", Reply(202))
+    deliveries = [DeliveryFactory(organization=organization, notification__organization=organization) for _ in range(2)]
+    messages = [_email(to=d.recipient_address, metadata={"notification_id": d.notification_id, "delivery_id": d.pk}) for d in deliveries]
+    provider_send_batch_with_failover(organization_id=organization.pk, channel=Channel.EMAIL, messages=messages)
+
+    links = [p["headers"]["List-Unsubscribe"] for p in primary.calls()[0].json["personalizations"]]
+    assert len(set(links)) == 2 and all(link.startswith("<https://troubadour.test/u/") for link in links)
