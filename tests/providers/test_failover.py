@@ -171,7 +171,7 @@ def test_batch_send_fails_over_as_one_merged_call_per_provider(two_sendgrids, or
 def test_undecryptable_credentials_fail_over_instead_of_crashing(two_sendgrids, organization, settings):
     from cryptography.fernet import Fernet
 
-    primary, secondary, own, platform = two_sendgrids
+    primary, _, own, platform = two_sendgrids
     NotificationProvider.objects.filter(pk=own.pk).update(secrets=Fernet(Fernet.generate_key()).encrypt(b"{}").decode())
     outcome = provider_send_with_failover(organization_id=organization.pk, channel=Channel.EMAIL, message=_email())
     assert outcome.provider_id == platform.pk and primary.calls() == []
