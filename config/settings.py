@@ -160,13 +160,14 @@ else:
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "")
 EMBEDDED_BROKER_DIR = VAR_DIR / "broker"
 if not CELERY_BROKER_URL:
-    for sub in ("out", "processed"):
+    for sub in ("out", "processed", "control"):
         (EMBEDDED_BROKER_DIR / sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_URL = "filesystem://"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(EMBEDDED_BROKER_DIR / "out"),
         "data_folder_out": str(EMBEDDED_BROKER_DIR / "out"),
         "processed_folder": str(EMBEDDED_BROKER_DIR / "processed"),
+        "control_folder": str(EMBEDDED_BROKER_DIR / "control"),
         "store_processed": False,
     }
 else:

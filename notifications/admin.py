@@ -16,6 +16,8 @@ from django.forms.models import BaseInlineFormSet
 from django.utils.html import format_html
 from modeltranslation.admin import TabbedTranslationAdmin, TranslationTabularInline
 
+from providers.admin_actions import validate_credentials
+
 from . import admin_reliability
 from .enums import AuditAction, AuditActorType
 from .models import (
@@ -559,6 +561,7 @@ class NotificationProviderForm(forms.ModelForm):
 @admin.register(NotificationProvider)
 class NotificationProviderAdmin(admin.ModelAdmin):
     form = NotificationProviderForm
+    actions = [validate_credentials]
     list_display = ("name", "code", "channel", "organization", "priority", "is_active", "is_default", "health_status", "secrets_state", "last_health_check_at")
     list_filter = ("channel", "health_status", "is_active", "is_default")
     search_fields = ("name", "code", "description", "organization__name")
