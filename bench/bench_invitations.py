@@ -20,7 +20,20 @@ from urllib.parse import urlparse
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-BENCH_DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/troubadour_bench")
+DEFAULT_BENCH_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/troubadour_bench"
+
+
+def _bench_database_url() -> str:
+    # `make bench` (scripts/bench.py) already points DATABASE_URL at troubadour_bench; standalone,
+    # any other DATABASE_URL (a development database) is ignored on purpose.
+    explicit = os.environ.get("BENCH_DATABASE_URL")
+    current = os.environ.get("DATABASE_URL", "")
+    if explicit:
+        return explicit
+    return current if current.rstrip("/").endswith("/troubadour_bench") else DEFAULT_BENCH_DATABASE_URL
+
+
+BENCH_DATABASE_URL = _bench_database_url()
 RUNS = int(os.environ.get("BENCH_RUNS", "5"))
 BATCH = int(os.environ.get("BENCH_BATCH", "500"))
 STYLES = ("respectful", "business", "jovial")
@@ -48,7 +61,10 @@ def _setup_django() -> None:
     django.setup()
     from django.test.utils import setup_test_environment
 
-    setup_test_environment()  # locmem email, "testserver" allowed
+    try:
+        setup_test_environment()  # locmem email, "testserver" allowed
+    except RuntimeError:  # another benchmark in this process already did it
+        pass
 
 
 def _items(tag: str, n: int) -> list[dict]:
