@@ -121,10 +121,26 @@ def _channels(value: Any) -> list[str] | None:
     return list(dict.fromkeys(value))
 
 
-def _bare_recipients(items: Sequence[Mapping[str, Any]]) -> list[Recipient]:
-    """Validate bare addresses ({email?, phone?, locale?, timezone?, name?}); all errors at once."""
+@dataclass(frozen=True)
+class RecipientOverride:
+    """What one bare recipient brings on top of the event: its own `data` keys and `resource`.
+
+    Lets one event carry what differs per recipient (an invitee's own link) without one event
+    per recipient: `data` is merged over the event's data, `resource` over its resource.
+    """
+
+    data: dict[str, Any]
+    resource: dict[str, Any]
+
+
+def _bare_recipients(items: Sequence[Mapping[str, Any]]) -> tuple[list[Recipient], list[RecipientOverride | None]]:
+    """Validate bare addresses ({email?, phone?, locale?, timezone?, name?, data?, resource?}); all errors at once.
+
+    Returns the recipients and, aligned with them, each one's override (None when it has none).
+    """
     errors: dict[str, dict[str, list[str]]] = {}
     out: list[Recipient] = []
+    overrides: list[RecipientOverride | None] = []
     seen: set[tuple[str, str]] = set()
     languages = {code for code, _ in settings.LANGUAGES}
     for index, item in enumerate(items):
@@ -158,6 +174,11 @@ def _bare_recipients(items: Sequence[Mapping[str, Any]]) -> list[Recipient]:
                 zoneinfo.ZoneInfo(tz_name)
             except (zoneinfo.ZoneInfoNotFoundError, ValueError):
                 item_errors["timezone"] = [f"Unknown time zone {tz_name!r}."]
+        own_data, own_resource = item.get("data"), item.get("resource")
+        if own_data is not None and not isinstance(own_data, Mapping):
+            item_errors["data"] = ["Expected an object."]
+        if own_resource is not None and not isinstance(own_resource, Mapping):
+            item_errors["resource"] = ["Expected an object."]
         if item_errors:
             errors[str(index)] = item_errors
             continue
@@ -170,9 +191,12 @@ def _bare_recipients(items: Sequence[Mapping[str, Any]]) -> list[Recipient]:
                 timezone=tz_name, name=str(item.get("name") or "")[:200],
             )
         )
+        overrides.append(
+            RecipientOverride(data=dict(own_data or {}), resource=dict(own_resource or {})) if own_data or own_resource else None
+        )
     if errors:
         raise ValidationError({"recipients": errors})
-    return out
+    return out, overrides
 
 
 def _user_recipients(*, organization: Organization, recipient_ids: Sequence[Any]) -> list[Recipient]:
@@ -270,6 +294,26 @@ def _result_recipient_id(n: Notification | Mapping[str, Any]) -> str | None:
     return str(rid) if rid else None
 
 
+def _with_override(
+    common: Mapping[str, Any], override: RecipientOverride, *, resource: Mapping[str, Any], action_url: str | None,
+    default_title: str,
+) -> dict[str, Any]:
+    """The notification fields of one recipient whose data or resource differ from the event's."""
+    payload = {**common["data"], **override.data}
+    own_resource = {**resource, **override.resource}
+    url = action_url or payload.get("action_url") or payload.get("actionUrl") or ""
+    return {
+        **common,
+        "data": payload,
+        "resource_type": str(own_resource.get("type") or "")[:50],
+        "resource_id": str(own_resource.get("id") or "")[:100],
+        "resource_name": str(own_resource.get("name") or "")[:255],
+        "title": str(payload.get("title") or own_resource.get("name") or default_title)[:255],
+        "body": str(payload.get("body") or payload.get("message") or ""),
+        "action_url": str(url)[:500],
+    }
+
+
 # --- the facade ------------------------------------------------------------------------------
 
 
@@ -337,7 +381,7 @@ def event_emit(
         raise ValidationError({"recipient_ids": [f"At most {MAX_RECIPIENTS} recipients per event."]})
 
     members = _user_recipients(organization=organization, recipient_ids=recipient_ids) if recipient_ids else []
-    bare = _bare_recipients(recipients) if recipients else []
+    bare, bare_overrides = _bare_recipients(recipients) if recipients else ([], [])
     team_pk, project_pk = _context_ids(organization=organization, team_id=team_id, project_id=project_id)
     dedup_key = (deduplication_key or "").strip()[:255]
     audit_actor = audit_actor or AuditActor(
@@ -410,9 +454,12 @@ def event_emit(
             "processed_at": now,
         }
         scheduled = ctx.scheduled
+        # Routes come back in recipient order: members first, then bare addresses.
+        overrides: list[RecipientOverride | None] = [None] * len(members) + bare_overrides
         notifications = [
             Notification(
-                **common,
+                **(common if override is None else _with_override(common, override, resource=resource, action_url=action_url,
+                                                                  default_title=event_type.name)),
                 recipient_id=route.recipient.user_id,
                 recipient_email=route.recipient.email,
                 recipient_phone=route.recipient.phone,
@@ -421,7 +468,7 @@ def event_emit(
                 status=_notification_status(route, scheduled=scheduled),
                 trace=route.trace(ctx),
             )
-            for route in routes
+            for route, override in zip(routes, overrides, strict=True)
         ]
         Notification.objects.bulk_create(notifications, batch_size=INSERT_CHUNK)
 
