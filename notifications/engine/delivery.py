@@ -22,7 +22,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -391,6 +391,43 @@ def retry_at(*, attempts: int, now: datetime, retry_after: float | None = None) 
     return now + timedelta(seconds=wait)
 
 
+# --- bulk writes ----------------------------------------------------------------------------
+
+
+def bulk_update_rows(model: type, objs: list, fields: list[str]) -> None:
+    """``bulk_update`` in one ``UPDATE … FROM (VALUES …)`` on PostgreSQL.
+
+    Django's ``bulk_update`` builds one CASE expression per field and row, which costs more
+    Python time than the whole send for a batch of 100; other databases keep using it.
+    """
+    if not objs:
+        return
+    if connection.vendor != "postgresql":
+        model.objects.bulk_update(objs, fields)
+        return
+    meta = model._meta
+    columns = [meta.get_field(name) for name in fields]
+    pk = meta.pk
+    placeholders = "(" + ", ".join(
+        [f"%s::{pk.db_type(connection)}"] + [f"%s::{field.db_type(connection)}" for field in columns]
+    ) + ")"
+    params: list[Any] = []
+    for obj in objs:
+        params.append(pk.get_db_prep_save(obj.pk, connection))
+        for field in columns:
+            params.append(field.get_db_prep_save(getattr(obj, field.attname), connection))
+    quote = connection.ops.quote_name
+    assignments = ", ".join(f"{quote(field.column)} = v.{quote(field.column)}" for field in columns)
+    names = ", ".join([quote("pk_")] + [quote(field.column) for field in columns])
+    sql = (
+        f"UPDATE {quote(meta.db_table)} AS t SET {assignments} "
+        f"FROM (VALUES {', '.join([placeholders] * len(objs))}) AS v({names}) "
+        f"WHERE t.{quote(pk.column)} = v.{quote('pk_')}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+
+
 # --- status derivation ---------------------------------------------------------------------
 
 _IN_FLIGHT = frozenset({DeliveryStatus.PENDING, DeliveryStatus.SENDING})
@@ -469,10 +506,7 @@ def notifications_status_refresh(*, notification_ids: Iterable[int], now: dateti
             notification.processed_at = notification.processed_at or now
             notification.updated_at = now
             changed.append(notification)
-    if changed:
-        Notification.objects.bulk_update(
-            changed, ["status", "channels_delivered", "completed_at", "processed_at", "updated_at"]
-        )
+    bulk_update_rows(Notification, changed, ["status", "channels_delivered", "completed_at", "processed_at", "updated_at"])
     return result
 
 
@@ -643,14 +677,14 @@ def _record(
         in_app_rows.append(n)
 
     with transaction.atomic():
-        NotificationDelivery.objects.bulk_update(
+        bulk_update_rows(
+            NotificationDelivery,
             updated,
             ["status", "provider", "provider_message_id", "provider_response", "rendered", "sent_at", "delivered_at",
              "failed_at", "next_retry_at", "error", "error_history", "cost_amount", "cost_currency",
              "updated_at"],
         )
-        if in_app_rows:
-            Notification.objects.bulk_update(in_app_rows, ["title", "body", "body_html", "action_url", "action_label"])
+        bulk_update_rows(Notification, in_app_rows, ["title", "body", "body_html", "action_url", "action_label"])
         statuses = notifications_status_refresh(notification_ids=notifications.keys(), now=now)
         for pk, status in statuses.items():
             if status in (NotificationStatus.DELIVERED, NotificationStatus.PARTIALLY_DELIVERED, NotificationStatus.FAILED):
