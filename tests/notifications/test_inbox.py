@@ -117,3 +117,32 @@ def test_multi_org_user_sees_all_own_notifications(auth_client, user, organizati
     assert ids == {elsewhere.pk, here.pk}
     stranger = UserFactory()
     assert stranger.pk not in ids
+
+
+def test_inbox_page_bell_and_staff_outbox(client, user, organization, settings, tmp_path):
+    from django.core.mail import EmailMultiAlternatives, get_connection
+
+    from providers.models import ProviderOutbox
+
+    assert client.get("/inbox/").status_code == 302  # sign in first
+    client.force_login(user)
+    page = client.get("/inbox/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert 'id="inbox-list"' in html and 'id="notification-bell"' in html and "js/notifications.js" in html
+    assert client.get("/outbox/").status_code == 302  # staff only
+
+    settings.EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+    settings.EMAIL_FILE_PATH = str(tmp_path / "outbox")
+    message = EmailMultiAlternatives("Hello <there>", "Plain body", "from@example.com", ["to@example.com"],
+                                     connection=get_connection())
+    message.attach_alternative("<p>Hi</p>", "text/html")
+    message.send()
+    ProviderOutbox.objects.create(channel=Channel.SMS, provider_code="log_sms", to="+14155550100", text="Your code")
+    user.is_staff = True
+    user.save(update_fields=["is_staff"])
+    outbox = client.get("/outbox/")
+    assert outbox.status_code == 200
+    body = outbox.content.decode()
+    assert "Hello &lt;there&gt;" in body and "Plain body" in body and "to@example.com" in body
+    assert "+14155550100" in body and "Your code" in body
