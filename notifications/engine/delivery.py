@@ -409,16 +409,16 @@ def bulk_update_rows(model: type, objs: list, fields: list[str]) -> None:
     columns = [meta.get_field(name) for name in fields]
     pk = meta.pk
     placeholders = "(" + ", ".join(
-        [f"%s::{pk.db_type(connection)}"] + [f"%s::{field.db_type(connection)}" for field in columns]
+        [f"%s::{pk.db_type(connection)}"] + [f"%s::{column.db_type(connection)}" for column in columns]
     ) + ")"
     params: list[Any] = []
     for obj in objs:
         params.append(pk.get_db_prep_save(obj.pk, connection))
-        for field in columns:
-            params.append(field.get_db_prep_save(getattr(obj, field.attname), connection))
+        for column in columns:
+            params.append(column.get_db_prep_save(getattr(obj, column.attname), connection))
     quote = connection.ops.quote_name
-    assignments = ", ".join(f"{quote(field.column)} = v.{quote(field.column)}" for field in columns)
-    names = ", ".join([quote("pk_")] + [quote(field.column) for field in columns])
+    assignments = ", ".join(f"{quote(column.column)} = v.{quote(column.column)}" for column in columns)
+    names = ", ".join([quote("pk_")] + [quote(column.column) for column in columns])
     sql = (
         f"UPDATE {quote(meta.db_table)} AS t SET {assignments} "
         f"FROM (VALUES {', '.join([placeholders] * len(objs))}) AS v({names}) "
