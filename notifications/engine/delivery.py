@@ -160,12 +160,19 @@ def absolute_url(url: str) -> str:
     return url
 
 
+def ack_link_url(*, notification_id: int) -> str:
+    from notifications.engine.ack import ack_link_url as signed_url
+
+    return signed_url(notification_id=notification_id)
+
+
 def notification_context(notification: Notification, *, variable_mapping: Mapping[str, str] | None) -> dict[str, Any]:
     """Render context of one notification: mapped event variables + the standard ones."""
     standard = {
         "recipient.name": _recipient_name(notification),
         "actor.name": notification.actor_name,
         "action_url": absolute_url(notification.action_url) if notification.action_url else "",
+        "ack_url": ack_link_url(notification_id=notification.pk),
         "organization.name": notification.organization.name,
         "resource.type": notification.resource_type,
         "resource.id": notification.resource_id,

@@ -80,6 +80,7 @@ STANDARD_VARIABLES = frozenset(
         "recipient.name",
         "actor.name",
         "action_url",
+        "ack_url",  # one-click acknowledgement link (notifications.engine.ack)
         "organization.name",
         "resource.type",
         "resource.id",

@@ -248,3 +248,15 @@ def test_event_emit_starts_the_chain_and_incident_resolved_stops_it(
                    resource=resource)
     n.refresh_from_db()
     assert n.next_escalation_at is None
+
+
+def test_templates_can_link_to_the_one_click_acknowledgement(organization, people):
+    from notifications.engine.delivery import notification_context
+    from notifications.engine.rendering import allowed_variables_for, template_validate
+
+    n = _incident(organization, people["responder"])
+    url = notification_context(n, variable_mapping={})["ack_url"]
+    assert url.startswith("http") and url.endswith("/ack/")
+    assert APIClient().get(url.removeprefix("http://127.0.0.1:8000")).status_code == 200
+    template_validate(channel_contents={"EMAIL": {"body": "Acknowledge: {{ ack_url }}"}},
+                      allowed_variables=allowed_variables_for({}))
