@@ -5,6 +5,7 @@ from django.contrib import admin, messages
 from common.exceptions import TroubadourError
 
 from .models import InvitationHistory, InvitationStatus, StoryInvitation
+from .selectors import invitations_delivery_states
 from .services import invitation_revoke
 
 
@@ -30,7 +31,7 @@ class StoryInvitationAdmin(admin.ModelAdmin):
     list_select_related = ("story", "inviter")
     raw_id_fields = ("story", "inviter", "character", "narration")
     readonly_fields = (
-        "token_hash", "deliveries", "created_at", "viewed_at", "accepted_at", "declined_at", "revoked_at", "completed_at",
+        "token_hash", "notification", "delivery_summary", "created_at", "viewed_at", "accepted_at", "declined_at", "revoked_at", "completed_at",
     )
     date_hierarchy = "created_at"
     inlines = [InvitationHistoryInline]
@@ -40,9 +41,22 @@ class StoryInvitationAdmin(admin.ModelAdmin):
     def invitee(self, obj: StoryInvitation) -> str:
         return obj.invitee
 
+    def get_changelist_instance(self, request):
+        changelist = super().get_changelist_instance(request)
+        # The page's delivery states in one query, not one per row (the page's objects are cached
+        # on the queryset, so the annotation reaches the template).
+        page = list(changelist.result_list)
+        states = invitations_delivery_states(invitations=page)
+        for invitation in page:
+            invitation.delivery_states = states[invitation.pk]
+        return changelist
+
     @admin.display(description="Delivery")
     def delivery_summary(self, obj: StoryInvitation) -> str:
-        return ", ".join(f"{channel}: {state}" for channel, state in (obj.deliveries or {}).items()) or "—"
+        states = getattr(obj, "delivery_states", None)
+        if states is None:
+            states = invitations_delivery_states(invitations=[obj])[obj.pk]
+        return ", ".join(f"{channel}: {state}" for channel, state in states.items()) or "—"
 
     @admin.action(description="Revoke selected invitations")
     def revoke_selected(self, request, queryset) -> None:

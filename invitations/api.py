@@ -112,7 +112,7 @@ class StoryInvitationsApi(APIView):
     def get(self, request: Request, story_id: int) -> Response:
         user = request_person(request)
         story = story_get_for_owner(story_id=story_id, user=user)
-        return Response([selectors.invitation_serialize(i) for i in selectors.invitations_for_story(story=story)])
+        return Response(selectors.invitations_serialize(selectors.invitations_for_story(story=story)))
 
 
 class InvitationApi(APIView):

@@ -41,11 +41,26 @@ class DeliveryChannel(models.TextChoices):
 
 
 class DeliveryState(models.TextChoices):
+    """Per-channel state shown to the inviter: the notification delivery's status, lower-cased,
+    plus the states of an invitation the notification platform has not (or could not) take."""
+
     PENDING = "pending", "Pending"
+    RETRYING = "retrying", "Retrying"
+    SENDING = "sending", "Sending"
     SENT = "sent", "Sent"
+    DELIVERED = "delivered", "Delivered"
+    OPENED = "opened", "Opened"
+    CLICKED = "clicked", "Clicked"
+    HELD = "held", "Held"
+    BOUNCED = "bounced", "Bounced"
+    COMPLAINED = "complained", "Complained"
+    REJECTED = "rejected", "Rejected"
+    UNSUBSCRIBED = "unsubscribed", "Unsubscribed"
     FAILED = "failed", "Failed"
-    # No channel can carry it yet (phone invitees until SMS goes through the notification platform).
-    NOT_DELIVERABLE = "not_deliverable", "Not deliverable yet"
+    SKIPPED = "skipped", "Skipped"
+    CANCELLED = "cancelled", "Cancelled"
+    # The notification exists but routing left this channel out (disabled for the organization).
+    NOT_DELIVERABLE = "not_deliverable", "Not deliverable"
 
 
 class StoryInvitation(models.Model):
@@ -71,8 +86,11 @@ class StoryInvitation(models.Model):
     content_type = models.CharField(max_length=50, blank=True)
     content_id = models.CharField(max_length=100, blank=True)
     content_metadata = models.JSONField(default=dict, blank=True)
-    # Per-channel delivery state, e.g. {"EMAIL": "sent"}; written by invitations.notify.
-    deliveries = models.JSONField(default=dict, blank=True)
+    # The `story.invitation` notification that carries the link (set by invitations.notify after
+    # the batch commits); its deliveries are the per-channel status the inviter sees.
+    notification = models.ForeignKey(
+        "notifications.Notification", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     viewed_at = models.DateTimeField(null=True, blank=True)
     accepted_at = models.DateTimeField(null=True, blank=True)

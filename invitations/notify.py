@@ -1,94 +1,178 @@
-"""Telling invitees about their invitation: the single seam between invitations and delivery.
+"""Telling people about invitations: the single seam between invitations and the notification platform.
 
-Today invitees with an email address get a text + HTML email through Django's email backend,
-and invitees reachable only by phone are recorded as not yet deliverable. When the
-notification platform takes over, only this module changes (it will call `event_emit`).
+A batch of invitations becomes ONE `story.invitation` event whose recipients are the invitees'
+bare addresses, each with its own link, message and style as per-recipient data; the platform
+routes it (EMAIL and SMS), renders it from its templates, delivers it through the configured
+providers (the log provider for SMS in the embedded run) and tracks it. Each invitation keeps
+a link to its notification, so its per-channel status is read from the real deliveries.
+Accepting an invitation tells the inviter with `story.invitation_accepted`.
 """
 from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from typing import Any
 
 from django.conf import settings
-from django.core.mail import EmailMultiAlternatives, get_connection
-from django.template.loader import render_to_string
-from django.utils import translation
+from django.db import transaction
 
-from narrations.models import ConversationStyle
+from accounts.models import Organization
+from accounts.selectors import user_primary_organization
+from common.exceptions import TroubadourError
+from narrations.models import ConversationStyle, Story
+from notifications.enums import ActorType, Channel
+from notifications.models import Notification
+from notifications.services import EmitResult, event_emit
 
-from .models import DeliveryChannel, DeliveryState, StoryInvitation
+from .models import StoryInvitation
 
 logger = logging.getLogger(__name__)
 
+INVITATION_EVENT = "story.invitation"
+ACCEPTED_EVENT = "story.invitation_accepted"
+RESOURCE_TYPE = "story_invitation"
+INVITATION_CHANNELS = [Channel.EMAIL, Channel.SMS]
+SOURCE = "invitations"
 
-def _style_descriptions() -> dict[str, str]:
+
+def _invite_url(token: str) -> str:
+    return f"{settings.SITE_URL}/i/{token}"
+
+
+def _style_label(style: str) -> str:
     try:
-        from narrations.styles import style_catalogue
-    except ImportError:  # the catalogue is optional for a plain label
-        return {}
-    return {entry["code"]: entry.get("description", "") for entry in style_catalogue()}
+        return str(ConversationStyle(style).label)
+    except ValueError:
+        return style
 
 
-def _build_email(invitation: StoryInvitation, *, token: str, descriptions: dict[str, str]) -> EmailMultiAlternatives:
-    inviter_name = invitation.inviter.get_display_name()
-    context = {
-        "invitation": invitation,
-        "story": invitation.story,
-        "inviter_name": inviter_name,
-        "message": invitation.message,
-        "style_label": ConversationStyle(invitation.conversation_style).label,
-        "style_description": descriptions.get(invitation.conversation_style, ""),
-        "character": invitation.character,
-        "invite_url": f"{settings.SITE_URL}/i/{token}",
-        "expires_at": invitation.expires_at,
+def _platform_locale(locale: str) -> str:
+    """The invitee's language if the platform has templates in it, else "" (its default).
+
+    Invitations accept any language code ("de", "fr-CA"); the platform refuses one it does not
+    speak, which would fail the whole batch.
+    """
+    base = (locale or "").replace("_", "-").split("-")[0].lower()
+    return base if base in {code for code, _ in settings.LANGUAGES} else ""
+
+
+def _organization_for(story: Story, inviter) -> Organization | None:
+    return story.organization or user_primary_organization(user=inviter)
+
+
+def _story_correlation(story_id: int) -> str:
+    return f"story:{story_id}"
+
+
+def _recipient(invitation: StoryInvitation, token: str) -> dict[str, Any]:
+    address: dict[str, Any] = {
+        "data": {
+            "inviteUrl": _invite_url(token),
+            "message": invitation.message,
+            "conversationStyle": _style_label(invitation.conversation_style),
+            "invitationId": invitation.pk,
+        },
+        "resource": {"id": invitation.pk},
+        "locale": _platform_locale(invitation.locale),
     }
-    with translation.override(invitation.locale or None):
-        subject = render_to_string("invitations/email/invitation_subject.txt", context).strip()
-        text = render_to_string("invitations/email/invitation.txt", context)
-        html = render_to_string("invitations/email/invitation.html", context)
-    message = EmailMultiAlternatives(
-        subject=" ".join(subject.splitlines()), body=text, to=[invitation.invitee_email]
-    )
-    message.attach_alternative(html, "text/html")
-    return message
+    if invitation.invitee_email:
+        address["email"] = invitation.invitee_email
+    if invitation.invitee_phone:
+        address["phone"] = invitation.invitee_phone
+    return address
 
 
-def invitations_notify_sent(*, invitation_ids: list[int], tokens: dict[int, str]) -> dict[int, dict[str, str]]:
-    """Notify each newly invited person; record the per-channel outcome on the invitation.
+def invitations_notify_sent(*, invitation_ids: list[int], tokens: dict[int, str]) -> dict[int, int]:
+    """Hand newly sent invitations to the notification platform: one event per story and inviter.
 
-    Runs after the batch commits. Returns {invitation id: {channel: state}}. Never raises for a
-    delivery failure: the invitations exist either way and the outcome is recorded.
+    Runs after the invitation batch commits (the raw tokens exist only in memory, for the links).
+    Invitations already linked to a notification are left alone, so running it twice sends
+    nothing twice. Returns {invitation id: notification id}. A batch the platform refuses is
+    logged and left unlinked (its channels read `pending`); the invitations exist either way.
     """
     invitations = list(
-        StoryInvitation.objects.filter(pk__in=invitation_ids).select_related("story", "inviter", "character")
+        StoryInvitation.objects.filter(pk__in=invitation_ids, notification__isnull=True)
+        .select_related("story__organization", "inviter")
+        .order_by("pk")
     )
-    outcome: dict[int, dict[str, str]] = {invitation.pk: {} for invitation in invitations}
-    emails: list[tuple[int, EmailMultiAlternatives]] = []
-    descriptions = _style_descriptions()
+    groups: dict[tuple[int, int], list[StoryInvitation]] = defaultdict(list)
     for invitation in invitations:
-        if invitation.invitee_phone:
-            outcome[invitation.pk][DeliveryChannel.SMS] = DeliveryState.NOT_DELIVERABLE
-        token = tokens.get(invitation.pk)
-        if invitation.invitee_email and token:
-            emails.append((invitation.pk, _build_email(invitation, token=token, descriptions=descriptions)))
-
-    if emails:
-        state = DeliveryState.SENT
+        if invitation.pk in tokens:
+            groups[(invitation.story_id, invitation.inviter_id)].append(invitation)
+    linked: dict[int, int] = {}
+    for group in groups.values():
         try:
-            # One connection for the whole batch (one SMTP session, not one per invitee).
-            with get_connection(fail_silently=False) as connection:
-                connection.send_messages([message for _, message in emails])
-        except Exception as exc:  # noqa: BLE001 - SMTP and ESP errors alike: record, do not lose the batch
-            logger.warning("invitation emails failed for %d invitations: %s", len(emails), exc.__class__.__name__)
-            state = DeliveryState.FAILED
-        for pk, _ in emails:
-            outcome[pk][DeliveryChannel.EMAIL] = state
+            linked.update(_emit_invitations(group, tokens=tokens))
+        except TroubadourError as exc:
+            logger.error(
+                "story.invitation event refused for %d invitations of story %s: %s",
+                len(group), group[0].story_id, exc.__class__.__name__,
+            )
+    return linked
 
-    # One UPDATE per distinct outcome (a handful at most), not one per invitation.
-    groups: dict[tuple[tuple[str, str], ...], list[int]] = defaultdict(list)
-    for pk, channels in outcome.items():
-        if channels:
-            groups[tuple(sorted((str(k), str(v)) for k, v in channels.items()))].append(pk)
-    for channels, pks in groups.items():
-        StoryInvitation.objects.filter(pk__in=pks).update(deliveries=dict(channels))
-    return outcome
+
+@transaction.atomic
+def _emit_invitations(invitations: list[StoryInvitation], *, tokens: dict[int, str]) -> dict[int, int]:
+    story, inviter = invitations[0].story, invitations[0].inviter
+    organization = _organization_for(story, inviter)
+    if organization is None:
+        logger.error("story %s has no organization to send its %d invitations from", story.pk, len(invitations))
+        return {}
+    inviter_name = inviter.get_display_name()
+    result = event_emit(
+        organization=organization,
+        type=INVITATION_EVENT,
+        recipients=[_recipient(invitation, tokens[invitation.pk]) for invitation in invitations],
+        channels=INVITATION_CHANNELS,
+        actor={"type": ActorType.USER, "id": inviter.pk, "name": inviter_name},
+        resource={"type": RESOURCE_TYPE, "name": story.title},
+        data={"inviterName": inviter_name, "storyTitle": story.title},
+        correlation_id=_story_correlation(story.pk),
+        source=SOURCE,
+    )
+    # One event, so its notifications are found by event id (indexed) and tied back by resource id.
+    notification_ids = dict(
+        Notification.objects.filter(event_id=result.event_id, resource_type=RESOURCE_TYPE).values_list(
+            "resource_id", "pk"
+        )
+    )
+    for invitation in invitations:
+        invitation.notification_id = notification_ids.get(str(invitation.pk))
+    StoryInvitation.objects.bulk_update(invitations, ["notification"])
+    return {i.pk: i.notification_id for i in invitations if i.notification_id}
+
+
+def invitation_notify_accepted(*, invitation: StoryInvitation) -> EmitResult | None:
+    """Tell the inviter (in-app and email, per the event type) that an invitee accepted.
+
+    Called inside the accepting transaction, once per invitation (the status change is the
+    gate); the deduplication key makes a repeat harmless anyway. A refusal by the platform (the
+    inviter left the organization) is logged and does not undo the acceptance.
+    """
+    story, inviter = invitation.story, invitation.inviter
+    organization = _organization_for(story, inviter)
+    if organization is None:
+        logger.error("story %s has no organization to notify invitation %s's acceptance in", story.pk, invitation.pk)
+        return None
+    invitee = invitation.invitee
+    try:
+        with transaction.atomic():  # a savepoint: a refusal must not roll the acceptance back
+            return event_emit(
+                organization=organization,
+                type=ACCEPTED_EVENT,
+                recipient_ids=[inviter.pk],
+                actor={"type": ActorType.SYSTEM, "name": invitee},
+                resource={"type": RESOURCE_TYPE, "id": invitation.pk, "name": story.title},
+                data={
+                    "inviteeName": invitee,
+                    "storyTitle": story.title,
+                    "conversationStyle": _style_label(invitation.conversation_style),
+                },
+                action_url=f"/stories/{story.pk}/",
+                deduplication_key=f"invitation-accepted:{invitation.pk}",
+                correlation_id=_story_correlation(story.pk),
+                source=SOURCE,
+            )
+    except TroubadourError as exc:
+        logger.error("story.invitation_accepted refused for invitation %s: %s", invitation.pk, exc.__class__.__name__)
+        return None

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Any
 
 from django.core.cache import cache
@@ -11,7 +12,10 @@ from django.utils import timezone
 from common.exceptions import Gone, NotFound, RateLimited
 from narrations.models import Story
 
-from .models import InvitationStatus, StoryInvitation, hash_token
+from notifications.enums import Channel, DeliveryStatus
+from notifications.models import NotificationDelivery
+
+from .models import DeliveryChannel, DeliveryState, InvitationStatus, StoryInvitation, hash_token
 
 # Unknown tokens tolerated per client before every token lookup from it is refused for the rest
 # of the window: 2**256 tokens can't be guessed, but a scanner shouldn't get to try.
@@ -33,9 +37,70 @@ def stories_overview_for_owner(*, user) -> QuerySet[Story]:
     )
 
 
+def invitations_serialize(invitations: Iterable[StoryInvitation]) -> list[dict[str, Any]]:
+    """`invitation_serialize` for a list, the delivery states loaded in one query."""
+    invitations = list(invitations)
+    states = invitations_delivery_states(invitations=invitations)
+    return [invitation_serialize(i, deliveries=states[i.pk]) for i in invitations]
+
+
 def invitations_for_story(*, story: Story) -> QuerySet[StoryInvitation]:
     """The invitations of a story already checked as the caller's (story_get_for_owner)."""
     return StoryInvitation.objects.filter(story=story).select_related("character").order_by("-created_at", "-pk")
+
+
+def _invitee_channels(invitation: StoryInvitation) -> list[str]:
+    """The channels an invitation is sent on: the invitee's own addresses."""
+    channels = []
+    if invitation.invitee_email:
+        channels.append(DeliveryChannel.EMAIL.value)
+    if invitation.invitee_phone:
+        channels.append(DeliveryChannel.SMS.value)
+    return channels
+
+
+def _delivery_state(status: str, attempts: int) -> str:
+    if status == DeliveryStatus.PENDING and attempts:
+        return DeliveryState.RETRYING.value  # a transient failure: next_retry_at is set
+    return status.lower()
+
+
+def invitations_delivery_states(*, invitations: Iterable[StoryInvitation]) -> dict[int, dict[str, str]]:
+    """{invitation id: {channel: state}} from the notification deliveries, in one query for the lot.
+
+    A channel the invitee has an address for shows `pending` until the notification exists,
+    then its delivery's status; `not_deliverable` when routing created no delivery for it. A
+    skipped channel the invitee has no address for is left out; fallback and escalation
+    deliveries on other channels are shown, the latest per channel winning.
+    """
+    invitations = list(invitations)
+    notification_ids = [i.notification_id for i in invitations if i.notification_id]
+    by_notification: dict[int, dict[str, str]] = {}
+    if notification_ids:
+        rows = (
+            NotificationDelivery.objects.filter(notification_id__in=notification_ids)
+            .order_by("notification_id", "escalation_level", "pk")
+            .values_list("notification_id", "channel", "status", "attempts")
+        )
+        for notification_id, channel, status, attempts in rows:
+            by_notification.setdefault(notification_id, {})[channel] = _delivery_state(status, attempts)
+    states: dict[int, dict[str, str]] = {}
+    for invitation in invitations:
+        own = _invitee_channels(invitation)
+        if invitation.notification_id is None:
+            states[invitation.pk] = {channel: DeliveryState.PENDING.value for channel in own}
+            continue
+        found = by_notification.get(invitation.notification_id, {})
+        result = {channel: found.get(channel, DeliveryState.NOT_DELIVERABLE.value) for channel in own}
+        for channel, state in found.items():
+            if channel not in result and not (state == DeliveryState.SKIPPED and channel in _ADDRESSED_CHANNELS):
+                result[channel] = state
+        states[invitation.pk] = result
+    return states
+
+
+# Channels that need an address of the invitee's own (a skipped one just means there is none).
+_ADDRESSED_CHANNELS = frozenset({Channel.EMAIL.value, Channel.SMS.value})
 
 
 def _bad_token_key(client_key: str) -> str:
@@ -83,8 +148,14 @@ def invitation_get_by_token(*, token: str, client_key: str) -> StoryInvitation:
     return invitation
 
 
-def invitation_serialize(invitation: StoryInvitation) -> dict[str, Any]:
-    """The inviter's view of one invitation (no token: it exists only in the link)."""
+def invitation_serialize(invitation: StoryInvitation, *, deliveries: dict[str, str] | None = None) -> dict[str, Any]:
+    """The inviter's view of one invitation (no token: it exists only in the link).
+
+    `deliveries` is the invitation's entry of `invitations_delivery_states`; loaded here (one
+    query) when not given, so lists should pass it.
+    """
+    if deliveries is None:
+        deliveries = invitations_delivery_states(invitations=[invitation])[invitation.pk]
     return {
         "id": invitation.pk,
         "email": invitation.invitee_email or None,
@@ -95,7 +166,7 @@ def invitation_serialize(invitation: StoryInvitation) -> dict[str, Any]:
         "locale": invitation.locale,
         "status": invitation.status,
         "narration_id": invitation.narration_id,
-        "deliveries": dict(invitation.deliveries or {}),
+        "deliveries": deliveries,
         "created_at": invitation.created_at,
         "viewed_at": invitation.viewed_at,
         "accepted_at": invitation.accepted_at,

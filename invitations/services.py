@@ -26,7 +26,7 @@ from .models import (
     StoryInvitation,
     hash_token,
 )
-from .notify import invitations_notify_sent
+from .notify import invitation_notify_accepted, invitations_notify_sent
 from .validation import (
     InviteeItem,
     find_duplicates,
@@ -179,7 +179,7 @@ def invitations_send(*, story: Story, inviter, items: list[dict], message: str =
         narration_pregenerate_enqueue(narration_ids=new_narration_ids)
     if invitations:
         invitation_ids = list(tokens_by_id)
-        # robust: the batch is committed; a mail server hiccup must not turn the answer into a 500.
+        # robust: the batch is committed; a notification hiccup must not turn the answer into a 500.
         transaction.on_commit(
             lambda: invitations_notify_sent(invitation_ids=invitation_ids, tokens=tokens_by_id), robust=True
         )
@@ -350,7 +350,11 @@ def _reattach_narration(*, invitation_id: int) -> StoryNarration:
 
 @transaction.atomic(durable=True)
 def _mark_accepted(*, invitation_id: int) -> StoryInvitation:
-    invitation = StoryInvitation.objects.select_for_update().get(pk=invitation_id)
+    invitation = (
+        StoryInvitation.objects.select_for_update(of=("self",))
+        .select_related("story__organization", "inviter")
+        .get(pk=invitation_id)
+    )
     if invitation.status in (InvitationStatus.ACCEPTED, InvitationStatus.COMPLETED):
         return invitation
     # Re-checked under the lock: a revoke or decline may have landed during generation.
@@ -361,6 +365,8 @@ def _mark_accepted(*, invitation_id: int) -> StoryInvitation:
     InvitationHistory.objects.create(
         invitation=invitation, action=HistoryAction.ACCEPTED, data={"narration_id": invitation.narration_id}
     )
+    # In this transaction: the inviter hears of it exactly when the acceptance commits.
+    invitation_notify_accepted(invitation=invitation)
     return invitation
 
 

@@ -76,11 +76,12 @@ def story_detail(request: HttpRequest, story_id: int) -> HttpResponse:
     styles = style_catalogue()
     style_labels = {code: label for code, label in ConversationStyle.choices}
     counts = {status: 0 for status in InvitationStatus.values}
+    delivery_states = selectors.invitations_delivery_states(invitations=invitations)
     for invitation in invitations:
         counts[invitation.status] += 1
         invitation.delivery_list = [
             {"channel": channel, "state": state, "label": _delivery_label(state)}
-            for channel, state in (invitation.deliveries or {}).items()
+            for channel, state in delivery_states[invitation.pk].items()
         ]
     return render(
         request,
