@@ -118,7 +118,9 @@ class StreamView(APIView):
     renderer_classes = [EventStreamRenderer, JSONRenderer]
 
     def get(self, request: Request) -> StreamingHttpResponse:
-        response = StreamingHttpResponse(sse.inbox_stream(user_id=request.user.pk), content_type="text/event-stream")
+        stream = sse.inbox_stream(user_id=request.user.pk, heartbeat=sse.HEARTBEAT_SECONDS,
+                                  poll_interval=sse.POLL_SECONDS, max_seconds=sse.MAX_STREAM_SECONDS)
+        response = StreamingHttpResponse(stream, content_type="text/event-stream")
         response["Cache-Control"] = "no-cache"
         response["X-Accel-Buffering"] = "no"  # nginx: pass events through as they come
         return response
