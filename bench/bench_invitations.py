@@ -5,7 +5,10 @@
 Uses its own database (BENCH_DATABASE_URL, default postgres://postgres@127.0.0.1:5432/troubadour_bench),
 created and migrated if needed, never the development one. Each run invites fresh addresses
 in three styles whose narration rows already exist, so the timing covers validation, the
-pending-invitee check, the bulk inserts and the after-commit emails (locmem backend).
+pending-invitee check, the bulk inserts and the after-commit notification step: one
+`story.invitation` event for the batch (intake, routing, bulk inserts) and, tasks being eager
+here, its delivery in the same request (rendering and 500 emails to the locmem backend) — work a
+worker does in production.
 """
 from __future__ import annotations
 
@@ -53,7 +56,8 @@ def _ensure_database(url: str) -> None:
 def _setup_django() -> None:
     os.environ["DATABASE_URL"] = BENCH_DATABASE_URL
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    # Narration rows are created once, in the warm-up; generate them inline rather than queue them.
+    # Narration rows are created once, in the warm-up, and notification deliveries run inline:
+    # nothing is queued to a broker.
     os.environ["CELERY_TASK_ALWAYS_EAGER"] = "true"
     os.environ.setdefault("SECRET_KEY", "bench-only-secret")
     import django
@@ -103,10 +107,31 @@ def main() -> None:
     warm = client.post(url, {"invitations": _items(f"warm-{tag}", len(STYLES))}, content_type="application/json")
     assert warm.status_code == 201, warm.content
 
+    from celery.signals import task_postrun, task_prerun
+
+    # Time and queries of the delivery tasks run inline, to tell the request's own share from
+    # the worker's (in production the request stops at queueing them).
+    delivery = {"started": 0.0, "ms": 0.0, "queries_at_start": 0, "queries": 0}
+
+    def _delivery_started(task=None, **_kwargs) -> None:
+        if task is not None and task.name == "notifications.deliver_batch":
+            delivery["started"] = time.perf_counter()
+            delivery["queries_at_start"] = len(connection.queries)
+
+    def _delivery_finished(task=None, **_kwargs) -> None:
+        if task is not None and task.name == "notifications.deliver_batch":
+            delivery["ms"] += (time.perf_counter() - delivery["started"]) * 1000
+            delivery["queries"] += len(connection.queries) - delivery["queries_at_start"]
+
+    task_prerun.connect(_delivery_started, weak=False)
+    task_postrun.connect(_delivery_finished, weak=False)
+
     timings: list[float] = []
-    query_count = 0
+    delivery_timings: list[float] = []
+    query_count = delivery_queries = 0
     for run in range(RUNS):
         mail.outbox = []
+        delivery.update(ms=0.0, queries=0)
         payload = {"message": "Benchmark", "invitations": _items(f"{tag}-r{run}", BATCH)}
         with CaptureQueriesContext(connection) as queries:
             started = time.perf_counter()
@@ -115,12 +140,19 @@ def main() -> None:
         assert response.status_code == 201, response.content[:500]
         assert len(response.json()["invitations"]) == BATCH
         assert len(mail.outbox) == BATCH
+        assert len({m.body for m in mail.outbox}) == BATCH  # each invitee their own link
         query_count = len(queries)
+        delivery_timings.append(delivery["ms"])
+        delivery_queries = delivery["queries"]
 
     print(f"POST {BATCH} invitations × {RUNS} (PostgreSQL, {connection.settings_dict['NAME']}):")
     print(f"  median {statistics.median(timings):.1f} ms · min {min(timings):.1f} ms · max {max(timings):.1f} ms")
     print(f"  runs: {', '.join(f'{t:.1f}' for t in timings)} ms")
-    print(f"  queries per request: {query_count} (session auth and after-commit emails included)")
+    print(f"  queries per request: {query_count} (session auth, the notification event and its delivery included)")
+    own = [t - d for t, d in zip(timings, delivery_timings, strict=True)]
+    print(f"  of which delivery (a worker's job in production): median {statistics.median(delivery_timings):.1f} ms, "
+          f"{delivery_queries} queries")
+    print(f"  the request without delivery: median {statistics.median(own):.1f} ms, {query_count - delivery_queries} queries")
 
 
 if __name__ == "__main__":
