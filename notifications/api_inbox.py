@@ -71,27 +71,27 @@ class UnreadCountView(APIView):
 
 class _ItemActionView(APIView):
     permission_classes = [IsPerson]
-    action = staticmethod(inbox.notification_mark_read)
+    service = staticmethod(inbox.notification_mark_read)
 
     def post(self, request: Request, notification_id: int) -> Response:
-        notification = type(self).action(user_id=request.user.pk, notification_id=notification_id)
+        notification = type(self).service(user_id=request.user.pk, notification_id=notification_id)
         return Response(InboxNotificationSerializer(notification).data)
 
 
 class ReadView(_ItemActionView):
-    action = staticmethod(inbox.notification_mark_read)
+    service = staticmethod(inbox.notification_mark_read)
 
 
 class UnreadView(_ItemActionView):
-    action = staticmethod(inbox.notification_mark_unread)
+    service = staticmethod(inbox.notification_mark_unread)
 
 
 class ArchiveView(_ItemActionView):
-    action = staticmethod(inbox.notification_archive)
+    service = staticmethod(inbox.notification_archive)
 
 
 class AcknowledgeView(_ItemActionView):
-    action = staticmethod(inbox.notification_acknowledge)
+    service = staticmethod(inbox.notification_acknowledge)
 
 
 class ReadAllView(APIView):
