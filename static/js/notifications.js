@@ -128,10 +128,14 @@
     return li;
   }
 
+  var loadSeq = 0;
   function load(reset) {
     var url = reset ? API + (currentStatus ? "?status=" + currentStatus : "") : nextUrl;
     if (!url) return;
+    // Only the latest request may fill the list (a slow answer for a previous tab is dropped).
+    var seq = ++loadSeq;
     api(url).then(function (page) {
+      if (seq !== loadSeq) return;
       if (reset) list.textContent = "";
       page.results.forEach(function (item) { list.appendChild(render(item)); });
       nextUrl = page.next;
