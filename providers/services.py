@@ -55,6 +55,7 @@ from .models import (
     SuppressedAddress,
     SuppressionReason,
 )
+from .journal import journal_record, send_journaled
 from .registry import registry
 from .resilience import CircuitBreaker, CircuitPolicy, RateLimiter
 from .secrets import resolve_credentials, secrets_decrypt, secrets_encrypt
@@ -222,6 +223,7 @@ def provider_send_with_failover(*, organization_id: int | None, channel: str, me
             try:
                 provider = _instantiate_or_transient(binding, global_records)
                 result = provider.send(message)
+                journal_record(provider_code=binding.code, messages=[message], results=[result])
             except ProviderTransientError as exc:
                 breaker.record_failure()
                 attempts.append(SendAttempt(binding.record_id, binding.code, AttemptOutcome.TRANSIENT_ERROR, str(exc.detail)[:300],
@@ -287,7 +289,7 @@ def provider_send_batch_with_failover(*, organization_id: int | None, channel: s
             allowed.append(i)
         try:
             provider = _instantiate_or_transient(binding, global_records)
-            outcomes = provider.send_batch([messages[i] for i in allowed])
+            outcomes = send_journaled(provider, [messages[i] for i in allowed])
         except (ProviderTransientError, ProviderPermanentError) as exc:
             outcomes = [exc] * len(allowed)
         still: list[int] = [i for i in pending if i not in allowed]

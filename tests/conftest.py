@@ -227,3 +227,9 @@ def wait_until(predicate, timeout: float = 30.0, interval: float = 0.1, message:
             return result
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+
+
+def pytest_collection_modifyitems(config, items):
+    # The crash tests stop RabbitMQ and restart PostgreSQL; run them last so no other test
+    # (or a session-scoped live server thread) holds a connection across the restart.
+    items.sort(key=lambda item: 1 if item.get_closest_marker("slow") else 0)

@@ -347,6 +347,37 @@ def _outcome_from_result(delivery: NotificationDelivery, result: Any, content: d
     )
 
 
+def _journaled_outcomes(to_send: list[tuple[NotificationDelivery, Notification, dict[str, Any]]]) -> list[_Outcome]:
+    """Rows a killed worker already sent (per the send journal) are recorded, not sent again.
+
+    Removes them from ``to_send`` in place.
+    """
+    from providers.journal import journal_lookup
+
+    journal = journal_lookup(keys=[str(d.pk) for d, _, _ in to_send])
+    if not journal:
+        return []
+    outcomes: list[_Outcome] = []
+    remaining = []
+    for delivery, notification, content in to_send:
+        entry = journal.get(str(delivery.pk))
+        if entry is None:
+            remaining.append((delivery, notification, content))
+            continue
+        outcomes.append(_Outcome(
+            delivery,
+            DeliveryStatus.DELIVERED if entry.get("status") == "delivered" else DeliveryStatus.SENT,
+            provider=entry.get("provider", ""),
+            provider_message_id=entry.get("provider_message_id", ""),
+            provider_response={"recovered_from_send_journal": True},
+            cost_amount=Decimal(entry["cost_amount"]) if entry.get("cost_amount") else None,
+            cost_currency=entry.get("cost_currency", ""),
+            rendered=content,
+        ))
+    to_send[:] = remaining
+    return outcomes
+
+
 def _send_groups(pending: list[tuple[NotificationDelivery, Notification, dict[str, Any]]]) -> list[_Outcome]:
     """Send through the provider registry: one batch call per (organization, channel)."""
     from providers.services import provider_send_batch_with_failover
@@ -598,6 +629,7 @@ def _deliver_claimed(claimed: list[int], report: BatchReport) -> None:
             continue
         to_send.append((delivery, notification, content))
 
+    outcomes.extend(_journaled_outcomes(to_send))
     outcomes.extend(_send_groups(to_send))
     _record(outcomes=outcomes, notifications=notifications, in_app_content=in_app_content, report=report)
 
