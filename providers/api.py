@@ -114,6 +114,13 @@ class ProviderPatchSerializer(ProviderInSerializer):
         super().__init__(*args, partial=True, **kwargs)
 
 
+def _refuse_env_refs_unless_staff(request: Request, data: dict[str, Any]) -> None:
+    # An environment variable reference reads the server's environment: that is the
+    # platform's to decide, or any organization could borrow (or exfiltrate) its keys.
+    if data.get("secret_env_refs") and not request.user.is_staff:
+        raise ValidationError({"secret_env_refs": ["Only platform staff may reference environment variables; put the credentials in secrets."]})
+
+
 class ProviderListView(APIView):
     permission_classes = [IsAuthenticated, IsProviderAdmin]
 
@@ -131,6 +138,7 @@ class ProviderListView(APIView):
         serializer = ProviderInSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = dict(serializer.validated_data)
+        _refuse_env_refs_unless_staff(request, data)
         organization_id, is_staff = _caller_scope(request)
         if is_staff:
             target = data.pop("organization_id", None)
@@ -162,6 +170,7 @@ class ProviderDetailView(APIView):
         serializer = ProviderPatchSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = dict(serializer.validated_data)
+        _refuse_env_refs_unless_staff(request, data)
         record = services.provider_update(provider_id=record.pk, actor_id=request.user.pk, secrets=data.pop("secrets", None), **data)
         return Response(ProviderOutSerializer(record, context={"request": request}).data)
 

@@ -207,6 +207,11 @@ class BaseProvider:
     def missing_params(cls, *, config: dict[str, Any], credentials: dict[str, Any]) -> list[str]:
         return [k for k in cls.required_params if credentials.get(k) in (None, "") and config.get(k) in (None, "")]
 
+    @classmethod
+    def config_errors(cls, config: dict[str, Any]) -> list[str]:
+        """Problems with a record's non-secret config, checked when it is saved."""
+        return []
+
     # -- the contract ----------------------------------------------------------------
     def send(self, message: OutboundMessage) -> SendResult:
         raise NotImplementedError

@@ -11,6 +11,10 @@ Resolution precedence, per credential key (first non-empty wins):
   3. for an organization's record, the global record of the same provider code
      (its secrets, then its env refs) — an organization may override only some keys;
   4. the provider's default environment variables (`BaseProvider.env_credentials`).
+Steps 3 and 4 only apply while an organization's record talks to the same endpoints as the
+platform: a record whose config points elsewhere (`CONNECTION_PARAMS`) gets its own
+credentials only, or an organization admin could have the platform's keys sent to a host
+of their choosing.
 Nothing here logs a value.
 """
 from __future__ import annotations
@@ -29,6 +33,8 @@ from django.core.exceptions import ImproperlyConfigured
 from .registry import registry
 
 MASK = "********"
+# Config keys that decide where a provider connects, hence where its credentials are sent.
+CONNECTION_PARAMS = ("base_url", "api_url", "endpoint_url", "rest_host", "api_host", "host")
 
 
 class SecretsUnavailable(ImproperlyConfigured):
@@ -117,19 +123,31 @@ def resolve_credentials(provider_record=None, *, code: str | None = None, global
     """
     code = code or provider_record.code
     cls = registry.get(code)
-    resolved: dict[str, Any] = {}
-    for key, env_name in cls.env_credentials.items():
-        if os.environ.get(env_name):
-            resolved[key] = os.environ[env_name]
-    if provider_record is not None and provider_record.organization_id is not None:
+    organization_record = provider_record is not None and provider_record.organization_id is not None
+    platform = None
+    if organization_record:
         if global_records is None:
             from notifications.models import NotificationProvider
 
             global_records = NotificationProvider.objects.filter(organization__isnull=True, code=code, is_active=True).order_by("priority", "pk")[:1]
-        for record in global_records:
-            if record.code == code and record.organization_id is None:
-                resolved.update(_layer(record))
-                break
+        platform = next((r for r in global_records if r.code == code and r.organization_id is None), None)
+        own = _layer(provider_record)
+        if redirects_connection({**(provider_record.config or {}), **own},
+                                {**(platform.config or {}), **_layer(platform)} if platform is not None else {}):
+            return own
+    resolved: dict[str, Any] = {}
+    for key, env_name in cls.env_credentials.items():
+        if os.environ.get(env_name):
+            resolved[key] = os.environ[env_name]
+    if platform is not None:
+        resolved.update(_layer(platform))
     if provider_record is not None:
         resolved.update(_layer(provider_record))
     return resolved
+
+
+def redirects_connection(own: dict[str, Any], reference: dict[str, Any]) -> bool:
+    """Do these settings (config and credentials: `BaseProvider.setting` reads both) connect
+    somewhere else than the reference ones — the platform record's, or the provider's default
+    endpoints when there is none?"""
+    return any(own.get(key) not in (None, "") and own.get(key) != reference.get(key) for key in CONNECTION_PARAMS)

@@ -616,6 +616,9 @@ def _validate_record(*, code: str, channel: str, config: dict[str, Any], credent
     leaked = sorted(set(config) & set(cls.sensitive_params))
     if leaked:
         raise ValidationError({"config": [f"Sensitive parameters belong in secrets: {', '.join(leaked)}."]})
+    problems = cls.config_errors(config)
+    if problems:
+        raise ValidationError({"config": problems})
     unknown_env = [k for k, v in env_refs.items() if not isinstance(v, str) or not v]
     if unknown_env:
         raise ValidationError({"secret_env_refs": ["Values must be environment variable names."]})

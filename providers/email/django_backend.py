@@ -23,6 +23,15 @@ class DjangoEmailProvider(BaseProvider):
     code = "django_email"
     channel = Channel.EMAIL
     name = "Django email backend"
+    # `backend` is imported by dotted path: only email backends, never any importable callable.
+    allowed_backend_prefixes = ("django.core.mail.backends.", "anymail.backends.")
+
+    @classmethod
+    def config_errors(cls, config: dict) -> list[str]:
+        backend = config.get("backend")
+        if backend not in (None, "") and (not isinstance(backend, str) or not backend.startswith(cls.allowed_backend_prefixes)):
+            return [f"backend must be a Django or anymail email backend ({', '.join(p + '…' for p in cls.allowed_backend_prefixes)})."]
+        return []
 
     def send(self, message: OutboundMessage) -> SendResult:
         connection = get_connection(self.config.get("backend") or settings.EMAIL_BACKEND, fail_silently=False)

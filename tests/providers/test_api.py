@@ -173,3 +173,76 @@ def test_push_subscription_api(auth_client, user):
     assert auth_client.post("/api/v1/push-subscriptions/", {"endpoint": "https://push.example/x"}, format="json").status_code == 400
     assert auth_client.delete("/api/v1/push-subscriptions/", {"endpoint": "https://push.example/abc"}, format="json").status_code == 204
     assert not PushSubscription.objects.exists()
+
+
+def test_no_answer_of_the_provider_api_ever_contains_a_secret(auth_client, organization, make_provider, peer):
+    platform_secret = "platform-twilio-token-0123456789"
+    make_provider("twilio_sms", secrets={"account_sid": "AC1", "auth_token": platform_secret})
+    sendgrid = peer().on("GET", "/v3/scopes", Reply(401, {"errors": [{"message": f"bad key {SECRET}"}]}))
+    answers = []
+    created = auth_client.post(URL, {"code": "sendgrid", "name": "Ours", "config": {"api_url": f"{sendgrid.url}/v3/"},
+                                     "secrets": {"api_key": SECRET}}, format="json")
+    answers.append(created)
+    pk = created.json()["id"]
+    answers += [
+        auth_client.get(URL),
+        auth_client.get(f"{URL}?channel=EMAIL"),
+        auth_client.get(f"{URL}{pk}/"),
+        auth_client.patch(f"{URL}{pk}/", {"name": "Renamed", "secrets": {"api_key": SECRET + "-v2"}}, format="json"),
+        auth_client.post(f"{URL}{pk}/health-check/"),  # the peer even echoes the key in its error
+        auth_client.get(f"{URL}codes/"),
+        # refused writes echo neither the secret nor the stored one
+        auth_client.post(URL, {"code": "sendgrid", "name": "Dup", "secrets": {"api_key": SECRET}}, format="json"),
+        auth_client.patch(f"{URL}{pk}/", {"rate_limit_per_minute": 0, "secrets": {"api_key": SECRET}}, format="json"),
+    ]
+    assert [a.status_code for a in answers] == [201, 200, 200, 200, 200, 200, 200, 400, 400]
+    for answer in answers:
+        text = answer.content.decode()
+        assert SECRET not in text and platform_secret not in text, text
+    assert answers[3].json()["secrets"] == {"api_key": "********alue"}
+    assert answers[4].json()["secrets"] == {"api_key": "********e-v2"}
+
+
+def test_an_organization_record_pointing_elsewhere_never_receives_the_platform_credentials(
+    auth_client, organization, make_provider, peer, monkeypatch,
+):
+    from providers.secrets import resolve_credentials
+
+    monkeypatch.setenv("TWILIO_AUTH_TOKEN", "env-token-0123456789")
+    monkeypatch.setenv("TWILIO_ACCOUNT_SID", "AC-env")
+    platform = make_provider("twilio_sms", secrets={"account_sid": "AC-platform", "auth_token": "platform-token-0123456789"})
+    elsewhere = peer().on("GET", r".*", Reply(200, {"status": "active"}))
+    created = auth_client.post(URL, {"code": "twilio_sms", "name": "Ours", "config": {"base_url": elsewhere.url}}, format="json")
+    assert created.status_code == 201
+    record = NotificationProvider.objects.get(pk=created.json()["id"])
+
+    assert resolve_credentials(record) == {}  # neither the platform record's nor the environment's
+    check = auth_client.post(f"{URL}{record.pk}/health-check/").json()["check"]
+    assert check["is_healthy"] is False and "account_sid" in check["error_message"]
+    assert elsewhere.calls() == []  # nothing was sent there at all
+
+    # the host hidden among the secrets (providers read both) is caught as well
+    smtp_platform = make_provider("smtp", config={"host": "smtp.platform.test"}, secrets={"password": "platform-smtp-password"})
+    smtp_own = make_provider("smtp", organization=organization, secrets={"host": "127.0.0.1", "username": "me"})
+    assert resolve_credentials(smtp_own) == {"host": "127.0.0.1", "username": "me"}
+    # pointing at the platform's own endpoints still borrows its credentials
+    same = make_provider("sendgrid", organization=organization, secrets={})
+    make_provider("sendgrid", config={"api_url": "https://api.sendgrid.com/v3/"}, secrets={"api_key": "SG.platform-0000000000"})
+    assert resolve_credentials(same)["api_key"] == "SG.platform-0000000000"
+    assert resolve_credentials(platform)["auth_token"] == "platform-token-0123456789" and smtp_platform.pk
+
+
+def test_organization_admins_cannot_reference_environment_variables_or_import_paths(auth_client, make_provider):
+    refs = auth_client.post(URL, {"code": "sendgrid", "name": "x", "secret_env_refs": {"api_key": "DATABASE_URL"}}, format="json")
+    assert refs.status_code == 400 and "secret_env_refs" in refs.json()
+    backend = auth_client.post(URL, {"code": "django_email", "name": "x", "config": {"backend": "subprocess.Popen"}}, format="json")
+    assert backend.status_code == 400 and "config" in backend.json()
+    assert not NotificationProvider.objects.exists()
+    own = auth_client.post(URL, {"code": "django_email", "name": "x", "config": {"backend": "django.core.mail.backends.locmem.EmailBackend"}},
+                           format="json")
+    assert own.status_code == 201
+    patched = auth_client.patch(f"{URL}{own.json()['id']}/", {"secret_env_refs": {"password": "SECRET_KEY"}}, format="json")
+    assert patched.status_code == 400 and NotificationProvider.objects.get().secret_env_refs == {}
+    staff = UserFactory(is_staff=True)
+    assert _client(staff).post(URL, {"code": "sendgrid", "name": "Platform", "secret_env_refs": {"api_key": "SENDGRID_API_KEY"}},
+                               format="json").status_code == 201
