@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.core import signing
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
+from django.utils.html import escape
 
 from common.exceptions import NotFound
 from notifications.enums import AuditAction, AuditActorType, Channel, DeliveryStatus
@@ -103,6 +105,29 @@ def ack_link_notification_id(*, signed: str) -> int:
     except signing.BadSignature:
         raise NotFound("Unknown acknowledgement link.") from None
     return int(data["n"])
+
+
+def ack_prompt_attach(message: Any, *, notification: Notification) -> None:
+    """Make an outbound message of an escalating notification acknowledgeable from where it lands.
+
+    Templates may place ``{{ ack_url }}`` themselves; when they do not (a custom template, a
+    notification without one, an escalation copy), an email still ends with the one-click
+    link, a push carries it in its data (``ack_url``) for the client's action button, and a
+    voice call asks for the acknowledgement digit. Acknowledged notifications get nothing.
+    """
+    if notification.escalation_chain_id is None or notification.acknowledged_at is not None:
+        return
+    url = ack_link_url(notification_id=notification.pk)
+    prefix = settings.SITE_URL + "/n/"
+    if message.channel == Channel.EMAIL:
+        if prefix not in (message.text or ""):
+            message.text = f"{message.text}\n\nAcknowledge: {url}".lstrip()
+        if message.html and prefix not in message.html:
+            message.html += f'<p><a href="{escape(url)}">Acknowledge</a></p>'
+    elif message.channel == Channel.PUSH:
+        message.data = {**(message.data or {}), "ack_url": url}
+    elif message.channel == Channel.VOICE:
+        message.require_acknowledgment = True
 
 
 # --- SMS replies ---------------------------------------------------------------------------------------

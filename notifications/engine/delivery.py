@@ -311,6 +311,10 @@ def _outbound_message(delivery: NotificationDelivery, notification: Notification
                 "audio_url", "require_acknowledgment", "acknowledgment_digit", "reply_to"):
         if key in extra and hasattr(message, key):
             setattr(message, key, extra[key])
+    if notification.escalation_chain_id:
+        from notifications.engine.ack import ack_prompt_attach
+
+        ack_prompt_attach(message, notification=notification)
     return message
 
 

@@ -260,3 +260,68 @@ def test_templates_can_link_to_the_one_click_acknowledgement(organization, peopl
     assert APIClient().get(url.removeprefix("http://127.0.0.1:8000")).status_code == 200
     template_validate(channel_contents={"EMAIL": {"body": "Acknowledge: {{ ack_url }}"}},
                       allowed_variables=allowed_variables_for({}))
+
+
+def test_escalation_messages_carry_the_acknowledgement_on_every_channel(
+    organization, people, chain, settings, django_capture_on_commit_callbacks, mailoutbox
+):
+    """Default or custom template alike: the page email ends with the one-click link, the push
+    carries it in its data, the call asks for the digit; and the link stops the chain."""
+    from notifications.engine.delivery import deliver_batch
+    from providers.models import ProviderOutbox
+
+    settings.SITE_URL = "http://127.0.0.1:8000"
+    chain.levels.filter(level=1).update(channels=[Channel.EMAIL, Channel.PUSH, Channel.VOICE])
+    with time_machine.travel(START, tick=False) as clock, django_capture_on_commit_callbacks(execute=False):
+        n = _incident(organization, people["responder"])
+        plain = make_notification(organization=organization, recipient=people["responder"], title="Not escalating")
+        escalation_start_for(notification_ids=[n.pk])
+        clock.move_to(START + timedelta(minutes=6))
+        escalations_advance()
+        page = Notification.objects.get(recipient=people["oncall"], metadata__escalation_root_id=n.pk)
+        plain_email = make_delivery(plain, Channel.EMAIL)
+        deliver_batch(delivery_ids=[*page.deliveries.values_list("pk", flat=True), plain_email.pk])
+
+    by_subject = {m.to[0]: m for m in mailoutbox}
+    page_mail, plain_mail = by_subject[people["oncall"].email], by_subject[people["responder"].email]
+    assert "/n/" not in plain_mail.body  # only escalating notifications get the prompt
+    link = page_mail.body.rsplit("Acknowledge: ", 1)[1].strip()
+    push = ProviderOutbox.objects.get(channel=Channel.PUSH, idempotency_key=str(page.deliveries.get(channel=Channel.PUSH).pk))
+    assert push.payload["data"]["ack_url"].startswith("http://127.0.0.1:8000/n/")
+    voice = ProviderOutbox.objects.get(channel=Channel.VOICE)
+    assert voice.payload["voice"]["require_acknowledgment"] is True
+
+    with time_machine.travel(START + timedelta(minutes=7), tick=False) as clock:
+        assert APIClient().post(link.removeprefix("http://127.0.0.1:8000")).status_code == 200
+        clock.move_to(START + timedelta(minutes=30))
+        assert escalations_advance().escalated == 0
+    n.refresh_from_db()
+    assert n.acknowledged_at is not None and n.next_escalation_at is None
+
+
+def test_voice_digit_on_an_escalation_call_stops_the_chain(
+    organization, people, chain, monkeypatch, settings, django_capture_on_commit_callbacks
+):
+    monkeypatch.setenv("TWILIO_AUTH_TOKEN", "voice-gather-secret")
+    monkeypatch.delenv("TWILIO_ACCOUNT_SID", raising=False)
+    settings.SITE_URL = "https://troubadour.test"
+    chain.levels.filter(level=1).update(channels=[Channel.VOICE])
+    with time_machine.travel(START, tick=False) as clock, django_capture_on_commit_callbacks(execute=False):
+        n = _incident(organization, people["responder"])
+        escalation_start_for(notification_ids=[n.pk])
+        clock.move_to(START + timedelta(minutes=6))
+        escalations_advance()  # calls the on-call person
+        call = NotificationDelivery.objects.get(notification__metadata__escalation_root_id=n.pk, channel=Channel.VOICE)
+        NotificationDelivery.objects.filter(pk=call.pk).update(status="SENT", provider="twilio_voice",
+                                                               provider_message_id="CA" + "7" * 32)
+        url = "https://troubadour.test/webhooks/twilio/voice/gather/"
+        params = {"AccountSid": "AC123", "CallSid": "CA" + "7" * 32, "Digits": "1"}
+        signature = RequestValidator("voice-gather-secret").compute_signature(url, params)
+        response = APIClient().post(url, params, format="multipart", HTTP_X_TWILIO_SIGNATURE=signature)
+        assert response.status_code == 200 and b"Acknowledged" in response.content
+        clock.move_to(START + timedelta(minutes=30))
+        assert escalations_advance().escalated == 0
+    n.refresh_from_db()
+    assert n.acknowledged_at is not None and n.next_escalation_at is None
+    assert NotificationAuditLog.objects.get(notification=n, action=AuditAction.ACKNOWLEDGED).details["source"] == "voice"
+    assert not Notification.objects.filter(recipient=people["admin"], metadata__escalation_root_id=n.pk).exists()
