@@ -65,6 +65,18 @@ def journal_lookup(*, keys: Iterable[str]) -> dict[str, dict[str, Any]]:
     return {key.removeprefix(_PREFIX): value for key, value in found.items()}
 
 
+def journal_forget(*, keys: Iterable[str]) -> None:
+    """Drop the entries of messages that are to be sent again on purpose (an operator's retry
+    of a bounced delivery, a dead-letter replay): the journal must not answer for them."""
+    wanted = [f"{_PREFIX}{k}" for k in keys if k]
+    if not wanted:
+        return
+    try:
+        cache.delete_many(wanted)
+    except Exception:  # noqa: BLE001
+        logger.warning("send journal unavailable; %d entries not cleared", len(wanted))
+
+
 def send_journaled(provider: BaseProvider, messages: list[OutboundMessage]) -> list[SendResult | Exception]:
     """`provider.send_batch`, journaling each accepted message as soon as the provider accepts it.
 

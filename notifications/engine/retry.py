@@ -371,7 +371,14 @@ def _audit_actor(user_id: int | None) -> dict[str, Any]:
 
 
 def _deliveries_reset(*, delivery_ids: list[int], now: datetime, note: dict[str, Any]) -> None:
-    """Give deliveries a fresh set of attempts (status PENDING, counters cleared), history kept."""
+    """Give deliveries a fresh set of attempts (status PENDING, counters cleared), history kept.
+
+    Their send-journal entries go too: a bounced delivery the provider once accepted would
+    otherwise be recorded as sent again without being sent.
+    """
+    from providers.journal import journal_forget
+
+    journal_forget(keys=[str(pk) for pk in delivery_ids])
     rows = list(NotificationDelivery.objects.filter(pk__in=delivery_ids).only("pk", "error_history"))
     for d in rows:
         d.error_history = [*(d.error_history or []), {"at": now.isoformat(), **note}]

@@ -14,7 +14,7 @@ from notifications.enums import AuditAction, Channel, DeadLetterStatus, Delivery
 from notifications.models import DeadLetter, NotificationAuditLog, NotificationDelivery
 from tests.factories import MembershipFactory, OrganizationFactory, UserFactory
 
-from .test_retry_support import make_delivery, make_notification
+from .test_retry_support import eager_celery, make_delivery, make_notification  # noqa: F401
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
 
@@ -143,3 +143,28 @@ def test_admin_actions_replay_and_discard(organization, user, django_capture_on_
     first.refresh_from_db()
     second.refresh_from_db()
     assert (first.status, second.status) == (DeadLetterStatus.REPLAYED, DeadLetterStatus.DISCARDED)
+
+
+@pytest.mark.redis
+def test_retry_of_a_bounced_delivery_really_sends_again(
+    organization, admin_client, eager_celery, django_capture_on_commit_callbacks
+):
+    """The send journal remembers the first, accepted send; an operator's retry must not be
+    answered from it (which would mark the delivery sent without sending anything)."""
+    from notifications.engine.delivery import deliver_batch
+    from providers.models import ProviderOutbox
+
+    recipient = UserFactory(phone="+14155550177")
+    MembershipFactory(user=recipient, organization=organization)
+    d = make_delivery(make_notification(organization=organization, recipient=recipient), Channel.SMS)
+    deliver_batch(delivery_ids=[d.pk])
+    assert ProviderOutbox.objects.filter(idempotency_key=str(d.pk)).count() == 1
+    NotificationDelivery.objects.filter(pk=d.pk).update(status=DeliveryStatus.BOUNCED)  # the carrier's status callback
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(f"/api/v1/admin/deliveries/{d.pk}/retry/")
+    assert response.status_code == 202
+    d.refresh_from_db()
+    assert d.status in (DeliveryStatus.SENT, DeliveryStatus.DELIVERED) and d.attempts == 1
+    assert ProviderOutbox.objects.filter(idempotency_key=str(d.pk)).count() == 2
+    assert "recovered_from_send_journal" not in (d.provider_response or {})
