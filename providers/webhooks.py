@@ -5,16 +5,21 @@ verification against the raw request (403 and nothing else when it fails), and t
 of normalized events to `services.delivery_status_apply`. A provider only says how to verify
 and how to map its payload.
 
-Email status arrives through django-anymail's own tracking views (mounted at
-/webhooks/anymail/<esp>/tracking/, which verify basic auth and the ESP's signature); its
-`tracking` signal lands in `anymail_tracking_received` below.
+Email status arrives through django-anymail's tracking views, mounted at
+/webhooks/anymail/<esp>/tracking/ in the hardened subclasses below: anymail accepts
+unauthenticated posts when no secret is configured (it only warns) and answers a bad
+signature with 400; ours refuse with 403 in both cases, and the Amazon SES view also checks
+the SNS message signature. Their `tracking` signal lands in `anymail_tracking_received`.
 """
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
 import logging
+import re
+import threading
 from datetime import UTC, datetime
 from typing import Any
 
@@ -209,17 +214,31 @@ def anymail_provider_code(esp_name: str) -> str:
     return (esp_name or "").strip().lower().replace(" ", "_")
 
 
+def _soft_bounce(esp_event: Any) -> bool:
+    """ESPs that report temporary bounces as bounces: SES (bounceType Transient or
+    Undetermined), Postmark (SoftBounce), SendGrid (type blocked)."""
+    if not isinstance(esp_event, dict):
+        return False
+    bounce = esp_event.get("bounce")
+    if isinstance(bounce, dict) and bounce.get("bounceType") in ("Transient", "Undetermined"):
+        return True
+    return esp_event.get("Type") == "SoftBounce" or esp_event.get("type") == "blocked"
+
+
 def anymail_event_normalize(event: Any) -> DeliveryEvent | None:
     kind = ANYMAIL_EVENTS.get(getattr(event, "event_type", "") or "")
     if kind is None or not getattr(event, "message_id", None):
         return None
     reject_reason = getattr(event, "reject_reason", None) or ""
     hard = kind == DeliveryEventType.BOUNCED or (kind == DeliveryEventType.FAILED and reject_reason in ("bounced", "invalid"))
+    if hard and _soft_bounce(getattr(event, "esp_event", None)):
+        hard = False  # the mailbox may accept mail again: no suppression
     if hard and kind == DeliveryEventType.FAILED:
         kind = DeliveryEventType.BOUNCED
     if reject_reason == "spam" and kind in (DeliveryEventType.FAILED, DeliveryEventType.BOUNCED):
         kind, hard = DeliveryEventType.COMPLAINED, False
-    reason = (getattr(event, "description", None) or getattr(event, "mta_response", None) or reject_reason or "")[:300]
+    parts = [getattr(event, "description", None), getattr(event, "mta_response", None)]
+    reason = (" — ".join(str(p) for p in parts if p) or reject_reason or "")[:300]
     timestamp = getattr(event, "timestamp", None) or datetime.now(UTC)
     return DeliveryEvent(provider_message_id=str(event.message_id), event=kind, timestamp=timestamp,
                          recipient=getattr(event, "recipient", None) or "", reason=reason, hard=hard)
@@ -237,3 +256,111 @@ def connect_signals() -> None:
     from anymail.signals import tracking
 
     tracking.connect(anymail_tracking_received, dispatch_uid="providers.anymail_tracking")
+
+
+# --- hardened anymail tracking views ---------------------------------------------------------------
+
+from anymail.exceptions import AnymailError, AnymailWebhookValidationFailure  # noqa: E402
+from anymail.webhooks.amazon_ses import AmazonSESTrackingWebhookView  # noqa: E402
+from anymail.webhooks.base import AnymailBasicAuthMixin  # noqa: E402
+from anymail.webhooks.mailgun import MailgunTrackingWebhookView  # noqa: E402
+from anymail.webhooks.postmark import PostmarkTrackingWebhookView  # noqa: E402
+from anymail.webhooks.sendgrid import SendGridTrackingWebhookView  # noqa: E402
+
+
+class VerifiedAnymailMixin:
+    """403 unless the request is authenticated: when nothing to verify it with is configured
+    (anymail would accept it with a warning) and when verification fails (anymail: 400)."""
+
+    def verification_configured(self) -> bool:
+        return bool(self.basic_auth)
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not self.verification_configured():
+            logger.error("%s tracking webhook refused: no webhook secret or signature key is configured", self.esp_name)
+            return HttpResponseForbidden("webhook verification is not configured")
+        try:
+            return super().post(request, *args, **kwargs)
+        except AnymailWebhookValidationFailure:
+            logger.warning("%s tracking webhook: rejected signature from %s", self.esp_name, request.META.get("REMOTE_ADDR"))
+            return HttpResponseForbidden("invalid signature")
+        except AnymailError:
+            return JsonResponse({"detail": "Malformed webhook payload."}, status=400)
+
+
+class SendGridTrackingView(VerifiedAnymailMixin, SendGridTrackingWebhookView):
+    def verification_configured(self) -> bool:
+        return bool(self.basic_auth or self.webhook_verification_key)
+
+
+class MailgunTrackingView(VerifiedAnymailMixin, MailgunTrackingWebhookView):
+    def verification_configured(self) -> bool:
+        # anymail falls back to MAILGUN_API_KEY, which settings define as "" when unset:
+        # an HMAC with an empty key is one anybody can compute.
+        return bool(self.webhook_signing_key)
+
+
+class PostmarkTrackingView(VerifiedAnymailMixin, PostmarkTrackingWebhookView):
+    pass  # Postmark authenticates its webhooks with HTTP basic auth only
+
+
+# Where Amazon SNS serves its signing certificates; tests point it at a loopback peer.
+SNS_CERT_URL_PATTERN = r"^https://sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/[^?#]+\.pem$"
+_SNS_SIGNED_FIELDS = {
+    "Notification": ("Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type"),
+    "SubscriptionConfirmation": ("Message", "MessageId", "SubscribeURL", "Timestamp", "Token", "TopicArn", "Type"),
+    "UnsubscribeConfirmation": ("Message", "MessageId", "SubscribeURL", "Timestamp", "Token", "TopicArn", "Type"),
+}
+_sns_certificates: dict[str, Any] = {}
+_sns_lock = threading.Lock()
+
+
+def _sns_certificate(url: str):
+    from cryptography import x509
+
+    with _sns_lock:
+        cached = _sns_certificates.get(url)
+    if cached is not None:
+        return cached
+    import requests
+
+    response = requests.get(url, timeout=5)
+    response.raise_for_status()
+    certificate = x509.load_pem_x509_certificate(response.content)
+    with _sns_lock:
+        _sns_certificates[url] = certificate
+    return certificate
+
+
+def sns_message_verify(message: dict[str, Any]) -> bool:
+    """Amazon SNS message signature (SignatureVersion 1: SHA1, 2: SHA256) with the certificate
+    from an Amazon SNS URL: https://docs.aws.amazon.com/sns/latest/dg/sns-verify-signature-of-message.html"""
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    fields = _SNS_SIGNED_FIELDS.get(message.get("Type", ""))
+    cert_url = str(message.get("SigningCertURL") or message.get("SigningCertUrl") or "")
+    pattern = getattr(settings, "SNS_SIGNING_CERT_URL_PATTERN", SNS_CERT_URL_PATTERN)
+    algorithm = {"1": hashes.SHA1(), "2": hashes.SHA256()}.get(str(message.get("SignatureVersion", "")))
+    if not fields or algorithm is None or not re.match(pattern, cert_url) or not message.get("Signature"):
+        return False
+    signed = "".join(f"{key}\n{message[key]}\n" for key in fields if key in message).encode()
+    try:
+        _sns_certificate(cert_url).public_key().verify(base64.b64decode(message["Signature"]), signed, padding.PKCS1v15(), algorithm)
+    except (InvalidSignature, ValueError, TypeError):
+        return False
+    return True
+
+
+class AmazonSesTrackingView(VerifiedAnymailMixin, AmazonSESTrackingWebhookView):
+    """SES events through SNS: the webhook secret (basic auth, which also proves the topic is
+    ours) and Amazon's signature of the SNS message."""
+
+    def validate_request(self, request: HttpRequest) -> None:
+        # anymail runs every `validate_request` of the class chain, this one first: check the
+        # shared secret before fetching any certificate for a stranger's request.
+        AnymailBasicAuthMixin.validate_request(self, request)
+        message = self._parse_sns_message(request)
+        if not isinstance(message, dict) or not sns_message_verify(message):
+            raise AnymailWebhookValidationFailure("Amazon SNS message signature is missing or invalid")
