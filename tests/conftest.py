@@ -12,6 +12,7 @@ from urllib.parse import urlparse
 
 import pytest
 from django.conf import settings
+from django.test.signals import setting_changed
 from rest_framework.test import APIClient
 
 from accounts.models import MembershipRole
@@ -53,6 +54,17 @@ def pytest_runtest_setup(item):
                 # In CI a missing service is a failure, never a silent skip.
                 pytest.fail(f"{kind} is required in CI but not reachable")
             pytest.skip(f"{kind} not reachable (set CI=true to fail instead)")
+
+
+def _celery_follows_settings(*, setting, value, **kwargs):
+    """Celery reads Django settings once; keep it in step when a test overrides a CELERY_* setting."""
+    if setting.startswith("CELERY_"):
+        from config.celery import app
+
+        app.conf[setting.removeprefix("CELERY_").lower()] = value
+
+
+setting_changed.connect(_celery_follows_settings)
 
 
 @pytest.fixture(autouse=True)
