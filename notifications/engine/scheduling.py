@@ -14,13 +14,14 @@ from collections import defaultdict
 from datetime import datetime, timedelta
 
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from notifications.engine.delivery import deliveries_enqueue, notifications_status_refresh
 from notifications.engine.digest import digest_send_now
+from notifications.engine.escalation import escalation_start_for
 from notifications.engine.quiet_hours import quiet_channel_action, quiet_hours_load, quiet_state_at
-from notifications.enums import AuditAction, DeliveryStatus, NotificationStatus, QuietHoursAction
+from notifications.enums import AuditAction, BatchStatus, DeliveryStatus, NotificationStatus, QuietHoursAction
 from notifications.models import Notification, NotificationAuditLog, NotificationDelivery
 
 logger = logging.getLogger(__name__)
@@ -34,19 +35,48 @@ RATE_LIMIT_HOLD_MIN_AGE = timedelta(minutes=1)
 # --- quiet hours release -------------------------------------------------------------------------
 
 
-def held_release(*, now: datetime | None = None, burst_threshold: int = HELD_BURST_THRESHOLD) -> dict[str, int]:
-    """Release HELD deliveries whose recipient is no longer in quiet hours."""
+def held_release(
+    *, now: datetime | None = None, burst_threshold: int = HELD_BURST_THRESHOLD, limit: int = 50 * HELD_BATCH,
+    batch_size: int = HELD_BATCH,
+) -> dict[str, int]:
+    """Release HELD deliveries whose recipient is no longer in quiet hours.
+
+    Walks every HELD row (up to ``limit``) in id order, one batch per transaction: rows of
+    people still asleep on the other side of the world must not hide, run after run, the
+    rows of people whose morning has come.
+    """
     now = now or timezone.now()
+    totals = {"released": 0, "digests": 0, "expired": 0}
+    after_pk, seen = 0, 0
+    while seen < limit:
+        size = min(batch_size, limit - seen)
+        result, last_pk, count = _held_release_batch(now=now, burst_threshold=burst_threshold, after_pk=after_pk, size=size)
+        for key, value in result.items():
+            totals[key] += value
+        seen += count
+        if count < size:
+            break
+        after_pk = last_pk
+    if totals["released"] or totals["expired"]:
+        logger.info("quiet hours: %s held deliveries released (%s digests), %s expired",
+                    totals["released"], totals["digests"], totals["expired"])
+    return totals
+
+
+def _held_release_batch(
+    *, now: datetime, burst_threshold: int, after_pk: int, size: int
+) -> tuple[dict[str, int], int, int]:
+    """One batch of HELD rows after ``after_pk``: (counts, last id seen, rows seen)."""
     released = digests = expired = 0
     with transaction.atomic():
         held = list(
             NotificationDelivery.objects.select_for_update(skip_locked=True, of=("self",))
             .select_related("notification")
-            .filter(status=DeliveryStatus.HELD)
-            .order_by("pk")[:HELD_BATCH]
+            .filter(status=DeliveryStatus.HELD, pk__gt=after_pk)
+            .order_by("pk")[:size]
         )
         if not held:
-            return {"released": 0, "digests": 0, "expired": 0}
+            return {"released": 0, "digests": 0, "expired": 0}, after_pk, 0
         by_org: dict[int, set[int]] = defaultdict(set)
         for d in held:
             if d.notification.recipient_id:
@@ -108,9 +138,7 @@ def held_release(*, now: datetime | None = None, burst_threshold: int = HELD_BUR
         NotificationAuditLog.objects.bulk_create(audits)
         if touched:
             notifications_status_refresh(notification_ids=touched, now=now)
-    if released or expired:
-        logger.info("quiet hours: %s held deliveries released (%s digests), %s expired", released, digests, expired)
-    return {"released": released, "digests": digests, "expired": expired}
+    return {"released": released, "digests": digests, "expired": expired}, held[-1].pk, len(held)
 
 
 # --- scheduled sends ---------------------------------------------------------------------------------
@@ -141,6 +169,8 @@ def scheduled_release(*, now: datetime | None = None, limit: int = 5000) -> int:
             for pk, org_id in Notification.objects.filter(pk__in=due).values_list("pk", "organization_id")
         )
         deliveries_enqueue(delivery_ids=ids)
+        # Intake does not start chains for notifications that are not sent yet: start them now.
+        escalation_start_for(notification_ids=due, now=now)
     logger.info("scheduled: %s notifications released (%s deliveries)", len(due), len(ids))
     return len(ids)
 
@@ -151,27 +181,41 @@ _OPEN_NOTIFICATION = [
     NotificationStatus.PENDING, NotificationStatus.PROCESSING, NotificationStatus.SCHEDULED, NotificationStatus.HELD,
     NotificationStatus.DIGESTED,
 ]
-_UNSENT_DELIVERY = [DeliveryStatus.PENDING, DeliveryStatus.HELD, DeliveryStatus.DIGESTED]
+# A DIGESTED delivery is unsent only while its batch is open; once the digest went out it
+# was delivered (inside the digest) and expiry must leave it, and its notification, alone.
+_UNSENT_DELIVERY = Q(status__in=[DeliveryStatus.PENDING, DeliveryStatus.HELD]) | Q(
+    status=DeliveryStatus.DIGESTED, batch__status=BatchStatus.OPEN
+)
 
 
 def notifications_expire_due(*, now: datetime | None = None, limit: int = 5000) -> int:
     """EXPIRE what has not gone out of notifications past ``expires_at``; returns how many notifications."""
     now = now or timezone.now()
     with transaction.atomic():
+        waiting_digest = NotificationDelivery.objects.filter(
+            notification_id=OuterRef("pk"), status=DeliveryStatus.DIGESTED, batch__status=BatchStatus.OPEN
+        )
+        in_sent_digest = NotificationDelivery.objects.filter(notification_id=OuterRef("pk"), status=DeliveryStatus.DIGESTED)
         ids = list(
             Notification.objects.select_for_update(skip_locked=True, of=("self",))
             .filter(expires_at__lte=now, status__in=_OPEN_NOTIFICATION)
+            # DIGESTED and its digest already sent: delivered, not expiring (nor picked again each run).
+            .exclude(Q(status=NotificationStatus.DIGESTED) & ~Exists(waiting_digest))
             .order_by("expires_at", "pk")
             .values_list("pk", flat=True)[:limit]
         )
         if not ids:
             return 0
-        NotificationDelivery.objects.filter(notification_id__in=ids, status__in=_UNSENT_DELIVERY).update(
+        unsent = list(
+            NotificationDelivery.objects.filter(_UNSENT_DELIVERY, notification_id__in=ids).values_list("pk", flat=True)
+        )
+        NotificationDelivery.objects.filter(pk__in=unsent).update(
             status=DeliveryStatus.EXPIRED, next_retry_at=None, updated_at=now, skip_reason="expired before delivery"
         )
         statuses = notifications_status_refresh(notification_ids=ids, now=now)
-        # Nothing sendable at all (e.g. still SCHEDULED with every delivery expired) → EXPIRED.
-        Notification.objects.filter(pk__in=ids, status__in=_OPEN_NOTIFICATION).update(
+        # Nothing sendable at all (e.g. still SCHEDULED with every delivery expired) → EXPIRED;
+        # one already part of a sent digest keeps the status that says so.
+        Notification.objects.filter(pk__in=ids, status__in=_OPEN_NOTIFICATION).exclude(Exists(in_sent_digest)).update(
             status=NotificationStatus.EXPIRED, next_escalation_at=None, updated_at=now
         )
         Notification.objects.filter(pk__in=ids).update(next_escalation_at=None)

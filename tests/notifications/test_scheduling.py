@@ -169,3 +169,84 @@ def test_every_beat_task_is_a_registered_celery_task_on_the_maintenance_queue():
         assert entry.task in app.tasks, entry.task
         assert entry.queue == "maintenance"
         assert entry.expires < 3600
+
+
+def test_people_still_asleep_do_not_hide_those_whose_morning_came(organization, quiet_user, django_capture_on_commit_callbacks):
+    """More HELD rows than one batch, the oldest for someone still in quiet hours: the walk goes on."""
+    from tests.factories import MembershipFactory, UserFactory
+
+    tokyo = UserFactory()
+    MembershipFactory(user=tokyo, organization=organization)
+    qh = QuietHours.objects.create(user=tokyo, organization=organization, timezone="Asia/Tokyo",
+                                   default_action=QuietHoursAction.HOLD)
+    QuietHoursSchedule.objects.create(quiet_hours=qh, days_of_week=list(range(7)), start_time=time(0), end_time=time(23, 59))
+    with time_machine.travel(datetime(2026, 6, 1, 23, 0, tzinfo=PARIS), tick=False) as clock:
+        asleep = _held(organization, tokyo, 4)
+        awake = _held(organization, quiet_user, 2)
+        clock.move_to(datetime(2026, 6, 2, 7, 5, tzinfo=PARIS))
+        with django_capture_on_commit_callbacks(execute=False):
+            assert held_release(batch_size=3) == {"released": 2, "digests": 0, "expired": 0}
+    assert {NotificationDelivery.objects.get(pk=d.pk).status for d in awake} == {DeliveryStatus.PENDING}
+    assert {NotificationDelivery.objects.get(pk=d.pk).status for d in asleep} == {DeliveryStatus.HELD}
+
+
+def test_expiry_leaves_what_went_out_in_a_digest_alone(organization, user, django_capture_on_commit_callbacks):
+    from notifications.engine.digest import DigestItem, digest_collect, digests_send_due
+    from notifications.enums import BatchFrequency
+
+    start = datetime(2026, 6, 1, 8, 10, tzinfo=ZoneInfo("UTC"))
+    with time_machine.travel(start, tick=False) as clock, django_capture_on_commit_callbacks(execute=False):
+        rows = []
+        for title, expires in (("sent in the digest", timedelta(hours=3)), ("expires first", timedelta(minutes=30))):
+            n = make_notification(organization=organization, recipient=user, title=title, expires_at=start + expires)
+            d = NotificationDelivery(notification=n, organization=organization, channel=Channel.EMAIL,
+                                     recipient_address=user.email)
+            digest_collect(organization_id=organization.pk, items=[DigestItem(
+                delivery=d, user_id=user.pk, frequency=BatchFrequency.HOURLY, criticality=n.criticality)])
+            d.save()
+            Notification.objects.filter(pk=n.pk).update(status=NotificationStatus.DIGESTED)
+            rows.append((n, d))
+        (kept, kept_d), (late, late_d) = rows
+        clock.move_to(start + timedelta(minutes=45))
+        assert notifications_expire_due() == 1  # still waiting in the open batch: expires
+        clock.move_to(start + timedelta(minutes=55))
+        assert digests_send_due()["sent"] == 1
+        clock.move_to(start + timedelta(hours=4))
+        assert notifications_expire_due() == 0  # already went out inside the digest
+        assert notifications_expire_due() == 0
+    kept.refresh_from_db(), kept_d.refresh_from_db(), late.refresh_from_db(), late_d.refresh_from_db()
+    assert (kept.status, kept_d.status) == (NotificationStatus.DIGESTED, DeliveryStatus.DIGESTED)
+    assert (late.status, late_d.status) == (NotificationStatus.EXPIRED, DeliveryStatus.EXPIRED)
+    digest = Notification.objects.get(event_type="notification.digest")
+    assert digest.data["notification_ids"] == [kept.pk]
+    assert NotificationAuditLog.objects.filter(action=AuditAction.NOTIFICATION_EXPIRED).count() == 1
+
+
+def test_scheduled_critical_event_is_held_until_its_time_then_escalates(
+    organization, user, django_capture_on_commit_callbacks
+):
+    from notifications.enums import Criticality, EscalationRecipientType
+    from notifications.models import EscalationChain, EscalationLevel
+    from notifications.services import event_emit
+
+    chain = EscalationChain.objects.create(organization=organization, name="Pages", trigger_criticality=Criticality.CRITICAL)
+    EscalationLevel.objects.create(chain=chain, level=1, delay_minutes=5, channels=[Channel.EMAIL],
+                                   recipient_type=EscalationRecipientType.ORIGINAL)
+    start = datetime(2026, 6, 1, 8, 0, tzinfo=ZoneInfo("UTC"))
+    with time_machine.travel(start, tick=False) as clock:
+        with django_capture_on_commit_callbacks(execute=False) as at_intake:
+            result = event_emit(organization=organization, type="incident.created", recipient_ids=[str(user.pk)],
+                                criticality=Criticality.CRITICAL, channels=[Channel.IN_APP],
+                                resource={"type": "incident", "id": "INC-1"}, scheduled_for=start + timedelta(hours=1))
+        assert at_intake == []  # nothing is sent before its time
+        n = Notification.objects.get(pk=result.notifications[0][0])
+        assert n.status == NotificationStatus.SCHEDULED and n.escalation_chain is None
+        clock.move_to(start + timedelta(minutes=59))
+        assert scheduled_release() == 0
+        clock.move_to(start + timedelta(hours=1, minutes=1))
+        with django_capture_on_commit_callbacks(execute=False) as callbacks:
+            assert scheduled_release() == 1
+        assert len(callbacks) == 1
+    n.refresh_from_db()
+    assert n.status == NotificationStatus.PROCESSING and n.escalation_chain == chain
+    assert n.next_escalation_at == start + timedelta(hours=1, minutes=6)
