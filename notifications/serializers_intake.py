@@ -90,6 +90,9 @@ class ChannelPreferenceInSerializer(serializers.Serializer):
     enabled = serializers.BooleanField(required=False)
     only_when_offline = serializers.BooleanField(required=False)
     digest_frequency = serializers.ChoiceField(choices=DigestFrequency.choices, required=False)
+    # When the digest goes out, in the user's own time zone (default 08:00; weekly: Monday).
+    digest_hour = serializers.IntegerField(min_value=0, max_value=23, required=False, allow_null=True)
+    digest_day_of_week = serializers.IntegerField(min_value=0, max_value=6, required=False, allow_null=True)
 
 
 class ChannelsField(serializers.Field):
@@ -185,7 +188,8 @@ class PreferenceOutSerializer(serializers.ModelSerializer):
 
     def get_channels(self, obj: NotificationPreference) -> dict[str, dict[str, Any]]:
         return {
-            cp.channel: {"enabled": cp.enabled, "only_when_offline": cp.only_when_offline, "digest_frequency": cp.digest_frequency}
+            cp.channel: {"enabled": cp.enabled, "only_when_offline": cp.only_when_offline, "digest_frequency": cp.digest_frequency,
+                         "digest_hour": cp.digest_hour, "digest_day_of_week": cp.digest_day_of_week}
             for cp in obj.channel_preferences.all()
         }
 

@@ -120,6 +120,8 @@ def _row(pref: NotificationPreference) -> PreferenceRow:
                 "enabled": cp.enabled,
                 "only_when_offline": cp.only_when_offline,
                 "digest_frequency": cp.digest_frequency,
+                "digest_hour": cp.digest_hour,
+                "digest_day_of_week": cp.digest_day_of_week,
             }
             for cp in pref.channel_preferences.all()
         },
@@ -293,6 +295,9 @@ def _validate_item(item: dict[str, Any], *, known_types: set[str]) -> list[str]:
     return errors
 
 
+CHANNEL_PREFERENCE_FIELDS = ("enabled", "only_when_offline", "digest_frequency", "digest_hour", "digest_day_of_week")
+
+
 @transaction.atomic
 def preferences_replace(
     *,
@@ -357,13 +362,13 @@ def preferences_replace(
             to_create, to_update = [], []
             for channel, cfg in channels.items():
                 cp = current.get(channel) or ChannelPreference(preference=pref, channel=channel)
-                for attr in ("enabled", "only_when_offline", "digest_frequency"):
+                for attr in CHANNEL_PREFERENCE_FIELDS:
                     if attr in cfg:
                         setattr(cp, attr, cfg[attr])
                 (to_update if cp.pk else to_create).append(cp)
             ChannelPreference.objects.bulk_create(to_create)
             if to_update:
-                ChannelPreference.objects.bulk_update(to_update, ["enabled", "only_when_offline", "digest_frequency"])
+                ChannelPreference.objects.bulk_update(to_update, list(CHANNEL_PREFERENCE_FIELDS))
         changes.append({"id": pref.pk, **key, "before": before, "after": {
             "enabled": pref.enabled, "min_criticality": pref.min_criticality,
             "critical_override": pref.critical_override, "channels": channels,

@@ -147,3 +147,37 @@ def test_event_emit_collects_digest_channels_and_never_critical(organization, us
         assert n.deliveries.get().batch_id == batch.pk
     n = Notification.objects.get(pk=urgent.notifications[0][0])
     assert n.deliveries.get().status == DeliveryStatus.PENDING and n.deliveries.get().batch_id is None
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_weekly_digest_at_the_hour_and_day_the_user_chose(organization, user, auth_client, django_capture_on_commit_callbacks):
+    """The user picks weekly, Friday 18:00 in their own time zone, through the preferences API."""
+    from notifications.enums import DigestFrequency, NotificationStatus
+    from notifications.services import event_emit
+
+    user.timezone = "America/New_York"
+    user.save(update_fields=["timezone"])
+    bad = auth_client.put("/api/v1/preferences/", [{"channels": {"EMAIL": {"digest_hour": 24}}}], format="json")
+    assert bad.status_code == 400
+    response = auth_client.put("/api/v1/preferences/", [{"channels": {"EMAIL": {
+        "digest_frequency": DigestFrequency.WEEKLY, "digest_hour": 18, "digest_day_of_week": 4}}}], format="json")
+    assert response.status_code == 200, response.content
+
+    with time_machine.travel(NOW, tick=False) as clock:  # Tuesday 10:20 in New York
+        with django_capture_on_commit_callbacks(execute=False) as callbacks:
+            for title in ("Fix login", "Write docs"):
+                event_emit(organization=organization, type="task.assigned", recipient_ids=[str(user.pk)],
+                           channels=[Channel.EMAIL], data={"taskTitle": title})
+        assert callbacks == []  # collected, not sent
+        batch = NotificationBatch.objects.get(status=BatchStatus.OPEN)
+        friday_6pm = datetime(2026, 3, 13, 18, 0, tzinfo=ZoneInfo("America/New_York"))
+        assert batch.scheduled_for == friday_6pm
+        clock.move_to(friday_6pm - timedelta(minutes=5))
+        assert digests_send_due() == {"sent": 0, "cancelled": 0}
+        clock.move_to(friday_6pm + timedelta(minutes=1))
+        with django_capture_on_commit_callbacks(execute=False):
+            assert digests_send_due() == {"sent": 1, "cancelled": 0}
+    digest = Notification.objects.get(event_type="notification.digest")
+    assert digest.title == "Your weekly digest: 2 notifications" and digest.status == NotificationStatus.PROCESSING
+    assert digest.deliveries.get().channel == Channel.EMAIL
