@@ -14,7 +14,12 @@ from collections.abc import Iterable
 from typing import Any, ClassVar
 
 import requests
-from anymail.exceptions import AnymailAPIError, AnymailError, AnymailRecipientsRefused
+from anymail.exceptions import (
+    AnymailAPIError,
+    AnymailError,
+    AnymailRecipientsRefused,
+    AnymailUnsupportedFeature,
+)
 from anymail.message import AnymailMessage
 from django.core.exceptions import ImproperlyConfigured
 from django.core.mail import get_connection
@@ -37,8 +42,9 @@ from .common import build_email, unsubscribe_headers
 def _anymail_error(exc: Exception) -> Exception:
     if isinstance(exc, AnymailRecipientsRefused):
         return ProviderPermanentError("Recipient refused by the email provider.", code="invalid_recipient")
-    if isinstance(exc, ImproperlyConfigured):
-        return ProviderPermanentError(f"Email provider misconfigured: {exc}", code="configuration")
+    if isinstance(exc, (ImproperlyConfigured, AnymailUnsupportedFeature)):
+        # The same message would fail the same way next time: not a reason to retry.
+        return ProviderPermanentError(f"Email provider misconfigured: {str(exc).splitlines()[0][:200]}", code="configuration")
     status = getattr(exc, "status_code", None)
     cause = exc.__cause__ or exc.__context__
     if status is None and cause is not None:
@@ -58,6 +64,11 @@ class AnymailEmailProvider(BaseProvider):
     backend: ClassVar[str] = ""
     esp_name: ClassVar[str] = ""
     supports_webhooks = True
+    # Open/click tracking set per message. Amazon SES refuses the flags (even False): its
+    # tracking is a property of the configuration set.
+    per_message_tracking: ClassVar[bool] = True
+    # One API call for many recipients with merge data; SES only batches stored templates.
+    merge_batches: ClassVar[bool] = True
 
     def connection_kwargs(self) -> dict[str, Any]:
         raise NotImplementedError
@@ -66,8 +77,9 @@ class AnymailEmailProvider(BaseProvider):
         return get_connection(self.backend, fail_silently=False, **self.connection_kwargs())
 
     def _apply_options(self, email: AnymailMessage, message: OutboundMessage) -> None:
-        email.track_opens = message.track_opens
-        email.track_clicks = message.track_clicks
+        if self.per_message_tracking:
+            email.track_opens = message.track_opens
+            email.track_clicks = message.track_clicks
         if message.idempotency_key:
             email.metadata = {"delivery_id": str(message.idempotency_key)}
         tags = message.metadata.get("tags")
@@ -94,6 +106,8 @@ class AnymailEmailProvider(BaseProvider):
         """Messages with identical content go out as one ESP call with per-recipient merge data
         (each recipient gets a separate message; unsubscribe headers and delivery ids differ)."""
         messages = list(messages)
+        if not self.merge_batches:
+            return super().send_batch(messages)
         results: list[SendResult | Exception | None] = [None] * len(messages)
         groups: OrderedDict[tuple, list[int]] = OrderedDict()
         for index, m in enumerate(messages):
@@ -126,7 +140,8 @@ class AnymailEmailProvider(BaseProvider):
         email.extra_headers.pop("X-Troubadour-Delivery", None)
         valid = [m for m in batch if m.to and "@" in m.to]
         email.to = [m.to for m in valid]
-        email.track_opens, email.track_clicks = first.track_opens, first.track_clicks
+        if self.per_message_tracking:
+            email.track_opens, email.track_clicks = first.track_opens, first.track_clicks
         email.merge_data = {m.to: {} for m in valid}
         email.merge_metadata = {m.to: {"delivery_id": str(m.idempotency_key)} for m in valid if m.idempotency_key}
         merge_headers = {m.to: unsubscribe_headers(m) for m in valid}
@@ -244,6 +259,8 @@ class AmazonSesProvider(AnymailEmailProvider):
     name = "Amazon SES"
     esp_name = "Amazon SES"
     backend = "anymail.backends.amazon_ses.EmailBackend"
+    per_message_tracking = False  # open/click tracking: enable it on `configuration_set_name`
+    merge_batches = False
     sensitive_params = ("secret_access_key",)
     env_credentials = {"access_key_id": "AWS_ACCESS_KEY_ID", "secret_access_key": "AWS_SECRET_ACCESS_KEY"}
 

@@ -138,3 +138,44 @@ def test_mailgun_and_postmark_accept_an_api_url(peer):
     provider = registry.get("postmark")(config={"api_url": f"{postmark.url}/"}, credentials={"server_token": "pm-token"})
     assert provider.send(_message(attachments=[])).provider_message_id == "pm-1"
     assert postmark.calls()[0].header("X-Postmark-Server-Token") == "pm-token"
+
+
+def test_amazon_ses_sends_the_raw_mime_through_the_sesv2_api(peer):
+    import base64
+
+    ses = peer().on("POST", "/v2/email/outbound-emails", Reply(200, {"MessageId": "0100018c-ses-id"}))
+    provider = registry.get("amazon_ses")(config={"endpoint_url": ses.url, "region": "eu-west-1", "configuration_set_name": "tracking"},
+                                          credentials={"access_key_id": "AKIDTEST", "secret_access_key": "ses-secret"})
+    result = provider.send(_message())
+
+    (call,) = ses.calls("POST", "/v2/email/outbound-emails")
+    assert call.header("Authorization").startswith("AWS4-HMAC-SHA256 Credential=AKIDTEST/") and "/eu-west-1/ses/" in call.header("Authorization")
+    assert "ses-secret" not in call.body.decode()
+    assert call.json["ConfigurationSetName"] == "tracking"
+    mime = email.message_from_bytes(base64.b64decode(call.json["Content"]["Raw"]["Data"]), policy=email.policy.default)
+    assert mime["To"] == "ada@example.com" and mime["Reply-To"] == "team@example.com"
+    assert mime["List-Unsubscribe"] == "<https://troubadour.test/u/token/>"
+    assert mime.get_body(("html",)).get_content().strip() == "<p>HTML body</p>"
+    assert [a.get_filename() for a in mime.iter_attachments()] == ["notes.txt"]
+    assert result.provider_message_id == "0100018c-ses-id"
+
+
+def test_amazon_ses_throttling_is_transient_and_a_rejected_message_permanent(peer):
+    ses = peer().on("POST", "/v2/email/outbound-emails", Reply(429, {"message": "Maximum sending rate exceeded."},
+                                                                {"x-amzn-ErrorType": "TooManyRequestsException"}))
+    provider = registry.get("amazon_ses")(config={"endpoint_url": ses.url}, credentials={"access_key_id": "AKID", "secret_access_key": "s"})
+    with pytest.raises(ProviderTransientError):
+        provider.send(_message(attachments=[]))
+    ses.on("POST", "/v2/email/outbound-emails", Reply(400, {"message": "Email address is not verified."},
+                                                       {"x-amzn-ErrorType": "MessageRejected"}))
+    with pytest.raises(ProviderPermanentError):
+        provider.send(_message(attachments=[]))
+
+
+def test_amazon_ses_batch_sends_each_recipient_its_own_message(peer):
+    ses = peer().on("POST", "/v2/email/outbound-emails", lambda req: Reply(200, {"MessageId": f"ses-{len(ses.calls())}"}))
+    provider = registry.get("amazon_ses")(config={"endpoint_url": ses.url}, credentials={"access_key_id": "AKID", "secret_access_key": "s"})
+    messages = [_message(to=f"user{i}@example.com", attachments=[], unsubscribe_url=f"https://troubadour.test/u/t{i}/") for i in range(2)]
+    results = provider.send_batch(messages)
+    assert [type(r).__name__ for r in results] == ["SendResult", "SendResult"]
+    assert len({r.provider_message_id for r in results}) == 2
