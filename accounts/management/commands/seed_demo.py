@@ -10,9 +10,13 @@ DEMO_PASSWORD = "troubadour-demo"
 STORY_TITLE = "The Lighthouse Keeper's Daughter"
 STORY_CONTENT = """On the last night of autumn, the lamp at Greyrock Point flickered and went dark.
 
-Mara climbed the spiral stairs two at a time, her lantern swinging. "Father, the light is out!" she called.
+Mara climbed the spiral stairs two at a time, her lantern swinging.
 
-"Then we light it again," said Old Tomas, already reaching for the matches. "Ships are counting on us tonight."
+"Father, the light is out!" Mara called.
+
+"Then we light it again," said Tomas, already reaching for the matches.
+
+Tomas: "Ships are counting on us tonight."
 
 Outside, the sea rose in great grey shoulders. Far beyond the rocks, a single mast leaned against the storm.
 
