@@ -9,18 +9,34 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.utils.dateparse import parse_datetime
 from rest_framework import permissions, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.models import MembershipRole, Organization
 from accounts.selectors import request_organization, user_is_org_admin
 from common.exceptions import NotFound, PermissionDenied, ValidationError
-from notifications.engine.retry import dead_letters_discard, dead_letters_replay, delivery_retry_now
-from notifications.enums import Channel, DeadLetterStatus, DeliveryStatus
-from notifications.models import DeadLetter, NotificationDelivery
+from notifications.engine.escalation import escalation_chain_delete, escalation_chain_save
+from notifications.engine.retry import (
+    channel_configuration_delete,
+    channel_configuration_save,
+    dead_letters_discard,
+    dead_letters_replay,
+    delivery_retry_now,
+)
+from notifications.enums import (
+    Channel,
+    Criticality,
+    DeadLetterStatus,
+    DeliveryStatus,
+    EscalationCondition,
+    EscalationRecipientType,
+    RateLimitAction,
+)
+from notifications.models import ChannelConfiguration, DeadLetter, EscalationChain, EventType, NotificationDelivery
 
 MAX_PAGE = 200
 MAX_BULK = 500
@@ -262,3 +278,234 @@ class DeliveryRetryView(APIView):
     def post(self, request: Request, delivery_id: int) -> Response:
         delivery = delivery_retry_now(delivery_id=delivery_id, organization_id=_scope(request), user_id=_user_id(request))
         return Response(_delivery(delivery), status=status.HTTP_202_ACCEPTED)
+
+
+# --- escalation chains and channel configurations -----------------------------------------------------
+#
+# Organization admins manage their organization's rows and read the platform-wide ones (which
+# apply when the organization has none of its own); platform staff manage both.
+
+
+def _staff(request: Request) -> bool:
+    return bool(getattr(request.user, "is_staff", False))
+
+
+def _visible(request: Request, qs: QuerySet) -> QuerySet:
+    organization_id = _scope(request)
+    if organization_id is None:
+        return qs
+    return qs.filter(Q(organization_id=organization_id) | Q(organization__isnull=True))
+
+
+def _owner_for_create(request: Request, data: dict[str, Any]) -> int | None:
+    """The organization a new row belongs to: the admin's own; staff choose (null: platform-wide)."""
+    organization_id = _scope(request)
+    if organization_id is not None and not _staff(request):
+        return organization_id
+    wanted = data.get("organization_id", organization_id)
+    if wanted is not None and not Organization.objects.filter(pk=wanted).exists():
+        raise ValidationError({"organization_id": ["Unknown organization."]})
+    return wanted
+
+
+def _owner_for_change(request: Request, obj: Any) -> int | None:
+    if obj.organization_id is None and not _staff(request):
+        raise PermissionDenied("Platform-wide settings can only be changed by platform staff.")
+    return obj.organization_id
+
+
+class _LevelSerializer(serializers.Serializer):
+    level = serializers.IntegerField(min_value=0, max_value=50)
+    delay_minutes = serializers.IntegerField(min_value=0, max_value=60 * 24 * 7)
+    channels = serializers.ListField(child=serializers.ChoiceField(choices=Channel.choices), min_length=1, max_length=6)
+    recipient_type = serializers.ChoiceField(choices=EscalationRecipientType.choices, default=EscalationRecipientType.ORIGINAL)
+    recipient_role = serializers.ChoiceField(choices=MembershipRole.choices, required=False, allow_blank=True)
+    recipient_user_id = serializers.IntegerField(min_value=1, required=False, allow_null=True)
+    condition = serializers.ChoiceField(choices=EscalationCondition.choices, default=EscalationCondition.NOT_ACKNOWLEDGED)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        # A PATCH makes nested serializers partial too, but a level is always given whole.
+        missing = [name for name in ("level", "delay_minutes", "channels") if name not in attrs]
+        if missing:
+            raise serializers.ValidationError({name: ["This field is required."] for name in missing})
+        if len(set(attrs["channels"])) != len(attrs["channels"]):
+            raise serializers.ValidationError({"channels": ["A channel is listed twice."]})
+        kind = attrs.get("recipient_type", EscalationRecipientType.ORIGINAL)
+        if kind == EscalationRecipientType.ROLE and not attrs.get("recipient_role"):
+            raise serializers.ValidationError({"recipient_role": ["Required when escalating to a role."]})
+        if kind == EscalationRecipientType.USER and not attrs.get("recipient_user_id"):
+            raise serializers.ValidationError({"recipient_user_id": ["Required when escalating to a specific user."]})
+        return attrs
+
+
+class _ChainSerializer(serializers.Serializer):
+    organization_id = serializers.IntegerField(min_value=1, required=False, allow_null=True)
+    name = serializers.CharField(max_length=200)
+    description = serializers.CharField(required=False, allow_blank=True)
+    trigger_criticality = serializers.ChoiceField(choices=Criticality.choices, default=Criticality.CRITICAL)
+    trigger_event_types = serializers.ListField(child=serializers.CharField(max_length=100), required=False, max_length=100)
+    is_active = serializers.BooleanField(required=False)
+    levels = _LevelSerializer(many=True, min_length=1, max_length=20)
+
+    def validate_trigger_event_types(self, value: list[str]) -> list[str]:
+        known = set(EventType.objects.filter(key__in=value).values_list("key", flat=True))
+        unknown = [key for key in value if key not in known]
+        if unknown:
+            raise serializers.ValidationError(f"Unknown event type(s): {', '.join(unknown)}.")
+        return value
+
+
+def _chain(chain: EscalationChain) -> dict[str, Any]:
+    return {
+        "id": chain.pk,
+        "organization_id": chain.organization_id,
+        "scope": "ORGANIZATION" if chain.organization_id else "GLOBAL",
+        "name": chain.name,
+        "description": chain.description,
+        "trigger_criticality": chain.trigger_criticality,
+        "trigger_event_types": chain.trigger_event_types,
+        "is_active": chain.is_active,
+        "levels": [
+            {"level": lvl.level, "delay_minutes": lvl.delay_minutes, "channels": lvl.channels,
+             "recipient_type": lvl.recipient_type, "recipient_role": lvl.recipient_role,
+             "recipient_user_id": lvl.recipient_user_id, "condition": lvl.condition}
+            for lvl in sorted(chain.levels.all(), key=lambda lvl: lvl.level)
+        ],
+        "created_at": chain.created_at,
+        "updated_at": chain.updated_at,
+    }
+
+
+def _chains(request: Request) -> QuerySet[EscalationChain]:
+    return _visible(request, EscalationChain.objects.prefetch_related("levels").order_by("organization_id", "name", "pk"))
+
+
+def _chain_get(request: Request, chain_id: int) -> EscalationChain:
+    chain = _chains(request).filter(pk=chain_id).first()
+    if chain is None:
+        raise NotFound("Escalation chain not found.")
+    return chain
+
+
+class EscalationChainListView(APIView):
+    permission_classes = [permissions.IsAuthenticated]
+
+    def get(self, request: Request) -> Response:
+        return _paginated(_chains(request), request, _chain)
+
+    def post(self, request: Request) -> Response:
+        serializer = _ChainSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = dict(serializer.validated_data)
+        chain = escalation_chain_save(organization_id=_owner_for_create(request, data), data=data, user_id=_user_id(request))
+        return Response(_chain(_chain_get(request, chain.pk)), status=status.HTTP_201_CREATED)
+
+
+class EscalationChainDetailView(APIView):
+    permission_classes = [permissions.IsAuthenticated]
+
+    def get(self, request: Request, chain_id: int) -> Response:
+        return Response(_chain(_chain_get(request, chain_id)))
+
+    def _save(self, request: Request, chain_id: int, *, partial: bool) -> Response:
+        chain = _chain_get(request, chain_id)
+        serializer = _ChainSerializer(data=request.data, partial=partial)
+        serializer.is_valid(raise_exception=True)
+        escalation_chain_save(organization_id=_owner_for_change(request, chain), chain_id=chain.pk,
+                              data=dict(serializer.validated_data), user_id=_user_id(request))
+        return Response(_chain(_chain_get(request, chain_id)))
+
+    def put(self, request: Request, chain_id: int) -> Response:
+        return self._save(request, chain_id, partial=False)
+
+    def patch(self, request: Request, chain_id: int) -> Response:
+        return self._save(request, chain_id, partial=True)
+
+    def delete(self, request: Request, chain_id: int) -> Response:
+        chain = _chain_get(request, chain_id)
+        escalation_chain_delete(organization_id=_owner_for_change(request, chain), chain_id=chain.pk, user_id=_user_id(request))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class _ChannelConfigurationSerializer(serializers.Serializer):
+    organization_id = serializers.IntegerField(min_value=1, required=False, allow_null=True)
+    channel = serializers.ChoiceField(choices=Channel.choices)
+    enabled = serializers.BooleanField(required=False)
+    fallback_channels = serializers.ListField(child=serializers.ChoiceField(choices=Channel.choices), required=False,
+                                              max_length=6)
+    rate_limit_user_per_minute = serializers.IntegerField(min_value=1, required=False, allow_null=True)
+    rate_limit_user_per_hour = serializers.IntegerField(min_value=1, required=False, allow_null=True)
+    rate_limit_org_per_minute = serializers.IntegerField(min_value=1, required=False, allow_null=True)
+    rate_limit_org_per_hour = serializers.IntegerField(min_value=1, required=False, allow_null=True)
+    rate_limit_action = serializers.ChoiceField(choices=RateLimitAction.choices, required=False)
+    settings = serializers.DictField(required=False)
+
+    def validate_fallback_channels(self, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise serializers.ValidationError("A channel is listed twice.")
+        return value
+
+
+def _configuration(config: ChannelConfiguration) -> dict[str, Any]:
+    return {
+        "id": config.pk,
+        "organization_id": config.organization_id,
+        "scope": "ORGANIZATION" if config.organization_id else "GLOBAL",
+        "channel": config.channel,
+        "enabled": config.enabled,
+        "fallback_channels": config.fallback_channels,
+        "rate_limit_user_per_minute": config.rate_limit_user_per_minute,
+        "rate_limit_user_per_hour": config.rate_limit_user_per_hour,
+        "rate_limit_org_per_minute": config.rate_limit_org_per_minute,
+        "rate_limit_org_per_hour": config.rate_limit_org_per_hour,
+        "rate_limit_action": config.rate_limit_action,
+        "settings": config.settings,
+        "updated_at": config.updated_at,
+    }
+
+
+def _configuration_get(request: Request, configuration_id: int) -> ChannelConfiguration:
+    config = _visible(request, ChannelConfiguration.objects.all()).filter(pk=configuration_id).first()
+    if config is None:
+        raise NotFound("Channel configuration not found.")
+    return config
+
+
+class ChannelConfigurationListView(APIView):
+    permission_classes = [permissions.IsAuthenticated]
+
+    def get(self, request: Request) -> Response:
+        qs = _visible(request, ChannelConfiguration.objects.order_by("organization_id", "channel", "pk"))
+        if channel := _choice(request, "channel", Channel.values):
+            qs = qs.filter(channel=channel)
+        return _paginated(qs, request, _configuration)
+
+    def post(self, request: Request) -> Response:
+        serializer = _ChannelConfigurationSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = dict(serializer.validated_data)
+        config = channel_configuration_save(organization_id=_owner_for_create(request, data), data=data,
+                                            user_id=_user_id(request))
+        return Response(_configuration(config), status=status.HTTP_201_CREATED)
+
+
+class ChannelConfigurationDetailView(APIView):
+    permission_classes = [permissions.IsAuthenticated]
+
+    def get(self, request: Request, configuration_id: int) -> Response:
+        return Response(_configuration(_configuration_get(request, configuration_id)))
+
+    def patch(self, request: Request, configuration_id: int) -> Response:
+        config = _configuration_get(request, configuration_id)
+        serializer = _ChannelConfigurationSerializer(data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        data = {k: v for k, v in serializer.validated_data.items() if k not in ("channel", "organization_id")}
+        saved = channel_configuration_save(organization_id=_owner_for_change(request, config), configuration_id=config.pk,
+                                           data=data, user_id=_user_id(request))
+        return Response(_configuration(saved))
+
+    def delete(self, request: Request, configuration_id: int) -> Response:
+        config = _configuration_get(request, configuration_id)
+        channel_configuration_delete(organization_id=_owner_for_change(request, config), configuration_id=config.pk,
+                                     user_id=_user_id(request))
+        return Response(status=status.HTTP_204_NO_CONTENT)

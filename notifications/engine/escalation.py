@@ -34,9 +34,11 @@ from accounts.models import Membership, OnCallRotation, User
 from accounts.oncall import oncall_users_at
 from notifications.engine.delivery import deliveries_enqueue
 from notifications.engine.retry import notification_address
+from common.exceptions import Conflict, NotFound, ValidationError
 from notifications.enums import (
     CRITICALITY_RANK,
     AuditAction,
+    AuditActorType,
     DeliveryStatus,
     EscalationCondition,
     EscalationRecipientType,
@@ -424,3 +426,83 @@ def escalation_after_intake(*, notifications: list[Notification], event_type: st
     ids = [n.pk for n in notifications if n.status not in (NotificationStatus.SKIPPED, NotificationStatus.SCHEDULED)]
     if ids:
         escalation_start_for(notification_ids=ids)
+
+
+# --- administration (the /api/v1/admin/escalation-chains/ API) -----------------------------------
+
+
+def _chain_audit(*, chain: EscalationChain, user_id: int | None, change: str) -> None:
+    # Chains are part of an organization's routing configuration: audited as such.
+    NotificationAuditLog.objects.create(
+        organization_id=chain.organization_id, action=AuditAction.CHANNEL_CONFIGURATION_CHANGED,
+        actor_type=AuditActorType.USER if user_id else AuditActorType.SYSTEM, actor_id=str(user_id or ""),
+        user_id=user_id,
+        details={"kind": "escalation_chain", "change": change, "escalation_chain_id": chain.pk, "name": chain.name,
+                 "levels": [{"level": lvl.level, "delay_minutes": lvl.delay_minutes, "channels": lvl.channels,
+                             "recipient_type": lvl.recipient_type, "condition": lvl.condition}
+                            for lvl in chain.levels.all()]},
+    )
+
+
+def _levels_check(*, organization_id: int | None, levels: list[dict[str, Any]]) -> None:
+    numbers = [item["level"] for item in levels]
+    if len(set(numbers)) != len(numbers):
+        raise ValidationError({"levels": ["Each level number may appear once."]})
+    user_ids = {item["recipient_user_id"] for item in levels if item.get("recipient_user_id")}
+    if user_ids:
+        members = Membership.objects.filter(user_id__in=user_ids)
+        if organization_id is not None:
+            members = members.filter(organization_id=organization_id)
+        unknown = user_ids - set(members.values_list("user_id", flat=True))
+        if unknown:
+            raise ValidationError({"levels": [f"Not a member of the organization: user {sorted(unknown)[0]}."]})
+
+
+@transaction.atomic
+def escalation_chain_save(
+    *, organization_id: int | None, data: dict[str, Any], user_id: int | None, chain_id: int | None = None
+) -> EscalationChain:
+    """Create a chain, or update one of ``organization_id`` (None: a platform-wide one).
+
+    ``data`` is validated input; ``levels``, when present, replaces every level of the chain.
+    """
+    if chain_id is None:
+        chain = EscalationChain(organization_id=organization_id)
+    else:
+        chain = EscalationChain.objects.select_for_update().filter(pk=chain_id, organization_id=organization_id).first()
+        if chain is None:
+            raise NotFound("Escalation chain not found.")
+    for attr in ("name", "description", "trigger_criticality", "trigger_event_types", "is_active"):
+        if attr in data:
+            setattr(chain, attr, data[attr])
+    duplicate = EscalationChain.objects.filter(organization_id=organization_id, name=chain.name).exclude(pk=chain.pk)
+    if duplicate.exists():
+        raise Conflict({"name": ["A chain with this name already exists."]})
+    levels = data.get("levels")
+    if levels is not None:
+        _levels_check(organization_id=organization_id, levels=levels)
+    chain.save()
+    if levels is not None:
+        chain.levels.all().delete()
+        EscalationLevel.objects.bulk_create(
+            EscalationLevel(
+                chain=chain, level=item["level"], delay_minutes=item["delay_minutes"], channels=item["channels"],
+                recipient_type=item.get("recipient_type", EscalationRecipientType.ORIGINAL),
+                recipient_role=item.get("recipient_role") or "", recipient_user_id=item.get("recipient_user_id"),
+                condition=item.get("condition", EscalationCondition.NOT_ACKNOWLEDGED),
+            )
+            for item in sorted(levels, key=lambda i: i["level"])
+        )
+    _chain_audit(chain=chain, user_id=user_id, change="created" if chain_id is None else "changed")
+    return chain
+
+
+@transaction.atomic
+def escalation_chain_delete(*, organization_id: int | None, chain_id: int, user_id: int | None) -> None:
+    """Delete a chain; notifications on it stop escalating (their chain is set to NULL)."""
+    chain = EscalationChain.objects.select_for_update().filter(pk=chain_id, organization_id=organization_id).first()
+    if chain is None:
+        raise NotFound("Escalation chain not found.")
+    Notification.objects.filter(escalation_chain=chain, next_escalation_at__isnull=False).update(next_escalation_at=None)
+    _chain_audit(chain=chain, user_id=user_id, change="deleted")
+    chain.delete()

@@ -494,3 +494,58 @@ def delivery_retry_now(*, delivery_id: int, organization_id: int | None, user_id
         deliveries_enqueue(delivery_ids=[delivery.pk])
     delivery.refresh_from_db()
     return delivery
+
+
+# --- channel configuration (the fallback chain lives there): /api/v1/admin/channel-configurations/ ---
+
+CHANNEL_CONFIGURATION_FIELDS = (
+    "enabled", "fallback_channels", "rate_limit_user_per_minute", "rate_limit_user_per_hour", "rate_limit_org_per_minute",
+    "rate_limit_org_per_hour", "rate_limit_action", "settings",
+)
+
+
+def _configuration_audit(*, config: ChannelConfiguration, user_id: int | None, change: str, before: dict | None) -> None:
+    NotificationAuditLog.objects.create(
+        organization_id=config.organization_id, action=AuditAction.CHANNEL_CONFIGURATION_CHANGED,
+        details={"kind": "channel_configuration", "change": change, "channel_configuration_id": config.pk,
+                 "channel": config.channel, "before": before,
+                 "after": {f: getattr(config, f) for f in CHANNEL_CONFIGURATION_FIELDS}},
+        **_audit_actor(user_id),
+    )
+
+
+@transaction.atomic
+def channel_configuration_save(
+    *, organization_id: int | None, data: dict[str, Any], user_id: int | None, configuration_id: int | None = None
+) -> ChannelConfiguration:
+    """Create (one per organization and channel) or update a channel configuration; audited."""
+    if configuration_id is None:
+        channel = data["channel"]
+        if ChannelConfiguration.objects.filter(organization_id=organization_id, channel=channel).exists():
+            raise Conflict({"channel": [f"{channel} is already configured; change that configuration instead."]})
+        config = ChannelConfiguration(organization_id=organization_id, channel=channel)
+        before = None
+    else:
+        config = (ChannelConfiguration.objects.select_for_update()
+                  .filter(pk=configuration_id, organization_id=organization_id).first())
+        if config is None:
+            raise NotFound("Channel configuration not found.")
+        before = {f: getattr(config, f) for f in CHANNEL_CONFIGURATION_FIELDS}
+    for attr in CHANNEL_CONFIGURATION_FIELDS:
+        if attr in data:
+            setattr(config, attr, data[attr])
+    if config.channel in (config.fallback_channels or []):
+        raise ValidationError({"fallback_channels": ["A channel cannot fall back to itself."]})
+    config.save()
+    _configuration_audit(config=config, user_id=user_id, change="created" if before is None else "changed", before=before)
+    return config
+
+
+@transaction.atomic
+def channel_configuration_delete(*, organization_id: int | None, configuration_id: int, user_id: int | None) -> None:
+    config = ChannelConfiguration.objects.select_for_update().filter(pk=configuration_id, organization_id=organization_id).first()
+    if config is None:
+        raise NotFound("Channel configuration not found.")
+    _configuration_audit(config=config, user_id=user_id, change="deleted",
+                         before={f: getattr(config, f) for f in CHANNEL_CONFIGURATION_FIELDS})
+    config.delete()

@@ -325,3 +325,73 @@ def test_voice_digit_on_an_escalation_call_stops_the_chain(
     assert n.acknowledged_at is not None and n.next_escalation_at is None
     assert NotificationAuditLog.objects.get(notification=n, action=AuditAction.ACKNOWLEDGED).details["source"] == "voice"
     assert not Notification.objects.filter(recipient=people["admin"], metadata__escalation_root_id=n.pk).exists()
+
+
+def _admin_api(organization) -> APIClient:
+    admin = UserFactory()
+    MembershipFactory(user=admin, organization=organization, role=MembershipRole.ADMIN)
+    api = APIClient()
+    api.force_authenticate(admin)
+    return api
+
+
+def test_escalation_chains_api_creates_a_chain_that_escalates(organization, people, django_capture_on_commit_callbacks):
+    api = _admin_api(organization)
+    body = {"name": "Database pages", "trigger_criticality": "HIGH", "trigger_event_types": ["incident.created"],
+            "levels": [{"level": 1, "delay_minutes": 3, "channels": ["SMS"], "recipient_type": "ON_CALL"},
+                       {"level": 2, "delay_minutes": 10, "channels": ["EMAIL"], "recipient_type": "USER",
+                        "recipient_user_id": people["boss"].pk, "condition": "NOT_RESOLVED"}]}
+    response = api.post("/api/v1/admin/escalation-chains/", body, format="json")
+    assert response.status_code == 201, response.content
+    created = response.json()
+    assert created["organization_id"] == organization.pk and [lvl["level"] for lvl in created["levels"]] == [1, 2]
+    assert api.post("/api/v1/admin/escalation-chains/", body, format="json").status_code == 409  # same name
+    audit = NotificationAuditLog.objects.get(action=AuditAction.CHANNEL_CONFIGURATION_CHANGED)
+    assert audit.details["escalation_chain_id"] == created["id"] and audit.details["change"] == "created"
+
+    with time_machine.travel(START, tick=False) as clock, django_capture_on_commit_callbacks(execute=False):
+        n = _incident(organization, people["responder"])
+        assert escalation_start_for(notification_ids=[n.pk]) == 1
+        clock.move_to(START + timedelta(minutes=4))
+        assert escalations_advance().escalated == 1
+    assert Notification.objects.get(recipient=people["oncall"], metadata__escalation_root_id=n.pk).deliveries.get().channel == "SMS"
+
+    patched = api.patch(f"/api/v1/admin/escalation-chains/{created['id']}/", {"is_active": False}, format="json")
+    assert patched.status_code == 200 and patched.json()["is_active"] is False and len(patched.json()["levels"]) == 2
+    assert api.delete(f"/api/v1/admin/escalation-chains/{created['id']}/").status_code == 204
+    assert not EscalationChain.objects.filter(pk=created["id"]).exists()
+
+
+@pytest.mark.parametrize("level, field", [
+    ({"level": 1, "delay_minutes": 5, "channels": ["FAX"]}, "channels"),
+    ({"level": 1, "delay_minutes": 5, "channels": ["SMS"], "recipient_type": "ROLE"}, "recipient_role"),
+    ({"level": 1, "delay_minutes": 5, "channels": ["SMS"], "recipient_type": "USER"}, "recipient_user_id"),
+    ({"level": 1, "delay_minutes": -1, "channels": ["SMS"]}, "delay_minutes"),
+])
+def test_escalation_chains_api_refuses_bad_levels_and_saves_nothing(organization, level, field):
+    api = _admin_api(organization)
+    response = api.post("/api/v1/admin/escalation-chains/", {"name": "Bad", "levels": [level]}, format="json")
+    assert response.status_code == 400 and field in str(response.json())
+    assert not EscalationChain.objects.exists()
+
+
+def test_escalation_chains_api_is_scoped_to_the_organization(organization, people, other_user):
+    from accounts.models import Membership
+
+    api = _admin_api(organization)
+    outsider_level = [{"level": 1, "delay_minutes": 5, "channels": ["SMS"], "recipient_type": "USER",
+                       "recipient_user_id": other_user.pk}]
+    refused = api.post("/api/v1/admin/escalation-chains/", {"name": "Leak", "levels": outsider_level}, format="json")
+    assert refused.status_code == 400 and not EscalationChain.objects.exists()
+
+    theirs_org = Membership.objects.get(user=other_user).organization
+    theirs = EscalationChain.objects.create(organization=theirs_org, name="Theirs")
+    platform = EscalationChain.objects.create(organization=None, name="Platform")
+    listed = api.get("/api/v1/admin/escalation-chains/").json()
+    assert [row["id"] for row in listed["results"]] == [platform.pk]
+    assert api.get(f"/api/v1/admin/escalation-chains/{theirs.pk}/").status_code == 404
+    assert api.patch(f"/api/v1/admin/escalation-chains/{theirs.pk}/", {"is_active": False}, format="json").status_code == 404
+    assert api.delete(f"/api/v1/admin/escalation-chains/{platform.pk}/").status_code == 403
+    member = APIClient()
+    member.force_authenticate(people["responder"])
+    assert member.get("/api/v1/admin/escalation-chains/").status_code == 403

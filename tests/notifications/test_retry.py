@@ -154,3 +154,57 @@ def test_due_retries_are_queued_in_batches_with_a_fixed_query_count(
     assert not NotificationDelivery.objects.filter(next_retry_at__isnull=False).exists()
     with django_capture_on_commit_callbacks(execute=False):
         assert retries_run()["queued"] == 0  # cleared retry times: not queued twice
+
+
+def test_fallback_chain_configured_through_the_api_is_used(
+    organization, phone_user, django_capture_on_commit_callbacks
+):
+    from rest_framework.test import APIClient
+
+    from accounts.models import MembershipRole
+
+    admin = UserFactory()
+    MembershipFactory(user=admin, organization=organization, role=MembershipRole.ADMIN)
+    api = APIClient()
+    api.force_authenticate(admin)
+    assert api.post("/api/v1/admin/channel-configurations/", {"channel": "EMAIL", "fallback_channels": ["EMAIL"]},
+                    format="json").status_code == 400
+    assert api.post("/api/v1/admin/channel-configurations/", {"channel": "EMAIL", "fallback_channels": ["FAX"]},
+                    format="json").status_code == 400
+    assert not ChannelConfiguration.objects.exists()  # nothing saved half-way
+    created = api.post("/api/v1/admin/channel-configurations/", {"channel": "EMAIL", "fallback_channels": ["WHATSAPP"]},
+                       format="json")
+    assert created.status_code == 201, created.content
+    config_id = created.json()["id"]
+    assert api.post("/api/v1/admin/channel-configurations/", {"channel": "EMAIL"}, format="json").status_code == 409
+    changed = api.patch(f"/api/v1/admin/channel-configurations/{config_id}/", {"fallback_channels": ["SMS", "WHATSAPP"]},
+                        format="json")
+    assert changed.status_code == 200 and changed.json()["fallback_channels"] == ["SMS", "WHATSAPP"]
+    audit = NotificationAuditLog.objects.filter(action=AuditAction.CHANNEL_CONFIGURATION_CHANGED).order_by("pk").last()
+    assert audit.details["before"]["fallback_channels"] == ["WHATSAPP"] and audit.user == admin
+
+    n = make_notification(organization=organization, recipient=phone_user)
+    failed = make_delivery(n, Channel.EMAIL, status=DeliveryStatus.FAILED, failed_at=timezone.now(), error="auth")
+    with django_capture_on_commit_callbacks(execute=False):
+        assert retries_run()["fallbacks"] == 1
+    assert NotificationDelivery.objects.get(fallback_from=failed).channel == Channel.SMS
+
+
+def test_channel_configurations_are_scoped_to_the_organization(organization, other_user):
+    from rest_framework.test import APIClient
+
+    from accounts.models import Membership, MembershipRole
+
+    admin = UserFactory()
+    MembershipFactory(user=admin, organization=organization, role=MembershipRole.ADMIN)
+    api = APIClient()
+    api.force_authenticate(admin)
+    theirs = ChannelConfiguration.objects.create(organization=Membership.objects.get(user=other_user).organization,
+                                                 channel=Channel.SMS, fallback_channels=[Channel.EMAIL])
+    platform = ChannelConfiguration.objects.create(organization=None, channel=Channel.PUSH)
+    assert [r["id"] for r in api.get("/api/v1/admin/channel-configurations/").json()["results"]] == [platform.pk]
+    assert api.get(f"/api/v1/admin/channel-configurations/{theirs.pk}/").status_code == 404
+    assert api.patch(f"/api/v1/admin/channel-configurations/{theirs.pk}/", {"enabled": False}, format="json").status_code == 404
+    assert api.patch(f"/api/v1/admin/channel-configurations/{platform.pk}/", {"enabled": False}, format="json").status_code == 403
+    platform.refresh_from_db()
+    assert platform.enabled is True
