@@ -179,6 +179,17 @@ def _gate(binding: ProviderBinding, attempts: list[SendAttempt], retry_hints: li
     return breaker
 
 
+RATE_LIMITED_CODE = "rate_limited"
+
+
+def _unavailable_code(attempts: list[SendAttempt]) -> str:
+    """`rate_limited` when only rate limits kept the message back: it waits for a slot and
+    that wait must not use up its retries (it is never dropped for being one too many)."""
+    if attempts and all(a.outcome == AttemptOutcome.RATE_LIMITED for a in attempts):
+        return RATE_LIMITED_CODE
+    return "no_provider_available"
+
+
 def _fill_unsubscribe_user(*messages: OutboundMessage) -> None:
     """Email needs the recipient user (for its one-click unsubscribe link): one query for all."""
     wanted = {int(m.metadata["notification_id"]): m for m in messages
@@ -245,7 +256,7 @@ def provider_send_with_failover(*, organization_id: int | None, channel: str, me
     tried = [a for a in attempts if a.outcome == AttemptOutcome.TRANSIENT_ERROR]
     detail = (f"All {len(tried)} provider(s) for {channel} failed; last: {last_transient.detail}" if last_transient
               else f"No {channel} provider available right now ({', '.join(sorted({a.outcome for a in attempts}))}).")
-    error = ProviderTransientError(detail, code="all_providers_failed" if last_transient else "no_provider_available")
+    error = ProviderTransientError(detail, code="all_providers_failed" if last_transient else _unavailable_code(attempts))
     # The soonest moment any provider may take it again (rate window, cooldown, Retry-After).
     error.retry_after = min(retry_hints) if retry_hints else None  # type: ignore[attr-defined]
     raise _with_attempts(error, attempts)
@@ -311,7 +322,11 @@ def provider_send_batch_with_failover(*, organization_id: int | None, channel: s
             breaker.record_failure()
         pending = sorted(still)
     for i in pending:
-        error = ProviderTransientError(f"No {channel} provider could send this message now.", code="all_providers_failed")
+        tried = any(a.outcome == AttemptOutcome.TRANSIENT_ERROR for a in attempts[i])
+        code = "all_providers_failed" if tried else _unavailable_code(attempts[i])
+        detail = (f"Every {channel} provider is at its rate limit; waiting for a slot." if code == RATE_LIMITED_CODE
+                  else f"No {channel} provider could send this message now.")
+        error = ProviderTransientError(detail, code=code)
         error.retry_after = min(retry_hints) if retry_hints else None  # type: ignore[attr-defined]
         results[i] = _with_attempts(error, attempts[i])
     audit_rows = [row for i, message in enumerate(messages)

@@ -686,6 +686,15 @@ def _record(
                 d.status = DeliveryStatus.EXPIRED
                 audit.action = AuditAction.DELIVERY_SKIPPED
                 report.expired += 1
+            elif outcome.transient and outcome.error_code == "rate_limited":
+                # Every provider was at its rate limit: nothing was tried, so the attempt is
+                # given back — waiting for a slot never exhausts the retries.
+                d.attempts = max(d.attempts - 1, 0)
+                d.status = DeliveryStatus.PENDING
+                d.next_retry_at = now + timedelta(seconds=float(outcome.retry_after or 60) * random.uniform(1, 1 + RETRY_JITTER))
+                audit.action = AuditAction.DELIVERY_RETRY_SCHEDULED
+                audit.details["next_retry_at"] = d.next_retry_at.isoformat()
+                report.retried += 1
             elif outcome.transient and d.attempts < d.max_attempts:
                 d.status = DeliveryStatus.PENDING
                 d.next_retry_at = retry_at(attempts=d.attempts, now=now, retry_after=outcome.retry_after)
@@ -725,7 +734,7 @@ def _record(
             updated,
             ["status", "provider", "provider_message_id", "provider_response", "rendered", "sent_at", "delivered_at",
              "failed_at", "next_retry_at", "error", "error_history", "cost_amount", "cost_currency",
-             "updated_at"],
+             "attempts", "updated_at"],
         )
         bulk_update_rows(Notification, in_app_rows, ["title", "body", "body_html", "action_url", "action_label"])
         statuses = notifications_status_refresh(notification_ids=notifications.keys(), now=now)

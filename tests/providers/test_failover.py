@@ -189,3 +189,25 @@ def test_batch_emails_carry_each_recipients_unsubscribe_link(two_sendgrids, orga
 
     links = [p["headers"]["List-Unsubscribe"] for p in primary.calls()[0].json["personalizations"]]
     assert len(set(links)) == 2 and all(link.startswith("<https://troubadour.test/u/") for link in links)
+
+
+def test_a_delivery_held_back_by_rate_limits_waits_without_using_up_its_retries(make_provider, organization, user):
+    from notifications.engine.delivery import deliver_batch
+    from notifications.enums import DeliveryStatus
+    from notifications.models import NotificationDelivery
+    from providers.resilience import RateLimiter
+    from tests.notifications.test_delivery_support import event_type_with_template, notification_with_deliveries
+
+    record = make_provider("log_sms", rate_limit_per_minute=1)
+    assert RateLimiter(f"db{record.pk}", per_minute=1, per_day=None).acquire().allowed  # another worker took the slot
+    event_type_with_template()
+    _, (delivery,) = notification_with_deliveries(organization=organization, recipient=user, channels=(Channel.SMS,))
+    NotificationDelivery.objects.filter(pk=delivery.pk).update(attempts=delivery.max_attempts - 1)  # its last retry
+
+    deliver_batch(delivery_ids=[delivery.pk])
+
+    delivery.refresh_from_db()
+    assert delivery.status == DeliveryStatus.PENDING and delivery.next_retry_at is not None
+    assert delivery.attempts == delivery.max_attempts - 1  # the wait did not count as an attempt
+    assert "rate limit" in delivery.error and delivery.error_history[-1]["code"] == "rate_limited"
+    assert not ProviderOutbox.objects.exists()
