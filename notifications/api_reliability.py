@@ -11,6 +11,8 @@ from typing import Any
 
 from django.db.models import Q, QuerySet
 from django.utils.dateparse import parse_datetime
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
 from rest_framework import permissions, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -509,3 +511,37 @@ class ChannelConfigurationDetailView(APIView):
         channel_configuration_delete(organization_id=_owner_for_change(request, config), configuration_id=config.pk,
                                      user_id=_user_id(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+# --- OpenAPI: these views build their answers by hand, so say what they take and give -------------
+
+
+def _document(view: type[APIView], method: str, *, request: Any = None, code: int = 200) -> None:
+    handler = getattr(view, method)
+    responses = {code: OpenApiTypes.OBJECT if code != 204 else None}
+    setattr(view, method, extend_schema(request=request, responses=responses, tags=["admin: reliability"])(handler))
+
+
+for _view, _method, _request, _code in (
+    (DeadLetterListView, "get", None, 200),
+    (DeadLetterDetailView, "get", None, 200),
+    (DeadLetterReplayView, "post", None, 202),
+    (DeadLetterBulkReplayView, "post", _IdsSerializer, 202),
+    (DeadLetterDiscardView, "post", None, 200),
+    (DeadLetterBulkDiscardView, "post", _IdsSerializer, 200),
+    (DeliveryListView, "get", None, 200),
+    (DeliveryDetailView, "get", None, 200),
+    (DeliveryRetryView, "post", None, 202),
+    (EscalationChainListView, "get", None, 200),
+    (EscalationChainListView, "post", _ChainSerializer, 201),
+    (EscalationChainDetailView, "get", None, 200),
+    (EscalationChainDetailView, "put", _ChainSerializer, 200),
+    (EscalationChainDetailView, "patch", _ChainSerializer, 200),
+    (EscalationChainDetailView, "delete", None, 204),
+    (ChannelConfigurationListView, "get", None, 200),
+    (ChannelConfigurationListView, "post", _ChannelConfigurationSerializer, 201),
+    (ChannelConfigurationDetailView, "get", None, 200),
+    (ChannelConfigurationDetailView, "patch", _ChannelConfigurationSerializer, 200),
+    (ChannelConfigurationDetailView, "delete", None, 204),
+):
+    _document(_view, _method, request=_request, code=_code)

@@ -168,3 +168,20 @@ def test_retry_of_a_bounced_delivery_really_sends_again(
     assert d.status in (DeliveryStatus.SENT, DeliveryStatus.DELIVERED) and d.attempts == 1
     assert ProviderOutbox.objects.filter(idempotency_key=str(d.pk)).count() == 2
     assert "recovered_from_send_journal" not in (d.provider_response or {})
+
+
+def test_reliability_admin_endpoints_are_in_the_openapi_schema(admin_client):
+    import yaml
+
+    response = admin_client.get("/api/v1/schema/")
+    assert response.status_code == 200
+    paths = yaml.safe_load(response.content)["paths"]
+    for path, methods in {
+        "/api/v1/admin/dead-letters/": {"get"}, "/api/v1/admin/dead-letters/{dead_letter_id}/replay/": {"post"},
+        "/api/v1/admin/dead-letters/replay/": {"post"}, "/api/v1/admin/deliveries/{delivery_id}/retry/": {"post"},
+        "/api/v1/admin/escalation-chains/": {"get", "post"},
+        "/api/v1/admin/escalation-chains/{chain_id}/": {"get", "put", "patch", "delete"},
+        "/api/v1/admin/channel-configurations/{configuration_id}/": {"get", "patch", "delete"},
+    }.items():
+        assert methods <= set(paths[path]), path
+    assert "requestBody" in paths["/api/v1/admin/escalation-chains/"]["post"]
