@@ -3,10 +3,9 @@
 `event_emit` is the one entry point (REST, the AMQP consumer, incoming webhooks and Python
 callers such as invitations all end up here). Its query count does not depend on the number
 of recipients: recipients, preferences, quiet hours and presence are loaded with one query
-each, and notifications, deliveries and audit rows are bulk-inserted in chunks of
-INSERT_CHUNK rows (PostgreSQL with psycopg's client-side binding has no parameter limit;
-SQLite's is honoured by Django), so a 1,000-recipient event on six channels costs the
-same number of queries as a 10-recipient one.
+each, and notifications, deliveries and audit rows are written with one COPY per table on
+PostgreSQL (engine.bulk; ids come from the sequence in one query), so a 1,000-recipient
+event on six channels costs the same number of queries as a 10-recipient one.
 """
 from __future__ import annotations
 
@@ -51,10 +50,10 @@ from notifications.models import (
     NotificationTemplate,
 )
 
+from .bulk import bulk_insert
 from .normalize import event_payload_normalize
 from .routing import Recipient, RecipientRoute, RoutingContext, route_recipients
 
-INSERT_CHUNK = 10_000
 MAX_RECIPIENTS = 10_000
 DEFAULT_DEDUP_WINDOW = 3600
 
@@ -470,7 +469,7 @@ def event_emit(
             )
             for route, override in zip(routes, overrides, strict=True)
         ]
-        Notification.objects.bulk_create(notifications, batch_size=INSERT_CHUNK)
+        bulk_insert(Notification, notifications)
 
         deliveries: list[NotificationDelivery] = []
         for n, route in zip(notifications, routes):
@@ -494,7 +493,7 @@ def event_emit(
                 organization_id=organization.pk, notifications=notifications, routes=routes, deliveries=deliveries,
                 criticality=criticality, now=now,
             )
-        NotificationDelivery.objects.bulk_create(deliveries, batch_size=INSERT_CHUNK)
+        bulk_insert(NotificationDelivery, deliveries)
 
         audit: list[NotificationAuditLog] = []
         for n, route in zip(notifications, routes):
@@ -512,7 +511,7 @@ def event_emit(
                     details={c.channel: {"reason": c.reason, "until": c.hold_until.isoformat() if c.hold_until else None}
                              for c in route.channels if c.status == DeliveryStatus.HELD},
                 ))
-        NotificationAuditLog.objects.bulk_create(audit, batch_size=INSERT_CHUNK)
+        bulk_insert(NotificationAuditLog, audit)
 
         if not scheduled and digested_notifications:
             Notification.objects.filter(pk__in=digested_notifications).update(status=NotificationStatus.DIGESTED)

@@ -113,10 +113,12 @@ def test_multi_org_user_sees_all_own_notifications(auth_client, user, organizati
     other_org_membership = MembershipFactory(user=user)
     elsewhere = inbox_item(organization=other_org_membership.organization, recipient=user)
     here = inbox_item(organization=organization, recipient=user)
+    # A stranger's item in that other organization stays out of the caller's inbox.
+    stranger = MembershipFactory(user=UserFactory(), organization=other_org_membership.organization).user
+    theirs = inbox_item(organization=other_org_membership.organization, recipient=stranger)
     ids = {i["id"] for i in auth_client.get(API).data["results"]}
     assert ids == {elsewhere.pk, here.pk}
-    stranger = UserFactory()
-    assert stranger.pk not in ids
+    assert theirs.pk not in ids
 
 
 def test_inbox_page_bell_and_staff_outbox(client, user, organization, settings, tmp_path):
