@@ -395,3 +395,21 @@ def test_escalation_chains_api_is_scoped_to_the_organization(organization, peopl
     member = APIClient()
     member.force_authenticate(people["responder"])
     assert member.get("/api/v1/admin/escalation-chains/").status_code == 403
+
+
+def test_always_level_escalates_even_after_the_source_is_resolved(organization, people, chain,
+                                                                  django_capture_on_commit_callbacks):
+    chain.levels.filter(level=1).update(condition=EscalationCondition.ALWAYS)
+    chain.levels.filter(level=2).update(condition=EscalationCondition.NOT_RESOLVED)
+    with time_machine.travel(START, tick=False) as clock, django_capture_on_commit_callbacks(execute=False):
+        n = _incident(organization, people["responder"])
+        escalation_start_for(notification_ids=[n.pk])
+        make_notification(organization=organization, recipient=people["responder"], event_type="incident.resolved",
+                          resource_type="incident", resource_id="INC-7")
+        clock.move_to(START + timedelta(minutes=6))
+        assert escalations_advance().escalated == 1  # ALWAYS: the on-call person is paged regardless
+        clock.move_to(START + timedelta(minutes=17))
+        report = escalations_advance()  # NOT_RESOLVED: stops here
+    assert (report.escalated, report.stopped) == (0, 1)
+    assert Notification.objects.filter(recipient=people["oncall"], metadata__escalation_root_id=n.pk).exists()
+    assert not Notification.objects.filter(recipient=people["admin"], metadata__escalation_root_id=n.pk).exists()
