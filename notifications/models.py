@@ -324,6 +324,8 @@ class Notification(models.Model):
         indexes = [
             # The inbox: a user's unarchived items, unread first filter, newest first.
             models.Index("recipient", "archived_at", "read_at", models.F("created_at").desc(), name="notif_inbox_idx"),
+            # Seed 004: a recipient's notifications by status (digests, escalation, staff history).
+            models.Index(fields=["recipient", "status"], name="notif_recipient_status_idx"),
             models.Index(fields=["organization", "deduplication_key", "created_at"], name="notif_dedup_idx"),
             models.Index(fields=["organization", "created_at"], name="notif_org_created_idx"),
             models.Index(fields=["status", "scheduled_for"], name="notif_status_sched_idx"),

@@ -602,3 +602,32 @@ def test_the_catalog_survives_transactional_flushes(round_):
     # The second round runs after the first one's flush: tests/conftest.py reloads the catalog.
     assert EventType.objects.count() >= len(EVENTS)
     assert NotificationTemplate.objects.filter(organization__isnull=True, is_default=True).count() == len(EVENTS)
+
+
+# Seed 004 section 3 `@@index` lists, as column prefixes an index of ours must start with
+# (a wider index or a unique constraint with the same leading columns serves the same lookups).
+SEED_INDEXES = {
+    Notification: [("recipient_id", "status"), ("recipient_id",), ("organization_id", "created_at"),
+                   ("event_type", "created_at"), ("status", "scheduled_for"), ("organization_id", "deduplication_key")],
+    NotificationDelivery: [("notification_id",), ("status", "next_retry_at"), ("channel", "status")],
+    NotificationBatch: [("user_id", "status"), ("status", "scheduled_for")],
+    NotificationTemplate: [("event_type",), ("organization_id",)],
+    NotificationPreference: [("user_id",), ("organization_id",)],
+    QuietHours: [("organization_id",)],
+    QuietHoursSchedule: [("quiet_hours_id",)],
+    NotificationProvider: [("channel", "is_active")],
+    Webhook: [("organization_id", "direction"), ("is_active", "direction")],
+    NotificationAuditLog: [("notification_id",), ("organization_id", "created_at"), ("action", "created_at")],
+    UserPresence: [("user_id",), ("status",), ("last_seen_at",)],
+}
+
+
+@pytest.mark.parametrize("model", list(SEED_INDEXES), ids=lambda m: m.__name__)
+def test_the_seeds_indexes_exist_in_the_database(model):
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        constraints = connection.introspection.get_constraints(cursor, model._meta.db_table)
+    leading = [tuple(c["columns"]) for c in constraints.values() if c["index"] or c["unique"]]
+    missing = [cols for cols in SEED_INDEXES[model] if not any(found[: len(cols)] == cols for found in leading)]
+    assert not missing, f"{model.__name__}: no index starts with {missing}"
