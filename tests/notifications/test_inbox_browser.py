@@ -55,8 +55,11 @@ def test_bell_counts_live_and_inbox_actions(browser, live_server, user, organiza
 
     badge = page.locator("#notification-bell-count")
     page.wait_for_function("document.getElementById('notification-bell-count').textContent === '1'")
+    page.locator("#inbox-list li").first.wait_for()  # the list loads on its own request, after the count
     assert page.locator("#inbox-list li").count() == 1
     assert "Welcome aboard" in page.inner_text("#inbox-list")
+    # One page holds everything: no "Load more", no empty-state text.
+    assert page.locator("#inbox-more").is_hidden() and page.locator("#inbox-empty").is_hidden()
 
     # A new in-app delivery reaches the open page through the stream.
     notification, deliveries = notification_with_deliveries(organization=organization, recipient=user,
