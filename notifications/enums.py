@@ -313,6 +313,7 @@ class AuditAction(models.TextChoices):
     QUIET_HOURS_CHANGED = "QUIET_HOURS_CHANGED", "Quiet hours changed"
     CHANNEL_CONFIGURATION_CHANGED = "CHANNEL_CONFIGURATION_CHANGED", "Channel configuration changed"
     # Webhooks
+    WEBHOOK_CONFIGURED = "WEBHOOK_CONFIGURED", "Webhook configured"
     WEBHOOK_RECEIVED = "WEBHOOK_RECEIVED", "Webhook received"
     WEBHOOK_SENT = "WEBHOOK_SENT", "Webhook sent"
     WEBHOOK_FAILED = "WEBHOOK_FAILED", "Webhook failed"

@@ -1,8 +1,8 @@
 """Notification URLs, gathered from the intake side and the delivery/inbox side."""
-from . import urls_delivery, urls_intake
+from . import urls_admin, urls_delivery, urls_intake
 
-urlpatterns: list = [*urls_intake.urlpatterns, *urls_delivery.urlpatterns]
-api_urlpatterns: list = [*urls_intake.api_urlpatterns, *urls_delivery.api_urlpatterns]
+urlpatterns: list = [*urls_intake.urlpatterns, *urls_delivery.urlpatterns, *urls_admin.urlpatterns]
+api_urlpatterns: list = [*urls_intake.api_urlpatterns, *urls_delivery.api_urlpatterns, *urls_admin.api_urlpatterns]
 
 from . import urls_reliability  # noqa: E402
 

@@ -1,0 +1,312 @@
+"""Organization administration: ``/api/v1/admin/audit-log/``, ``history/`` and ``webhooks/``.
+
+Organization owners and admins see their own organization only; platform staff see every
+organization (or one, with ``?organization_id=``). Lists are cursor paginated, newest first.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import QuerySet
+from django.utils.dateparse import parse_datetime
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.pagination import CursorPagination
+from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.selectors import request_organization, user_is_org_admin
+from common.exceptions import NotFound, PermissionDenied, ValidationError
+from notifications.engine import webhooks
+from notifications.enums import (
+    AuditAction,
+    AuditOutcome,
+    EventCategory,
+    NotificationStatus,
+    WebhookAuthType,
+    WebhookDirection,
+)
+from notifications.models import Notification, NotificationAuditLog, Webhook
+
+
+def _scope(request: Request) -> int | None:
+    """The organization id the caller administers, or None for platform staff seeing all."""
+    user = request.user
+    if getattr(user, "pk", None) is None:
+        raise PermissionDenied("Administration needs a signed-in organization admin, not an API key.")
+    if user.is_staff:
+        wanted = request.query_params.get("organization_id")
+        if wanted in (None, ""):
+            return None
+        if not str(wanted).isdigit():
+            raise ValidationError({"organization_id": ["Expected an id."]})
+        return int(wanted)
+    organization = request_organization(request)
+    if organization is None or not user_is_org_admin(user=user, organization=organization):
+        raise PermissionDenied("Only organization owners and admins may do this.")
+    return organization.pk
+
+
+def _filter_time(qs: QuerySet, request: Request, field: str) -> QuerySet:
+    for param, lookup in (("since", "gte"), ("until", "lt")):
+        raw = request.query_params.get(param)
+        if raw:
+            value = parse_datetime(raw)
+            if value is None:
+                raise ValidationError({param: ["Expected an ISO 8601 date-time."]})
+            qs = qs.filter(**{f"{field}__{lookup}": value})
+    return qs
+
+
+def _filter_choice(qs: QuerySet, request: Request, param: str, field: str, choices: list[str]) -> QuerySet:
+    raw = request.query_params.get(param)
+    if raw:
+        if raw not in choices:
+            raise ValidationError({param: [f"Must be one of: {', '.join(choices)}."]})
+        qs = qs.filter(**{field: raw})
+    return qs
+
+
+def _filter_id(qs: QuerySet, request: Request, param: str, field: str) -> QuerySet:
+    raw = request.query_params.get(param)
+    if raw:
+        if not raw.isdigit():
+            raise ValidationError({param: ["Expected an id."]})
+        qs = qs.filter(**{field: int(raw)})
+    return qs
+
+
+class NewestFirst(CursorPagination):
+    ordering = ("-created_at", "-id")
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 200
+
+
+def _paginated(request: Request, view: APIView, qs: QuerySet, serializer_class) -> Response:
+    paginator = NewestFirst()
+    page = paginator.paginate_queryset(qs, request, view=view)
+    return paginator.get_paginated_response(serializer_class(page, many=True).data)
+
+
+# --- audit log ------------------------------------------------------------------------------------------
+
+
+class AuditLogSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = NotificationAuditLog
+        fields = [
+            "id", "created_at", "organization_id", "action", "outcome", "actor_type", "actor_id", "actor_label",
+            "notification_id", "delivery_id", "template_id", "provider_id", "webhook_id", "user_id", "details",
+            "error_message",
+        ]
+
+
+class AuditLogView(APIView):
+    """GET: ``?action=&outcome=&notification_id=&template_id=&webhook_id=&user_id=&since=&until=``."""
+
+    permission_classes = (IsAuthenticated,)
+
+    @extend_schema(responses={200: AuditLogSerializer(many=True)})
+    def get(self, request: Request) -> Response:
+        organization_id = _scope(request)
+        qs = NotificationAuditLog.objects.all()
+        if organization_id is not None:
+            qs = qs.filter(organization_id=organization_id)
+        qs = _filter_choice(qs, request, "action", "action", AuditAction.values)
+        qs = _filter_choice(qs, request, "outcome", "outcome", AuditOutcome.values)
+        for param in ("notification_id", "delivery_id", "template_id", "provider_id", "webhook_id", "user_id"):
+            qs = _filter_id(qs, request, param, param)
+        qs = _filter_time(qs, request, "created_at")
+        return _paginated(request, self, qs, AuditLogSerializer)
+
+
+# --- notification history ----------------------------------------------------------------------------
+
+
+class HistorySerializer(serializers.ModelSerializer):
+    recipient = serializers.SerializerMethodField()
+    deliveries = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Notification
+        fields = [
+            "id", "event_id", "event_type", "category", "criticality", "status", "organization_id", "recipient",
+            "title", "channels_requested", "channels_delivered", "deliveries", "correlation_id", "deduplication_key",
+            "scheduled_for", "expires_at", "created_at", "completed_at", "read_at", "acknowledged_at",
+        ]
+
+    def get_recipient(self, obj: Notification) -> dict[str, Any]:
+        return {"user_id": obj.recipient_id, "email": obj.recipient_email, "phone": obj.recipient_phone}
+
+    def get_deliveries(self, obj: Notification) -> list[dict[str, Any]]:
+        return [
+            {"id": d.pk, "channel": d.channel, "status": d.status, "provider": d.provider, "attempts": d.attempts,
+             "sent_at": d.sent_at, "skip_reason": d.skip_reason, "error": d.error}
+            for d in obj.deliveries.all()
+        ]
+
+
+class HistoryView(APIView):
+    """GET: the organization's notifications, ``?status=&event_type=&category=&recipient_id=&correlation_id=&since=&until=``."""
+
+    permission_classes = (IsAuthenticated,)
+
+    @extend_schema(responses={200: HistorySerializer(many=True)})
+    def get(self, request: Request) -> Response:
+        organization_id = _scope(request)
+        qs = Notification.objects.prefetch_related("deliveries")
+        if organization_id is not None:
+            qs = qs.filter(organization_id=organization_id)
+        qs = _filter_choice(qs, request, "status", "status", NotificationStatus.values)
+        qs = _filter_choice(qs, request, "category", "category", EventCategory.values)
+        qs = _filter_id(qs, request, "recipient_id", "recipient_id")
+        for param in ("event_type", "correlation_id", "event_id"):
+            raw = request.query_params.get(param)
+            if raw:
+                if param == "event_id":
+                    import uuid
+
+                    try:
+                        raw = uuid.UUID(raw)
+                    except ValueError:
+                        raise ValidationError({"event_id": ["Expected a UUID."]}) from None
+                qs = qs.filter(**{param: raw})
+        qs = _filter_time(qs, request, "created_at")
+        return _paginated(request, self, qs, HistorySerializer)
+
+
+# --- webhooks ----------------------------------------------------------------------------------------------
+
+
+class WebhookSerializer(serializers.ModelSerializer):
+    """Writes take an optional ``secret`` (stored encrypted, never returned) and ``clear_secret``."""
+
+    secret = serializers.CharField(write_only=True, required=False, allow_blank=True, max_length=500)
+    clear_secret = serializers.BooleanField(write_only=True, required=False, default=False)
+    has_secret = serializers.SerializerMethodField()
+    incoming_url = serializers.SerializerMethodField()
+    direction = serializers.ChoiceField(choices=WebhookDirection.choices)
+    auth_type = serializers.ChoiceField(choices=WebhookAuthType.choices, required=False)
+
+    class Meta:
+        model = Webhook
+        fields = [
+            "id", "organization_id", "public_id", "name", "description", "direction", "url", "auth_type",
+            "event_types", "event_categories", "settings", "is_active", "retry_enabled", "max_retries",
+            "secret", "clear_secret", "has_secret", "incoming_url", "last_triggered_at", "last_success_at",
+            "last_failure_at", "last_error", "failure_count", "created_at", "updated_at",
+        ]
+        read_only_fields = [
+            "id", "organization_id", "public_id", "last_triggered_at", "last_success_at", "last_failure_at",
+            "last_error", "failure_count", "created_at", "updated_at",
+        ]
+
+    def get_has_secret(self, obj: Webhook) -> bool:
+        return bool(obj.secret)
+
+    def get_incoming_url(self, obj: Webhook) -> str | None:
+        if obj.direction != WebhookDirection.INCOMING:
+            return None
+        from notifications.engine.delivery import absolute_url
+
+        return absolute_url(f"/webhooks/incoming/{obj.public_id}/")
+
+    def validate_settings(self, value: Any) -> Any:
+        if not isinstance(value, dict):
+            raise serializers.ValidationError("Expected an object.")
+        mapping = value.get("mapping")
+        if mapping is not None and not (
+            isinstance(mapping, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in mapping.items())
+        ):
+            raise serializers.ValidationError({"mapping": 'Expected {"event.field": "payload.path", …}.'})
+        return value
+
+
+def _webhooks_for(organization_id: int | None) -> QuerySet[Webhook]:
+    qs = Webhook.objects.order_by("name", "pk")
+    return qs if organization_id is None else qs.filter(organization_id=organization_id)
+
+
+def _split(validated: dict[str, Any]) -> tuple[dict[str, Any], str | None, bool]:
+    values = dict(validated)
+    secret = values.pop("secret", None) or None
+    clear = bool(values.pop("clear_secret", False))
+    return values, secret, clear
+
+
+class WebhookListView(APIView):
+    permission_classes = (IsAuthenticated,)
+
+    @extend_schema(responses={200: WebhookSerializer(many=True)})
+    def get(self, request: Request) -> Response:
+        return Response({"results": WebhookSerializer(_webhooks_for(_scope(request)), many=True).data})
+
+    @extend_schema(request=WebhookSerializer, responses={201: WebhookSerializer})
+    def post(self, request: Request) -> Response:
+        organization_id = _scope(request)
+        if organization_id is None:
+            raise ValidationError({"organization_id": ["Staff create a webhook for one organization: ?organization_id=."]})
+        serializer = WebhookSerializer(data=request.data)
+        if not serializer.is_valid():
+            raise ValidationError(serializer.errors)
+        values, secret, _clear = _split(serializer.validated_data)
+        webhook = webhooks.webhook_create(
+            organization_id=organization_id, values=values, secret=secret, user_id=request.user.pk,
+            actor_label=request.user.get_username(),
+        )
+        return Response(WebhookSerializer(webhook).data, status=status.HTTP_201_CREATED)
+
+
+class WebhookDetailView(APIView):
+    permission_classes = (IsAuthenticated,)
+
+    def _get(self, request: Request, webhook_id: int) -> Webhook:
+        webhook = _webhooks_for(_scope(request)).filter(pk=webhook_id).first()
+        if webhook is None:
+            raise NotFound("Webhook not found.")
+        return webhook
+
+    @extend_schema(responses={200: WebhookSerializer})
+    def get(self, request: Request, webhook_id: int) -> Response:
+        return Response(WebhookSerializer(self._get(request, webhook_id)).data)
+
+    @extend_schema(request=WebhookSerializer, responses={200: WebhookSerializer})
+    def patch(self, request: Request, webhook_id: int) -> Response:
+        webhook = self._get(request, webhook_id)
+        serializer = WebhookSerializer(webhook, data=request.data, partial=True)
+        if not serializer.is_valid():
+            raise ValidationError(serializer.errors)
+        values, secret, clear = _split(serializer.validated_data)
+        webhook = webhooks.webhook_update(
+            webhook=webhook, values=values, secret=secret, clear_secret=clear, user_id=request.user.pk,
+            actor_label=request.user.get_username(),
+        )
+        return Response(WebhookSerializer(webhook).data)
+
+    put = patch
+
+    @extend_schema(responses={204: None})
+    def delete(self, request: Request, webhook_id: int) -> Response:
+        webhook = self._get(request, webhook_id)
+        webhooks.webhook_delete(webhook=webhook, user_id=request.user.pk, actor_label=request.user.get_username())
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class IncomingWebhookView(APIView):
+    """``POST /webhooks/incoming/<public_id>/``: authenticated by the webhook's own secret, not a session."""
+
+    authentication_classes = ()
+    permission_classes = (AllowAny,)
+
+    @extend_schema(request=OpenApiTypes.OBJECT, responses={202: OpenApiTypes.OBJECT})
+    def post(self, request: Request, public_id: str) -> Response:
+        webhook = webhooks.webhook_get_incoming(public_id=public_id)
+        answer = webhooks.webhook_receive(webhook=webhook, body=request.body, headers=request.headers)
+        response = Response(answer.body, status=answer.status_code)
+        if answer.replayed:
+            response["Idempotency-Replay"] = "true"
+        return response

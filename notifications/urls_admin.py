@@ -1,0 +1,15 @@
+"""URLs of organization administration (audit log, history, webhooks) and incoming webhooks."""
+from django.urls import path
+
+from . import api_admin
+
+urlpatterns: list = [
+    path("webhooks/incoming/<uuid:public_id>/", api_admin.IncomingWebhookView.as_view(), name="webhook-incoming"),
+]
+
+api_urlpatterns: list = [
+    path("admin/audit-log/", api_admin.AuditLogView.as_view(), name="admin-audit-log"),
+    path("admin/history/", api_admin.HistoryView.as_view(), name="admin-history"),
+    path("admin/webhooks/", api_admin.WebhookListView.as_view(), name="admin-webhooks"),
+    path("admin/webhooks/<int:webhook_id>/", api_admin.WebhookDetailView.as_view(), name="admin-webhook"),
+]
