@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 from django.http import StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import permissions, serializers
 from rest_framework.pagination import CursorPagination
 from rest_framework.renderers import BaseRenderer, JSONRenderer
@@ -55,6 +57,11 @@ class InboxCursorPagination(CursorPagination):
 class InboxListView(APIView):
     permission_classes = [IsPerson]
 
+    @extend_schema(
+        parameters=[OpenApiParameter("status", str, enum=list(inbox.INBOX_STATUSES)), OpenApiParameter("cursor", str),
+                    OpenApiParameter("page_size", int)],
+        responses={200: InboxNotificationSerializer(many=True)},
+    )
     def get(self, request: Request) -> Response:
         qs = inbox.notifications_for_user(user_id=request.user.pk, status=request.query_params.get("status"))
         paginator = InboxCursorPagination()
@@ -65,6 +72,7 @@ class InboxListView(APIView):
 class UnreadCountView(APIView):
     permission_classes = [IsPerson]
 
+    @extend_schema(responses={200: OpenApiTypes.OBJECT})
     def get(self, request: Request) -> Response:
         return Response({"count": inbox.inbox_unread_count(user_id=request.user.pk)})
 
@@ -73,6 +81,7 @@ class _ItemActionView(APIView):
     permission_classes = [IsPerson]
     service = staticmethod(inbox.notification_mark_read)
 
+    @extend_schema(request=None, responses={200: InboxNotificationSerializer})
     def post(self, request: Request, notification_id: int) -> Response:
         notification = type(self).service(user_id=request.user.pk, notification_id=notification_id)
         return Response(InboxNotificationSerializer(notification).data)
@@ -97,6 +106,7 @@ class AcknowledgeView(_ItemActionView):
 class ReadAllView(APIView):
     permission_classes = [IsPerson]
 
+    @extend_schema(request=None, responses={200: OpenApiTypes.OBJECT})
     def post(self, request: Request) -> Response:
         changed = inbox.notifications_mark_all_read(user_id=request.user.pk)
         return Response({"updated": changed, "count": 0})
@@ -117,6 +127,7 @@ class StreamView(APIView):
     permission_classes = [IsPerson]
     renderer_classes = [EventStreamRenderer, JSONRenderer]
 
+    @extend_schema(responses={(200, "text/event-stream"): OpenApiTypes.STR})
     def get(self, request: Request) -> StreamingHttpResponse:
         stream = sse.inbox_stream(user_id=request.user.pk, heartbeat=sse.HEARTBEAT_SECONDS,
                                   poll_interval=sse.POLL_SECONDS, max_seconds=sse.MAX_STREAM_SECONDS)

@@ -1,6 +1,8 @@
 """In-app inbox API: listing, counts, state changes, scoping and cursor pagination."""
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from notifications.enums import AuditAction, Channel, DeliveryStatus
@@ -148,3 +150,12 @@ def test_inbox_page_bell_and_staff_outbox(client, user, organization, settings, 
     body = outbox.content.decode()
     assert "Hello &lt;there&gt;" in body and "Plain body" in body and "to@example.com" in body
     assert "+14155550100" in body and "Your code" in body
+
+
+def test_openapi_schema_describes_the_inbox_calls(auth_client):
+    schema = auth_client.get("/api/v1/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+    listing = schema["paths"]["/api/v1/notifications/"]["get"]
+    assert {p["name"] for p in listing["parameters"]} >= {"status", "cursor"}
+    assert "InboxNotification" in json.dumps(listing["responses"]["200"])
+    read = schema["paths"]["/api/v1/notifications/{notification_id}/read/"]["post"]
+    assert "InboxNotification" in json.dumps(read["responses"]["200"])
