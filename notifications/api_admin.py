@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Prefetch, Q, QuerySet
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
@@ -23,13 +23,14 @@ from common.exceptions import NotFound, PermissionDenied, ValidationError
 from notifications.engine import webhooks
 from notifications.enums import (
     AuditAction,
+    AuditActorType,
     AuditOutcome,
     EventCategory,
     NotificationStatus,
     WebhookAuthType,
     WebhookDirection,
 )
-from notifications.models import Notification, NotificationAuditLog, Webhook
+from notifications.models import Notification, NotificationAuditLog, NotificationDelivery, Webhook
 
 
 def _scope(request: Request) -> int | None:
@@ -106,7 +107,7 @@ class AuditLogSerializer(serializers.ModelSerializer):
 
 
 class AuditLogView(APIView):
-    """GET: ``?action=&outcome=&notification_id=&template_id=&webhook_id=&user_id=&since=&until=``."""
+    """GET: ``?action=&outcome=&notification=&delivery=&actor=&actor_type=&template_id=&webhook_id=&user_id=&since=&until=``."""
 
     permission_classes = (IsAuthenticated,)
 
@@ -120,6 +121,13 @@ class AuditLogView(APIView):
         qs = _filter_choice(qs, request, "outcome", "outcome", AuditOutcome.values)
         for param in ("notification_id", "delivery_id", "template_id", "provider_id", "webhook_id", "user_id"):
             qs = _filter_id(qs, request, param, param)
+        # Short names of API.md's filters: ?notification=&delivery=&actor=
+        qs = _filter_id(qs, request, "notification", "notification_id")
+        qs = _filter_id(qs, request, "delivery", "delivery_id")
+        actor = request.query_params.get("actor")
+        if actor:
+            qs = qs.filter(Q(actor_id=actor) | Q(actor_label=actor))
+        qs = _filter_choice(qs, request, "actor_type", "actor_type", AuditActorType.values)
         qs = _filter_time(qs, request, "created_at")
         return _paginated(request, self, qs, AuditLogSerializer)
 
@@ -130,17 +138,23 @@ class AuditLogView(APIView):
 class HistorySerializer(serializers.ModelSerializer):
     recipient = serializers.SerializerMethodField()
     deliveries = serializers.SerializerMethodField()
+    channels = serializers.SerializerMethodField()
 
     class Meta:
         model = Notification
         fields = [
             "id", "event_id", "event_type", "category", "criticality", "status", "organization_id", "recipient",
-            "title", "channels_requested", "channels_delivered", "deliveries", "correlation_id", "deduplication_key",
+            "title", "channels", "channels_requested", "channels_delivered", "deliveries", "correlation_id",
+            "deduplication_key",
             "scheduled_for", "expires_at", "created_at", "completed_at", "read_at", "acknowledged_at",
         ]
 
     def get_recipient(self, obj: Notification) -> dict[str, Any]:
         return {"user_id": obj.recipient_id, "email": obj.recipient_email, "phone": obj.recipient_phone}
+
+    def get_channels(self, obj: Notification) -> dict[str, str]:
+        """Status per channel; the latest row of a channel (fallback, escalation level) wins."""
+        return {d.channel: d.status for d in sorted(obj.deliveries.all(), key=lambda d: d.pk)}
 
     def get_deliveries(self, obj: Notification) -> list[dict[str, Any]]:
         return [
@@ -150,20 +164,30 @@ class HistorySerializer(serializers.ModelSerializer):
         ]
 
 
+def _deliveries_prefetch() -> Prefetch:
+    return Prefetch("deliveries", queryset=NotificationDelivery.objects.order_by("pk").only(
+        "id", "notification_id", "channel", "status", "provider", "attempts", "sent_at", "skip_reason", "error",
+    ))
+
+
 class HistoryView(APIView):
-    """GET: the organization's notifications, ``?status=&event_type=&category=&recipient_id=&correlation_id=&since=&until=``."""
+    """GET: the organization's notifications, ``?status=&event_type=&category=&recipient=&correlation_id=&since=&until=``.
+
+    Deliveries come with one prefetch query: a page costs the same number of queries for 5 or 50 rows.
+    """
 
     permission_classes = (IsAuthenticated,)
 
     @extend_schema(responses={200: HistorySerializer(many=True)})
     def get(self, request: Request) -> Response:
         organization_id = _scope(request)
-        qs = Notification.objects.prefetch_related("deliveries")
+        qs = Notification.objects.prefetch_related(_deliveries_prefetch())
         if organization_id is not None:
             qs = qs.filter(organization_id=organization_id)
         qs = _filter_choice(qs, request, "status", "status", NotificationStatus.values)
         qs = _filter_choice(qs, request, "category", "category", EventCategory.values)
         qs = _filter_id(qs, request, "recipient_id", "recipient_id")
+        qs = _filter_id(qs, request, "recipient", "recipient_id")
         for param in ("event_type", "correlation_id", "event_id"):
             raw = request.query_params.get(param)
             if raw:
@@ -177,6 +201,40 @@ class HistoryView(APIView):
                 qs = qs.filter(**{param: raw})
         qs = _filter_time(qs, request, "created_at")
         return _paginated(request, self, qs, HistorySerializer)
+
+
+class HistoryDetailView(APIView):
+    """GET ``history/{id}/``: one notification with every delivery and its audit trail, oldest first."""
+
+    permission_classes = (IsAuthenticated,)
+    MAX_AUDIT_ROWS = 500
+
+    @extend_schema(responses={200: OpenApiTypes.OBJECT})
+    def get(self, request: Request, notification_id: int) -> Response:
+        organization_id = _scope(request)
+        qs = Notification.objects.filter(pk=notification_id).prefetch_related(
+            Prefetch("deliveries", queryset=NotificationDelivery.objects.order_by("pk"))
+        )
+        if organization_id is not None:
+            qs = qs.filter(organization_id=organization_id)
+        notification = qs.first()
+        if notification is None:
+            raise NotFound("Notification not found.")
+        deliveries = [
+            {"id": d.pk, "channel": d.channel, "status": d.status, "recipient_address": d.recipient_address,
+             "provider": d.provider, "provider_message_id": d.provider_message_id, "attempts": d.attempts,
+             "max_attempts": d.max_attempts, "next_retry_at": d.next_retry_at, "escalation_level": d.escalation_level,
+             "fallback_from": d.fallback_from_id, "error": d.error, "error_history": d.error_history,
+             "skip_reason": d.skip_reason, "sent_at": d.sent_at, "delivered_at": d.delivered_at,
+             "opened_at": d.opened_at, "clicked_at": d.clicked_at, "failed_at": d.failed_at, "created_at": d.created_at}
+            for d in notification.deliveries.all()
+        ]
+        audit = NotificationAuditLog.objects.filter(notification_id=notification.pk).order_by("created_at", "id")
+        body = dict(HistorySerializer(notification).data)
+        body["deliveries"] = deliveries
+        body["trace"] = notification.trace
+        body["audit_trail"] = AuditLogSerializer(audit[: self.MAX_AUDIT_ROWS], many=True).data
+        return Response(body)
 
 
 # --- webhooks ----------------------------------------------------------------------------------------------
@@ -254,11 +312,18 @@ class WebhookListView(APIView):
         if not serializer.is_valid():
             raise ValidationError(serializer.errors)
         values, secret, _clear = _split(serializer.validated_data)
+        generated = None
+        if not secret and values.get("auth_type", WebhookAuthType.HMAC_SHA256) == WebhookAuthType.HMAC_SHA256:
+            # A signing secret nobody has to invent; this answer is the only time it is shown.
+            secret = generated = webhooks.webhook_secret_generate()
         webhook = webhooks.webhook_create(
             organization_id=organization_id, values=values, secret=secret, user_id=request.user.pk,
             actor_label=request.user.get_username(),
         )
-        return Response(WebhookSerializer(webhook).data, status=status.HTTP_201_CREATED)
+        body = dict(WebhookSerializer(webhook).data)
+        if generated:
+            body["secret"] = generated
+        return Response(body, status=status.HTTP_201_CREATED)
 
 
 class WebhookDetailView(APIView):
@@ -294,6 +359,17 @@ class WebhookDetailView(APIView):
         webhook = self._get(request, webhook_id)
         webhooks.webhook_delete(webhook=webhook, user_id=request.user.pk, actor_label=request.user.get_username())
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class WebhookTestView(APIView):
+    """POST ``webhooks/{id}/test/``: send a signed ``webhook.test`` event now and report the answer."""
+
+    permission_classes = (IsAuthenticated,)
+
+    @extend_schema(request=None, responses={200: OpenApiTypes.OBJECT})
+    def post(self, request: Request, webhook_id: int) -> Response:
+        webhook = WebhookDetailView()._get(request, webhook_id)
+        return Response(webhooks.webhook_send_test(webhook=webhook))
 
 
 class IncomingWebhookView(APIView):

@@ -12,3 +12,4 @@ def deliver_batch_task(delivery_ids: list[int]) -> None:
 
     deliver_batch(delivery_ids=[int(pk) for pk in delivery_ids])
 from notifications import tasks_scheduled  # noqa: E402,F401  (periodic tasks, scheduled by config/beat.py)
+from notifications.engine import webhooks as _webhooks  # noqa: E402,F401  (webhooks_dispatch, webhook_send)

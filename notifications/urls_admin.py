@@ -10,6 +10,8 @@ urlpatterns: list = [
 api_urlpatterns: list = [
     path("admin/audit-log/", api_admin.AuditLogView.as_view(), name="admin-audit-log"),
     path("admin/history/", api_admin.HistoryView.as_view(), name="admin-history"),
+    path("admin/history/<int:notification_id>/", api_admin.HistoryDetailView.as_view(), name="admin-history-detail"),
     path("admin/webhooks/", api_admin.WebhookListView.as_view(), name="admin-webhooks"),
     path("admin/webhooks/<int:webhook_id>/", api_admin.WebhookDetailView.as_view(), name="admin-webhook"),
+    path("admin/webhooks/<int:webhook_id>/test/", api_admin.WebhookTestView.as_view(), name="admin-webhook-test"),
 ]

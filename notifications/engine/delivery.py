@@ -752,6 +752,14 @@ def _record(
         NotificationAuditLog.objects.bulk_create(audits)
         if dead_letters:
             DeadLetter.objects.bulk_create(dead_letters, ignore_conflicts=True)
+        from notifications.engine.webhooks import STATUS_EVENTS, webhooks_enqueue
+
+        # Organizations' outgoing webhooks hear about final statuses, after commit.
+        webhooks_enqueue(
+            events=[(pk, STATUS_EVENTS[s]) for pk, s in statuses.items()
+                    if s in STATUS_EVENTS and notifications[pk].status != s],
+            organization_ids={n.organization_id for n in notifications.values()},
+        )
         if in_app_rows:
             from notifications.engine.sse import inbox_publish_new
 

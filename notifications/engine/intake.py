@@ -526,6 +526,9 @@ def event_emit(
                 from .delivery import deliveries_enqueue
 
                 deliveries_enqueue(delivery_ids=pending)
+        from .webhooks import EVENT_CREATED, webhooks_enqueue
+
+        webhooks_enqueue(events=[(n.pk, EVENT_CREATED) for n in notifications], organization_ids=[organization.pk])
 
     return EmitResult(
         event_id=str(event_id),
