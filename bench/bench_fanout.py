@@ -87,7 +87,7 @@ def _start_workers(database_url: str, log_dir: Path) -> list[tuple[subprocess.Po
 
     workers = []
     for index in range(WORKERS):
-        log_path = log_dir / f"bench-worker-{index}.log"
+        log_path = log_dir / f"bench-fanout-worker-{os.getpid()}-{index}.log"  # concurrent runs keep their own logs
         cmd = [
             sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", Queue.DELIVERY.value, "-c", "1",
             "-P", "prefork", "-n", f"bench{index}-{os.getpid()}@%h", "--without-gossip", "--without-mingle",
@@ -243,6 +243,8 @@ def main() -> dict[str, float]:
         print(f"all {expected} deliveries sent {finished - started:.2f}s after the trigger "
               f"-> {figures['deliveries_per_second']:,.0f} deliveries/s", flush=True)
         print(f"trigger -> sent latency: p50 {p50:.2f}s, p95 {p95:.2f}s, max {worst:.2f}s", flush=True)
+        for _proc, log_path in workers:
+            log_path.unlink(missing_ok=True)  # kept only when the run failed
         return figures
     finally:
         _stop_workers(workers)
