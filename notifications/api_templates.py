@@ -178,9 +178,11 @@ def _write_channels(template: NotificationTemplate, channels: list[dict]) -> Non
         row.save()
 
 
-def _audit(*, request: Request, template: NotificationTemplate | None, action: str, details: dict) -> None:
+def _audit(*, request: Request, template: NotificationTemplate | None, action: str, details: dict,
+           organization_id: int | None = None) -> None:
+    # A deletion passes template=None (the row is going away) and names its organization itself.
     NotificationAuditLog.objects.create(
-        organization_id=template.organization_id if template else None, template=template, action=action,
+        organization_id=template.organization_id if template else organization_id, template=template, action=action,
         actor_type=AuditActorType.USER, actor_id=str(request.user.pk), actor_label=request.user.get_username(),
         user_id=request.user.pk, details=details,
     )
@@ -359,6 +361,7 @@ class TemplateDetailView(APIView):
         _check_writable(template, organization=organization, is_staff=is_staff)
         with transaction.atomic():
             _audit(request=request, template=None, action=AuditAction.TEMPLATE_DELETED,
+                   organization_id=template.organization_id,
                    details={"key": template.key, "template_id": template.pk, "organization_id": template.organization_id})
             template.delete()
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -802,3 +802,16 @@ def test_secrets_set_through_the_api_are_never_read_back(world, db, debug_logs):
             sweep.problem("get", url, f"answered {response.status_code} to A's owner, expected {expected}")
     sweep.problems += _check_logs(debug_logs.records, world, extra=fresh)
     sweep.report()
+
+
+def test_an_organizations_own_changes_stay_in_its_audit_log(world, db):
+    """Deleting an organization's template override is audited under that organization, so its
+    admins find it in their audit log (and it is not a platform-level row only staff can see)."""
+    a = world.a
+    client = _client_for(world, "admin")
+    assert client.delete(f"/api/v1/admin/templates/{a.template.pk}/").status_code == 204
+    rows = client.get("/api/v1/admin/audit-log/?action=TEMPLATE_DELETED").json()["results"]
+    assert [(row["organization_id"], row["details"]["template_id"]) for row in rows] == [(a.organization.pk, a.template.pk)]
+    b_admin = APIClient()
+    b_admin.force_login(world.b.admin)
+    assert b_admin.get("/api/v1/admin/audit-log/?action=TEMPLATE_DELETED").json()["results"] == []
