@@ -98,7 +98,8 @@ class ChannelPreferenceInSerializer(serializers.Serializer):
 class ChannelsField(serializers.Field):
     """`{"EMAIL": {"enabled": false}}`, or `[{"channel": "EMAIL", "enabled": false}]`."""
 
-    default_error_messages: ClassVar[dict[str, str]] = {"invalid": "Expected an object keyed by channel, or a list of {channel, …}."}
+    # DRF formats these with str.format(): literal braces are doubled.
+    default_error_messages: ClassVar[dict[str, str]] = {"invalid": "Expected an object keyed by channel, or a list of {{channel, …}}."}
 
     def to_internal_value(self, data: Any) -> dict[str, dict[str, Any]]:
         if isinstance(data, list):
