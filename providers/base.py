@@ -17,7 +17,7 @@ to point a provider at a loopback peer (`base_url`, `endpoint_url`, hosts) lives
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -157,6 +157,19 @@ def transient_or_permanent_for_status(status: int | None, detail: str, *, respon
     return ProviderPermanentError(detail, code=str(status), response=response)
 
 
+REDACTED = "********"
+# Shorter values (a region, a flag) are not secrets worth hiding and would garble the text.
+_MIN_REDACTED_LEN = 8
+
+
+def _credential_strings(values: Iterable[Any]) -> Iterator[str]:
+    for value in values:
+        if isinstance(value, dict):  # a service account: its private key and the like
+            yield from _credential_strings(value.values())
+        elif isinstance(value, str) and len(value) >= _MIN_REDACTED_LEN:
+            yield value
+
+
 class BaseProvider:
     """Base class of every provider.
 
@@ -196,6 +209,14 @@ class BaseProvider:
         if value in (None, ""):
             value = self.config.get(key)
         return default if value in (None, "") else value
+
+    def redact(self, text: Any) -> str:
+        """`text` with this provider's credential values masked. A service's error body may echo
+        what it was sent, and provider errors are stored, audited and shown to operators."""
+        text = str(text)
+        for value in _credential_strings(self.credentials.values()):
+            text = text.replace(value, REDACTED)
+        return text
 
     def require(self, key: str) -> Any:
         value = self.setting(key)

@@ -19,6 +19,7 @@ from django.db.models import Count, Max, Q, Sum
 from django.utils import timezone
 
 from common.exceptions import (
+    ProviderError,
     ProviderPermanentError,
     ProviderTransientError,
     ValidationError,
@@ -122,6 +123,14 @@ def _instantiate_or_transient(binding: ProviderBinding, global_records: Iterable
         # Undecryptable secrets (rotated keys) break this provider, not the message: fail over.
         logger.error("provider %s (%s) is misconfigured: %s", binding.record_id, binding.code, exc.__class__.__name__)
         raise ProviderTransientError(f"Provider {binding.code} is misconfigured.", code="configuration") from None
+
+
+def _redact(exc: ProviderError, provider: BaseProvider | None) -> ProviderError:
+    """Mask the provider's credentials in an error before it is stored, audited or answered."""
+    if provider is not None:
+        exc.detail = provider.redact(exc.detail)
+        exc.args = (exc.detail,)
+    return exc
 
 
 def _with_attempts(exc: Exception, attempts: list[SendAttempt]) -> Exception:
@@ -231,11 +240,13 @@ def provider_send_with_failover(*, organization_id: int | None, channel: str, me
             if breaker is None:
                 continue
             started = time.monotonic()
+            provider = None
             try:
                 provider = _instantiate_or_transient(binding, global_records)
                 result = provider.send(message)
                 journal_record(provider_code=binding.code, messages=[message], results=[result])
             except ProviderTransientError as exc:
+                _redact(exc, provider)
                 breaker.record_failure()
                 attempts.append(SendAttempt(binding.record_id, binding.code, AttemptOutcome.TRANSIENT_ERROR, str(exc.detail)[:300],
                                             exc.code or "", int((time.monotonic() - started) * 1000)))
@@ -245,6 +256,7 @@ def provider_send_with_failover(*, organization_id: int | None, channel: str, me
                 last_transient = exc
                 continue
             except ProviderPermanentError as exc:
+                _redact(exc, provider)
                 attempts.append(SendAttempt(binding.record_id, binding.code, AttemptOutcome.PERMANENT_ERROR, str(exc.detail)[:300],
                                             exc.code or "", int((time.monotonic() - started) * 1000)))
                 raise _with_attempts(exc, attempts)
@@ -298,11 +310,15 @@ def provider_send_batch_with_failover(*, organization_id: int | None, channel: s
                 attempts[i].append(SendAttempt(binding.record_id, binding.code, AttemptOutcome.RATE_LIMITED))
                 continue
             allowed.append(i)
+        provider = None
         try:
             provider = _instantiate_or_transient(binding, global_records)
             outcomes = send_journaled(provider, [messages[i] for i in allowed])
         except (ProviderTransientError, ProviderPermanentError) as exc:
             outcomes = [exc] * len(allowed)
+        for outcome in outcomes:
+            if isinstance(outcome, ProviderError):
+                _redact(outcome, provider)
         still: list[int] = [i for i in pending if i not in allowed]
         any_success = False
         for i, outcome in zip(allowed, outcomes):
@@ -360,13 +376,17 @@ def provider_health_check(*, provider_id: int) -> ProviderHealthMetric:
     record = NotificationProvider.objects.get(pk=provider_id)
     binding = binding_for_record(record)
     started = time.monotonic()
+    provider = None
     try:
-        result = provider_instantiate(binding).health_check()
+        provider = provider_instantiate(binding)
+        result = provider.health_check()
     except (ProviderPermanentError, ProviderTransientError) as exc:
         result = HealthResult(ok=False, response_time_ms=int((time.monotonic() - started) * 1000), detail=str(exc.detail))
     except Exception as exc:  # a provider bug must not stop the beat run for the others
         logger.exception("health check of provider %s crashed", record.pk)
         result = HealthResult(ok=False, response_time_ms=int((time.monotonic() - started) * 1000), detail=f"check crashed: {exc.__class__.__name__}")
+    if provider is not None:
+        result.detail = provider.redact(result.detail or "")
     degraded_after = int(record.config.get("degraded_after_ms") or 2000)
     if not result.ok:
         status = ProviderHealthStatus.UNHEALTHY

@@ -222,6 +222,8 @@ def _build_tenant(mark: str, event_type: EventType) -> Tenant:
         organization=organization, variables=[],
     )
     TemplateChannel.objects.create(template=template, channel=Channel.IN_APP, title=f"{mark} title", body="Hello.")
+    TemplateChannel.objects.create(template=template, channel=Channel.SMS, body="Hello by SMS.")
+    TemplateChannel.objects.create(template=template, channel=Channel.EMAIL, subject="Hello", body="Hello by email.")
 
     preference = NotificationPreference.objects.create(level=PreferenceLevel.ORGANIZATION, organization=organization)
     NotificationPreference.objects.create(level=PreferenceLevel.TEAM, organization=organization, team=team, enabled=False)
@@ -815,3 +817,74 @@ def test_an_organizations_own_changes_stay_in_its_audit_log(world, db):
     b_admin = APIClient()
     b_admin.force_login(world.b.admin)
     assert b_admin.get("/api/v1/admin/audit-log/?action=TEMPLATE_DELETED").json()["results"] == []
+
+
+@pytest.fixture
+def echo_peer():
+    """A loopback endpoint that answers every call with an error echoing the credentials it was sent."""
+    import base64
+
+    from tests.providers.peers import HttpPeer, Reply
+
+    def echo(recorded) -> Reply:
+        sent = [recorded.header(name) for name in ("Authorization", "X-Api-Key", "X-Postmark-Server-Token")]
+        for value in list(sent):
+            if value.startswith("Basic "):
+                sent.append(base64.b64decode(value[6:]).decode(errors="replace"))
+        return Reply(401, {"message": f"rejected credentials {sent}", "errors": [{"message": f"{sent}"}]})
+
+    peer = HttpPeer()
+    for method in ("GET", "POST"):
+        peer.on(method, r"/.*", echo)
+    peer.start()
+    yield peer
+    peer.stop()
+
+
+def test_actions_on_own_rows_never_echo_credentials(world, db, debug_logs, echo_peer, settings):
+    """Webhook tests, provider health checks and template test-sends of A's own rows, against an
+    endpoint that echoes the credentials back in its error: none reaches an answer, a stored
+    error, the audit log or a log record."""
+    settings.WEBHOOK_ALLOW_PRIVATE_TARGETS = True
+    a = world.a
+    client = _client_for(world, "owner")
+    fresh: list[str] = []
+    for auth_type in ("BEARER", "API_KEY", "BASIC"):
+        secret = _secret(f"wh{auth_type.lower()}_")
+        fresh.append(secret)
+        made = client.post("/api/v1/admin/webhooks/", {
+            "name": f"echo {auth_type}", "direction": WebhookDirection.OUTGOING, "url": f"{echo_peer.url}/hook",
+            "auth_type": auth_type, "secret": secret}, format="json")
+        assert made.status_code == 201, made.content
+        tested = client.post(f"/api/v1/admin/webhooks/{made.json()['id']}/test/", format="json")
+        assert tested.status_code == 200 and tested.json()["delivered"] is False
+    records = []
+    for code, config in (("sendgrid", {"api_url": f"{echo_peer.url}/v3/"}),
+                         ("twilio_sms", {"base_url": echo_peer.url})):
+        record = NotificationProvider.objects.get(organization=a.organization, code=code)
+        assert client.patch(f"/api/v1/admin/providers/{record.pk}/", {"config": {**record.config, **config}},
+                            format="json").status_code == 200
+        records.append(record)
+    # Sends first (the providers are still healthy, so they are tried), then the health checks.
+    answers = [client.post(f"/api/v1/admin/templates/{a.template.pk}/test-send/", {"channel": channel}, format="json")
+               for channel in (Channel.SMS, Channel.EMAIL)]
+    assert len(echo_peer.calls()) >= 5, "webhooks and providers reached the endpoint"
+    for record in records:
+        checked = client.post(f"/api/v1/admin/providers/{record.pk}/health-check/", format="json")
+        assert checked.status_code == 200 and checked.json()["check"]["is_healthy"] is False
+        answers.append(checked)
+
+    sweep = Sweep(world, client, "A's owner after actions")
+    sweep.secrets += fresh
+    for response in answers:
+        sweep.check_secrets("post", response.wsgi_request.path, response)
+    for endpoint in ENDPOINTS:
+        if "get" in endpoint.methods and endpoint.name != "inbox-stream":
+            sweep.call(endpoint, "get", endpoint.url(a))
+    stored = json.dumps(list(Webhook.objects.filter(organization=a.organization).values("last_error")), default=str)
+    stored += json.dumps(list(NotificationProvider.objects.filter(organization=a.organization).values("health_message")))
+    stored += json.dumps(list(NotificationAuditLog.objects.filter(organization=a.organization).values("details", "error_message")),
+                         default=str)
+    sweep.problems += [f"a stored error carries a secret ({value[:6]}…)" for value in sweep.secrets if value in stored]
+    sweep.problems += _check_logs(debug_logs.records, world, extra=fresh)
+    sweep.report()
