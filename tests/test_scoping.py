@@ -457,6 +457,8 @@ def _bodies(world: World) -> dict[tuple[str | None, str], Any]:
                              "organization_id": str(b.organization.pk)},
         ("stories", "post"): {"title": "mine", "content": "A story.", "organization": b.organization.pk},
         ("push-subscriptions", "delete"): {"endpoint": f"https://push.example.com/{B_MARK}"},
+        ("push-subscriptions", "post"): {"endpoint": f"https://push.example.com/{B_MARK}",
+                                         "keys": {"p256dh": "taken", "auth": "taken"}},
     }
 
 
