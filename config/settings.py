@@ -262,6 +262,14 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Story invitations and the notification platform.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "common.schema.document_error_responses"],
+    # One name per shared choice set (several serializers use the same enums).
+    "ENUM_NAME_OVERRIDES": {
+        "ChannelEnum": "notifications.enums.Channel",
+        "CriticalityEnum": "notifications.enums.Criticality",
+        "QuietHoursActionEnum": "notifications.enums.QuietHoursAction",
+        "AuditActionEnum": "notifications.enums.AuditAction",
+    },
 }
 
 # --- security -----------------------------------------------------------------------

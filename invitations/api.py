@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.http import HttpRequest
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
@@ -55,6 +55,31 @@ class InviteRequestSerializer(serializers.Serializer):
 
 class StyleChangeSerializer(serializers.Serializer):
     conversation_style = serializers.CharField()
+
+
+# The answer is a bare list (API.md), built by selectors.invitations_serialize.
+INVITATION_LIST_SCHEMA = inline_serializer(
+    name="StoryInvitationListItem",
+    many=True,
+    fields={
+        "id": serializers.IntegerField(),
+        "email": serializers.CharField(allow_null=True),
+        "phone": serializers.CharField(allow_null=True),
+        "conversation_style": serializers.CharField(),
+        "character_id": serializers.IntegerField(allow_null=True),
+        "message": serializers.CharField(),
+        "locale": serializers.CharField(),
+        "status": serializers.CharField(),
+        "narration_id": serializers.IntegerField(allow_null=True),
+        "deliveries": serializers.DictField(child=serializers.CharField(), help_text="Delivery state per channel."),
+        "created_at": serializers.DateTimeField(),
+        "viewed_at": serializers.DateTimeField(allow_null=True),
+        "accepted_at": serializers.DateTimeField(allow_null=True),
+        "declined_at": serializers.DateTimeField(allow_null=True),
+        "revoked_at": serializers.DateTimeField(allow_null=True),
+        "expires_at": serializers.DateTimeField(allow_null=True),
+    },
+)
 
 
 class StoryInvitationsApi(APIView):
@@ -108,7 +133,7 @@ class StoryInvitationsApi(APIView):
             status=status.HTTP_201_CREATED,
         )
 
-    @extend_schema(responses={200: dict}, summary="A story's invitations with per-channel delivery status")
+    @extend_schema(responses={200: INVITATION_LIST_SCHEMA}, summary="A story's invitations with per-channel delivery status")
     def get(self, request: Request, story_id: int) -> Response:
         user = request_person(request)
         story = story_get_for_owner(story_id=story_id, user=user)

@@ -10,7 +10,7 @@ from typing import Any
 from django.db.models import Prefetch, Q, QuerySet
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.pagination import CursorPagination
 from rest_framework.permissions import AllowAny, IsAuthenticated
@@ -20,6 +20,7 @@ from rest_framework.views import APIView
 
 from accounts.selectors import request_organization, user_is_org_admin
 from common.exceptions import NotFound, PermissionDenied, ValidationError
+from common.schema import cursor_page
 from notifications.engine import webhooks
 from notifications.enums import (
     AuditAction,
@@ -111,7 +112,7 @@ class AuditLogView(APIView):
 
     permission_classes = (IsAuthenticated,)
 
-    @extend_schema(responses={200: AuditLogSerializer(many=True)})
+    @extend_schema(responses={200: cursor_page(AuditLogSerializer)})
     def get(self, request: Request) -> Response:
         organization_id = _scope(request)
         qs = NotificationAuditLog.objects.all()
@@ -178,7 +179,7 @@ class HistoryView(APIView):
 
     permission_classes = (IsAuthenticated,)
 
-    @extend_schema(responses={200: HistorySerializer(many=True)})
+    @extend_schema(operation_id="admin_history_list", responses={200: cursor_page(HistorySerializer)})
     def get(self, request: Request) -> Response:
         organization_id = _scope(request)
         qs = Notification.objects.prefetch_related(_deliveries_prefetch())
@@ -299,7 +300,7 @@ def _split(validated: dict[str, Any]) -> tuple[dict[str, Any], str | None, bool]
 class WebhookListView(APIView):
     permission_classes = (IsAuthenticated,)
 
-    @extend_schema(responses={200: WebhookSerializer(many=True)})
+    @extend_schema(operation_id="admin_webhooks_list", responses={200: inline_serializer(name="WebhookList", fields={"results": WebhookSerializer(many=True)})})
     def get(self, request: Request) -> Response:
         return Response({"results": WebhookSerializer(_webhooks_for(_scope(request)), many=True).data})
 

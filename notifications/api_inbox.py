@@ -11,6 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from common.schema import cursor_page
 from notifications.engine import inbox, sse
 from notifications.models import Notification
 
@@ -60,7 +61,7 @@ class InboxListView(APIView):
     @extend_schema(
         parameters=[OpenApiParameter("status", str, enum=list(inbox.INBOX_STATUSES)), OpenApiParameter("cursor", str),
                     OpenApiParameter("page_size", int)],
-        responses={200: InboxNotificationSerializer(many=True)},
+        responses={200: cursor_page(InboxNotificationSerializer)},
     )
     def get(self, request: Request) -> Response:
         qs = inbox.notifications_for_user(user_id=request.user.pk, status=request.query_params.get("status"))

@@ -516,10 +516,24 @@ class ChannelConfigurationDetailView(APIView):
 # --- OpenAPI: these views build their answers by hand, so say what they take and give -------------
 
 
+# A collection and its item share a path prefix; name the collection's operations explicitly so
+# the generated operationIds don't collide (and get numeral suffixes).
+_OPERATION_IDS = {
+    (DeadLetterListView, "get"): "admin_dead_letters_list",
+    (DeadLetterBulkReplayView, "post"): "admin_dead_letters_bulk_replay",
+    (DeadLetterBulkDiscardView, "post"): "admin_dead_letters_bulk_discard",
+    (DeliveryListView, "get"): "admin_deliveries_list",
+    (EscalationChainListView, "get"): "admin_escalation_chains_list",
+    (ChannelConfigurationListView, "get"): "admin_channel_configurations_list",
+}
+
+
 def _document(view: type[APIView], method: str, *, request: Any = None, code: int = 200) -> None:
     handler = getattr(view, method)
     responses = {code: OpenApiTypes.OBJECT if code != 204 else None}
-    setattr(view, method, extend_schema(request=request, responses=responses, tags=["admin: reliability"])(handler))
+    schema = extend_schema(request=request, responses=responses, tags=["admin: reliability"],
+                           operation_id=_OPERATION_IDS.get((view, method)))
+    setattr(view, method, schema(handler))
 
 
 for _view, _method, _request, _code in (

@@ -11,6 +11,8 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Q, QuerySet
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from modeltranslation.utils import build_localized_fieldname
 from rest_framework import permissions, serializers, status
 from rest_framework.request import Request
@@ -314,6 +316,8 @@ def template_test_send(*, request: Request, template: NotificationTemplate, chan
 class TemplateListView(APIView):
     permission_classes = [permissions.IsAuthenticated]
 
+    @extend_schema(operation_id="admin_templates_list", parameters=[OpenApiParameter("event_type", str), OpenApiParameter("key", str)],
+                   responses={200: OpenApiTypes.OBJECT}, description="`{results: [template]}`")
     def get(self, request: Request) -> Response:
         organization, is_staff = _caller_context(request)
         qs = templates_for_caller(organization=organization, is_staff=is_staff)
@@ -322,6 +326,7 @@ class TemplateListView(APIView):
                 qs = qs.filter(**{name: request.query_params[name]})
         return Response({"results": [template_as_dict(t) for t in qs]})
 
+    @extend_schema(request=TemplateWriteSerializer, responses={201: OpenApiTypes.OBJECT})
     def post(self, request: Request) -> Response:
         organization, is_staff = _caller_context(request)
         serializer = TemplateWriteSerializer(data=request.data)
@@ -334,6 +339,7 @@ class TemplateListView(APIView):
 class TemplateDetailView(APIView):
     permission_classes = [permissions.IsAuthenticated]
 
+    @extend_schema(responses={200: OpenApiTypes.OBJECT})
     def get(self, request: Request, template_id: int) -> Response:
         organization, is_staff = _caller_context(request)
         return Response(template_as_dict(template_get_for_caller(organization=organization, is_staff=is_staff,
@@ -349,12 +355,15 @@ class TemplateDetailView(APIView):
         template = NotificationTemplate.objects.prefetch_related("channels").get(pk=template.pk)
         return Response(template_as_dict(template))
 
+    @extend_schema(request=TemplateWriteSerializer, responses={200: OpenApiTypes.OBJECT})
     def put(self, request: Request, template_id: int) -> Response:
         return self._update(request, template_id, partial=False)
 
+    @extend_schema(request=TemplateWriteSerializer, responses={200: OpenApiTypes.OBJECT})
     def patch(self, request: Request, template_id: int) -> Response:
         return self._update(request, template_id, partial=True)
 
+    @extend_schema(responses={204: None})
     def delete(self, request: Request, template_id: int) -> Response:
         organization, is_staff = _caller_context(request)
         template = template_get_for_caller(organization=organization, is_staff=is_staff, template_id=template_id)
@@ -370,6 +379,7 @@ class TemplateDetailView(APIView):
 class TemplatePreviewView(APIView):
     permission_classes = [permissions.IsAuthenticated]
 
+    @extend_schema(request=PreviewSerializer, responses={200: OpenApiTypes.OBJECT})
     def post(self, request: Request, template_id: int) -> Response:
         organization, is_staff = _caller_context(request)
         template = template_get_for_caller(organization=organization, is_staff=is_staff, template_id=template_id)
@@ -388,6 +398,7 @@ class TemplatePreviewView(APIView):
 class TemplateTestSendView(APIView):
     permission_classes = [permissions.IsAuthenticated]
 
+    @extend_schema(request=TestSendSerializer, responses={200: OpenApiTypes.OBJECT})
     def post(self, request: Request, template_id: int) -> Response:
         organization, is_staff = _caller_context(request)
         if getattr(request.user, "pk", None) is None:

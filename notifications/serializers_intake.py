@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from notifications.enums import (
@@ -95,6 +96,27 @@ class ChannelPreferenceInSerializer(serializers.Serializer):
     digest_day_of_week = serializers.IntegerField(min_value=0, max_value=6, required=False, allow_null=True)
 
 
+_CHANNEL_PREFERENCE_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "enabled": {"type": "boolean"},
+        "only_when_offline": {"type": "boolean"},
+        "digest_frequency": {"type": "string", "enum": list(DigestFrequency.values)},
+        "digest_hour": {"type": "integer", "minimum": 0, "maximum": 23, "nullable": True},
+        "digest_day_of_week": {"type": "integer", "minimum": 0, "maximum": 6, "nullable": True},
+    },
+}
+
+
+@extend_schema_field({
+    "oneOf": [
+        {"type": "object", "additionalProperties": _CHANNEL_PREFERENCE_SCHEMA,
+         "description": "Keyed by channel (" + ", ".join(Channel.values) + ")."},
+        {"type": "array", "items": {**_CHANNEL_PREFERENCE_SCHEMA, "required": ["channel"], "properties": {
+            "channel": {"type": "string", "enum": list(Channel.values)}, **_CHANNEL_PREFERENCE_SCHEMA["properties"],
+        }}},
+    ],
+})
 class ChannelsField(serializers.Field):
     """`{"EMAIL": {"enabled": false}}`, or `[{"channel": "EMAIL", "enabled": false}]`."""
 

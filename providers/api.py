@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.request import Request
@@ -124,6 +126,11 @@ def _refuse_env_refs_unless_staff(request: Request, data: dict[str, Any]) -> Non
 class ProviderListView(APIView):
     permission_classes = [IsAuthenticated, IsProviderAdmin]
 
+    @extend_schema(
+        operation_id="admin_providers_list",
+        parameters=[OpenApiParameter("channel", str, enum=list(Channel.values))],
+        responses={200: inline_serializer(name="ProviderList", fields={"results": ProviderOutSerializer(many=True)})},
+    )
     def get(self, request: Request) -> Response:
         organization_id, is_staff = _caller_scope(request)
         qs = providers_visible_to(organization_id=organization_id, is_staff=is_staff).order_by("channel", "priority", "pk")
@@ -134,6 +141,7 @@ class ProviderListView(APIView):
             qs = qs.filter(channel=channel)
         return Response({"results": ProviderOutSerializer(list(qs), many=True, context={"request": request}).data})
 
+    @extend_schema(request=ProviderInSerializer, responses={201: ProviderOutSerializer})
     def post(self, request: Request) -> Response:
         serializer = ProviderInSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -162,9 +170,11 @@ class ProviderDetailView(APIView):
             raise PermissionDenied("Global providers are read-only for organization admins.")
         return record
 
+    @extend_schema(responses={200: ProviderOutSerializer})
     def get(self, request: Request, provider_id: int) -> Response:
         return Response(ProviderOutSerializer(self._get(request, provider_id, edit=False), context={"request": request}).data)
 
+    @extend_schema(request=ProviderPatchSerializer, responses={200: ProviderOutSerializer})
     def patch(self, request: Request, provider_id: int) -> Response:
         record = self._get(request, provider_id, edit=True)
         serializer = ProviderPatchSerializer(data=request.data)
@@ -174,6 +184,7 @@ class ProviderDetailView(APIView):
         record = services.provider_update(provider_id=record.pk, actor_id=request.user.pk, secrets=data.pop("secrets", None), **data)
         return Response(ProviderOutSerializer(record, context={"request": request}).data)
 
+    @extend_schema(responses={204: None})
     def delete(self, request: Request, provider_id: int) -> Response:
         record = self._get(request, provider_id, edit=True)
         services.provider_delete(provider_id=record.pk, actor_id=request.user.pk)
@@ -181,6 +192,12 @@ class ProviderDetailView(APIView):
 
 
 class ProviderHealthCheckView(ProviderDetailView):
+    @extend_schema(
+        request=None,
+        responses={200: inline_serializer(name="ProviderHealthCheck", fields={
+            "provider": ProviderOutSerializer(), "check": serializers.DictField(),
+        })},
+    )
     def post(self, request: Request, provider_id: int) -> Response:
         record = self._get(request, provider_id, edit=True)
         metric = services.provider_health_check(provider_id=record.pk)
@@ -203,6 +220,12 @@ class ProviderCodesView(APIView):
 
     permission_classes = [IsAuthenticated, IsProviderAdmin]
 
+    @extend_schema(responses={200: inline_serializer(name="ProviderCodeList", fields={"results": inline_serializer(
+        name="ProviderCode", many=True, fields={
+            "code": serializers.CharField(), "channel": serializers.CharField(), "name": serializers.CharField(),
+            "sensitive_params": serializers.ListField(child=serializers.CharField()),
+            "required_params": serializers.ListField(child=serializers.CharField()),
+        })})})
     def get(self, request: Request) -> Response:
         return Response({"results": [
             {"code": cls.code, "channel": cls.channel, "name": cls.name, "sensitive_params": list(cls.sensitive_params),
@@ -228,6 +251,7 @@ class PushSubscriptionView(APIView):
             raise PermissionDenied("Push subscriptions belong to a signed-in user.")
         return request.user.pk
 
+    @extend_schema(request=PushSubscriptionInSerializer, responses={201: OpenApiTypes.OBJECT})
     def post(self, request: Request) -> Response:
         user_id = self._user_id(request)
         serializer = PushSubscriptionInSerializer(data=request.data)
@@ -240,6 +264,10 @@ class PushSubscriptionView(APIView):
         return Response({"id": subscription.pk, "kind": subscription.kind, "device_id": subscription.device_id,
                          "created_at": subscription.created_at}, status=status.HTTP_201_CREATED)
 
+    @extend_schema(
+        request=inline_serializer(name="PushSubscriptionDelete", fields={"endpoint": serializers.CharField()}),
+        responses={204: None},
+    )
     def delete(self, request: Request) -> Response:
         user_id = self._user_id(request)
         endpoint = request.data.get("endpoint") if hasattr(request.data, "get") else None
