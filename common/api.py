@@ -20,3 +20,12 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if isinstance(exc, (ValueError,)) and getattr(exc, "_troubadour_bad_input", False):
         return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
     return drf_exception_handler(exc, context)
+
+
+# PostgreSQL `integer` (Django IntegerField, PositiveIntegerField and the ids of older tables).
+# A serializer field that is written to such a column declares these bounds, so an oversized
+# number is a 400 field error instead of a database error.
+DB_INT_MAX = 2**31 - 1
+DB_INT_MIN = -(2**31)
+# `bigint`: the primary keys (DEFAULT_AUTO_FIELD is BigAutoField) a field refers to.
+DB_BIGINT_MAX = 2**63 - 1

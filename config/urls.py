@@ -34,3 +34,9 @@ urlpatterns = [
 ]
 if settings.DEBUG or not settings.DATABASE_URL:
     urlpatterns += static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)
+
+# JSON error answers under /api/ (HTML elsewhere): see common.views.
+handler400 = "common.views.bad_request"
+handler403 = "common.views.permission_denied"
+handler404 = "common.views.not_found"
+handler500 = "common.views.server_error"

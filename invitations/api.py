@@ -13,6 +13,7 @@ from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from accounts.models import User
+from common.api import DB_BIGINT_MAX
 from common.exceptions import PermissionDenied, ValidationError
 from narrations.selectors import narration_serialize, story_get_for_owner
 
@@ -43,7 +44,7 @@ class InviteItemSerializer(serializers.Serializer):
     email = serializers.EmailField(required=False, allow_blank=True)
     phone = serializers.CharField(required=False, allow_blank=True, help_text="E.164, e.g. +14155550100")
     conversation_style = serializers.CharField()
-    character_id = serializers.IntegerField(required=False, allow_null=True)
+    character_id = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=DB_BIGINT_MAX)
     message = serializers.CharField(required=False, allow_blank=True)
     locale = serializers.CharField(required=False, allow_blank=True)
 

@@ -20,6 +20,7 @@ from rest_framework.views import APIView
 
 from accounts.models import MembershipRole, Organization
 from accounts.selectors import request_organization, user_is_org_admin
+from common.api import DB_BIGINT_MAX, DB_INT_MAX
 from common.exceptions import NotFound, PermissionDenied, ValidationError
 from notifications.engine.escalation import escalation_chain_delete, escalation_chain_save
 from notifications.engine.retry import (
@@ -158,7 +159,7 @@ class DeadLetterDetailView(APIView):
 
 
 class _IdsSerializer(serializers.Serializer):
-    ids = serializers.ListField(child=serializers.IntegerField(min_value=1), min_length=1, max_length=MAX_BULK)
+    ids = serializers.ListField(child=serializers.IntegerField(min_value=1, max_value=DB_BIGINT_MAX), min_length=1, max_length=MAX_BULK)
 
 
 def _ids(request: Request) -> list[int]:
@@ -322,7 +323,7 @@ class _LevelSerializer(serializers.Serializer):
     channels = serializers.ListField(child=serializers.ChoiceField(choices=Channel.choices), min_length=1, max_length=6)
     recipient_type = serializers.ChoiceField(choices=EscalationRecipientType.choices, default=EscalationRecipientType.ORIGINAL)
     recipient_role = serializers.ChoiceField(choices=MembershipRole.choices, required=False, allow_blank=True)
-    recipient_user_id = serializers.IntegerField(min_value=1, required=False, allow_null=True)
+    recipient_user_id = serializers.IntegerField(min_value=1, max_value=DB_BIGINT_MAX, required=False, allow_null=True)
     condition = serializers.ChoiceField(choices=EscalationCondition.choices, default=EscalationCondition.NOT_ACKNOWLEDGED)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
@@ -341,7 +342,7 @@ class _LevelSerializer(serializers.Serializer):
 
 
 class _ChainSerializer(serializers.Serializer):
-    organization_id = serializers.IntegerField(min_value=1, required=False, allow_null=True)
+    organization_id = serializers.IntegerField(min_value=1, max_value=DB_BIGINT_MAX, required=False, allow_null=True)
     name = serializers.CharField(max_length=200)
     description = serializers.CharField(required=False, allow_blank=True)
     trigger_criticality = serializers.ChoiceField(choices=Criticality.choices, default=Criticality.CRITICAL)
@@ -430,15 +431,15 @@ class EscalationChainDetailView(APIView):
 
 
 class _ChannelConfigurationSerializer(serializers.Serializer):
-    organization_id = serializers.IntegerField(min_value=1, required=False, allow_null=True)
+    organization_id = serializers.IntegerField(min_value=1, max_value=DB_BIGINT_MAX, required=False, allow_null=True)
     channel = serializers.ChoiceField(choices=Channel.choices)
     enabled = serializers.BooleanField(required=False)
     fallback_channels = serializers.ListField(child=serializers.ChoiceField(choices=Channel.choices), required=False,
                                               max_length=6)
-    rate_limit_user_per_minute = serializers.IntegerField(min_value=1, required=False, allow_null=True)
-    rate_limit_user_per_hour = serializers.IntegerField(min_value=1, required=False, allow_null=True)
-    rate_limit_org_per_minute = serializers.IntegerField(min_value=1, required=False, allow_null=True)
-    rate_limit_org_per_hour = serializers.IntegerField(min_value=1, required=False, allow_null=True)
+    rate_limit_user_per_minute = serializers.IntegerField(min_value=1, max_value=DB_INT_MAX, required=False, allow_null=True)
+    rate_limit_user_per_hour = serializers.IntegerField(min_value=1, max_value=DB_INT_MAX, required=False, allow_null=True)
+    rate_limit_org_per_minute = serializers.IntegerField(min_value=1, max_value=DB_INT_MAX, required=False, allow_null=True)
+    rate_limit_org_per_hour = serializers.IntegerField(min_value=1, max_value=DB_INT_MAX, required=False, allow_null=True)
     rate_limit_action = serializers.ChoiceField(choices=RateLimitAction.choices, required=False)
     settings = serializers.DictField(required=False)
 

@@ -6,6 +6,7 @@ from typing import Any, ClassVar
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from common.api import DB_BIGINT_MAX
 from notifications.enums import (
     Channel,
     Criticality,
@@ -187,8 +188,8 @@ class AdminPreferencesPutSerializer(PreferencesPutSerializer):
     level = serializers.ChoiceField(choices=[
         (PreferenceLevel.ORGANIZATION, "Organization"), (PreferenceLevel.TEAM, "Team"), (PreferenceLevel.PROJECT, "Project"),
     ])
-    team_id = serializers.IntegerField(required=False, allow_null=True)
-    project_id = serializers.IntegerField(required=False, allow_null=True)
+    team_id = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=DB_BIGINT_MAX)
+    project_id = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=DB_BIGINT_MAX)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         level = attrs["level"]

@@ -19,6 +19,7 @@ from rest_framework.views import APIView
 from accounts.authentication import ServicePrincipal
 from accounts.models import Organization
 from accounts.selectors import request_organization, user_is_org_admin
+from common.api import DB_BIGINT_MAX, DB_INT_MAX, DB_INT_MIN
 from common.exceptions import PermissionDenied, ValidationError
 from notifications.enums import Channel
 
@@ -91,15 +92,15 @@ class ProviderInSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=200)
     channel = serializers.ChoiceField(choices=Channel.choices, required=False)
     description = serializers.CharField(required=False, allow_blank=True)
-    organization_id = serializers.IntegerField(required=False, allow_null=True)
-    priority = serializers.IntegerField(required=False, default=0)
+    organization_id = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=DB_BIGINT_MAX)
+    priority = serializers.IntegerField(required=False, default=0, min_value=DB_INT_MIN, max_value=DB_INT_MAX)
     is_active = serializers.BooleanField(required=False, default=True)
     is_default = serializers.BooleanField(required=False, default=False)
     config = serializers.DictField(required=False, default=dict)
     secrets = serializers.DictField(required=False, default=dict, write_only=True)
     secret_env_refs = _StringDict(required=False, default=dict)
-    rate_limit_per_minute = serializers.IntegerField(required=False, allow_null=True, min_value=1)
-    daily_limit = serializers.IntegerField(required=False, allow_null=True, min_value=1)
+    rate_limit_per_minute = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=DB_INT_MAX)
+    daily_limit = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=DB_INT_MAX)
 
     def validate_code(self, value: str) -> str:
         if value not in registry:
@@ -192,6 +193,10 @@ class ProviderDetailView(APIView):
 
 
 class ProviderHealthCheckView(ProviderDetailView):
+    # Inherits the detail view's lookup; only POST belongs here (a GET, PATCH or DELETE on
+    # .../health-check/ must not read, edit or delete the provider).
+    http_method_names = ["post", "options"]
+
     @extend_schema(
         request=None,
         responses={200: inline_serializer(name="ProviderHealthCheck", fields={

@@ -3,9 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from accounts.models import MembershipRole
-from notifications.models import NotificationPreference
-from tests.factories import MembershipFactory, UserFactory
+from notifications.models import ChannelConfiguration, NotificationPreference
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
@@ -27,4 +25,25 @@ def test_admin_preferences_with_malformed_channels_is_a_field_error(auth_client,
     response = auth_client.put("/api/v1/admin/preferences/", body, format="json")
 
     assert response.status_code == 400, response.content
+    assert not NotificationPreference.objects.exists()
+
+
+@pytest.mark.parametrize("field", ["rate_limit_org_per_minute", "rate_limit_user_per_hour"])
+def test_channel_configuration_with_an_out_of_range_limit_is_a_field_error(auth_client, organization, field):
+    body = {"channel": "EMAIL", "enabled": True, field: 11478702501, "organization_id": organization.pk}
+
+    response = auth_client.post("/api/v1/admin/channel-configurations/", body, format="json")
+
+    assert response.status_code == 400, response.content
+    assert field in response.json()
+    assert not ChannelConfiguration.objects.filter(organization=organization).exists()
+
+
+def test_organization_preferences_with_an_out_of_range_team_id_is_a_field_error(auth_client):
+    body = {"level": "TEAM", "team_id": 10**30, "preferences": [{"scope": "ALL", "category": "BILLING", "enabled": False}]}
+
+    response = auth_client.put("/api/v1/admin/preferences/", body, format="json")
+
+    assert response.status_code == 400, response.content
+    assert "team_id" in response.json()
     assert not NotificationPreference.objects.exists()
