@@ -660,7 +660,7 @@ def _validate_record(*, code: str, channel: str, config: dict[str, Any], credent
 
 
 @transaction.atomic(durable=True)
-def provider_create(*, organization_id: int | None, code: str, name: str, channel: str = "", priority: int = 0, is_active: bool = True,
+def provider_create(*, organization_id: int | None, code: str, name: str, channel: str = "", description: str = "", priority: int = 0, is_active: bool = True,
                     is_default: bool = False, config: dict[str, Any] | None = None, secrets: dict[str, Any] | None = None,
                     secret_env_refs: dict[str, str] | None = None, rate_limit_per_minute: int | None = None,
                     daily_limit: int | None = None, actor_id: int | None = None) -> NotificationProvider:
@@ -670,7 +670,7 @@ def provider_create(*, organization_id: int | None, code: str, name: str, channe
     if NotificationProvider.objects.filter(organization_id=organization_id, code=code).exists():
         raise ValidationError({"code": [f"A {code!r} provider already exists for this scope."]})
     record = NotificationProvider.objects.create(
-        organization_id=organization_id, code=code, channel=cls.channel, name=name, priority=priority, is_active=is_active,
+        organization_id=organization_id, code=code, channel=cls.channel, name=name, description=description, priority=priority, is_active=is_active,
         is_default=is_default, config=config, secrets=secrets_encrypt(secrets), secret_env_refs=secret_env_refs,
         rate_limit_per_minute=rate_limit_per_minute, daily_limit=daily_limit,
     )

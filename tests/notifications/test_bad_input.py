@@ -47,3 +47,25 @@ def test_organization_preferences_with_an_out_of_range_team_id_is_a_field_error(
     assert response.status_code == 400, response.content
     assert "team_id" in response.json()
     assert not NotificationPreference.objects.exists()
+
+
+def test_channel_configuration_settings_with_a_nul_character_are_refused_and_change_nothing(auth_client, organization):
+    created = auth_client.post("/api/v1/admin/channel-configurations/",
+                               {"channel": "EMAIL", "settings": {"note": "ok"}}, format="json")
+    assert created.status_code == 201, created.content
+    url = f"/api/v1/admin/channel-configurations/{created.json()['id']}/"
+
+    # PostgreSQL jsonb cannot hold U+0000: this was a DataError (500) in channel_configuration_save.
+    response = auth_client.patch(url, {"channel": "EMAIL", "settings": {"note\x00": "a\x00b"}}, format="json")
+
+    assert response.status_code == 400, response.content
+    assert "NUL" in response.json()["detail"]
+    assert ChannelConfiguration.objects.get(pk=created.json()["id"]).settings == {"note": "ok"}
+
+
+@pytest.mark.parametrize("query", ["event_type=%00", "key=a%00b", "%00=1"])
+def test_a_nul_character_in_the_query_string_is_a_400(auth_client, query):
+    response = auth_client.get(f"/api/v1/admin/templates/?{query}")
+
+    assert response.status_code == 400
+    assert "NUL" in response.json()["detail"]

@@ -44,3 +44,11 @@ def test_the_health_check_url_answers_only_post(auth_client, organization, make_
     assert response.status_code == 405
     record.refresh_from_db()
     assert record.priority == 3
+
+
+def test_create_with_a_description_keeps_it(auth_client):
+    # The serializer accepted `description` but provider_create() did not: every such create was a 500.
+    response = auth_client.post(URL, {"code": "log_email", "name": "Log", "description": "Fallback for tests"}, format="json")
+
+    assert response.status_code == 201, response.content
+    assert NotificationProvider.objects.get(pk=response.json()["id"]).description == "Fallback for tests"
