@@ -12,7 +12,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Q, QuerySet
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from modeltranslation.utils import build_localized_fieldname
 from rest_framework import permissions, serializers, status
 from rest_framework.request import Request
@@ -398,7 +398,10 @@ class TemplatePreviewView(APIView):
 class TemplateTestSendView(APIView):
     permission_classes = [permissions.IsAuthenticated]
 
-    @extend_schema(request=TestSendSerializer, responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(request=TestSendSerializer, responses={
+        200: OpenApiTypes.OBJECT,
+        502: OpenApiResponse(OpenApiTypes.OBJECT, description="Every provider of the channel refused or failed the send."),
+    })
     def post(self, request: Request, template_id: int) -> Response:
         organization, is_staff = _caller_context(request)
         if getattr(request.user, "pk", None) is None:
