@@ -93,18 +93,22 @@ def _is_transactional(request) -> bool:
     return bool(marker and (marker.kwargs.get("transaction") or (marker.args and marker.args[0])))
 
 
+def ensure_notification_catalog(django_db_blocker) -> None:
+    """Transactional tests end by flushing every table, including the event taxonomy and the
+    default templates a data migration ships: whatever runs next gets them back."""
+    from notifications.models import EventType
+    from notifications.taxonomy import catalog_load
+
+    with django_db_blocker.unblock():
+        if not EventType.objects.exists():
+            catalog_load()
+
+
 @pytest.fixture(autouse=True)
 def _notification_catalog(request, django_db_blocker):
-    """Transactional tests end by flushing every table, including the event taxonomy and the
-    default templates a data migration ships: a transactional test that follows gets them back."""
-    if _is_transactional(request):
+    if _is_transactional(request) or "django_db_setup" in request.fixturenames:
         request.getfixturevalue("django_db_setup")
-        from notifications.models import EventType
-        from notifications.taxonomy import catalog_load
-
-        with django_db_blocker.unblock():
-            if not EventType.objects.exists():
-                catalog_load()
+        ensure_notification_catalog(django_db_blocker)
     yield
 
 

@@ -74,6 +74,7 @@ from notifications.models import (
 from providers.models import PushSubscription
 from providers.services import provider_create
 
+from .conftest import ensure_notification_catalog
 from .factories import MembershipFactory, UserFactory
 
 pytestmark = [pytest.mark.postgres]
@@ -333,6 +334,7 @@ def world(django_db_setup, django_db_blocker) -> Iterator[World]:
     level = root.level
     root.addHandler(handler)
     root.setLevel(logging.DEBUG)
+    ensure_notification_catalog(django_db_blocker)
     with django_db_blocker.unblock():
         # Like Django's TestCase.setUpClass: a class-wide transaction each test nests a savepoint
         # in, marked as the test case's own so durable services may run inside it.
