@@ -186,6 +186,11 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TASK_DEFAULT_QUEUE = "default"
+# Every queue is declared, so a plain `celery -A config worker` consumes them all (-Q narrows).
+from common.queues import TASK_QUEUES, TASK_ROUTES  # noqa: E402
+
+CELERY_TASK_QUEUES = TASK_QUEUES
+CELERY_TASK_ROUTES = TASK_ROUTES
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 

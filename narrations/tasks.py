@@ -5,7 +5,6 @@ import logging
 from celery import shared_task
 
 from common.exceptions import NotFound, ProviderPermanentError, ProviderTransientError
-from common.queues import Queue
 
 from .services import narration_generate
 
@@ -14,7 +13,6 @@ logger = logging.getLogger(__name__)
 
 @shared_task(
     name="narrations.pregenerate",
-    queue=Queue.NARRATION.value,
     autoretry_for=(ProviderTransientError,),
     retry_backoff=30,
     retry_backoff_max=600,

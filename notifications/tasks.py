@@ -3,10 +3,9 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from common.queues import Queue
 
 
-@shared_task(name="notifications.deliver_batch", queue=Queue.DELIVERY.value, acks_late=True, ignore_result=True)
+@shared_task(name="notifications.deliver_batch", acks_late=True, ignore_result=True)
 def deliver_batch_task(delivery_ids: list[int]) -> None:
     from notifications.engine.delivery import deliver_batch
 

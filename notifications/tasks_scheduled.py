@@ -7,9 +7,8 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from common.queues import Queue
 
-_OPTIONS = {"queue": Queue.MAINTENANCE.value, "acks_late": True, "ignore_result": True}
+_OPTIONS = {"acks_late": True, "ignore_result": True}
 
 
 @shared_task(name="notifications.retries_enqueue_due", **_OPTIONS)

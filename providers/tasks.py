@@ -7,17 +7,16 @@ from datetime import date, timedelta
 from celery import shared_task
 from django.utils import timezone
 
-from common.queues import Queue
 
 
-@shared_task(name="providers.health_check_all", queue=Queue.MAINTENANCE, ignore_result=True)
+@shared_task(name="providers.health_check_all", ignore_result=True)
 def health_check_all_task() -> int:
     from .services import providers_health_check_all
 
     return len(providers_health_check_all())
 
 
-@shared_task(name="providers.health_check", queue=Queue.MAINTENANCE, ignore_result=True)
+@shared_task(name="providers.health_check", ignore_result=True)
 def health_check_task(provider_id: int) -> None:
     from notifications.models import NotificationProvider
 
@@ -27,14 +26,14 @@ def health_check_task(provider_id: int) -> None:
         provider_health_check(provider_id=provider_id)
 
 
-@shared_task(name="providers.poll_delivery_status", queue=Queue.MAINTENANCE, ignore_result=True)
+@shared_task(name="providers.poll_delivery_status", ignore_result=True)
 def poll_delivery_status_task() -> int:
     from .services import delivery_statuses_poll
 
     return delivery_statuses_poll()
 
 
-@shared_task(name="providers.aggregate_costs", queue=Queue.MAINTENANCE, ignore_result=True)
+@shared_task(name="providers.aggregate_costs", ignore_result=True)
 def aggregate_costs_task(day: str | None = None) -> int:
     """Yesterday and today by default (yesterday's late webhooks still change its totals)."""
     from .services import provider_costs_aggregate

@@ -193,17 +193,21 @@ class WorkerProcess:
         self.proc.wait(timeout=30)
 
 
-def start_worker(tmp_path: Path, *, queues: str | None = None, concurrency: int = 2, name: str = "w") -> WorkerProcess:
+def start_worker(
+    tmp_path: Path, *, queues: str | None = None, concurrency: int = 2, name: str = "w", plain: bool = False,
+    env: dict[str, str] | None = None,
+) -> WorkerProcess:
+    """A `celery worker` process; `plain=True` starts it without -Q, as an operator types it."""
     from common.queues import ALL_QUEUES
 
     log_path = tmp_path / f"worker-{name}.log"
     cmd = [
         sys.executable, "-m", "celery", "-A", "config", "worker",
-        "-Q", queues or ALL_QUEUES, "-c", str(concurrency), "-n", f"{name}-{os.getpid()}@%h",
+        *([] if plain else ["-Q", queues or ALL_QUEUES]), "-c", str(concurrency), "-n", f"{name}-{os.getpid()}@%h",
         "--without-gossip", "--without-mingle", "--loglevel", "INFO",
     ]
     proc = subprocess.Popen(
-        cmd, cwd=ROOT, env=_worker_env(), stdout=log_path.open("w"), stderr=subprocess.STDOUT, start_new_session=True
+        cmd, cwd=ROOT, env={**_worker_env(), **(env or {})}, stdout=log_path.open("w"), stderr=subprocess.STDOUT, start_new_session=True
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

@@ -53,7 +53,6 @@ from django.db.models import F
 from django.utils import timezone
 
 from common.exceptions import NotFound, PermissionDenied, TroubadourError, Unprocessable, ValidationError
-from common.queues import Queue
 from notifications.enums import (
     AuditAction,
     AuditActorType,
@@ -650,11 +649,11 @@ def webhook_send_test(*, webhook: Webhook) -> dict[str, Any]:
 # --- tasks: ids and JSON in, one service call ----------------------------------------------------------
 
 
-@shared_task(name="notifications.webhooks_dispatch", queue=Queue.DEFAULT.value, acks_late=True, ignore_result=True)
+@shared_task(name="notifications.webhooks_dispatch", acks_late=True, ignore_result=True)
 def webhooks_dispatch_task(events: list[list[Any]]) -> None:
     webhooks_dispatch(events=events)
 
 
-@shared_task(name="notifications.webhook_send", queue=Queue.DEFAULT.value, acks_late=True, ignore_result=True)
+@shared_task(name="notifications.webhook_send", acks_late=True, ignore_result=True)
 def webhook_send_task(webhook_id: int, message: dict[str, Any], attempt: int) -> None:
     webhook_send_retry(webhook_id=int(webhook_id), message=message, attempt=int(attempt))
