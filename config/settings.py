@@ -56,6 +56,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and Redoc served from our static files, no CDN
     "django_celery_beat",
     "anymail",
     "accounts",
@@ -270,10 +271,24 @@ REST_FRAMEWORK = {
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Troubadour API",
-    "DESCRIPTION": "Story invitations and the notification platform.",
+    "DESCRIPTION": (
+        "Story invitations and the notification platform.\n\n"
+        "**Authentication.** Services use an organization API key (`Authorization: Api-Key <key>`); "
+        "people use a personal token (`Authorization: Token <token>`) or their browser session. "
+        "In *Authorize*, type the whole header value, scheme included."
+    ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
-    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "common.schema.document_error_responses"],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "common.schema.document_error_responses",
+        "common.schema.document_operations",
+    ],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "persistAuthorization": True, "displayOperationId": False,
+                            "tryItOutEnabled": False, "filter": True, "validatorUrl": None},
     # One name per shared choice set (several serializers use the same enums).
     "ENUM_NAME_OVERRIDES": {
         "ChannelEnum": "notifications.enums.Channel",

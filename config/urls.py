@@ -7,7 +7,7 @@ from django.conf.urls.static import static
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
 
 from common import views as common_views
 
@@ -15,7 +15,11 @@ APPS = ("accounts", "narrations", "invitations", "notifications", "providers")
 
 api_urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    # Swagger UI and Redoc from drf-spectacular-sidecar's static files; no inline script (CSP).
+    path("docs/", SpectacularSwaggerSplitView.as_view(url_name="schema", template_name="api_docs/swagger_ui.html"),
+         name="api-docs"),
+    path("redoc/", SpectacularRedocView.as_view(url_name="schema", template_name="api_docs/redoc.html"),
+         name="api-redoc"),
 ]
 web_urlpatterns = []
 for app in APPS:
