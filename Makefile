@@ -30,8 +30,10 @@ test: $(VENV)/.dev-installed
 bench: $(VENV)/.dev-installed
 	@eval "$$($(PY) scripts/test_env.py)" && $(PY) scripts/bench.py $(BENCH_ARGS)
 
+## Lint and type-check (mypy with django-stubs; scope in pyproject.toml).
 lint: $(VENV)/.dev-installed
 	$(VENV)/bin/ruff check .
+	DEBUG=true TROUBADOUR_VAR_DIR=$${TROUBADOUR_VAR_DIR:-var} $(VENV)/bin/mypy
 
 clean:
 	rm -rf var .pytest_cache

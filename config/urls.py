@@ -21,7 +21,7 @@ api_urlpatterns = [
     path("redoc/", SpectacularRedocView.as_view(url_name="schema", template_name="api_docs/redoc.html"),
          name="api-redoc"),
 ]
-web_urlpatterns = []
+web_urlpatterns: list = []
 for app in APPS:
     module = import_module(f"{app}.urls")
     api_urlpatterns += getattr(module, "api_urlpatterns", [])
