@@ -87,6 +87,7 @@ B_MARK = "zz0rgmark"
 PUBLIC_PREFIXES = (
     "api/v1/schema/",
     "api/v1/docs/",
+    "api/v1/redoc/",
     "api/v1/conversation-styles/",
     "api/v1/invitations/by-token/",
     "webhooks/",
