@@ -249,7 +249,9 @@ def test_pregenerate_task_is_idempotent_and_ignores_vanished_rows(story, local_e
 
 def test_pregenerate_task_retry_policy():
     assert narration_pregenerate.name == "narrations.pregenerate"
-    assert narration_pregenerate.queue == "narration"
+    from config.celery import app
+
+    assert app.amqp.router.route({}, narration_pregenerate.name)["queue"].name == "narration"  # task_routes
     assert narration_pregenerate.autoretry_for == (ProviderTransientError,)
     assert narration_pregenerate.max_retries == 3 and narration_pregenerate.retry_backoff
 
