@@ -16,6 +16,8 @@ class User(AbstractUser):
     phone = models.CharField(max_length=20, blank=True, help_text="E.164, e.g. +14155550100")
     timezone = models.CharField(max_length=64, default="UTC")
     locale = models.CharField(max_length=10, default="en")
+    # Set when the user followed the link of the verification email (ACCOUNT_EMAIL_VERIFICATION).
+    email_verified_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         indexes = [models.Index(fields=["email"])]

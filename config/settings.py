@@ -64,6 +64,7 @@ INSTALLED_APPS = [
     "invitations",
     "notifications",
     "providers",
+    "people",
 ]
 
 MIDDLEWARE = [
@@ -128,6 +129,8 @@ if "pytest" in sys.modules:
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/"
+# none | optional (a new user is signed in at once and sent a confirmation link) | mandatory.
+ACCOUNT_EMAIL_VERIFICATION = os.environ.get("ACCOUNT_EMAIL_VERIFICATION", "optional")
 
 # --- i18n ------------------------------------------------------------------------
 LANGUAGE_CODE = "en"

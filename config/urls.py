@@ -11,7 +11,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 
 from common import views as common_views
 
-APPS = ("accounts", "narrations", "invitations", "notifications", "providers")
+APPS = ("accounts", "narrations", "invitations", "notifications", "providers", "people")
 
 api_urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="schema"),

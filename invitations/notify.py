@@ -19,7 +19,7 @@ from django.db.models import CharField, OuterRef, Subquery
 from django.db.models.functions import Cast
 
 from accounts.models import Organization
-from accounts.selectors import user_primary_organization
+from accounts.services import user_ensure_personal_organization
 from common.exceptions import TroubadourError
 from narrations.models import ConversationStyle, Story
 from notifications.enums import ActorType, Channel
@@ -58,8 +58,10 @@ def _platform_locale(locale: str) -> str:
     return base if base in {code for code, _ in settings.LANGUAGES} else ""
 
 
-def _organization_for(story: Story, inviter) -> Organization | None:
-    return story.organization or user_primary_organization(user=inviter)
+def _organization_for(story: Story, inviter) -> Organization:
+    """The story's organization, else the inviter's — created (their personal one) if they have
+    none: invitations of a user outside any organization used to be saved and never sent."""
+    return story.organization or user_ensure_personal_organization(user=inviter)
 
 
 def _story_correlation(story_id: int) -> str:
@@ -117,9 +119,6 @@ def invitations_notify_sent(*, invitation_ids: list[int], tokens: dict[int, str]
 def _emit_invitations(invitations: list[StoryInvitation], *, tokens: dict[int, str]) -> dict[int, int]:
     story, inviter = invitations[0].story, invitations[0].inviter
     organization = _organization_for(story, inviter)
-    if organization is None:
-        logger.error("story %s has no organization to send its %d invitations from", story.pk, len(invitations))
-        return {}
     inviter_name = inviter.get_display_name()
     result = event_emit(
         organization=organization,
@@ -163,9 +162,6 @@ def invitation_notify_accepted(*, invitation: StoryInvitation) -> EmitResult | N
     """
     story, inviter = invitation.story, invitation.inviter
     organization = _organization_for(story, inviter)
-    if organization is None:
-        logger.error("story %s has no organization to notify invitation %s's acceptance in", story.pk, invitation.pk)
-        return None
     invitee = invitation.invitee
     try:
         with transaction.atomic():  # a savepoint: a refusal must not roll the acceptance back

@@ -1,0 +1,18 @@
+from django.urls import path
+
+from . import api, views, views_accounts
+
+urlpatterns = [
+    path("accounts/signup/", views_accounts.signup, name="signup"),
+    path("accounts/verify-email/resend/", views_accounts.resend_verification, name="verify-email-resend"),
+    path("accounts/verify-email/<str:token>/", views_accounts.verify_email, name="verify-email"),
+    path("accounts/password-reset/", views_accounts.password_reset, name="password_reset"),
+    path("accounts/password-reset/done/", views_accounts.password_reset_done, name="password_reset_done"),
+    path("accounts/reset/<uidb64>/<token>/", views_accounts.password_reset_confirm, name="password_reset_confirm"),
+    path("accounts/reset/done/", views_accounts.password_reset_complete, name="password_reset_complete"),
+    path("me/profile/", views.profile, name="me-profile"),
+]
+
+api_urlpatterns = [
+    path("me/", api.MeApi.as_view(), name="me"),
+]

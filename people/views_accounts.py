@@ -1,0 +1,82 @@
+"""Account pages: sign-up, address verification and password reset (Django's own auth views).
+
+Django's views over django-allauth: the project already signs in with them, the flows needed
+here (sign-up, reset, verification) are a few small views, and every email they send must go
+through the platform's providers — with allauth that means overriding its adapter and most of
+its templates anyway, for settings and social login machinery nobody here uses.
+"""
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth import login
+from django.contrib.auth import views as auth_views
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse_lazy
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_http_methods
+
+from accounts.services import user_email_verify, user_signup
+from common.exceptions import ValidationError as DomainValidationError
+
+from .forms import PlatformPasswordResetForm, SignupForm
+from .verification import verification_mode, verification_read, verification_send
+
+
+def _next_url(request: HttpRequest, default: str) -> str:
+    wanted = request.POST.get("next") or request.GET.get("next") or ""
+    if wanted and url_has_allowed_host_and_scheme(wanted, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+        return wanted
+    return default
+
+
+@require_http_methods(["GET", "POST"])
+def signup(request: HttpRequest) -> HttpResponse:
+    if request.user.is_authenticated:
+        return redirect("home")
+    form = SignupForm(request.POST or None)
+    mode = verification_mode()
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            user = user_signup(
+                username=data["username"], email=data["email"], password=data["password1"],
+                display_name=data.get("display_name", ""), active=mode != "mandatory",
+            )
+        except DomainValidationError as exc:
+            for field, errors in (exc.detail.items() if isinstance(exc.detail, dict) else [(None, exc.detail)]):
+                form.add_error(field if field in form.fields else None, errors)
+        else:
+            if mode != "none":
+                verification_send(user=user)
+            if mode == "mandatory":
+                return render(request, "accounts/signup_check_email.html", {"email": user.email})
+            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+            messages.success(request, "Welcome to Troubadour! Add your phone and time zone so notifications reach you at the right time.")
+            return redirect(_next_url(request, reverse_lazy("me-profile")))
+    return render(request, "accounts/signup.html", {"form": form, "next": _next_url(request, "")},
+                  status=400 if form.errors else 200)
+
+
+def verify_email(request: HttpRequest, token: str) -> HttpResponse:
+    found = verification_read(token)
+    user = user_email_verify(user_id=found[0], email=found[1]) if found else None
+    if user is None:
+        return render(request, "accounts/verify_email.html", {"ok": False}, status=400)
+    return render(request, "accounts/verify_email.html", {"ok": True, "verified_user": user})
+
+
+@require_http_methods(["POST"])
+def resend_verification(request: HttpRequest) -> HttpResponse:
+    if request.user.is_authenticated and request.user.email_verified_at is None:
+        verification_send(user=request.user)
+        messages.success(request, f"We sent a new confirmation link to {request.user.email}.")
+    return redirect("me-profile")
+
+
+password_reset = auth_views.PasswordResetView.as_view(
+    form_class=PlatformPasswordResetForm, template_name="accounts/password_reset.html",
+)
+password_reset_done = auth_views.PasswordResetDoneView.as_view(template_name="accounts/password_reset_done.html")
+password_reset_confirm = auth_views.PasswordResetConfirmView.as_view(template_name="accounts/password_reset_confirm.html")
+password_reset_complete = auth_views.PasswordResetCompleteView.as_view(template_name="accounts/password_reset_complete.html")
