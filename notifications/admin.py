@@ -405,7 +405,7 @@ class ChannelPreferenceInline(admin.TabularInline):
 
 @admin.register(NotificationPreference)
 class NotificationPreferenceAdmin(admin.ModelAdmin):
-    list_display = ("id", "level", "owner", "scope", "target", "enabled", "min_criticality", "critical_override", "updated_at")
+    list_display = ("id", "level", "owner", "scope", "target", "enabled", "min_criticality", "critical_override", "locked", "updated_at")
     list_filter = ("level", "scope", "category", "enabled", "min_criticality")
     search_fields = ("event_type", "user__username", "user__email", "organization__name", "team__name", "project__name")
     autocomplete_fields = ("organization", "team", "project", "user")
@@ -415,7 +415,7 @@ class NotificationPreferenceAdmin(admin.ModelAdmin):
     fieldsets = (
         ("Level", {"fields": ("level", "organization", "team", "project", "user")}),
         ("Applies to", {"fields": ("scope", "category", "event_type")}),
-        ("Setting", {"fields": ("enabled", "min_criticality", "critical_override")}),
+        ("Setting", {"fields": ("enabled", "min_criticality", "critical_override", "locked")}),
         ("History", {"fields": ("created_at", "updated_at")}),
     )
 

@@ -444,6 +444,10 @@ class NotificationPreference(models.Model):
     critical_override = models.BooleanField(
         default=True, help_text="CRITICAL notifications ignore this opt-out (not a channel the organization disabled)."
     )
+    locked = models.BooleanField(
+        default=False,
+        help_text="Organization, team or project rows only: members cannot override it (their own choices are ignored where it applies).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -468,6 +472,7 @@ class NotificationPreference(models.Model):
                 ),
                 name="preference_scope_key",
             ),
+            models.CheckConstraint(condition=~Q(level="USER", locked=True), name="preference_user_not_locked"),
             models.UniqueConstraint(fields=_SCOPE_KEY, condition=Q(level="GLOBAL"), name="uniq_pref_global"),
             models.UniqueConstraint(
                 fields=["organization", *_SCOPE_KEY], condition=Q(level="ORGANIZATION"), name="uniq_pref_organization"

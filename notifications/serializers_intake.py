@@ -119,7 +119,7 @@ _CHANNEL_PREFERENCE_SCHEMA = {
     ],
 })
 class ChannelsField(serializers.Field):
-    """`{"EMAIL": {"enabled": false}}`, or `[{"channel": "EMAIL", "enabled": false}]`."""
+    """`{"EMAIL": {"enabled": false}}`, or `[{"channel": "EMAIL", "enabled": false}]`; `{"EMAIL": null}` drops it."""
 
     # DRF formats these with str.format(): literal braces are doubled.
     default_error_messages: ClassVar[dict[str, str]] = {"invalid": "Expected an object keyed by channel, or a list of {{channel, …}}."}
@@ -140,6 +140,9 @@ class ChannelsField(serializers.Field):
         for channel, cfg in pairs:
             if channel not in Channel.values:
                 errors[str(channel)] = [f"Unknown channel. Valid: {', '.join(Channel.values)}."]
+                continue
+            if cfg is None:  # drop this row's setting for the channel: the levels above decide again
+                out[channel] = None
                 continue
             if isinstance(cfg, bool):
                 cfg = {"enabled": cfg}
@@ -163,6 +166,9 @@ class PreferenceInSerializer(serializers.Serializer):
     enabled = serializers.BooleanField(required=False)
     min_criticality = serializers.ChoiceField(choices=Criticality.choices, required=False)
     critical_override = serializers.BooleanField(required=False)
+    locked = serializers.BooleanField(
+        required=False, help_text="Organization, team and project levels: members cannot override this row. Ignored for a user's own rows."
+    )
     channels = ChannelsField(required=False)
     delete = serializers.BooleanField(required=False, default=False)
 
@@ -207,7 +213,7 @@ class PreferenceOutSerializer(serializers.ModelSerializer):
         model = NotificationPreference
         fields = (
             "id", "level", "organization", "team", "project", "user", "scope", "category", "event_type",
-            "enabled", "min_criticality", "critical_override", "channels", "updated_at",
+            "enabled", "min_criticality", "critical_override", "locked", "channels", "updated_at",
         )
 
     def get_channels(self, obj: NotificationPreference) -> dict[str, dict[str, Any]]:

@@ -11,6 +11,7 @@ urlpatterns = [
     path("accounts/reset/<uidb64>/<token>/", views_accounts.password_reset_confirm, name="password_reset_confirm"),
     path("accounts/reset/done/", views_accounts.password_reset_complete, name="password_reset_complete"),
     path("me/profile/", views.profile, name="me-profile"),
+    path("me/preferences/", views.preferences, name="me-preferences"),
 ]
 
 api_urlpatterns = [

@@ -94,6 +94,10 @@ PUBLIC_PREFIXES = (
     "health/",
     "accounts/login/",
     "accounts/logout/",
+    "accounts/signup/",
+    "accounts/password-reset/",
+    "accounts/reset/",
+    "accounts/verify-email/",  # signed link in the URL
     "i/",  # invitation landing page, token in the URL
     "n/",  # signed acknowledgment link
     "u/",  # signed unsubscribe link

@@ -2,7 +2,8 @@
 
 Levels, least to most specific: GLOBAL → ORGANIZATION → TEAM → PROJECT → USER (a user's
 row for one organization beats the user's row for every organization). Within a level, an
-EVENT_TYPE row beats a CATEGORY row, which beats an ALL row.
+EVENT_TYPE row beats a CATEGORY row, which beats an ALL row. A row an administrator `locked`
+(organization, team or project level) beats every unlocked row: members cannot override it.
 
 Two things are resolved, each by the most specific row that has an opinion:
 - the *gate* (is this event wanted at all?): `enabled` and `min_criticality` of the most
@@ -59,13 +60,18 @@ class PreferenceRow:
     user_id: int | None
     organization_specific: bool  # USER level: bound to one organization
     channels: dict[str, dict[str, Any]]
+    locked: bool = False
 
     @property
-    def sort_key(self) -> tuple[int, int, int]:
-        return (PREFERENCE_LEVEL_RANK[self.level], 1 if self.organization_specific else 0, PREFERENCE_SCOPE_RANK[self.scope])
+    def sort_key(self) -> tuple[int, int, int, int]:
+        # A row an administrator locked outranks every unlocked one: members cannot override it.
+        return (1 if self.locked else 0, PREFERENCE_LEVEL_RANK[self.level], 1 if self.organization_specific else 0,
+                PREFERENCE_SCOPE_RANK[self.scope])
 
     def describe(self) -> dict[str, Any]:
         out: dict[str, Any] = {"id": self.id, "level": self.level, "scope": self.scope}
+        if self.locked:
+            out["locked"] = True
         if self.scope == PreferenceScope.CATEGORY:
             out["category"] = self.category
         elif self.scope == PreferenceScope.EVENT_TYPE:
@@ -115,6 +121,7 @@ def _row(pref: NotificationPreference) -> PreferenceRow:
         critical_override=pref.critical_override,
         user_id=pref.user_id,
         organization_specific=pref.level == PreferenceLevel.USER and pref.organization_id is not None,
+        locked=pref.locked and pref.level != PreferenceLevel.USER,
         channels={
             cp.channel: {
                 "enabled": cp.enabled,
@@ -216,6 +223,7 @@ def _effective_channels(
             "default": channel in defaults,
             "level": decision.preference["level"] if decision.preference else "DEFAULT",
             "preference_id": decision.preference["id"] if decision.preference else None,
+            "locked": bool(decision.preference and decision.preference.get("locked")),
             "reason": decision.reason,
             "only_when_offline": decision.only_when_offline,
             "digest_frequency": decision.digest_frequency,
@@ -315,7 +323,8 @@ def preferences_replace(
     """Upsert the given rows of one owner (a user, an organization, a team or a project).
 
     `items` are validated dicts: scope, category, event_type, enabled, min_criticality,
-    critical_override, channels: {CHANNEL: {enabled, only_when_offline, digest_frequency}}.
+    critical_override, channels: {CHANNEL: {enabled, only_when_offline, digest_frequency} or None
+    to drop the row's setting for that channel}.
     Rows of the owner that are not listed are left alone; an item with `"delete": true`
     removes its row. Writes one PREFERENCE_CHANGED audit row per call.
     """
@@ -355,23 +364,31 @@ def preferences_replace(
         for attr in ("enabled", "min_criticality", "critical_override"):
             if attr in item:
                 setattr(pref, attr, item[attr])
+        if "locked" in item and level != PreferenceLevel.USER:
+            pref.locked = bool(item["locked"])
         pref.save()
         channels = item.get("channels") or {}
         if channels:
             current = {cp.channel: cp for cp in pref.channel_preferences.all()}
-            to_create, to_update = [], []
+            to_create, to_update, to_delete = [], [], []
             for channel, cfg in channels.items():
+                if cfg is None:  # back to what the levels above say
+                    if channel in current:
+                        to_delete.append(current[channel].pk)
+                    continue
                 cp = current.get(channel) or ChannelPreference(preference=pref, channel=channel)
                 for attr in CHANNEL_PREFERENCE_FIELDS:
                     if attr in cfg:
                         setattr(cp, attr, cfg[attr])
                 (to_update if cp.pk else to_create).append(cp)
             ChannelPreference.objects.bulk_create(to_create)
+            if to_delete:
+                ChannelPreference.objects.filter(pk__in=to_delete).delete()
             if to_update:
                 ChannelPreference.objects.bulk_update(to_update, list(CHANNEL_PREFERENCE_FIELDS))
         changes.append({"id": pref.pk, **key, "before": before, "after": {
             "enabled": pref.enabled, "min_criticality": pref.min_criticality,
-            "critical_override": pref.critical_override, "channels": channels,
+            "critical_override": pref.critical_override, "locked": pref.locked, "channels": channels,
         }})
         saved.append(pref)
     NotificationAuditLog.objects.create(
