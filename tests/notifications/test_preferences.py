@@ -115,7 +115,7 @@ def test_get_preferences_shows_effective_settings_and_their_level(organization, 
     entry = next(e for e in body["event_types"] if e["event_type"] == EVENT)
     assert entry["channels"]["EMAIL"] | {"digest_frequency": None} == {
         "enabled": False, "default": True, "level": "USER", "preference_id": mine.pk, "reason": "channel_disabled",
-        "only_when_offline": False, "digest_frequency": None,
+        "only_when_offline": False, "digest_frequency": None, "locked": False,
     }
     assert (entry["channels"]["SMS"]["enabled"], entry["channels"]["SMS"]["level"]) == (False, "ORGANIZATION")
     assert entry["channels"]["SMS"]["preference_id"] == o.pk
