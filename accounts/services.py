@@ -92,6 +92,9 @@ def user_signup(*, username: str, email: str, password: str, display_name: str =
     except IntegrityError:  # the same username, signed up concurrently
         raise ValidationError({"username": ["This username is taken."]}) from None
     organization_create(name=f"{user.get_display_name()}'s space"[:200], owner=user, slug=slugify(username)[:80] or None)
+    from invitations.services import invitations_record_received_for
+
+    invitations_record_received_for(user=user)
     return user
 
 

@@ -137,6 +137,8 @@ class HistoryAction(models.TextChoices):
     REVOKED = "revoked", "Revoked"
     STYLE_CHANGED = "style_changed", "Style changed"
     EXPIRED = "expired", "Expired"
+    # On the invitee's side: a person with an account at the invited address (seed 000 `received`).
+    RECEIVED = "received", "Received"
 
 
 class InvitationHistory(models.Model):

@@ -8,7 +8,8 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import OuterRef, Q, Subquery
+from django.db.models.functions import Lower
 from django.utils import timezone
 
 from common.exceptions import Conflict, Gone, NotFound, ValidationError
@@ -174,6 +175,8 @@ def invitations_send(*, story: Story, inviter, items: list[dict], message: str =
             ]
         )
 
+        _record_received(invitations)
+
     tokens_by_id = {invitation.pk: token for invitation, token in zip(invitations, tokens, strict=True)}
     if new_narration_ids:
         narration_pregenerate_enqueue(narration_ids=new_narration_ids)
@@ -192,6 +195,39 @@ def invitations_send(*, story: Story, inviter, items: list[dict], message: str =
         tokens=tokens_by_id,
         new_narration_ids=new_narration_ids,
     )
+
+
+def _record_received(invitations: list[StoryInvitation]) -> None:
+    """A `received` history row for each invitee who has an account at the invited address (one query)."""
+    emails = {i.invitee_email for i in invitations if i.invitee_email}
+    if not emails:
+        return
+    from accounts.models import User
+
+    people = dict(User.objects.annotate(address=Lower("email")).filter(address__in=emails).values_list("address", "pk"))
+    if people:
+        InvitationHistory.objects.bulk_create([
+            InvitationHistory(invitation=i, user_id=people[i.invitee_email], action=HistoryAction.RECEIVED)
+            for i in invitations if i.invitee_email in people
+        ])
+
+
+def invitations_record_received_for(*, user) -> int:
+    """At sign-up: the invitations already sent to the new person's address join their history,
+    dated when they were sent. Two queries."""
+    if not user.email:
+        return 0
+    invitations = StoryInvitation.objects.filter(invitee_email=user.email.lower()).exclude(
+        history__action=HistoryAction.RECEIVED, history__user=user
+    )
+    rows = InvitationHistory.objects.bulk_create(
+        [InvitationHistory(invitation_id=pk, user=user, action=HistoryAction.RECEIVED) for pk in invitations.values_list("pk", flat=True)]
+    )
+    if rows:
+        InvitationHistory.objects.filter(pk__in=[r.pk for r in rows]).update(
+            created_at=Subquery(StoryInvitation.objects.filter(pk=OuterRef("invitation_id")).values("created_at")[:1])
+        )
+    return len(rows)
 
 
 def _pending_invitees(*, story: Story, items: list[InviteeItem], now: datetime) -> tuple[dict[str, int], dict[str, int]]:

@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import zoneinfo
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
+from urllib.parse import urlencode
 
 from django.contrib import messages
+from django.core.paginator import Paginator
 from django.db import transaction
 from django.utils import timezone
 from django.contrib.auth.decorators import login_required
@@ -20,8 +22,10 @@ from notifications.engine.preferences import preferences_replace
 from notifications.engine.quiet_hours import quiet_hours_get_for_user, quiet_hours_set, quiet_hours_set_dnd
 from notifications.enums import AuditActorType, Channel, DigestFrequency, PreferenceLevel, PreferenceScope, QuietHoursAction
 
+from .charts import PALETTE, channel_bars, daily_series
 from .forms import ProfileForm
 from .preferences import digest_settings, preference_matrix, preference_matrix_save
+from .selectors import HISTORY_ACTIONS, user_delivery_analytics, user_history_filtered, user_invitation_summary
 from .verification import verification_mode
 
 
@@ -194,4 +198,45 @@ def preferences(request: HttpRequest) -> HttpResponse:
             "organization": organization,
         },
         status=400 if errors else 200,
+    )
+
+
+# --- dashboard -------------------------------------------------------------------------------
+
+TILES = [
+    ("sent", "invitations_sent", "sent"),
+    ("received", "invitations_received", "received"),
+    ("accepted", "invitations_accepted", "accepted"),
+    ("declined", "invitations_declined", "declined"),
+    ("viewed", "invitations_viewed", "viewed"),
+]
+
+
+@login_required
+def dashboard(request: HttpRequest) -> HttpResponse:
+    user = request.user
+    action = request.GET.get("action", "")
+    query = request.GET.get("q", "")[:200].replace("\x00", "")
+    summary = user_invitation_summary(user=user)
+    paginator = Paginator(user_history_filtered(user=user, action=action, query=query), 20)
+    page = paginator.get_page(request.GET.get("page"))
+    analytics = user_delivery_analytics(user=user)
+    since, until = date.fromisoformat(analytics["since"]), date.fromisoformat(analytics["until"])
+    params = {k: v for k, v in (("action", action), ("q", query)) if v}
+    return render(
+        request,
+        "people/dashboard.html",
+        {
+            "summary": summary,
+            "tiles": [(key, label, summary[field]) for key, field, label in TILES],
+            "action": action if action in HISTORY_ACTIONS else "",
+            "query": query,
+            "page": page,
+            "base_query": urlencode(params),
+            "analytics": analytics,
+            "channel_chart": channel_bars(analytics["by_channel"]),
+            "daily_chart": daily_series(analytics["daily"], since=since, until=until),
+            "legend": [(name.replace("_", " "), color) for name, color in PALETTE.items()
+                       if any(r["delivery_type"] == name for r in analytics["daily"])],
+        },
     )
