@@ -11,9 +11,10 @@ from notifications.engine.ack import (
     ack_link_notification_id,
     notification_acknowledge,
     notification_acknowledge_by_sms,
+    sms_deliveries_to,
 )
 from notifications.models import Notification
-from providers.webhooks import TwilioWebhookView
+from providers.webhooks import TWILIO_CODES, Sender, TwilioWebhookView, platform_senders, senders_of, senders_scope
 
 
 class AckLinkView(View):
@@ -54,17 +55,25 @@ class AckLinkView(View):
 
 
 class TwilioSmsInboundView(TwilioWebhookView):
-    """``/webhooks/twilio/sms/inbound/``: a reply "ACK" or "1" acknowledges (signature-verified)."""
+    """``/webhooks/twilio/sms/inbound/``: a reply "ACK" or "1" acknowledges (signature-verified).
+
+    The reply is checked against the accounts that texted that phone recently (or the
+    platform's), and acknowledges only what a verified account delivered to it. The answer
+    names nothing: the sender of the reply proves only that it can sign for an account."""
 
     provider_code = "twilio_sms"
+
+    def candidates(self, request: HttpRequest) -> list[Sender]:
+        sent = sms_deliveries_to(from_number=request.POST.get("From", "")).filter(provider__in=TWILIO_CODES)
+        return senders_of(sent) or platform_senders(("twilio_sms",))
 
     def handle(self, request: HttpRequest) -> HttpResponse:
         from twilio.twiml.messaging_response import MessagingResponse
 
         acknowledged = notification_acknowledge_by_sms(
-            from_number=request.POST.get("From", ""), body=request.POST.get("Body", "")
+            from_number=request.POST.get("From", ""), body=request.POST.get("Body", ""), **senders_scope(self.senders)
         )
         response = MessagingResponse()
         if acknowledged is not None:
-            response.message(f"Acknowledged: {acknowledged.title or acknowledged.event_type}"[:150])
+            response.message("Acknowledged. Thank you.")
         return HttpResponse(str(response), content_type="application/xml")

@@ -8,10 +8,9 @@ class ProvidersConfig(AppConfig):
     verbose_name = "Notification providers"
 
     def ready(self) -> None:
-        from . import registry, webhooks
+        from . import registry
 
         registry.autodiscover()
-        webhooks.connect_signals()
         # SDK debug logs include request parameters, and some providers put credentials in
         # the body (Vonage SMS): keep them quiet whatever the root level is.
         for name in ("vonage_http_client", "twilio.http_client", "botocore", "urllib3"):

@@ -116,6 +116,11 @@ def _layer(record) -> dict[str, Any]:
     return values
 
 
+def own_credentials(record) -> dict[str, Any]:
+    """A record's own secrets and environment references, nothing inherited."""
+    return _layer(record)
+
+
 def resolve_credentials(provider_record=None, *, code: str | None = None, global_records: Iterable[Any] | None = None) -> dict[str, Any]:
     """Credentials for one provider record (or, with `code` only, for the environment default).
 

@@ -106,3 +106,16 @@ def suppression_check(*, addresses: Iterable[str], channel: str, organization_id
         scope |= Q(organization_id=organization_id)
     rows = SuppressedAddress.objects.annotate(address_lower=Lower("address")).filter(scope, channel=channel, address_lower__in=wanted)
     return {address: reason for address, reason in rows.values_list("address_lower", "reason")}
+
+
+def deliveries_sent_by_q(*, provider_ids: Iterable[int] = (), unbound_codes: Iterable[str] = ()) -> Q:
+    """Deliveries sent by these provider records, or without a record (the platform's
+    environment configuration) by these codes. Nothing when both are empty."""
+    scope = Q(pk__in=[])
+    ids = [int(i) for i in provider_ids if i is not None]
+    codes = [str(c) for c in unbound_codes if c]
+    if ids:
+        scope |= Q(provider_record_id__in=ids)
+    if codes:
+        scope |= Q(provider_record__isnull=True, provider__in=codes)
+    return scope

@@ -63,6 +63,7 @@ from .secrets import resolve_credentials, secrets_decrypt, secrets_encrypt
 from .selectors import (
     ProviderBinding,
     binding_for_record,
+    deliveries_sent_by_q,
     provider_bindings_for_channel,
     suppression_check,
 )
@@ -529,15 +530,27 @@ def _apply_event(delivery: NotificationDelivery, event: DeliveryEvent) -> bool:
     return changed
 
 
-def delivery_status_apply(*, provider_code: str, events: Iterable[DeliveryEvent]) -> int:
-    """Apply normalized provider events to deliveries (matched by provider message id).
+def delivery_status_apply(*, provider_code: str, events: Iterable[DeliveryEvent], provider_id: int | None,
+                          unbound_codes: Iterable[str] = ()) -> int:
+    """Apply normalized provider events to the deliveries **the reporting provider sent**.
 
-    Unknown ids are ignored. Hard bounces and complaints put the address on the
-    suppression list. Writes one audit row per status change and refreshes the parent
-    notifications' status. Query count does not depend on the number of events.
+    A provider's report may only touch its own deliveries: they are matched on (provider
+    record, provider message id) — `provider_id` is the record whose credentials
+    authenticated the report — never on the message id alone. `unbound_codes` also admits
+    deliveries sent without a record (the platform's environment configuration) by those
+    provider codes; only a caller that verified the platform's own credentials passes it.
+
+    Unknown ids are ignored. Hard bounces, complaints and unsubscribes suppress the
+    delivery's own address (never one named in the event): a hard bounce reported by a
+    platform provider suppresses it for every organization, one reported by an
+    organization's provider for that organization only; complaints and unsubscribes
+    concern the sending organization. Writes one audit row per status change and refreshes
+    the parent notifications' status. Query count does not depend on the number of events.
     Returns the number of deliveries changed."""
     events = [e for e in events if e.provider_message_id]
-    if not events:
+    unbound_codes = tuple(unbound_codes)
+    scope = deliveries_sent_by_q(provider_ids=[provider_id] if provider_id is not None else [], unbound_codes=unbound_codes)
+    if not events or (provider_id is None and not unbound_codes):
         return 0
     events.sort(key=lambda e: e.timestamp or timezone.now())
     from notifications.engine.delivery import notifications_status_refresh
@@ -545,8 +558,8 @@ def delivery_status_apply(*, provider_code: str, events: Iterable[DeliveryEvent]
     with transaction.atomic():
         deliveries = {
             d.provider_message_id: d
-            for d in NotificationDelivery.objects.select_for_update()
-            .filter(provider_message_id__in={e.provider_message_id for e in events})
+            for d in NotificationDelivery.objects.select_for_update(of=("self",)).select_related("provider_record")
+            .filter(scope, provider_message_id__in={e.provider_message_id for e in events})
             .order_by("pk")
         }
         changed: dict[int, NotificationDelivery] = {}
@@ -575,13 +588,11 @@ def delivery_status_apply(*, provider_code: str, events: Iterable[DeliveryEvent]
                 reason = SuppressionReason.COMPLAINT
             elif event.event == DeliveryEventType.UNSUBSCRIBED:
                 reason = SuppressionReason.UNSUBSCRIBE
-            address = event.recipient or delivery.recipient_address
+            address = delivery.recipient_address
             if reason and address:
-                # A dead mailbox is dead for everyone; a complaint or unsubscribe concerns the sender.
                 suppressions.append(SuppressedAddress(
-                    organization_id=None if reason == SuppressionReason.HARD_BOUNCE else delivery.organization_id,
-                    address=address.strip().lower(), channel=delivery.channel, reason=reason, provider_code=provider_code,
-                    detail=event.reason[:500],
+                    organization_id=_suppression_scope(delivery, reason), address=address.strip().lower(), channel=delivery.channel,
+                    reason=reason, provider_code=provider_code, detail=event.reason[:500],
                 ))
         if changed:
             now = timezone.now()
@@ -599,6 +610,17 @@ def delivery_status_apply(*, provider_code: str, events: Iterable[DeliveryEvent]
     return len(changed)
 
 
+def _suppression_scope(delivery: NotificationDelivery, reason: str) -> int | None:
+    """Organization of a suppression, None for everyone. A dead mailbox is dead for every
+    sender, but only the platform's own provider (a platform record, or the environment's)
+    may say so for everyone: an organization's provider speaks for its organization only.
+    Complaints and unsubscribes always concern the sending organization."""
+    platform_sent = delivery.provider_record_id is None or delivery.provider_record.organization_id is None
+    if reason == SuppressionReason.HARD_BOUNCE and platform_sent:
+        return None
+    return delivery.organization_id
+
+
 def delivery_statuses_poll(*, max_age_hours: int = 48, limit: int = 500) -> int:
     """Ask providers that support polling about deliveries still SENT (no webhook came)."""
     since = timezone.now() - timedelta(hours=max_age_hours)
@@ -607,7 +629,7 @@ def delivery_statuses_poll(*, max_age_hours: int = 48, limit: int = 500) -> int:
         NotificationDelivery.objects.filter(status=DeliveryStatus.SENT, sent_at__gte=since, provider__in=pollable)
         .exclude(provider_message_id="").select_related("provider_record").order_by("sent_at")[:limit]
     )
-    events_by_code: dict[str, list[DeliveryEvent]] = {}
+    events_by_sender: dict[tuple[str, int | None], list[DeliveryEvent]] = {}
     instances: dict[tuple, BaseProvider] = {}
     for delivery in rows:
         key = (delivery.provider, delivery.provider_record_id)
@@ -621,8 +643,10 @@ def delivery_statuses_poll(*, max_age_hours: int = 48, limit: int = 500) -> int:
             logger.warning("status poll of delivery %s failed: %s", delivery.pk, exc.code)
             continue
         if event is not None:
-            events_by_code.setdefault(delivery.provider, []).append(event)
-    return sum(delivery_status_apply(provider_code=code, events=events) for code, events in events_by_code.items())
+            # The answer of one provider account applies to what that account sent, nothing else.
+            events_by_sender.setdefault(key, []).append(event)
+    return sum(delivery_status_apply(provider_code=code, events=events, provider_id=record_id, unbound_codes=() if record_id else (code,))
+               for (code, record_id), events in events_by_sender.items())
 
 
 # --- suppression -----------------------------------------------------------------------------
@@ -742,12 +766,16 @@ def push_subscription_delete(*, user_id: int, endpoint: str) -> int:
 # --- voice acknowledgment ------------------------------------------------------------------------
 
 
-def voice_acknowledge(*, call_sid: str, digits: str) -> bool:
+def voice_acknowledge(*, call_sid: str, digits: str, provider_ids: Iterable[int] = (), unbound_codes: Iterable[str] = ()) -> bool:
     """The callee pressed a key during the Gather: the acknowledgment digit acknowledges the
-    notification and its escalation copies (which stops the chain). True when it did."""
-    delivery = NotificationDelivery.objects.filter(provider_message_id=call_sid, channel=Channel.VOICE).only(
-        "pk", "notification_id", "rendered").first()
-    if delivery is None or not call_sid:
+    notification and its escalation copies (which stops the chain). Only a call placed by
+    the provider that authenticated the callback counts. True when it did."""
+    if not call_sid:
+        return False
+    delivery = NotificationDelivery.objects.filter(
+        deliveries_sent_by_q(provider_ids=provider_ids, unbound_codes=unbound_codes), provider_message_id=call_sid, channel=Channel.VOICE,
+    ).only("pk", "notification_id", "rendered").first()
+    if delivery is None:
         return False
     rendered = delivery.rendered or {}
     expected = str((rendered.get("extra") or {}).get("acknowledgment_digit") or rendered.get("acknowledgment_digit") or "1")[:1]

@@ -1,14 +1,12 @@
-from django.urls import include, path
+from django.urls import path
 
 from . import api, views, webhooks
 
 urlpatterns = [
-    # The hardened tracking views first; the rest of anymail's (inbound) after them.
-    path("webhooks/anymail/sendgrid/tracking/", webhooks.SendGridTrackingView.as_view(), name="providers-sendgrid-tracking"),
-    path("webhooks/anymail/mailgun/tracking/", webhooks.MailgunTrackingView.as_view(), name="providers-mailgun-tracking"),
-    path("webhooks/anymail/postmark/tracking/", webhooks.PostmarkTrackingView.as_view(), name="providers-postmark-tracking"),
-    path("webhooks/anymail/amazon_ses/tracking/", webhooks.AmazonSesTrackingView.as_view(), name="providers-amazon-ses-tracking"),
-    path("webhooks/anymail/", include("anymail.urls")),
+    # Email status: only the hardened tracking views, only for ESPs an active record uses
+    # (django-anymail's own URLs, inbound included, are not mounted).
+    path("webhooks/anymail/<slug:esp>/tracking/", webhooks.anymail_tracking, name="providers-anymail-tracking"),
+    path("webhooks/anymail/<slug:esp>/tracking/<int:provider_id>/", webhooks.anymail_tracking, name="providers-anymail-tracking-record"),
     path("webhooks/twilio/status/", webhooks.TwilioStatusWebhookView.as_view(), name="providers-twilio-status"),
     path("webhooks/twilio/voice/gather/", webhooks.TwilioGatherWebhookView.as_view(), name="providers-twilio-gather"),
     path("webhooks/meta/whatsapp/", webhooks.MetaWhatsAppWebhookView.as_view(), name="providers-meta-whatsapp"),

@@ -1,15 +1,17 @@
 """Incoming provider webhooks.
 
-`SignedWebhookView` owns what every provider webhook needs: CSRF exemption, signature
-verification against the raw request (403 and nothing else when it fails), and the hand-off
-of normalized events to `services.delivery_status_apply`. A provider only says how to verify
-and how to map its payload.
+A callback may only change what the provider account that authenticated it sent.
+`SignedWebhookView` owns what every provider webhook needs: CSRF exemption, verification
+against the raw request with the credentials of the account that sent the message the
+callback talks about (403 and nothing else when it fails), and the hand-off of normalized
+events to `services.delivery_status_apply` scoped to that account's deliveries.
 
-Email status arrives through django-anymail's tracking views, mounted at
-/webhooks/anymail/<esp>/tracking/ in the hardened subclasses below: anymail accepts
-unauthenticated posts when no secret is configured (it only warns) and answers a bad
-signature with 400; ours refuse with 403 in both cases, and the Amazon SES view also checks
-the SNS message signature. Their `tracking` signal lands in `anymail_tracking_received`.
+Email status arrives through django-anymail's tracking views, hardened below and mounted by
+`anymail_tracking` at /webhooks/anymail/<esp>/tracking/ (the platform's account) and
+/webhooks/anymail/<esp>/tracking/<provider_id>/ (one record's account), only for the ESPs an
+active provider record uses: anymail accepts unauthenticated posts when no secret is
+configured (it only warns) and answers a bad signature with 400; ours refuse with 403 in both
+cases, and the Amazon SES view also checks the SNS message signature.
 """
 from __future__ import annotations
 
@@ -20,30 +22,89 @@ import json
 import logging
 import re
 import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, HttpResponseForbidden, JsonResponse
+from django.db.models import QuerySet
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseForbidden, JsonResponse
+from django.utils.crypto import constant_time_compare
 from django.utils.decorators import method_decorator
 from django.views import View
 from django.views.decorators.csrf import csrf_exempt
 
 from .base import DeliveryEvent, DeliveryEventType
 
+if TYPE_CHECKING:
+    from notifications.models import NotificationProvider
+
 logger = logging.getLogger(__name__)
 
 TWILIO_CODES = ("twilio_sms", "twilio_whatsapp", "twilio_voice")
 
 
+@dataclass(frozen=True)
+class Sender:
+    """A provider account that may have sent what a callback talks about: a record, or
+    (record None) the platform's environment configuration of `code`."""
+
+    code: str
+    record: NotificationProvider | None = None
+
+    @property
+    def provider_id(self) -> int | None:
+        return self.record.pk if self.record is not None else None
+
+    def credentials(self) -> dict[str, Any]:
+        from .secrets import resolve_credentials
+
+        try:
+            return resolve_credentials(self.record) if self.record is not None else resolve_credentials(None, code=self.code)
+        except Exception:  # noqa: BLE001 — an undecryptable record verifies nothing
+            logger.warning("provider %s: credentials unreadable, skipped for signature checks", self.provider_id)
+            return {}
+
+
+def senders_scope(senders: Iterable[Sender]) -> dict[str, list]:
+    """`provider_ids` / `unbound_codes` keywords of the deliveries these senders sent."""
+    senders = list(senders)
+    return {"provider_ids": [s.provider_id for s in senders if s.record is not None],
+            "unbound_codes": sorted({s.code for s in senders if s.record is None})}
+
+
+def senders_of(deliveries: QuerySet) -> list[Sender]:
+    """The provider accounts that sent these deliveries (one query)."""
+    from notifications.models import NotificationProvider
+
+    pairs = set(deliveries.values_list("provider_record_id", "provider"))
+    records = NotificationProvider.objects.in_bulk([pk for pk, _ in pairs if pk is not None])
+    senders = {Sender(code=code, record=records[pk]) for pk, code in pairs if pk in records}
+    senders |= {Sender(code=code) for pk, code in pairs if pk is None and code}
+    return sorted(senders, key=lambda s: (s.provider_id or 0, s.code))
+
+
+def platform_senders(codes: Iterable[str]) -> list[Sender]:
+    """The platform's own accounts for these codes: its active records, else its environment."""
+    from notifications.models import NotificationProvider
+
+    codes = list(codes)
+    records = list(NotificationProvider.objects.filter(organization__isnull=True, code__in=codes, is_active=True).order_by("pk"))
+    return [Sender(code=r.code, record=r) for r in records] or [Sender(code=codes[0])]
+
+
 @method_decorator(csrf_exempt, name="dispatch")
 class SignedWebhookView(View):
-    """Base view: `verify(request)` must return True or the answer is 403 and nothing runs."""
+    """Base view: `verify(request)` returns the provider accounts whose credentials
+    authenticate the request; none and the answer is 403 and nothing runs. `handle` may
+    then only touch what those accounts sent (`self.senders`)."""
 
     http_method_names = ["post"]
     provider_code = ""
+    senders: list[Sender]
 
-    def verify(self, request: HttpRequest) -> bool:
+    def verify(self, request: HttpRequest) -> list[Sender]:
         raise NotImplementedError
 
     def handle(self, request: HttpRequest) -> HttpResponse:
@@ -51,11 +112,11 @@ class SignedWebhookView(View):
 
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         try:
-            verified = self.verify(request)
+            self.senders = list(self.verify(request) or [])
         except Exception:  # a malformed request must not turn into a 500 or a pass
             logger.warning("%s webhook: verification error", self.provider_code, exc_info=True)
-            verified = False
-        if not verified:
+            self.senders = []
+        if not self.senders:
             logger.warning("%s webhook: rejected signature from %s", self.provider_code, request.META.get("REMOTE_ADDR"))
             return HttpResponseForbidden("invalid signature")
         return self.handle(request)
@@ -64,71 +125,81 @@ class SignedWebhookView(View):
 # --- Twilio ------------------------------------------------------------------------------------
 
 
-def twilio_auth_tokens(account_sid: str) -> list[str]:
-    """Auth tokens that may have signed a request for this account: every Twilio provider
-    record whose resolved account SID matches, then the environment's."""
-    import os
-
-    from notifications.models import NotificationProvider
-
-    from .secrets import resolve_credentials
-
-    tokens: list[str] = []
-    for record in NotificationProvider.objects.filter(code__in=TWILIO_CODES).order_by("organization_id", "pk"):
-        try:
-            credentials = resolve_credentials(record)
-        except Exception:  # noqa: BLE001 — one undecryptable record must not block the others
-            logger.warning("provider %s: credentials unreadable, skipped for signature checks", record.pk)
-            continue
-        if credentials.get("auth_token") and (not account_sid or credentials.get("account_sid") == account_sid):
-            tokens.append(credentials["auth_token"])
-    env_token = os.environ.get("TWILIO_AUTH_TOKEN")
-    if env_token and (not account_sid or os.environ.get("TWILIO_ACCOUNT_SID", account_sid) == account_sid):
-        tokens.append(env_token)
-    return list(dict.fromkeys(tokens))
-
-
 class TwilioWebhookView(SignedWebhookView):
+    """Twilio signs each callback with the auth token of the account that placed the message
+    or call. The request is checked against the credentials of the account that sent what
+    it talks about (`candidates`), never against every Twilio record: the `AccountSid` it
+    names must be that account's and the signature must be its token's."""
+
     provider_code = "twilio"
 
-    def verify(self, request: HttpRequest) -> bool:
+    def candidates(self, request: HttpRequest) -> list[Sender]:
+        raise NotImplementedError
+
+    def verify(self, request: HttpRequest) -> list[Sender]:
         from twilio.request_validator import RequestValidator
 
         signature = request.headers.get("X-Twilio-Signature", "")
-        if not signature:
-            return False
         params = request.POST.dict()
+        account_sid = params.get("AccountSid", "")
+        if not signature or not account_sid:
+            return []
         # Twilio signs the URL it was given; behind a proxy that is SITE_URL's, not ours.
         urls = {request.build_absolute_uri(), f"{settings.SITE_URL}{request.get_full_path()}"}
-        for token in twilio_auth_tokens(params.get("AccountSid", "")):
+        verified = []
+        for sender in self.candidates(request):
+            credentials = sender.credentials()
+            token, sid = str(credentials.get("auth_token") or ""), str(credentials.get("account_sid") or "")
+            if not token or not sid or not constant_time_compare(sid, account_sid):
+                continue
             validator = RequestValidator(token)
             if any(validator.validate(url, params, signature) for url in urls):
-                return True
-        return False
+                verified.append(sender)
+        return verified
+
+
+def _deliveries_with_id(provider_message_id: str, codes: Iterable[str], channel: str | None = None) -> QuerySet:
+    from notifications.models import NotificationDelivery
+
+    qs = NotificationDelivery.objects.filter(provider_message_id=provider_message_id, provider__in=list(codes))
+    return qs.filter(channel=channel) if channel else qs
 
 
 class TwilioStatusWebhookView(TwilioWebhookView):
-    """SMS, WhatsApp and voice status callbacks."""
+    """SMS, WhatsApp and voice status callbacks: they change the deliveries of the verified
+    account only."""
+
+    def candidates(self, request: HttpRequest) -> list[Sender]:
+        sid = request.POST.get("CallSid") or request.POST.get("MessageSid") or request.POST.get("SmsSid") or ""
+        senders = senders_of(_deliveries_with_id(sid, TWILIO_CODES)) if sid else []
+        return senders or platform_senders(TWILIO_CODES)  # an unknown id: a platform callback, or nobody's
 
     def handle(self, request: HttpRequest) -> HttpResponse:
         from .services import delivery_status_apply
         from .twilio_common import parse_twilio_status
 
         events = parse_twilio_status(request.POST.dict())
-        if events:
-            delivery_status_apply(provider_code="twilio", events=events)
+        for sender in self.senders if events else []:
+            delivery_status_apply(provider_code=sender.code, events=events, provider_id=sender.provider_id,
+                                  unbound_codes=() if sender.record is not None else TWILIO_CODES)
         return HttpResponse(status=204)
 
 
 class TwilioGatherWebhookView(TwilioWebhookView):
     """The digit pressed during a voice call's Gather."""
 
+    def candidates(self, request: HttpRequest) -> list[Sender]:
+        call_sid = request.POST.get("CallSid", "")
+        senders = senders_of(_deliveries_with_id(call_sid, ("twilio_voice",), channel="VOICE")) if call_sid else []
+        return senders or platform_senders(("twilio_voice",))
+
     def handle(self, request: HttpRequest) -> HttpResponse:
         from twilio.twiml.voice_response import VoiceResponse
 
         from .services import voice_acknowledge
 
-        acknowledged = voice_acknowledge(call_sid=request.POST.get("CallSid", ""), digits=request.POST.get("Digits", ""))
+        acknowledged = voice_acknowledge(call_sid=request.POST.get("CallSid", ""), digits=request.POST.get("Digits", ""),
+                                         **senders_scope(self.senders))
         response = VoiceResponse()
         response.say("Acknowledged. Thank you." if acknowledged else "No acknowledgment recorded. Goodbye.")
         response.hangup()
@@ -138,30 +209,27 @@ class TwilioGatherWebhookView(TwilioWebhookView):
 # --- Meta WhatsApp Cloud API ---------------------------------------------------------------------
 
 
-def _meta_app_secrets() -> list[str]:
-    import os
-
-    from notifications.models import NotificationProvider
-
-    from .secrets import resolve_credentials
-
-    secrets: list[str] = []
-    for record in NotificationProvider.objects.filter(code="meta_whatsapp"):
-        try:
-            value = resolve_credentials(record).get("app_secret")
-        except Exception:  # noqa: BLE001 — same as above
-            logger.warning("provider %s: credentials unreadable, skipped for signature checks", record.pk)
-            continue
-        if value:
-            secrets.append(value)
-    if os.environ.get("WHATSAPP_APP_SECRET"):
-        secrets.append(os.environ["WHATSAPP_APP_SECRET"])
-    return list(dict.fromkeys(secrets))
+def _meta_message_ids(body: bytes) -> list[str]:
+    """The message ids an (unverified) status body talks about: only to find whose secret
+    must have signed it."""
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        return []
+    ids: list[str] = []
+    for entry in (payload.get("entry") or []) if isinstance(payload, dict) else []:
+        for change in (entry.get("changes") or []) if isinstance(entry, dict) else []:
+            value = change.get("value") if isinstance(change, dict) else None
+            for status in (value.get("statuses") or []) if isinstance(value, dict) else []:
+                if isinstance(status, dict) and isinstance(status.get("id"), str):
+                    ids.append(status["id"])
+    return ids[:100]
 
 
 class MetaWhatsAppWebhookView(SignedWebhookView):
     """Status webhooks signed with X-Hub-Signature-256 (HMAC-SHA256 of the raw body with the
-    app secret); GET answers Meta's subscription challenge with the configured verify token."""
+    app secret of the account that sent the messages); GET answers Meta's subscription
+    challenge with the configured verify token."""
 
     http_method_names = ["get", "post"]
     provider_code = "meta_whatsapp"
@@ -174,12 +242,22 @@ class MetaWhatsAppWebhookView(SignedWebhookView):
             return HttpResponse(request.GET.get("hub.challenge", ""), content_type="text/plain")
         return HttpResponseForbidden("invalid verify token")
 
-    def verify(self, request: HttpRequest) -> bool:
+    def verify(self, request: HttpRequest) -> list[Sender]:
+        from notifications.models import NotificationDelivery
+
         header = request.headers.get("X-Hub-Signature-256", "")
         if not header.startswith("sha256="):
-            return False
+            return []
         given = header.split("=", 1)[1]
-        return any(hmac.compare_digest(hmac.new(s.encode(), request.body, hashlib.sha256).hexdigest(), given) for s in _meta_app_secrets())
+        ids = _meta_message_ids(request.body)
+        sent = NotificationDelivery.objects.filter(provider_message_id__in=ids, provider="meta_whatsapp") if ids else None
+        candidates = (senders_of(sent) if sent is not None else []) or platform_senders(("meta_whatsapp",))
+        verified = []
+        for sender in candidates:
+            secret = str(sender.credentials().get("app_secret") or "")
+            if secret and hmac.compare_digest(hmac.new(secret.encode(), request.body, hashlib.sha256).hexdigest(), given):
+                verified.append(sender)
+        return verified
 
     def handle(self, request: HttpRequest) -> HttpResponse:
         from .registry import registry
@@ -190,8 +268,9 @@ class MetaWhatsAppWebhookView(SignedWebhookView):
         except ValueError:
             return JsonResponse({"detail": "Body is not JSON."}, status=400)
         events = registry.get("meta_whatsapp")().parse_webhook(payload if isinstance(payload, dict) else {})
-        if events:
-            delivery_status_apply(provider_code="meta_whatsapp", events=events)
+        for sender in self.senders if events else []:
+            delivery_status_apply(provider_code="meta_whatsapp", events=events, provider_id=sender.provider_id,
+                                  unbound_codes=() if sender.record is not None else ("meta_whatsapp",))
         return HttpResponse(status=200)
 
 
@@ -244,20 +323,6 @@ def anymail_event_normalize(event: Any) -> DeliveryEvent | None:
                          recipient=getattr(event, "recipient", None) or "", reason=reason, hard=hard)
 
 
-def anymail_tracking_received(sender: Any, event: Any, esp_name: str, **kwargs: Any) -> None:
-    from .services import delivery_status_apply
-
-    normalized = anymail_event_normalize(event)
-    if normalized is not None:
-        delivery_status_apply(provider_code=anymail_provider_code(esp_name), events=[normalized])
-
-
-def connect_signals() -> None:
-    from anymail.signals import tracking
-
-    tracking.connect(anymail_tracking_received, dispatch_uid="providers.anymail_tracking")
-
-
 # --- hardened anymail tracking views ---------------------------------------------------------------
 
 from anymail.exceptions import AnymailError, AnymailWebhookValidationFailure  # noqa: E402
@@ -268,9 +333,27 @@ from anymail.webhooks.postmark import PostmarkTrackingWebhookView  # noqa: E402
 from anymail.webhooks.sendgrid import SendGridTrackingWebhookView  # noqa: E402
 
 
+class _CollectedEvents:
+    """Stands in for anymail's `tracking` signal on one request: the events stay with the
+    view that authenticated them (a process-wide signal cannot say which account did)."""
+
+    def __init__(self) -> None:
+        self.events: list[Any] = []
+
+    def send(self, sender: Any, event: Any, esp_name: str, **kwargs: Any) -> None:
+        self.events.append(event)
+
+
 class VerifiedAnymailMixin:
     """403 unless the request is authenticated: when nothing to verify it with is configured
-    (anymail would accept it with a warning) and when verification fails (anymail: 400)."""
+    (anymail would accept it with a warning) and when verification fails (anymail: 400).
+    Accepted events change only the deliveries of `provider_record` (and, on the platform's
+    URL, those the platform's environment configuration sent)."""
+
+    warn_if_no_basic_auth = False  # refused below instead
+    webhook_secret = None
+    provider_record = None
+    platform = False
 
     def verification_configured(self) -> bool:
         return bool(self.basic_auth)
@@ -279,16 +362,27 @@ class VerifiedAnymailMixin:
         if not self.verification_configured():
             logger.error("%s tracking webhook refused: no webhook secret or signature key is configured", self.esp_name)
             return HttpResponseForbidden("webhook verification is not configured")
+        self.signal = _CollectedEvents()
         try:
-            return super().post(request, *args, **kwargs)
+            response = super().post(request, *args, **kwargs)
         except AnymailWebhookValidationFailure:
             logger.warning("%s tracking webhook: rejected signature from %s", self.esp_name, request.META.get("REMOTE_ADDR"))
             return HttpResponseForbidden("invalid signature")
         except AnymailError:
             return JsonResponse({"detail": "Malformed webhook payload."}, status=400)
+        normalized = [e for e in (anymail_event_normalize(event) for event in self.signal.events) if e is not None]
+        if normalized and response.status_code < 300 and self.provider_record is not None:
+            from .services import delivery_status_apply
+
+            code = self.provider_record.code
+            delivery_status_apply(provider_code=code, events=normalized, provider_id=self.provider_record.pk,
+                                  unbound_codes=(code,) if self.platform else ())
+        return response
 
 
 class SendGridTrackingView(VerifiedAnymailMixin, SendGridTrackingWebhookView):
+    tracking_webhook_verification_key = None
+
     def verification_configured(self) -> bool:
         return bool(self.basic_auth or self.webhook_verification_key)
 
@@ -364,3 +458,66 @@ class AmazonSesTrackingView(VerifiedAnymailMixin, AmazonSESTrackingWebhookView):
         message = self._parse_sns_message(request)
         if not isinstance(message, dict) or not sns_message_verify(message):
             raise AnymailWebhookValidationFailure("Amazon SNS message signature is missing or invalid")
+
+
+# --- which ESP tracking URLs answer ----------------------------------------------------------------
+
+ANYMAIL_TRACKING_VIEWS: dict[str, type] = {
+    "sendgrid": SendGridTrackingView,
+    "mailgun": MailgunTrackingView,
+    "postmark": PostmarkTrackingView,
+    "amazon_ses": AmazonSesTrackingView,
+}
+# anymail's setting name -> the provider record's credential (or config) key holding it.
+ANYMAIL_WEBHOOK_KEYS: dict[str, dict[str, str]] = {
+    "sendgrid": {"webhook_secret": "webhook_secret", "tracking_webhook_verification_key": "webhook_verification_key"},
+    "mailgun": {"webhook_secret": "webhook_secret", "webhook_signing_key": "webhook_signing_key"},
+    "postmark": {"webhook_secret": "webhook_secret"},
+    "amazon_ses": {"webhook_secret": "webhook_secret"},
+}
+
+
+def anymail_webhook_settings(record: NotificationProvider, *, platform: bool) -> dict[str, Any]:
+    """What the tracking view of `record` verifies requests with: the record's own webhook
+    credentials (never inherited from another record). On the platform's URL, a key the
+    platform record leaves unset falls back to the ANYMAIL settings (the environment); on an
+    organization record's URL nothing falls back, so an unset key verifies nothing."""
+    from .secrets import own_credentials
+
+    try:
+        own = {**(record.config or {}), **own_credentials(record)}
+    except Exception:  # noqa: BLE001 — undecryptable: verifies nothing
+        logger.warning("provider %s: credentials unreadable, its tracking webhook refuses everything", record.pk)
+        own = {}
+    values: dict[str, Any] = {}
+    for setting, key in ANYMAIL_WEBHOOK_KEYS[record.code].items():
+        value = own.get(key)
+        if value not in (None, ""):
+            values[setting] = str(value)
+        elif not platform:
+            values[setting] = ""
+    if not platform and record.code == "mailgun":
+        values["api_key"] = None  # anymail would fall back to the API key, then to settings
+    return values
+
+
+@csrf_exempt
+def anymail_tracking(request: HttpRequest, esp: str, provider_id: int | None = None) -> HttpResponse:
+    """`/webhooks/anymail/<esp>/tracking/` (the platform's account) and
+    `/webhooks/anymail/<esp>/tracking/<provider_id>/` (one provider record's account).
+
+    Only the hardened views above exist, and each only while an active provider record uses
+    that ESP: every other ESP and inbound URL of django-anymail, an ESP nobody configured, an
+    inactive or unknown record are 404 before anything is parsed."""
+    from notifications.models import NotificationProvider
+
+    view_class = ANYMAIL_TRACKING_VIEWS.get(esp)
+    if view_class is None:
+        raise Http404("No such webhook.")
+    records = NotificationProvider.objects.filter(code=esp, is_active=True)
+    record = (records.filter(organization__isnull=True) if provider_id is None else records.filter(pk=provider_id)).first()
+    if record is None:
+        raise Http404("No such webhook.")
+    platform = provider_id is None
+    view = view_class.as_view(provider_record=record, platform=platform, **anymail_webhook_settings(record, platform=platform))
+    return view(request)

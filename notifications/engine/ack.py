@@ -8,6 +8,7 @@ the recipient, the link is its own credential, webhooks are signature-verified).
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
@@ -137,17 +138,27 @@ def sms_reply_is_ack(body: str) -> bool:
     return body.strip().upper().rstrip(".!") in SMS_ACK_KEYWORDS
 
 
-def notification_acknowledge_by_sms(*, from_number: str, body: str) -> Notification | None:
+def sms_deliveries_to(*, from_number: str):
+    """SMS deliveries to this phone in the acknowledgement window."""
+    return NotificationDelivery.objects.filter(
+        channel=Channel.SMS, recipient_address=from_number, created_at__gte=timezone.now() - SMS_ACK_WINDOW,
+    ) if from_number else NotificationDelivery.objects.none()
+
+
+def notification_acknowledge_by_sms(
+    *, from_number: str, body: str, provider_ids: Iterable[int] = (), unbound_codes: Iterable[str] = ()
+) -> Notification | None:
     """An inbound SMS: "ACK"/"1" acknowledges the newest unacknowledged escalating
-    notification sent by SMS to that number in the last 24 hours. None when nothing matched."""
+    notification sent by SMS to that number in the last 24 hours **by the provider accounts
+    that authenticated the reply** (`provider_ids` records, or the environment's
+    `unbound_codes`). None when nothing matched."""
+    from providers.selectors import deliveries_sent_by_q
+
     if not sms_reply_is_ack(body):
         return None
-    since = timezone.now() - SMS_ACK_WINDOW
     notification_id = (
-        NotificationDelivery.objects.filter(
-            channel=Channel.SMS, recipient_address=from_number, created_at__gte=since,
-            notification__acknowledged_at__isnull=True,
-        )
+        sms_deliveries_to(from_number=from_number)
+        .filter(deliveries_sent_by_q(provider_ids=provider_ids, unbound_codes=unbound_codes), notification__acknowledged_at__isnull=True)
         .exclude(status__in=[DeliveryStatus.SKIPPED, DeliveryStatus.CANCELLED])
         .order_by(F("notification__next_escalation_at").desc(nulls_last=True), "-created_at")
         .values_list("notification_id", flat=True)

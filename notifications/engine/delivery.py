@@ -622,6 +622,8 @@ def _deliver_claimed(claimed: list[int], report: BatchReport) -> None:
                                      error_code="template"))
             continue
         if delivery.channel == Channel.IN_APP:
+            from providers.inapp import inapp_message_id
+
             if notification.recipient_id is None:
                 outcomes.append(_Outcome(delivery, DeliveryStatus.FAILED, error="In-app needs a user recipient.",
                                          error_code="no_address", rendered=content))
@@ -629,7 +631,7 @@ def _deliver_claimed(claimed: list[int], report: BatchReport) -> None:
             # The notification row is the inbox item: storing its content is the delivery.
             in_app_content[notification.pk] = content
             outcomes.append(_Outcome(delivery, DeliveryStatus.DELIVERED, provider=IN_APP_PROVIDER,
-                                     provider_message_id=f"notification:{notification.pk}", rendered=content))
+                                     provider_message_id=inapp_message_id(), rendered=content))
             continue
         to_send.append((delivery, notification, content))
 

@@ -19,7 +19,7 @@ from cryptography.x509.oid import NameOID
 from django.test import Client
 
 from notifications.enums import DeliveryStatus
-from notifications.models import NotificationDelivery
+from notifications.models import NotificationDelivery, NotificationProvider
 from providers.models import SuppressedAddress, SuppressionReason
 
 from .factories import DeliveryFactory
@@ -36,10 +36,19 @@ def _row(delivery) -> dict:
 
 
 @pytest.fixture
-def anymail(settings):
-    """A clean ANYMAIL setting (the environment's values must not leak into these tests)."""
+def anymail(settings, make_provider):
+    """A clean ANYMAIL setting (the environment's values must not leak into these tests), and
+    the platform's record of each ESP: a tracking URL answers only for an ESP in use."""
     settings.ANYMAIL = {"MAILGUN_API_KEY": ""}
+    for code in ("sendgrid", "mailgun", "postmark", "amazon_ses"):
+        make_provider(code)
     return settings.ANYMAIL
+
+
+def _sent(**fields) -> NotificationDelivery:
+    """A delivery the platform's record of `provider` sent."""
+    record = NotificationProvider.objects.get(organization__isnull=True, code=fields["provider"])
+    return DeliveryFactory(provider_record=record, **fields)
 
 
 # --- SendGrid signed event webhook ---------------------------------------------------------------
@@ -63,7 +72,7 @@ def _sendgrid_post(body: bytes, key: ec.EllipticCurvePrivateKey | None, timestam
 
 def test_sendgrid_signed_event_webhook(anymail):
     key = _sendgrid_key(anymail)
-    delivery = DeliveryFactory(provider="sendgrid", provider_message_id="sg-anymail-1")
+    delivery = _sent(provider="sendgrid", provider_message_id="sg-anymail-1")
     body = json.dumps([{"email": delivery.recipient_address, "timestamp": 1767225600, "event": "open",
                         "anymail_id": "sg-anymail-1", "sg_event_id": "e1"}]).encode()
 
@@ -93,7 +102,7 @@ def _mailgun_body(signing_key: str, *, message_id: str, event: dict, token: str 
 
 def test_mailgun_webhook_is_checked_with_the_signing_key(anymail):
     anymail["MAILGUN_WEBHOOK_SIGNING_KEY"] = "mg-signing-key"
-    delivery = DeliveryFactory(provider="mailgun", provider_message_id="<mg-1@mg.example.com>", recipient_address="gone@example.com")
+    delivery = _sent(provider="mailgun", provider_message_id="<mg-1@mg.example.com>", recipient_address="gone@example.com")
     event = {"event": "failed", "severity": "permanent", "reason": "bounce", "recipient": "gone@example.com",
              "delivery-status": {"code": 550, "message": "5.1.1 user unknown", "description": ""}}
     url = "/webhooks/anymail/mailgun/tracking/"
@@ -112,7 +121,7 @@ def test_mailgun_webhook_is_checked_with_the_signing_key(anymail):
 def test_mailgun_without_a_signing_key_refuses_what_an_empty_key_would_sign(anymail):
     # settings define MAILGUN_API_KEY as "" when unset; anymail would then accept an HMAC
     # computed with an empty key
-    delivery = DeliveryFactory(provider="mailgun", provider_message_id="<mg-2@mg.example.com>")
+    delivery = _sent(provider="mailgun", provider_message_id="<mg-2@mg.example.com>")
     body = _mailgun_body("", message_id="mg-2@mg.example.com", event={"event": "delivered", "recipient": "a@example.com"})
     before = _row(delivery)
     assert Client().post("/webhooks/anymail/mailgun/tracking/", body, content_type="application/json").status_code == 403
@@ -124,8 +133,8 @@ def test_mailgun_without_a_signing_key_refuses_what_an_empty_key_would_sign(anym
 
 def test_postmark_webhook_needs_the_webhook_secret_and_soft_bounces_do_not_suppress(anymail):
     url = "/webhooks/anymail/postmark/tracking/"
-    hard = DeliveryFactory(provider="postmark", provider_message_id="pm-hard", recipient_address="gone@example.com")
-    soft = DeliveryFactory(provider="postmark", provider_message_id="pm-soft", recipient_address="full@example.com")
+    hard = _sent(provider="postmark", provider_message_id="pm-hard", recipient_address="gone@example.com")
+    soft = _sent(provider="postmark", provider_message_id="pm-soft", recipient_address="full@example.com")
 
     def bounce(message_id: str, kind: str, email: str) -> str:
         return json.dumps({"RecordType": "Bounce", "Type": kind, "MessageID": message_id, "Email": email, "ID": 42,
@@ -191,7 +200,7 @@ def _sns_post(message: dict, auth: str | None = BASIC):
 
 
 def test_ses_events_through_sns_need_the_secret_and_amazons_signature(sns_signer):
-    delivery = DeliveryFactory(provider="amazon_ses", provider_message_id="ses-1", recipient_address="gone@example.com")
+    delivery = _sent(provider="amazon_ses", provider_message_id="ses-1", recipient_address="gone@example.com")
     valid = sns_signer(_ses_bounce("ses-1", "gone@example.com"))
     before = _row(delivery)
 
@@ -214,14 +223,14 @@ def test_ses_events_through_sns_need_the_secret_and_amazons_signature(sns_signer
 
 
 def test_ses_transient_bounce_is_recorded_without_suppressing_the_address(sns_signer):
-    delivery = DeliveryFactory(provider="amazon_ses", provider_message_id="ses-2", recipient_address="full@example.com")
+    delivery = _sent(provider="amazon_ses", provider_message_id="ses-2", recipient_address="full@example.com")
     assert _sns_post(sns_signer(_ses_bounce("ses-2", "full@example.com", bounce_type="Transient"))).status_code == 200
     delivery.refresh_from_db()
     assert delivery.status == DeliveryStatus.BOUNCED and not SuppressedAddress.objects.exists()
 
 
 def test_an_unknown_message_id_is_ignored_safely(sns_signer):
-    delivery = DeliveryFactory(provider="amazon_ses", provider_message_id="ses-3")
+    delivery = _sent(provider="amazon_ses", provider_message_id="ses-3")
     before = _row(delivery)
     assert _sns_post(sns_signer(_ses_bounce("ses-unknown", "who@example.com"))).status_code == 200
     assert _row(delivery) == before and not SuppressedAddress.objects.exists()
