@@ -55,6 +55,21 @@ def _can_edit(request: Request, record) -> bool:
     return record.organization_id is not None and record.organization_id == organization_id
 
 
+def status_webhook_url(record) -> str | None:
+    """Where this record's provider account posts delivery status (None: it does not)."""
+    from django.conf import settings
+
+    from .webhooks import ANYMAIL_TRACKING_VIEWS, TWILIO_CODES
+
+    if record.code in ANYMAIL_TRACKING_VIEWS:
+        return f"{settings.SITE_URL}/webhooks/anymail/{record.code}/tracking/{record.pk}/"
+    if record.code in TWILIO_CODES:
+        return f"{settings.SITE_URL}/webhooks/twilio/status/"
+    if record.code == "meta_whatsapp":
+        return f"{settings.SITE_URL}/webhooks/meta/whatsapp/"
+    return None
+
+
 class ProviderOutSerializer(serializers.Serializer):
     def to_representation(self, record) -> dict[str, Any]:
         request = self.context["request"]
@@ -78,6 +93,7 @@ class ProviderOutSerializer(serializers.Serializer):
             "health_message": record.health_message,
             "last_health_check_at": record.last_health_check_at,
             "read_only": not _can_edit(request, record),
+            "status_webhook_url": status_webhook_url(record),
             "created_at": record.created_at,
             "updated_at": record.updated_at,
         }

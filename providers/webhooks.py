@@ -451,6 +451,10 @@ class AmazonSesTrackingView(VerifiedAnymailMixin, AmazonSESTrackingWebhookView):
     """SES events through SNS: the webhook secret (basic auth, which also proves the topic is
     ours) and Amazon's signature of the SNS message."""
 
+    session_params = None
+    client_params = None
+    auto_confirm_sns_subscriptions = None
+
     def validate_request(self, request: HttpRequest) -> None:
         # anymail runs every `validate_request` of the class chain, this one first: check the
         # shared secret before fetching any certificate for a stranger's request.
@@ -498,6 +502,15 @@ def anymail_webhook_settings(record: NotificationProvider, *, platform: bool) ->
             values[setting] = ""
     if not platform and record.code == "mailgun":
         values["api_key"] = None  # anymail would fall back to the API key, then to settings
+    if not platform and record.code == "amazon_ses":
+        # Confirming an SNS subscription is an AWS call: with the record's own keys, never
+        # with the platform's (boto3's default chain); without keys, confirm it by hand.
+        if own.get("access_key_id") and own.get("secret_access_key"):
+            values["session_params"] = {"aws_access_key_id": str(own["access_key_id"]), "aws_secret_access_key": str(own["secret_access_key"]),
+                                        "region_name": str(own.get("region") or "us-east-1")}
+            values["client_params"] = {}
+        else:
+            values["auto_confirm_sns_subscriptions"] = False
     return values
 
 

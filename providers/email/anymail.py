@@ -3,8 +3,11 @@
 The anymail backend is built per send with `get_connection(backend, **credentials)`, so each
 organization's own credentials work side by side with the platform's. Every ESP accepts an
 API base URL in config (`api_url`; SES: `endpoint_url`) so tests and regional accounts can
-point it elsewhere. Status comes back through anymail's tracking webhooks
-(`/webhooks/anymail/<esp>/tracking/`), normalized in `providers.webhooks`.
+point it elsewhere. Status comes back through anymail's tracking webhooks, normalized in
+`providers.webhooks`: `/webhooks/anymail/<esp>/tracking/` for the platform's account,
+`/webhooks/anymail/<esp>/tracking/<provider id>/` for a record's own account, authenticated
+by the record's `webhook_secret` (basic auth `user:password`), SendGrid's
+`webhook_verification_key` or Mailgun's `webhook_signing_key`.
 """
 from __future__ import annotations
 
@@ -193,7 +196,7 @@ class SendGridProvider(AnymailEmailProvider):
     name = "SendGrid"
     esp_name = "SendGrid"
     backend = "anymail.backends.sendgrid.EmailBackend"
-    sensitive_params = ("api_key",)
+    sensitive_params = ("api_key", "webhook_secret")
     required_params = ("api_key",)
     env_credentials = {"api_key": "SENDGRID_API_KEY"}
 
@@ -213,7 +216,7 @@ class MailgunProvider(AnymailEmailProvider):
     name = "Mailgun"
     esp_name = "Mailgun"
     backend = "anymail.backends.mailgun.EmailBackend"
-    sensitive_params = ("api_key", "webhook_signing_key")
+    sensitive_params = ("api_key", "webhook_signing_key", "webhook_secret")
     required_params = ("api_key",)
     env_credentials = {"api_key": "MAILGUN_API_KEY"}
 
@@ -236,7 +239,7 @@ class PostmarkProvider(AnymailEmailProvider):
     name = "Postmark"
     esp_name = "Postmark"
     backend = "anymail.backends.postmark.EmailBackend"
-    sensitive_params = ("server_token",)
+    sensitive_params = ("server_token", "webhook_secret")
     required_params = ("server_token",)
     env_credentials = {"server_token": "POSTMARK_SERVER_TOKEN"}
 
@@ -261,7 +264,7 @@ class AmazonSesProvider(AnymailEmailProvider):
     backend = "anymail.backends.amazon_ses.EmailBackend"
     per_message_tracking = False  # open/click tracking: enable it on `configuration_set_name`
     merge_batches = False
-    sensitive_params = ("secret_access_key",)
+    sensitive_params = ("secret_access_key", "webhook_secret")
     env_credentials = {"access_key_id": "AWS_ACCESS_KEY_ID", "secret_access_key": "AWS_SECRET_ACCESS_KEY"}
 
     def _session_params(self) -> dict[str, Any]:

@@ -52,6 +52,7 @@ def test_org_admin_creates_a_provider_and_never_sees_the_secret_again(auth_clien
     assert SECRET not in response.content.decode()
     assert body["secrets"] == {"api_key": "********alue"} and body["channel"] == Channel.EMAIL
     assert body["organization_id"] == organization.pk and body["read_only"] is False
+    assert body["status_webhook_url"].endswith(f"/webhooks/anymail/sendgrid/tracking/{body['id']}/")  # this record's own URL
     record = NotificationProvider.objects.get(pk=body["id"])
     assert SECRET not in record.secrets and secrets_decrypt(record.secrets) == {"api_key": SECRET}
     audit = NotificationAuditLog.objects.get(action=AuditAction.PROVIDER_CONFIGURED)

@@ -176,6 +176,8 @@ def sns_signer(peer, settings, anymail):
     def sign(message: dict, *, with_key=key) -> dict:
         message = {**message, "SignatureVersion": "2", "SigningCertURL": f"{server.url}/SimpleNotificationService-abc123.pem"}
         fields = ("Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type")
+        if message["Type"] != "Notification":
+            fields = ("Message", "MessageId", "SubscribeURL", "Timestamp", "Token", "TopicArn", "Type")
         signed = "".join(f"{k}\n{message[k]}\n" for k in fields if k in message).encode()
         message["Signature"] = base64.b64encode(with_key.sign(signed, padding.PKCS1v15(), hashes.SHA256())).decode()
         return message
@@ -234,3 +236,32 @@ def test_an_unknown_message_id_is_ignored_safely(sns_signer):
     before = _row(delivery)
     assert _sns_post(sns_signer(_ses_bounce("ses-unknown", "who@example.com"))).status_code == 200
     assert _row(delivery) == before and not SuppressedAddress.objects.exists()
+
+
+def test_an_organizations_sns_subscription_is_never_confirmed_with_the_platforms_aws_credentials(sns_signer, anymail, make_provider, peer):
+    """Confirming an SNS subscription is an AWS call: the platform's URL makes it with the
+    platform's session, an organization record's URL never does."""
+    from tests.factories import OrganizationFactory
+
+    sns = peer().on("POST", r"/.*", Reply(200, b"<ConfirmSubscriptionResponse><ConfirmSubscriptionResult><SubscriptionArn>arn:aws:sns:"
+                                               b"us-east-1:123456789012:t:1</SubscriptionArn></ConfirmSubscriptionResult><ResponseMetadata>"
+                                               b"<RequestId>r1</RequestId></ResponseMetadata></ConfirmSubscriptionResponse>"))
+    anymail.update({"AMAZON_SES_AUTO_CONFIRM_SNS_SUBSCRIPTIONS": True, "AMAZON_SES_CLIENT_PARAMS": {"endpoint_url": sns.url},
+                    "AMAZON_SES_SESSION_PARAMS": {"aws_access_key_id": "AKIAPLATFORM", "aws_secret_access_key": "platform-secret",
+                                                  "region_name": "us-east-1"}})
+    record = make_provider("amazon_ses", organization=OrganizationFactory(), secrets={"webhook_secret": "org:hook"})
+    confirmation = {"Type": "SubscriptionConfirmation", "MessageId": "sub-1", "Token": "tok-1",
+                    "TopicArn": "arn:aws:sns:us-east-1:123456789012:their-topic", "Message": "confirm",
+                    "SubscribeURL": "https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription", "Timestamp": "2026-01-01T00:00:00.000Z"}
+    signed = sns_signer(confirmation)
+    headers = {"HTTP_X_AMZ_SNS_MESSAGE_TYPE": "SubscriptionConfirmation", "HTTP_X_AMZ_SNS_MESSAGE_ID": "sub-1"}
+    org_basic = "Basic " + base64.b64encode(b"org:hook").decode()
+    response = Client().post(f"/webhooks/anymail/amazon_ses/tracking/{record.pk}/", json.dumps(signed), content_type="text/plain",
+                             HTTP_AUTHORIZATION=org_basic, **headers)
+    assert response.status_code == 200 and sns.calls("POST") == []
+
+    response = Client().post("/webhooks/anymail/amazon_ses/tracking/", json.dumps(signed), content_type="text/plain",
+                             HTTP_AUTHORIZATION=BASIC, **headers)
+    assert response.status_code == 200
+    [call] = sns.calls("POST")
+    assert b"ConfirmSubscription" in call.body and "AKIAPLATFORM" in call.headers.get("Authorization", "")
