@@ -125,8 +125,9 @@ class SuppressionReason(models.TextChoices):
 
 
 class SuppressedAddress(models.Model):
-    """An address no send may use again. `organization` null = suppressed for everyone
-    (hard bounces and complaints concern the mailbox, not the sender)."""
+    """An address no send of `organization` may use again; `organization` null = suppressed
+    for everyone. Only the platform may suppress for everyone (a hard bounce its own provider
+    reported, or staff): an organization's provider suppresses for that organization only."""
 
     organization = models.ForeignKey(
         "accounts.Organization", on_delete=models.CASCADE, null=True, blank=True, related_name="suppressed_addresses"

@@ -652,7 +652,9 @@ def delivery_statuses_poll(*, max_age_hours: int = 48, limit: int = 500) -> int:
 # --- suppression -----------------------------------------------------------------------------
 
 
-def suppression_add(*, address: str, channel: str, reason: str, organization_id: int | None = None, provider_code: str = "", detail: str = "") -> SuppressedAddress:
+def suppression_add(*, address: str, channel: str, reason: str, organization_id: int | None, provider_code: str = "", detail: str = "") -> SuppressedAddress:
+    """Suppress an address for one organization, or (organization_id None, the platform's
+    call only) for every organization. No default: a caller always says which."""
     obj = SuppressedAddress(organization_id=organization_id, address=address.strip().lower(), channel=channel, reason=reason,
                             provider_code=provider_code, detail=detail[:500])
     try:

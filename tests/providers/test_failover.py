@@ -143,7 +143,7 @@ def test_without_records_the_environment_defaults_deliver(organization, django_a
 
 def test_suppressed_addresses_are_refused_before_any_call(two_sendgrids, organization):
     primary, secondary, _, _ = two_sendgrids
-    suppression_add(address="Ada@Example.com", channel=Channel.EMAIL, reason=SuppressionReason.HARD_BOUNCE)
+    suppression_add(address="Ada@Example.com", channel=Channel.EMAIL, reason=SuppressionReason.HARD_BOUNCE, organization_id=None)
     with pytest.raises(ProviderPermanentError) as err:
         provider_send_with_failover(organization_id=organization.pk, channel=Channel.EMAIL, message=_email())
     assert err.value.code == "suppressed" and "HARD_BOUNCE" in str(err.value.detail)
@@ -155,7 +155,7 @@ def test_batch_send_fails_over_as_one_merged_call_per_provider(two_sendgrids, or
 
     primary, secondary, _, platform = two_sendgrids
     primary.on("POST", "/v3/mail/send", Reply(502))
-    suppression_add(address="bounced@example.com", channel=Channel.EMAIL, reason=SuppressionReason.HARD_BOUNCE)
+    suppression_add(address="bounced@example.com", channel=Channel.EMAIL, reason=SuppressionReason.HARD_BOUNCE, organization_id=None)
     messages = [_email(to=f"user{i}@example.com", idempotency_key=str(i)) for i in range(4)] + [_email(to="bounced@example.com")]
     # suppressions, provider records, failover audit rows — whatever the batch size
     with django_assert_max_num_queries(4):
