@@ -74,10 +74,20 @@ class Membership(models.Model):
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="memberships")
     role = models.CharField(max_length=10, choices=MembershipRole.choices, default=MembershipRole.MEMBER)
     teams = models.ManyToManyField(Team, blank=True, related_name="memberships")
+    # A subscriber: the client application's own id for this person (unique in the organization)
+    # and whatever it wants to keep beside it. Both stay empty for people who sign in themselves.
+    external_id = models.CharField(max_length=255, null=True, blank=True)
+    data = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["user", "organization"], name="uniq_membership")]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "organization"], name="uniq_membership"),
+            models.UniqueConstraint(
+                fields=["organization", "external_id"], condition=models.Q(external_id__isnull=False),
+                name="uniq_subscriber_external_id",
+            ),
+        ]
         indexes = [models.Index(fields=["organization", "role"])]
 
     def __str__(self) -> str:

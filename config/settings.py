@@ -203,6 +203,10 @@ EVENT_BUS_URL = os.environ.get("EVENT_BUS_URL", CELERY_BROKER_URL if CELERY_BROK
 EVENT_EXCHANGE = os.environ.get("EVENT_EXCHANGE", "notification.events")
 EVENT_QUEUE = os.environ.get("EVENT_QUEUE", "notification.events.intake")
 EVENT_DLQ = os.environ.get("EVENT_DLQ", "notification.dlq")
+# Command bus (same connection): admin operations from other systems, `manage.py consume_commands`.
+COMMAND_EXCHANGE = os.environ.get("COMMAND_EXCHANGE", "notification.commands")
+COMMAND_QUEUE = os.environ.get("COMMAND_QUEUE", "notification.commands.intake")
+COMMAND_DLQ = os.environ.get("COMMAND_DLQ", EVENT_DLQ)
 
 # --- email -----------------------------------------------------------------------
 EMAIL_BACKEND = os.environ.get(

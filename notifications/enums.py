@@ -317,6 +317,11 @@ class AuditAction(models.TextChoices):
     WEBHOOK_RECEIVED = "WEBHOOK_RECEIVED", "Webhook received"
     WEBHOOK_SENT = "WEBHOOK_SENT", "Webhook sent"
     WEBHOOK_FAILED = "WEBHOOK_FAILED", "Webhook failed"
+    # Subscribers and the command bus
+    SUBSCRIBER_UPSERTED = "SUBSCRIBER_UPSERTED", "Subscriber created or updated"
+    SUBSCRIBER_DELETED = "SUBSCRIBER_DELETED", "Subscriber deleted (anonymized)"
+    COMMAND_EXECUTED = "COMMAND_EXECUTED", "Bus command executed"
+    COMMAND_FAILED = "COMMAND_FAILED", "Bus command failed"
 
 
 class PresenceStatus(models.TextChoices):

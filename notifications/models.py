@@ -930,3 +930,25 @@ class IdempotencyRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key} ({self.status})"
+
+
+class BusCommand(models.Model):
+    """A command taken from `notification.commands`, recorded in the transaction that ran it.
+
+    The (organization, command_id) constraint is what makes a redelivered command harmless:
+    the second run finds the first one's answer instead of acting again.
+    """
+
+    organization = models.ForeignKey(ORG, on_delete=models.CASCADE, related_name="+", db_index=False)
+    command_id = models.CharField(max_length=255)
+    name = models.CharField(max_length=50)
+    ok = models.BooleanField(default=True)
+    result = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["organization", "command_id"], name="uniq_bus_command_per_org")]
+        indexes = [models.Index(fields=["created_at"], name="bus_command_created_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.command_id}"

@@ -35,15 +35,20 @@ class ResourceSerializer(serializers.Serializer):
 
 
 class BareRecipientSerializer(serializers.Serializer):
+    """A recipient given by address, or a subscriber named by the client's own `external_id`
+    (with an address, an unknown one is created on the fly)."""
+
+    external_id = serializers.CharField(required=False, max_length=255, trim_whitespace=False)
     email = serializers.EmailField(required=False, allow_blank=True)
     phone = serializers.CharField(required=False, allow_blank=True, max_length=20)
     locale = serializers.CharField(required=False, allow_blank=True, max_length=10)
     timezone = serializers.CharField(required=False, allow_blank=True, max_length=64)
     name = serializers.CharField(required=False, allow_blank=True, max_length=200)
+    display_name = serializers.CharField(required=False, allow_blank=True, max_length=150)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        if not attrs.get("email") and not attrs.get("phone"):
-            raise serializers.ValidationError("An email or a phone number is required.")
+        if not attrs.get("external_id") and not attrs.get("email") and not attrs.get("phone"):
+            raise serializers.ValidationError("An external_id, an email or a phone number is required.")
         return attrs
 
 

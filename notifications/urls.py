@@ -8,3 +8,8 @@ from . import urls_reliability  # noqa: E402
 
 urlpatterns += urls_reliability.urlpatterns
 api_urlpatterns += urls_reliability.api_urlpatterns
+
+from . import urls_subscribers  # noqa: E402
+
+urlpatterns += urls_subscribers.urlpatterns
+api_urlpatterns += urls_subscribers.api_urlpatterns

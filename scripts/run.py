@@ -44,6 +44,8 @@ def main() -> int:
     }
     if (ROOT / "notifications" / "management" / "commands" / "consume_events.py").exists():
         commands["events"] = [PY, "manage.py", "consume_events"]
+    if (ROOT / "notifications" / "management" / "commands" / "consume_commands.py").exists():
+        commands["commands"] = [PY, "manage.py", "consume_commands"]
 
     procs: dict[str, subprocess.Popen] = {}
     for name, cmd in commands.items():

@@ -232,6 +232,37 @@ def _user_recipients(*, organization: Organization, recipient_ids: Sequence[Any]
     ]
 
 
+def _subscriber_recipients(
+    *, organization: Organization, items: Sequence[Any], raw: Sequence[Mapping[str, Any]], members: Sequence[Recipient],
+    audit_actor: AuditActor, source: str,
+) -> tuple[list[Recipient], list[RecipientOverride | None]]:
+    """Recipients named by external id (engine.subscribers, inline identify), minus members already named by id."""
+    from .subscribers import subscriber_recipients
+
+    resolved = subscriber_recipients(organization=organization, items=items, actor=audit_actor, source=source)
+    overrides_by_id: dict[str, RecipientOverride] = {}
+    for item in raw:
+        own_data, own_resource = item.get("data"), item.get("resource")
+        if isinstance(own_data, Mapping) and own_data or isinstance(own_resource, Mapping) and own_resource:
+            overrides_by_id.setdefault(str(item["external_id"]), RecipientOverride(
+                data=dict(own_data or {}) if isinstance(own_data, Mapping) else {},
+                resource=dict(own_resource or {}) if isinstance(own_resource, Mapping) else {},
+            ))
+    taken = {m.user_id for m in members}
+    recipients: list[Recipient] = []
+    overrides: list[RecipientOverride | None] = []
+    for sub in resolved:
+        if sub.id in taken:
+            continue
+        taken.add(sub.id)
+        recipients.append(Recipient(
+            key=f"u:{sub.id}", user_id=sub.id, email=sub.email, phone=sub.phone, locale=sub.locale,
+            timezone=sub.timezone or "UTC", name=sub.display_name or sub.external_id,
+        ))
+        overrides.append(overrides_by_id.get(sub.external_id))
+    return recipients, overrides
+
+
 def _context_ids(*, organization: Organization, team_id: Any, project_id: Any) -> tuple[int | None, int | None]:
     errors: dict[str, list[str]] = {}
     team_pk, project_pk = _as_id(team_id), _as_id(project_id)
@@ -380,6 +411,16 @@ def event_emit(
         raise ValidationError({"recipient_ids": [f"At most {MAX_RECIPIENTS} recipients per event."]})
 
     members = _user_recipients(organization=organization, recipient_ids=recipient_ids) if recipient_ids else []
+    # Recipients named by the client's own id (subscribers) are resolved inside the transaction
+    # below, where unknown ones may be created; here they are only validated.
+    by_external_id = [(i, r) for i, r in enumerate(recipients) if isinstance(r, Mapping) and "external_id" in r]
+    if by_external_id:
+        from .subscribers import subscriber_recipients_clean
+
+        subscriber_items = subscriber_recipients_clean(by_external_id)
+        recipients = [r for r in recipients if not (isinstance(r, Mapping) and "external_id" in r)]
+    else:
+        subscriber_items = []
     bare, bare_overrides = _bare_recipients(recipients) if recipients else ([], [])
     team_pk, project_pk = _context_ids(organization=organization, team_id=team_id, project_id=project_id)
     dedup_key = (deduplication_key or "").strip()[:255]
@@ -411,13 +452,21 @@ def event_emit(
                     deduplicated=True,
                 )
 
+        subscribers: list[Recipient] = []
+        subscriber_overrides: list[RecipientOverride | None] = []
+        if subscriber_items:
+            subscribers, subscriber_overrides = _subscriber_recipients(
+                organization=organization, items=subscriber_items, raw=[r for _, r in by_external_id],
+                members=members, audit_actor=audit_actor, source=source,
+            )
+
         candidates = requested if requested is not None else list(event_type.default_channels or [])
         ctx = RoutingContext(
             organization_id=organization.pk, event_type=event_type, category=category, criticality=criticality,
             channels=candidates, channel_source="request" if requested is not None else "event_type",
             team_id=team_pk, project_id=project_pk, now=now, send_at=scheduled_at,
         )
-        routes = route_recipients(ctx=ctx, recipients=members + bare)
+        routes = route_recipients(ctx=ctx, recipients=members + subscribers + bare)
         template = _template_for(organization=organization, event_type=event_type)
         event_id = uuid.uuid4()
         payload = dict(data or {})
@@ -453,8 +502,8 @@ def event_emit(
             "processed_at": now,
         }
         scheduled = ctx.scheduled
-        # Routes come back in recipient order: members first, then bare addresses.
-        overrides: list[RecipientOverride | None] = [None] * len(members) + bare_overrides
+        # Routes come back in recipient order: members first, then subscribers, then bare addresses.
+        overrides: list[RecipientOverride | None] = [None] * len(members) + subscriber_overrides + bare_overrides
         notifications = [
             Notification(
                 **(common if override is None else _with_override(common, override, resource=resource, action_url=action_url,
