@@ -236,9 +236,11 @@ def command_execute(*, name: str, body: Any, message_id: str | None = None) -> C
     if not isinstance(body, Mapping):
         raise ValidationError({"non_field_errors": ["Expected a JSON object."]})
     organization = organization_resolve(body.get("organization_id"))
-    command_id = _command_id(body, message_id)
-    actor = AuditActor(type=AuditActorType.SYSTEM, id=command_id[:100], label=f"command {name}")
+    actor = AuditActor(type=AuditActorType.SYSTEM, id="", label=f"command {name}")
+    command_id = ""
     try:
+        command_id = _command_id(body, message_id)
+        actor.id = command_id[:100]
         with transaction.atomic():
             done = BusCommand.objects.filter(organization=organization, command_id=command_id).first()
             if done is not None:
