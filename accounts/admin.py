@@ -43,9 +43,9 @@ class ProjectAdmin(admin.ModelAdmin):
 
 @admin.register(Membership)
 class MembershipAdmin(admin.ModelAdmin):
-    list_display = ("user", "organization", "role", "created_at")
+    list_display = ("user", "organization", "role", "external_id", "created_at")
     list_filter = ("role", "organization")
-    search_fields = ("user__username", "user__email", "organization__name")
+    search_fields = ("user__username", "user__email", "organization__name", "=external_id")
     autocomplete_fields = ("user",)
 
 

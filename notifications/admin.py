@@ -28,6 +28,7 @@ from .models import (
     EscalationChain,
     EscalationLevel,
     EventType,
+    BusCommand,
     IdempotencyRecord,
     Notification,
     NotificationAuditLog,
@@ -780,3 +781,17 @@ class IdempotencyRecordAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     @admin.display(description="response body")
     def response_body_pretty(self, obj: IdempotencyRecord) -> str:
         return _pretty_json(obj.response_body)
+
+
+@admin.register(BusCommand)
+class BusCommandAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ("name", "command_id", "organization", "ok", "created_at")
+    list_filter = ("name",)
+    search_fields = ("=command_id",)
+    list_select_related = ("organization",)
+    fields = ("organization", "name", "command_id", "ok", "result_pretty", "created_at")
+    readonly_fields = fields
+
+    @admin.display(description="result")
+    def result_pretty(self, obj: BusCommand) -> str:
+        return _pretty_json(obj.result)

@@ -133,6 +133,7 @@ class SubscriberPreferencesView(APIView):
     @extend_schema(request=PreferencesPutSerializer, responses={200: OpenApiTypes.OBJECT})
     def put(self, request: Request, external_id: str) -> Response:
         organization, actor = acting_organization(request)
+        commands.subscriber_user_id(organization=organization, external_id=external_id)  # 404 before 400
         items = commands.preference_items(request.data)
         result = commands.subscriber_preferences_set(organization=organization, external_id=external_id, items=items, actor=actor)
         return Response({"external_id": external_id, "preferences": self._rows(result["user_id"])})
@@ -174,7 +175,8 @@ class DeliveriesRetryView(APIView):
 
     permission_classes = (IsAuthenticated,)
 
-    @extend_schema(request=commands.DeliveryIdsSerializer, responses={202: OpenApiTypes.OBJECT})
+    @extend_schema(operation_id="admin_deliveries_retry_many", request=commands.DeliveryIdsSerializer,
+                   responses={202: OpenApiTypes.OBJECT})
     def post(self, request: Request) -> Response:
         organization, actor = acting_organization(request)
         ids = commands.validated(commands.DeliveryIdsSerializer, request.data)["delivery_ids"]

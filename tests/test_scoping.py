@@ -45,6 +45,8 @@ from invitations.notify import invitations_notify_sent
 from invitations.services import invitations_send
 from narrations.models import Story
 from narrations.services import story_create
+from notifications.engine.intake import AuditActor
+from notifications.engine.subscribers import subscriber_upsert
 from notifications.engine.webhooks import webhook_create
 from notifications.enums import (
     AuditAction,
@@ -122,6 +124,7 @@ PARAM_OBJECTS = {
     "configuration_id": "channel_configuration",
     "delivery_id": "delivery",
     "provider_id": "provider",
+    "external_id": "subscriber",  # filled with the subscriber's external id, not a pk
 }
 
 METHODS = ("get", "post", "put", "patch", "delete")
@@ -150,6 +153,7 @@ class Tenant:
     chain: EscalationChain
     channel_configuration: ChannelConfiguration
     preference: NotificationPreference
+    subscriber: Membership
     secrets: list[str] = field(default_factory=list)
     ids: dict[str, set[int]] = field(default_factory=dict)
 
@@ -263,12 +267,16 @@ def _build_tenant(mark: str, event_type: EventType) -> Tenant:
     NotificationAuditLog.objects.create(organization=organization, action=AuditAction.NOTIFICATION_CREATED,
                                         actor_label=f"{mark} auditor", notification=notification)
     PushSubscription.objects.create(user=owner, endpoint=f"https://push.example.com/{mark}", p256dh="key", auth="auth")
+    # The external id is the client's own string (echoed back to whoever names it): no marker in it.
+    subscriber_upsert(organization=organization, external_id=f"crm-{mark[:2]}",
+                      fields={"email": f"subscriber@{mark}.example", "display_name": f"{mark} subscriber"}, actor=AuditActor())
+    subscriber = Membership.objects.get(organization=organization, external_id=f"crm-{mark[:2]}")
 
     tenant = Tenant(
         mark=mark, organization=organization, team=team, owner=owner, admin=people[MembershipRole.ADMIN],
         member=people[MembershipRole.MEMBER], raw_key=raw_key, story=story, invitation=invitation,
         notification=notification, delivery=delivery, dead_letter=dead_letter, template=template, provider=provider,
-        webhook=webhook, chain=chain, channel_configuration=channel_configuration, preference=preference,
+        webhook=webhook, chain=chain, channel_configuration=channel_configuration, preference=preference, subscriber=subscriber,
         secrets=[raw_key, *tokens, provider_secret, sendgrid_secret, outgoing_secret, incoming_secret],
     )
     tenant.ids = _ids_of(organization)
@@ -390,7 +398,8 @@ class Endpoint:
             name = match.group(1)
             if name not in PARAM_OBJECTS:
                 raise AssertionError(f"{self.route}: no object for the path parameter {name!r}; add it to PARAM_OBJECTS")
-            return str(getattr(tenant, PARAM_OBJECTS[name]).pk)
+            obj = getattr(tenant, PARAM_OBJECTS[name])
+            return str(obj.external_id if name == "external_id" else obj.pk)
 
         return "/" + re.sub(r"<(?:\w+:)?(\w+)>", fill, self.route)
 
@@ -446,6 +455,11 @@ def _bodies(world: World) -> dict[tuple[str | None, str], Any]:
         # Bodies that point at B's rows from endpoints without an id in the path.
         ("admin-dead-letters-replay", "post"): {"ids": [b.dead_letter.pk]},
         ("admin-dead-letters-discard", "post"): {"ids": [b.dead_letter.pk]},
+        ("admin-notifications-cancel", "post"): {"notification_ids": [b.notification.pk]},
+        ("admin-deliveries-retry", "post"): {"delivery_ids": [b.delivery.pk]},
+        ("admin-subscribers-bulk", "post"): {"subscribers": [{"external_id": b.subscriber.external_id, "email": "taken@example.com"}]},
+        ("admin-subscriber", "put"): {"email": "taken@example.com"},
+        ("admin-subscriber-preferences", "put"): {"preferences": [{"channels": {"EMAIL": False}}]},
         ("admin-escalation-chains", "post"): {
             "organization_id": b.organization.pk, "name": "planted", "levels": [
                 {"level": 1, "delay_minutes": 1, "channels": [Channel.EMAIL], "recipient_type": "USER",
@@ -483,11 +497,17 @@ def _close_stream(response) -> None:
 CROSS_REFERENCE_STATUS = {
     ("admin-dead-letters-replay", "post"): 404,
     ("admin-dead-letters-discard", "post"): 404,
+    ("admin-deliveries-retry", "post"): 404,
     ("admin-escalation-chains", "post"): 400,  # B's owner is not a member of A
     ("admin-providers", "post"): 403,  # organization_id of B
     ("admin-preferences", "put"): 400,  # B's team
     ("admin-preferences", "post"): 400,
 }
+
+
+# Upserts keyed by the client's own id, which is per organization: a PUT of B's external id
+# creates A's own subscriber under that id (B unchanged), and the DELETE after it removes that one.
+UPSERT_BY_CLIENT_ID = {("admin-subscriber", "put"): {201}, ("admin-subscriber", "delete"): {200}}
 
 
 # --- the checks --------------------------------------------------------------------------------------------
@@ -673,11 +693,13 @@ def test_b_ids_answer_404_and_change_nothing(world, db, debug_logs, who):
         for method in endpoint.methods:
             response = sweep.call(endpoint, method, url)
             allowed = {404}
+            if (endpoint.name, method) in UPSERT_BY_CLIENT_ID:
+                allowed = UPSERT_BY_CLIENT_ID[(endpoint.name, method)]
             if who == "member" and endpoint.is_admin_api:
                 allowed = {403}
             elif who == "key":
                 # An API key is neither a person nor an admin, and pages only know sessions.
-                allowed = {403, 404} if endpoint.is_api else {302}
+                allowed = ({403, 404} | allowed) if endpoint.is_api else {302}
             if response.status_code not in allowed or (
                 response.status_code == 302 and "login" not in response["Location"]
             ):

@@ -15,6 +15,7 @@ they were claimed with.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import uuid
 import zoneinfo
@@ -41,6 +42,7 @@ from notifications.enums import (
 )
 from notifications.models import Notification, NotificationAuditLog, NotificationDelivery
 
+from .bulk import bulk_insert
 from .delivery import bulk_update_rows, notifications_status_refresh
 from .intake import AuditActor
 
@@ -97,6 +99,18 @@ def external_id_error(value: Any) -> str | None:
     return None
 
 
+@functools.lru_cache(maxsize=4096)
+def _e164(phone: str) -> str | None:
+    # Cached: a bulk call often repeats numbers, and parsing is the slowest part of validation.
+    try:
+        parsed = phonenumbers.parse(phone, None)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(parsed):
+        return None
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
 def subscriber_clean(item: Any, *, external_id: Any = None) -> tuple[SubscriberIn | None, dict[str, list[str]]]:
     """Validate one subscriber object; the external id comes from the item unless given.
 
@@ -130,13 +144,10 @@ def subscriber_clean(item: Any, *, external_id: Any = None) -> tuple[SubscriberI
         else:
             phone = (phone or "").strip()
             if phone:
-                try:
-                    parsed = phonenumbers.parse(phone, None)
-                    if not phonenumbers.is_valid_number(parsed):
-                        raise phonenumbers.NumberParseException(0, "invalid")
-                    phone = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
-                except phonenumbers.NumberParseException:
+                normalized = _e164(phone)
+                if normalized is None:
                     errors["phone"] = [f"Not a valid E.164 phone number (e.g. +14155550100): {phone!r}."]
+                phone = normalized or phone
             fields["phone"] = phone
     name_key = "display_name" if "display_name" in item else ("name" if "name" in item else None)
     if name_key is not None:
@@ -341,8 +352,9 @@ def subscribers_upsert(
             for i in new_items
         ]
         if users:
-            User.objects.bulk_create(users)
-            Membership.objects.bulk_create([
+            # COPY, not INSERT: ten thousand rows cost milliseconds instead of seconds of SQL building.
+            bulk_insert(User, users)
+            bulk_insert(Membership, [
                 Membership(user=u, organization=organization, role=MembershipRole.MEMBER, external_id=i.external_id,
                            data=i.fields.get("data", {}))
                 for u, i in zip(users, new_items, strict=True)
@@ -388,7 +400,7 @@ def subscribers_upsert(
         bulk_update_rows(User, user_updates, ["email", "phone", "display_name", "locale", "timezone"])
         bulk_update_rows(Membership, membership_updates, ["data"])
         _addresses_apply(organization=organization, changes=address_changes)
-        NotificationAuditLog.objects.bulk_create(audit)
+        bulk_insert(NotificationAuditLog, audit)
     return out
 
 

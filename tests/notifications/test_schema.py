@@ -37,6 +37,7 @@ from notifications.models import (
     EscalationChain,
     EscalationLevel,
     EventType,
+    BusCommand,
     IdempotencyRecord,
     Notification,
     NotificationAuditLog,
@@ -442,6 +443,7 @@ def sample_rows(world):
     )
     DeadLetter.objects.create(organization=org, delivery=delivery, channel=Channel.EMAIL, reason="exhausted", payload={"to": "a"})
     IdempotencyRecord.objects.create(organization=org, key="k", request_hash="h", status=IdempotencyStatus.COMPLETED, response_code=202)
+    BusCommand.objects.create(organization=org, command_id="c-1", name="notification.cancel", result={"deliveries_cancelled": 0})
     return {"notification": notification, "delivery": delivery, "provider": provider}
 
 
