@@ -8,14 +8,7 @@ from __future__ import annotations
 from django.db import models
 from django.db.models import Case, IntegerField, Value, When
 
-
-class Channel(models.TextChoices):
-    IN_APP = "IN_APP", "In-app"
-    EMAIL = "EMAIL", "Email"
-    PUSH = "PUSH", "Push"
-    SMS = "SMS", "SMS"
-    WHATSAPP = "WHATSAPP", "WhatsApp"
-    VOICE = "VOICE", "Voice call"
+from common.channels import Channel  # noqa: F401  (the notification platform's name for it too)
 
 
 # Which address a channel needs on the recipient (None: the user account itself).

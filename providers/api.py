@@ -21,7 +21,7 @@ from accounts.models import Organization
 from accounts.selectors import request_organization, user_is_org_admin
 from common.api import DB_BIGINT_MAX, DB_INT_MAX, DB_INT_MIN
 from common.exceptions import PermissionDenied, ValidationError
-from notifications.enums import Channel
+from common.channels import Channel
 
 from . import services
 from .models import PushSubscriptionKind

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import uuid
 
-from notifications.enums import Channel
+from common.channels import Channel
 
 from .base import BaseProvider, HealthResult, OutboundMessage, SendResult, SendStatus
 from .registry import register

@@ -7,7 +7,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models.functions import Lower
 
-from notifications.enums import Channel
+from common.channels import Channel
 
 
 class PushSubscriptionKind(models.TextChoices):

@@ -21,7 +21,6 @@ PROVIDER_MODULES = (
     "providers.whatsapp.meta",
     "providers.voice.twilio",
     "providers.log",
-    "providers.inapp",
 )
 
 

@@ -19,7 +19,6 @@ PROVIDER_CIRCUIT_WINDOW_SECONDS (120); a provider's config may override them wit
 """
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -167,11 +166,3 @@ class RateLimiter:
         if self.per_day:
             values.append(self.per_day - int(cache.get(day_key) or 0))
         return max(0, min(values)) if values else None
-
-
-def retry_after_seconds(value: Any) -> float | None:
-    try:
-        seconds = float(value)
-    except (TypeError, ValueError):
-        return None
-    return seconds if math.isfinite(seconds) and seconds >= 0 else None

@@ -16,9 +16,9 @@ from .models import SuppressedAddress
 from .registry import registry
 
 # The environment default per channel when an organization and the platform configured nothing.
+# In-app has none: the notification row is the inbox entry, the engine records it without a provider.
 ENV_DEFAULT_CODES: dict[str, str] = {
     Channel.EMAIL: "django_email",
-    Channel.IN_APP: "inapp",
     Channel.SMS: "log_sms",
     Channel.PUSH: "log_push",
     Channel.WHATSAPP: "log_whatsapp",

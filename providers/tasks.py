@@ -16,16 +16,6 @@ def health_check_all_task() -> int:
     return len(providers_health_check_all())
 
 
-@shared_task(name="providers.health_check", ignore_result=True)
-def health_check_task(provider_id: int) -> None:
-    from notifications.models import NotificationProvider
-
-    from .services import provider_health_check
-
-    if NotificationProvider.objects.filter(pk=provider_id).exists():  # deleted meanwhile: nothing to do
-        provider_health_check(provider_id=provider_id)
-
-
 @shared_task(name="providers.poll_delivery_status", ignore_result=True)
 def poll_delivery_status_task() -> int:
     from .services import delivery_statuses_poll

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import random
+import secrets
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -54,6 +55,11 @@ BATCH_SIZE = 100
 RETRY_BACKOFF = (timedelta(minutes=5), timedelta(minutes=15), timedelta(hours=1))
 RETRY_JITTER = 0.1  # ±10 %, so a burst of failures does not come back as a burst
 IN_APP_PROVIDER = "in_app"
+
+
+def inapp_message_id() -> str:
+    """An in-app delivery's message id: random, so that no one can name another's delivery."""
+    return f"inapp-{secrets.token_hex(16)}"
 
 
 # --- enqueue ---------------------------------------------------------------------------
@@ -622,8 +628,6 @@ def _deliver_claimed(claimed: list[int], report: BatchReport) -> None:
                                      error_code="template"))
             continue
         if delivery.channel == Channel.IN_APP:
-            from providers.inapp import inapp_message_id
-
             if notification.recipient_id is None:
                 outcomes.append(_Outcome(delivery, DeliveryStatus.FAILED, error="In-app needs a user recipient.",
                                          error_code="no_address", rendered=content))

@@ -117,15 +117,3 @@ def _sweep_batch(*, now: datetime, pending_before: datetime, claimed_before: dat
         report.requeued_pending += len(pending)
     return len(rows)
 
-
-def deliveries_claim_age_max(*, now: datetime | None = None) -> float | None:
-    """Seconds since the oldest live claim (for health probes); None when nothing is SENDING."""
-    now = now or timezone.now()
-    oldest = (
-        NotificationDelivery.objects.filter(status=DeliveryStatus.SENDING, claimed_at__isnull=False)
-        .order_by("claimed_at")
-        .values_list("claimed_at", flat=True)
-        .first()
-    )
-    return (now - oldest).total_seconds() if oldest else None
-

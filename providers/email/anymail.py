@@ -28,7 +28,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.mail import get_connection
 
 from common.exceptions import ProviderPermanentError, ProviderTransientError
-from notifications.enums import Channel
+from common.channels import Channel
 
 from ..base import (
     BaseProvider,

@@ -8,7 +8,7 @@ from django.core.mail.backends.smtp import EmailBackend as SmtpBackend
 from django.core.mail.message import make_msgid
 from django.core.mail.utils import DNS_NAME
 
-from notifications.enums import Channel
+from common.channels import Channel
 
 from ..base import BaseProvider, HealthResult, OutboundMessage, SendResult, SendStatus
 from ..registry import register

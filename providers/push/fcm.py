@@ -22,7 +22,7 @@ from google.auth.transport.requests import Request as GoogleAuthRequest
 from google.oauth2 import service_account
 
 from common.exceptions import ProviderPermanentError, ProviderTransientError
-from notifications.enums import Channel
+from common.channels import Channel
 
 from ..base import (
     BaseProvider,

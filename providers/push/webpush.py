@@ -14,7 +14,7 @@ from django.utils import timezone
 from pywebpush import WebPushException, webpush
 
 from common.exceptions import ProviderPermanentError, ProviderTransientError
-from notifications.enums import Channel
+from common.channels import Channel
 
 from ..base import (
     BaseProvider,

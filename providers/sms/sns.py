@@ -4,7 +4,7 @@ from __future__ import annotations
 import time
 
 from common.exceptions import ProviderPermanentError, ProviderTransientError
-from notifications.enums import Channel
+from common.channels import Channel
 
 from ..base import (
     BaseProvider,

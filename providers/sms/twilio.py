@@ -4,7 +4,7 @@ from __future__ import annotations
 import requests
 from twilio.base.exceptions import TwilioException
 
-from notifications.enums import Channel
+from common.channels import Channel
 
 from ..base import OutboundMessage, SendResult, SendStatus
 from ..phone import normalize_e164

@@ -21,7 +21,7 @@ from vonage_sms.errors import SmsError
 from vonage_utils.errors import VonageError
 
 from common.exceptions import ProviderPermanentError, ProviderTransientError
-from notifications.enums import Channel
+from common.channels import Channel
 
 from ..base import (
     BaseProvider,

@@ -10,7 +10,7 @@ from twilio.base.exceptions import TwilioException
 from twilio.twiml.voice_response import Gather, VoiceResponse
 
 from common.exceptions import ProviderPermanentError
-from notifications.enums import Channel
+from common.channels import Channel
 
 from ..base import OutboundMessage, SendResult, SendStatus
 from ..phone import normalize_e164

@@ -13,7 +13,7 @@ from typing import Any
 import requests
 
 from common.exceptions import ProviderPermanentError, ProviderTransientError
-from notifications.enums import Channel
+from common.channels import Channel
 
 from ..base import (
     BaseProvider,

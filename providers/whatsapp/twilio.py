@@ -6,7 +6,7 @@ import json
 import requests
 from twilio.base.exceptions import TwilioException
 
-from notifications.enums import Channel
+from common.channels import Channel
 
 from ..base import OutboundMessage, SendResult, SendStatus
 from ..phone import normalize_e164

@@ -24,7 +24,7 @@ def test_registry_is_filled_at_startup_with_one_provider_per_code():
                           ("postmark", Channel.EMAIL), ("smtp", Channel.EMAIL), ("django_email", Channel.EMAIL),
                           ("twilio_sms", Channel.SMS), ("vonage_sms", Channel.SMS), ("sns_sms", Channel.SMS),
                           ("webpush", Channel.PUSH), ("fcm", Channel.PUSH), ("twilio_whatsapp", Channel.WHATSAPP),
-                          ("meta_whatsapp", Channel.WHATSAPP), ("twilio_voice", Channel.VOICE), ("inapp", Channel.IN_APP)]:
+                          ("meta_whatsapp", Channel.WHATSAPP), ("twilio_voice", Channel.VOICE)]:
         assert registry.get(code).channel == channel
     # a log provider for every channel that has no in-process delivery
     for channel in (Channel.SMS, Channel.PUSH, Channel.WHATSAPP, Channel.VOICE):

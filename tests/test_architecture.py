@@ -1,0 +1,72 @@
+"""Who may import whom (docs/architecture.md), held by reading every import of the project,
+function-local ones included (scripts/import_graph.py does the reading).
+
+The lists of known exceptions below may only shrink: a change that removes one removes it
+here too, and no change may add one."""
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+_spec = importlib.util.spec_from_file_location(
+    "import_graph", Path(__file__).resolve().parent.parent / "scripts" / "import_graph.py"
+)
+import_graph = importlib.util.module_from_spec(_spec)
+sys.modules.setdefault("import_graph", import_graph)
+_spec.loader.exec_module(import_graph)
+
+# The provider layer sits below the notification platform: it may name a channel
+# (common.channels) but not reach into notification tables, the engine or its tasks.
+NOTIFICATION_INTERNALS = ("notifications.models", "notifications.engine", "notifications.services", "notifications.tasks")
+
+KNOWN_PROVIDER_VIOLATIONS = {
+    ("providers.secrets", "notifications.models"),
+    ("providers.selectors", "notifications.models"),
+    ("providers.services", "notifications.engine.ack"),
+    ("providers.services", "notifications.engine.delivery"),
+    ("providers.services", "notifications.models"),
+    ("providers.unsubscribe", "notifications.models"),
+    ("providers.webhooks", "notifications.models"),
+}
+
+# Modules still inside an import circle; a module outside this set may not join one.
+KNOWN_CIRCLE_MEMBERS = {
+    "accounts.services", "invitations.notify", "invitations.services",
+    "narrations.services", "narrations.tasks",
+    "notifications.engine.inbox", "notifications.engine.sse",
+    "notifications.engine.delivery", "notifications.engine.digest", "notifications.engine.escalation",
+    "notifications.engine.intake", "notifications.engine.retry", "notifications.engine.scheduling",
+    "notifications.engine.sweeper", "notifications.engine.webhooks", "notifications.services",
+    "notifications.tasks", "notifications.tasks_scheduled", "providers.services",
+}
+
+
+def _is_internal(target: str) -> bool:
+    return any(target == name or target.startswith(name + ".") for name in NOTIFICATION_INTERNALS)
+
+
+def test_the_reader_sees_function_local_imports():
+    # The rules below mean nothing if an import inside a function went unseen.
+    modules = import_graph.project_modules()
+    imports = import_graph.imports_of("notifications.tasks", modules["notifications.tasks"], modules)
+    assert any(i.local and i.target == "notifications.engine.delivery" for i in imports)
+
+
+def test_no_provider_module_imports_notification_internals():
+    _, edges = import_graph.import_graph()
+    found = {(e.source, e.target) for e in edges
+             if e.source.split(".")[0] == "providers" and _is_internal(e.target)}
+    new = found - KNOWN_PROVIDER_VIOLATIONS
+    assert not new, f"the provider layer imports notification internals: {sorted(new)}"
+    gone = KNOWN_PROVIDER_VIOLATIONS - found
+    assert not gone, f"fixed, remove from KNOWN_PROVIDER_VIOLATIONS: {sorted(gone)}"
+
+
+def test_no_module_joins_an_import_circle():
+    _, edges = import_graph.import_graph()
+    members = {m for group in import_graph.cycles(edges) for m in group}
+    new = members - KNOWN_CIRCLE_MEMBERS
+    assert not new, f"new import circle through {sorted(new)}: {import_graph.cycles(edges)}"
+    gone = KNOWN_CIRCLE_MEMBERS - members
+    assert not gone, f"out of every circle now, remove from KNOWN_CIRCLE_MEMBERS: {sorted(gone)}"
