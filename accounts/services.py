@@ -169,6 +169,11 @@ def user_profile_update(*, user: User, changes: dict[str, Any]) -> User:
         user.save(update_fields=changed)
     if "timezone" in changed:
         QuietHours.objects.filter(user=user).update(timezone=user.timezone, updated_at=timezone.now())
+    if "phone" in changed:
+        # Addresses are copied onto deliveries at intake: the new number applies to those not sent yet.
+        from notifications.engine.subscribers import user_addresses_apply
+
+        user_addresses_apply(changes={user.pk: {"phone": user.phone}})
     return user
 
 

@@ -25,7 +25,7 @@ from notifications.models import BusCommand, Notification, NotificationAuditLog
 
 from .cancel import MAX_IDS, notifications_cancel
 from .intake import AuditActor, organization_resolve
-from .subscribers import subscriber_delete, subscriber_upsert
+from .subscribers import external_id_checked, subscriber_delete, subscriber_upsert
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +36,7 @@ MAX_OPERATOR_IDS = 500
 
 
 def subscriber_user_id(*, organization: Organization, external_id: str) -> int:
+    external_id_checked(external_id)
     user_id = (
         Membership.objects.filter(organization=organization, external_id=external_id, user__is_active=True)
         .values_list("user_id", flat=True).first()

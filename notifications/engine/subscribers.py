@@ -111,6 +111,13 @@ def _e164(phone: str) -> str | None:
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
+def external_id_checked(external_id: Any) -> str:
+    """An external id from a URL or a command, or a 400 (PostgreSQL would refuse a NUL in it)."""
+    if (message := external_id_error(external_id)) is not None:
+        raise ValidationError({"external_id": [message]})
+    return external_id
+
+
 def subscriber_clean(item: Any, *, external_id: Any = None) -> tuple[SubscriberIn | None, dict[str, list[str]]]:
     """Validate one subscriber object; the external id comes from the item unless given.
 
@@ -233,6 +240,7 @@ def subscribers_by_external_id(*, organization: Organization, external_ids: Iter
 
 
 def subscriber_get(*, organization: Organization, external_id: str) -> Subscriber:
+    external_id_checked(external_id)
     found = subscribers_by_external_id(organization=organization, external_ids=[external_id])
     if external_id not in found:
         raise NotFound(f"No subscriber {external_id!r} in this organization.")
@@ -262,21 +270,23 @@ def _audit(*, organization: Organization, actor: AuditActor, action: str, user_i
     )
 
 
-def _addresses_apply(*, organization: Organization, changes: Mapping[int, Mapping[str, str]]) -> dict[str, int]:
+def user_addresses_apply(*, changes: Mapping[int, Mapping[str, str]], organization: Organization | None = None) -> dict[str, int]:
     """Write changed addresses through to the users' unsent deliveries and open notifications.
 
-    ``changes`` maps a user id to its new {"email": …, "phone": …} (only the changed ones).
-    Four queries whatever the number of users. A delivery whose address was removed is skipped.
+    ``changes`` maps a user id to its new {"email": …, "phone": …} (only the changed ones);
+    ``organization`` limits it to one organization (a subscriber), None covers all of the user's
+    (a person editing their own profile). Four queries whatever the number of users. A delivery
+    whose address was removed is skipped. Call inside the transaction that changed the users.
     """
     if not changes:
         return {"deliveries_readdressed": 0, "deliveries_skipped": 0}
     now = timezone.now()
     channels_for = {name: [ch for ch, f in CHANNEL_ADDRESS_FIELD.items() if f == name] for name in ADDRESS_FIELDS}
     wanted_channels = [ch for name in ADDRESS_FIELDS for ch in channels_for[name]]
+    scope = {"organization": organization} if organization is not None else {}
     rows = list(
         NotificationDelivery.objects.select_for_update(of=("self",))
-        .filter(organization=organization, notification__recipient_id__in=list(changes), status__in=UNSENT_STATUSES,
-                channel__in=wanted_channels)
+        .filter(**scope, notification__recipient_id__in=list(changes), status__in=UNSENT_STATUSES, channel__in=wanted_channels)
         .order_by("pk")
         .values("pk", "channel", "notification_id", "notification__recipient_id", "recipient_address")
     )
@@ -298,7 +308,7 @@ def _addresses_apply(*, organization: Organization, changes: Mapping[int, Mappin
     bulk_update_rows(NotificationDelivery, skipped, ["recipient_address", "status", "skip_reason", "next_retry_at", "updated_at"])
     # Open notifications keep the address too: a fallback delivery created later reads it there.
     notifications = list(
-        Notification.objects.filter(organization=organization, recipient_id__in=list(changes))
+        Notification.objects.filter(**scope, recipient_id__in=list(changes))
         .exclude(status__in=NOTIFICATION_FINAL_STATUSES)
         .values_list("pk", "recipient_id", "recipient_email", "recipient_phone")
     )
@@ -399,7 +409,7 @@ def subscribers_upsert(
             out.append(sub)
         bulk_update_rows(User, user_updates, ["email", "phone", "display_name", "locale", "timezone"])
         bulk_update_rows(Membership, membership_updates, ["data"])
-        _addresses_apply(organization=organization, changes=address_changes)
+        user_addresses_apply(organization=organization, changes=address_changes)
         bulk_insert(NotificationAuditLog, audit)
     return out
 
@@ -426,12 +436,12 @@ def subscriber_delete(*, organization: Organization, external_id: str, actor: Au
 
     from .cancel import notifications_cancel
 
+    external_id_checked(external_id)
     with transaction.atomic():
         _lock(organization.pk)
         membership = (
             Membership.objects.select_for_update().select_related("user")
             .filter(organization=organization, external_id=external_id).first()
-            if isinstance(external_id, str) else None
         )
         if membership is None:
             raise NotFound(f"No subscriber {external_id!r} in this organization.")

@@ -101,6 +101,10 @@ def test_bad_external_ids_and_bodies(key_client):
     assert key_client.put(_url("x" * 256), {}, format="json").status_code == 400
     assert key_client.put(_url(" padded"), {}, format="json").status_code == 400
     assert key_client.put(_url("ok"), ["not", "an", "object"], format="json").status_code == 400
+    for path in (_url("a%00b"), _url("a%00b") + "preferences/"):
+        assert key_client.get(path).status_code == 400
+    assert key_client.delete(_url("a%00b")).status_code == 400
+    assert key_client.put(_url("a%00b"), {}, format="json").status_code == 400
     assert key_client.get(_url("nobody")).status_code == 404
     assert key_client.delete(_url("nobody")).status_code == 404
 
@@ -361,3 +365,18 @@ def test_admin_acknowledge_preferences_and_retry_twins(key_client, organization,
     retried = key_client.post("/api/v1/admin/deliveries/retry/", {"delivery_ids": [delivery.pk]}, format="json")
     assert retried.status_code == 202 and retried.json()["deliveries"][0]["status"] == DeliveryStatus.PENDING
     assert key_client.post("/api/v1/admin/deliveries/retry/", {"delivery_ids": []}, format="json").status_code == 400
+
+
+def test_a_person_changing_their_own_phone_readdresses_unsent_sms(organization, event_type):
+    from notifications.engine.intake import event_emit
+
+    person = member(organization, phone="+14155550100")
+    later = (timezone.now() + timedelta(hours=1)).isoformat()
+    nid = event_emit(organization=organization, type=EVENT, recipient_ids=[person.pk], channels=[Channel.SMS],
+                     scheduled_for=later).notifications[0][0]
+    client = APIClient()
+    client.force_authenticate(person)
+    response = client.patch("/api/v1/me/", {"phone": "+1 415 555 0199"}, format="json")
+    assert response.status_code == 200, response.content
+    delivery = NotificationDelivery.objects.get(notification_id=nid)
+    assert (delivery.status, delivery.recipient_address) == (DeliveryStatus.PENDING, "+14155550199")
