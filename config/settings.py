@@ -228,6 +228,9 @@ ANYMAIL = {
 }
 
 # --- notification providers ----------------------------------------------------------
+# Requests to tenant-chosen URLs (webhooks, Web Push, provider endpoints) may reach loopback
+# addresses only when this is set: tests and development receivers. Never in production.
+OUTBOUND_ALLOW_LOOPBACK = env_bool("OUTBOUND_ALLOW_LOOPBACK", False)
 # Web Push (VAPID, RFC 8292): base64url keys, e.g. from `vapid --gen` (py-vapid).
 VAPID_PRIVATE_KEY = os.environ.get("VAPID_PRIVATE_KEY", "")
 VAPID_PUBLIC_KEY = os.environ.get("VAPID_PUBLIC_KEY", "")

@@ -6,6 +6,7 @@ replace or clear them.
 """
 from __future__ import annotations
 
+import copy
 import json
 from typing import Any
 
@@ -665,6 +666,30 @@ class WebhookForm(forms.ModelForm):
             self.encrypted_secret = _encrypt_or_refuse({"secret": value})
         return value
 
+    def _post_clean(self):
+        super()._post_clean()
+        if self.errors:
+            return
+        from common.exceptions import ValidationError as DomainValidationError
+        from notifications.engine.webhooks import webhook_validate
+
+        # The rules the API applies (authenticated incoming hooks, usable outgoing URLs, known
+        # event types), checked on a copy so a refused form changes nothing.
+        probe = copy.copy(self.instance)
+        if self.cleaned_data.get("clear_secret"):
+            probe.secret = ""
+        elif self.cleaned_data.get("new_secret"):
+            probe.secret = self.encrypted_secret
+        try:
+            webhook_validate(webhook=probe)
+        except DomainValidationError as exc:
+            problems = exc.detail if isinstance(exc.detail, dict) else {None: [str(exc.detail)]}
+            for name, messages in problems.items():
+                target = name if name in self.fields else None
+                if name == "secret":
+                    target = "new_secret"
+                self.add_error(target, messages if isinstance(messages, list) else [str(messages)])
+
 
 @admin.register(Webhook)
 class WebhookAdmin(admin.ModelAdmin):
@@ -696,14 +721,31 @@ class WebhookAdmin(admin.ModelAdmin):
             return "—"
         return f"/webhooks/incoming/{obj.public_id}/"
 
+    def get_readonly_fields(self, request, obj=None):
+        # A webhook belongs to one organization for life (its secret and history are that tenant's).
+        readonly = tuple(super().get_readonly_fields(request, obj))
+        return readonly + ("organization",) if obj is not None else readonly
+
     def save_model(self, request, obj, form, change):
-        if form.cleaned_data.get("clear_secret"):
-            obj.secret = ""
-        elif form.cleaned_data.get("new_secret"):
-            obj.secret = form.encrypted_secret
-        if not change and obj.created_by_id is None:
-            obj.created_by = request.user
-        super().save_model(request, obj, form, change)
+        from notifications.engine import webhooks
+
+        # Through the same services as the API: validation, encryption, audit.
+        values = {k: form.cleaned_data[k] for k in webhooks.WEBHOOK_FIELDS if k in form.cleaned_data}
+        secret = form.cleaned_data.get("new_secret") or None
+        if change:
+            saved = webhooks.webhook_update(
+                webhook=obj, values=values, secret=secret, clear_secret=bool(form.cleaned_data.get("clear_secret")),
+                user_id=request.user.pk, actor_label=request.user.get_username(),
+            )
+        else:
+            saved = webhooks.webhook_create(
+                organization_id=obj.organization_id, values=values, secret=secret, user_id=request.user.pk,
+                actor_label=request.user.get_username(),
+            )
+        # The admin goes on with `obj` (messages, redirect to its page).
+        for model_field in Webhook._meta.concrete_fields:
+            setattr(obj, model_field.attname, getattr(saved, model_field.attname))
+        obj._state.adding = False
 
 
 # --- audit, presence, dead letters, idempotency ------------------------------------------------------

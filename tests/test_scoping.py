@@ -876,7 +876,7 @@ def test_actions_on_own_rows_never_echo_credentials(world, db, debug_logs, echo_
     """Webhook tests, provider health checks and template test-sends of A's own rows, against an
     endpoint that echoes the credentials back in its error: none reaches an answer, a stored
     error, the audit log or a log record."""
-    settings.WEBHOOK_ALLOW_PRIVATE_TARGETS = True
+    settings.OUTBOUND_ALLOW_LOOPBACK = True
     a = world.a
     client = _client_for(world, "owner")
     fresh: list[str] = []

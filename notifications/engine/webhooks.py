@@ -15,7 +15,7 @@ secret is stored encrypted (providers.secrets) and never returned.
 Signatures (both directions) follow one scheme, checked by `webhook_signature_verify`:
 ``X-Troubadour-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, f"{t}.{raw body}")>``;
 a timestamp more than five minutes away from now is refused, so a captured call cannot be
-replayed later.
+replayed later, and within those minutes each signature is accepted once (a copy is a 409).
 
 Outgoing webhooks hear about notifications: intake and the delivery engine call
 `webhooks_enqueue` inside their transaction; after commit one `notifications.webhooks_dispatch`
@@ -30,12 +30,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import ipaddress
 import json
 import logging
-import os
 import secrets
-import socket
 import time
 import uuid
 from collections import defaultdict
@@ -43,7 +40,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 import requests
 from celery import shared_task
@@ -52,7 +48,8 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from common.exceptions import NotFound, PermissionDenied, TroubadourError, Unprocessable, ValidationError
+from common import outbound
+from common.exceptions import Conflict, NotFound, PermissionDenied, TroubadourError, Unprocessable, ValidationError
 from notifications.enums import (
     AuditAction,
     AuditActorType,
@@ -107,8 +104,14 @@ def webhook_signature_verify(
     Several ``v1=`` values may be given (a sender rotating its secret signs with both).
     Comparison is constant-time; a missing, malformed, stale or forged header is False.
     """
+    return bool(_signature_match(secret, header, body, tolerance=tolerance, now=now))
+
+
+def _signature_match(secret: str, header: str | None, body: bytes | str, *, tolerance: int = SIGNATURE_TOLERANCE_SECONDS,
+                     now: float | None = None) -> str:
+    """The signature digest that ``header`` carries validly for ``body`` ("" when none does)."""
     if not secret or not header:
-        return False
+        return ""
     timestamp = ""
     candidates: list[str] = []
     for part in header.split(","):
@@ -120,12 +123,12 @@ def webhook_signature_verify(
         elif key == "v1":
             candidates.append(value.strip().lower())
     if not timestamp.isdigit() or not candidates:
-        return False
+        return ""
     current = time.time() if now is None else now
     if abs(current - int(timestamp)) > tolerance:
-        return False
+        return ""
     expected = hmac.new(secret.encode(), timestamp.encode() + b"." + _raw(body), hashlib.sha256).hexdigest()
-    return any(hmac.compare_digest(expected, candidate) for candidate in candidates)
+    return expected if any(hmac.compare_digest(expected, candidate) for candidate in candidates) else ""
 
 
 def webhook_secret_generate() -> str:
@@ -157,7 +160,8 @@ def _encrypted(secret: str) -> str:
         raise ValidationError({"secret": [f"Secrets cannot be stored: {exc}"]}) from None
 
 
-def _check(webhook: Webhook) -> None:
+def webhook_validate(*, webhook: Webhook) -> None:
+    """Everything a webhook must satisfy before it is saved (the API and the admin both call it)."""
     from django.core.exceptions import ValidationError as DjangoValidationError
 
     try:
@@ -169,8 +173,12 @@ def _check(webhook: Webhook) -> None:
         raise ValidationError({"auth_type": ["An incoming webhook must be authenticated (HMAC_SHA256, BEARER, API_KEY or BASIC)."]})
     if webhook.auth_type != WebhookAuthType.NONE and not webhook.secret:
         raise ValidationError({"secret": [f"A webhook with {webhook.auth_type} authentication needs a secret."]})
-    if webhook.direction == WebhookDirection.OUTGOING and urlsplit(webhook.url).scheme not in ("http", "https"):
-        raise ValidationError({"url": ["An outgoing webhook needs an http:// or https:// URL."]})
+    if webhook.direction == WebhookDirection.OUTGOING:
+        try:
+            outbound.url_check_syntax(webhook.url)
+        except outbound.OutboundRefused as exc:
+            # Syntax and literal addresses only: no DNS lookup, so nothing about the network leaks.
+            raise ValidationError({"url": [f"Not a usable webhook URL: {exc.reason}."]}) from None
     if webhook.event_types:
         known = set(EventType.objects.filter(key__in=webhook.event_types).values_list("key", flat=True))
         unknown = [key for key in webhook.event_types if key not in known]
@@ -181,11 +189,15 @@ def _check(webhook: Webhook) -> None:
 @transaction.atomic
 def webhook_create(*, organization_id: int, values: Mapping[str, Any], secret: str | None, user_id: int | None,
                    actor_label: str) -> Webhook:
+    from accounts.models import Organization
+
+    if not Organization.objects.filter(pk=organization_id).exists():
+        raise ValidationError({"organization_id": [f"No organization with id {organization_id}."]})
     webhook = Webhook(organization_id=organization_id, created_by_id=user_id,
                       **{k: v for k, v in values.items() if k in WEBHOOK_FIELDS})
     if secret:
         webhook.secret = _encrypted(secret)
-    _check(webhook)
+    webhook_validate(webhook=webhook)
     webhook.save()
     _audit(webhook=webhook, organization_id=organization_id, action=AuditAction.WEBHOOK_CONFIGURED,
            actor_id=str(user_id or ""), actor_label=actor_label,
@@ -205,7 +217,7 @@ def webhook_update(*, webhook: Webhook, values: Mapping[str, Any], secret: str |
         webhook.secret = ""
     elif secret:
         webhook.secret = _encrypted(secret)
-    _check(webhook)
+    webhook_validate(webhook=webhook)
     webhook.save()
     _audit(webhook=webhook, organization_id=webhook.organization_id, action=AuditAction.WEBHOOK_CONFIGURED,
            actor_id=str(user_id or ""), actor_label=actor_label,
@@ -232,8 +244,12 @@ def _secret_of(webhook: Webhook) -> str:
     return str(secrets_decrypt(webhook.secret).get("secret") or "")
 
 
-def webhook_authenticate(*, webhook: Webhook, body: bytes, headers: Mapping[str, str]) -> None:
-    """Raise PermissionDenied unless the request carries this webhook's credential."""
+def webhook_authenticate(*, webhook: Webhook, body: bytes, headers: Mapping[str, str]) -> str:
+    """Raise PermissionDenied unless the request carries this webhook's credential.
+
+    For a signed (HMAC_SHA256) call, returns the digest that signed it: the request's identity
+    for replay detection. Static credentials (BEARER, API_KEY, BASIC) return "".
+    """
     if webhook.auth_type == WebhookAuthType.NONE:
         raise PermissionDenied("This webhook accepts no unauthenticated calls; configure its authentication.")
     secret = _secret_of(webhook)
@@ -242,9 +258,10 @@ def webhook_authenticate(*, webhook: Webhook, body: bytes, headers: Mapping[str,
     given = ""
     expected = ""
     if webhook.auth_type == WebhookAuthType.HMAC_SHA256:
-        if not webhook_signature_verify(secret, headers.get(SIGNATURE_HEADER), body):
+        digest = _signature_match(secret, headers.get(SIGNATURE_HEADER), body)
+        if not digest:
             raise PermissionDenied("Missing, invalid or expired webhook signature.")
-        return
+        return digest
     if webhook.auth_type == WebhookAuthType.BEARER:
         auth = headers.get("Authorization", "")
         given, expected = (auth[7:].strip() if auth.lower().startswith("bearer ") else ""), secret
@@ -260,6 +277,32 @@ def webhook_authenticate(*, webhook: Webhook, body: bytes, headers: Mapping[str,
         expected = secret
     if not given or not hmac.compare_digest(given.encode(), expected.encode()):
         raise PermissionDenied("Missing or invalid webhook signature.")
+    return ""
+
+
+def _replay_key(webhook: Webhook, digest: str) -> str:
+    return f"webhook-replay:{webhook.pk}:{digest}"
+
+
+def _signature_claim(webhook: Webhook, digest: str) -> None:
+    """Remember a signature for as long as it could be accepted; a second use is a replay (409).
+
+    The digest covers the timestamp and the body, so it names one signed request however the
+    header is written (extra ``v1=`` values, spacing). ``cache.add`` is atomic (Redis SET NX, an
+    INSERT for the database cache): of two concurrent copies exactly one gets through.
+    """
+    from django.core.cache import cache
+
+    # Accepted while |now - t| <= tolerance: at most 2 x tolerance from the first sight, plus skew.
+    if not cache.add(_replay_key(webhook, digest), 1, timeout=2 * SIGNATURE_TOLERANCE_SECONDS + 60):
+        logger.warning("incoming webhook %s: replayed signature refused", webhook.pk)
+        raise Conflict("This signed request was already received; sign each call anew.", code="replayed_signature")
+
+
+def _signature_release(webhook: Webhook, digest: str) -> None:
+    from django.core.cache import cache
+
+    cache.delete(_replay_key(webhook, digest))
 
 
 def _lookup(source: Any, path: str) -> Any:
@@ -323,7 +366,21 @@ def webhook_get_incoming(*, public_id: Any) -> Webhook:
 
 def webhook_receive(*, webhook: Webhook, body: bytes, headers: Mapping[str, str]) -> IncomingAnswer:
     """Authenticate, map and emit one incoming call; every outcome is audited and counted."""
-    webhook_authenticate(webhook=webhook, body=body, headers=headers)  # a forged call changes nothing
+    digest = webhook_authenticate(webhook=webhook, body=body, headers=headers)  # a forged call changes nothing
+    if digest:
+        _signature_claim(webhook, digest)  # a replayed one neither
+    try:
+        return _receive_authenticated(webhook=webhook, body=body, headers=headers)
+    except Exception as exc:
+        refused_for_good = isinstance(exc, TroubadourError) and exc.status_code < 500 and exc.status_code != 429
+        if digest and not refused_for_good:
+            # A limit or our own failure, not the caller's: the sender's retry of this very
+            # request must get through. (A 4xx would fail the same way again: it stays claimed.)
+            _signature_release(webhook, digest)
+        raise
+
+
+def _receive_authenticated(*, webhook: Webhook, body: bytes, headers: Mapping[str, str]) -> IncomingAnswer:
     from notifications import services
 
     now = timezone.now()
@@ -384,33 +441,6 @@ def webhooks_enqueue(*, events: Iterable[tuple[int, str]], organization_ids: Ite
     transaction.on_commit(_publish, robust=True)
 
 
-def _allow_private_targets() -> bool:
-    configured = getattr(settings, "WEBHOOK_ALLOW_PRIVATE_TARGETS", None)
-    if configured is not None:
-        return bool(configured)
-    env = os.environ.get("WEBHOOK_ALLOW_PRIVATE_TARGETS", "").strip().lower()
-    return env in ("1", "true", "yes") or bool(settings.DEBUG)
-
-
-def _target_refusal(url: str) -> str:
-    """Why we won't post to this URL ("" when we will): an organization admin chooses it, so
-    it must not reach the platform's own network (metadata services, databases, admin ports)."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return "The webhook URL is not an http(s) URL."
-    if _allow_private_targets():
-        return ""
-    try:
-        addresses = {info[4][0] for info in socket.getaddrinfo(parts.hostname, parts.port or 443, type=socket.SOCK_STREAM)}
-    except (socket.gaierror, UnicodeError):
-        return f"Cannot resolve {parts.hostname}."
-    for address in addresses:
-        ip = ipaddress.ip_address(address.split("%")[0])
-        if not ip.is_global or ip.is_multicast:
-            return f"{parts.hostname} resolves to a non-public address; refused."
-    return ""
-
-
 @dataclass
 class SendResult:
     ok: bool
@@ -421,10 +451,7 @@ class SendResult:
 
 
 def _post(webhook: Webhook, *, secret: str, body: bytes, event: str, delivery_id: str,
-          session: requests.Session | None = None) -> SendResult:
-    refusal = _target_refusal(webhook.url)
-    if refusal:
-        return SendResult(False, error=refusal, permanent=True)
+          session: requests.Session) -> SendResult:
     headers = {
         "Content-Type": "application/json", "User-Agent": USER_AGENT, EVENT_HEADER: event, DELIVERY_HEADER: delivery_id,
     }
@@ -437,14 +464,12 @@ def _post(webhook: Webhook, *, secret: str, body: bytes, event: str, delivery_id
         elif webhook.auth_type == WebhookAuthType.BASIC:
             headers["Authorization"] = "Basic " + base64.b64encode(secret.encode()).decode()
     try:
-        # No redirects: a 3xx could send the signed body (and credential) somewhere unchecked.
-        response = (session or requests).post(
-            webhook.url, data=body, headers=headers, timeout=SEND_TIMEOUT_SECONDS, allow_redirects=False
-        )
-    except requests.Timeout:
-        return SendResult(False, error=f"Timed out after {SEND_TIMEOUT_SECONDS} s.", transport_error=True)
-    except requests.RequestException as exc:
-        return SendResult(False, error=f"{exc.__class__.__name__}: could not reach the endpoint.", transport_error=True)
+        # The session connects only to the address checked for this batch and follows no redirect.
+        response = session.post(webhook.url, data=body, headers=headers, timeout=SEND_TIMEOUT_SECONDS)
+    except (requests.RequestException, ValueError, OSError) as exc:
+        # Timeout, refused, reset: one answer for all, or /test/ would map the network's ports.
+        logger.info("webhook %s: %s", webhook.pk, exc.__class__.__name__)
+        return SendResult(False, error=outbound.PUBLIC_ERROR, transport_error=True)
     if 200 <= response.status_code < 300:
         return SendResult(True, status_code=response.status_code)
     return SendResult(False, status_code=response.status_code, error=f"HTTP {response.status_code}")
@@ -536,10 +561,18 @@ def _record_outcomes(webhook: Webhook, outcomes: list[tuple[_Message, SendResult
 
 
 def _send_all(webhook: Webhook, messages: list[_Message]) -> list[tuple[_Message, SendResult]]:
+    try:
+        # One lookup per batch, and every post of the batch goes to the address it checked.
+        target = outbound.url_resolve_public(webhook.url)
+    except outbound.OutboundRefused as exc:
+        # Unresolvable, slow to resolve or non-public: the same answer (and the same retries) as
+        # an unreachable endpoint, so the outcome says nothing about the platform's network.
+        logger.info("webhook %s refused: %s", webhook.pk, exc.reason)
+        return [(message, SendResult(False, error=outbound.PUBLIC_ERROR, transport_error=True)) for message in messages]
     secret = _secret_of(webhook)
     outcomes: list[tuple[_Message, SendResult]] = []
     unreachable: SendResult | None = None
-    with requests.Session() as session:
+    with outbound.pinned_session(target) as session:
         for message in messages:
             if unreachable is not None:
                 # One timeout per batch is enough: the rest wait for their retry instead of
@@ -554,6 +587,17 @@ def _send_all(webhook: Webhook, messages: list[_Message]) -> list[tuple[_Message
                 logger.info("webhook %s: %s for %s (%s)", webhook.pk, result.error, message.event, message.delivery_id)
             outcomes.append((message, result))
     return outcomes
+
+
+def _send_isolated(hook: Webhook, batch: list[_Message], *, attempt: int, report: DispatchReport) -> None:
+    """Send one webhook's batch; whatever goes wrong stays with that webhook — the others of the
+    dispatch (other organizations' included) are still sent."""
+    try:
+        outcomes = _send_all(hook, batch)
+    except Exception:  # noqa: BLE001 — e.g. an undecryptable secret: this webhook only
+        logger.exception("webhook %s: sending failed", hook.pk)
+        outcomes = [(message, SendResult(False, error=outbound.PUBLIC_ERROR, transport_error=True)) for message in batch]
+    _record_outcomes(hook, outcomes, attempt=attempt, report=report, now=timezone.now())
 
 
 def webhooks_dispatch(*, events: Sequence[Sequence[Any]]) -> DispatchReport:
@@ -613,8 +657,7 @@ def webhooks_dispatch(*, events: Sequence[Sequence[Any]]) -> DispatchReport:
                 },
             ))
     for hook_id, batch in messages.items():
-        hook = hooks[hook_id]
-        _record_outcomes(hook, _send_all(hook, batch), attempt=0, report=report, now=timezone.now())
+        _send_isolated(hooks[hook_id], batch, attempt=0, report=report)
     return report
 
 
@@ -627,7 +670,7 @@ def webhook_send_retry(*, webhook_id: int, message: Mapping[str, Any], attempt: 
         return report
     item = _Message(notification_id=message.get("notification_id"), event=str(message["event"]),
                     delivery_id=str(message["delivery_id"]), body=dict(message["body"]))
-    _record_outcomes(hook, _send_all(hook, [item]), attempt=int(attempt), report=report, now=timezone.now())
+    _send_isolated(hook, [item], attempt=int(attempt), report=report)
     return report
 
 
@@ -641,7 +684,11 @@ def webhook_send_test(*, webhook: Webhook) -> dict[str, Any]:
         "data": {"webhook_id": webhook.pk, "organization_id": webhook.organization_id,
                  "message": "Test event: your endpoint and signature check work."},
     })
-    [(_, result)] = _send_all(webhook, [message])
+    try:
+        [(_, result)] = _send_all(webhook, [message])
+    except Exception:  # noqa: BLE001 — the caller gets the same generic answer as for a dead endpoint
+        logger.exception("webhook %s: test send failed", webhook.pk)
+        result = SendResult(False, error=outbound.PUBLIC_ERROR, transport_error=True)
     _record_outcomes(webhook, [(message, result)], attempt=0, report=DispatchReport(), now=timezone.now(), retry=False)
     return {"delivered": result.ok, "status_code": result.status_code, "error": result.error, "delivery_id": delivery_id}
 

@@ -91,8 +91,8 @@ def keys(settings, monkeypatch):
 @pytest.fixture
 def loopback_allowed(settings, monkeypatch):
     # Production refuses non-public targets; the receiver here lives on 127.0.0.1.
-    settings.WEBHOOK_ALLOW_PRIVATE_TARGETS = True
-    monkeypatch.setenv("WEBHOOK_ALLOW_PRIVATE_TARGETS", "true")
+    settings.OUTBOUND_ALLOW_LOOPBACK = True
+    monkeypatch.setenv("OUTBOUND_ALLOW_LOOPBACK", "true")
 
 
 @pytest.fixture
@@ -349,10 +349,14 @@ def test_test_endpoint_sends_a_signed_test_event_and_reports_the_answer(auth_cli
 
 @pytest.mark.django_db
 def test_private_targets_are_refused_in_production(auth_client, receiver, keys, settings):
-    settings.WEBHOOK_ALLOW_PRIVATE_TARGETS = False
+    settings.OUTBOUND_ALLOW_LOOPBACK = False
+    refused = auth_client.post(WEBHOOKS, {"name": "Ops", "direction": "OUTGOING", "url": receiver.url()}, format="json")
+    assert refused.status_code == 400 and "url" in refused.json(), refused.content
+    settings.OUTBOUND_ALLOW_LOOPBACK = True  # saved while allowed (a development box)...
     hook = _outgoing(auth_client, receiver.url())
+    settings.OUTBOUND_ALLOW_LOOPBACK = False  # ...and never reached once it is not
     answer = auth_client.post(WEBHOOKS + f"{hook['id']}/test/").json()
-    assert answer["delivered"] is False and "non-public" in answer["error"]
+    assert answer["delivered"] is False and answer["error"] == "Could not deliver to the endpoint."
     assert receiver.received() == []
 
 
