@@ -173,6 +173,16 @@ def url_resolve_public(url: str, *, schemes: tuple[str, ...] = ("https", "http")
     return Target(scheme=scheme, host=host, port=port, address=addresses[0].split("%", 1)[0])
 
 
+def require_https(target: Target) -> None:
+    """For services that must be TLS (Web Push): plain http only to loopback under the
+    test/development allowance."""
+    if target.scheme == "https":
+        return
+    if loopback_allowed() and any(ipaddress.ip_address(target.address) in net for net in _LOOPBACK):
+        return
+    raise OutboundRefused("the URL must start with https://")
+
+
 def _pinned_connection(base: type[HTTPConnection], address: str) -> type[HTTPConnection]:
     class Pinned(base):  # type: ignore[misc, valid-type]
         def _new_conn(self):  # noqa: ANN202 — urllib3's signature

@@ -749,8 +749,14 @@ def _configured_audit(record: NotificationProvider, *, actor_id: int | None, cha
 def push_subscription_save(*, user_id: int, endpoint: str, p256dh: str = "", auth: str = "", kind: str = PushSubscriptionKind.WEBPUSH,
                            device_id: str = "", user_agent: str = "") -> PushSubscription:
     if kind == PushSubscriptionKind.WEBPUSH:
-        if not endpoint.startswith(("https://", "http://")):
-            raise ValidationError({"endpoint": ["A Web Push endpoint is an URL."]})
+        from common import outbound
+
+        try:
+            # The server will post to this URL: https, a valid port, no literal internal address
+            # (each send resolves it again and refuses non-public answers).
+            outbound.url_check_syntax(endpoint, schemes=("https", "http") if outbound.loopback_allowed() else ("https",))
+        except outbound.OutboundRefused as exc:
+            raise ValidationError({"endpoint": [f"Not a usable Web Push endpoint: {exc.reason}."]}) from None
         if not p256dh or not auth:
             raise ValidationError({"keys": ["Web Push subscriptions need keys.p256dh and keys.auth."]})
     subscription, _ = PushSubscription.objects.update_or_create(

@@ -6,6 +6,7 @@ answering 404 or 410 says the subscription is gone, so it is deleted.
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 
 import requests
@@ -13,6 +14,7 @@ from django.conf import settings
 from django.utils import timezone
 from pywebpush import WebPushException, webpush
 
+from common import outbound
 from common.exceptions import ProviderPermanentError, ProviderTransientError
 from common.channels import Channel
 
@@ -26,6 +28,8 @@ from ..base import (
 )
 from ..registry import register
 from .common import push_options, push_payload, recipient_user_id
+
+logger = logging.getLogger(__name__)
 
 
 @register
@@ -55,23 +59,24 @@ class WebPushProvider(BaseProvider):
         key, claims = self._vapid()
         ttl, urgency = push_options(message.criticality)
         data = json.dumps(push_payload(message))
-        session = requests.Session()
         delivered: list[str] = []
         gone: list[int] = []
         ok_ids: list[int] = []
         errors: list[Exception] = []
         for subscription in subscriptions:
             try:
-                response = webpush(
-                    subscription_info=subscription.subscription_info(),
-                    data=data,
-                    vapid_private_key=key,
-                    vapid_claims=dict(claims),
-                    ttl=ttl,
-                    headers={"Urgency": urgency, "Topic": str(message.idempotency_key)[:32]} if message.idempotency_key else {"Urgency": urgency},
-                    timeout=self.timeout,
-                    requests_session=session,
-                )
+                # A subscriber chose this URL: resolve it once, public addresses only, https, and
+                # post to exactly that address, following no redirect (common.outbound).
+                target = outbound.url_resolve_public(subscription.endpoint)
+                outbound.require_https(target)
+            except outbound.OutboundRefused as exc:
+                logger.info("web push subscription %s refused: %s", subscription.pk, exc.reason)
+                errors.append(ProviderPermanentError("The push endpoint cannot be used.", code="endpoint_refused"))
+                continue
+            try:
+                with outbound.pinned_session(target) as session:
+                    response = self._post(subscription, session=session, data=data, key=key, claims=claims,
+                                          ttl=ttl, urgency=urgency, message=message)
             except WebPushException as exc:
                 status = getattr(exc.response, "status_code", None)
                 if status in (404, 410):
@@ -96,6 +101,19 @@ class WebPushProvider(BaseProvider):
             transient = [e for e in errors if isinstance(e, ProviderTransientError)]
             raise transient[0] if transient else errors[0]
         raise ProviderPermanentError("Every Web Push subscription of the recipient has expired.", code="no_subscription")
+
+    def _post(self, subscription, *, session: requests.Session, data: str, key: str, claims: dict[str, str], ttl: int,
+              urgency: str, message: OutboundMessage):
+        return webpush(
+            subscription_info=subscription.subscription_info(),
+            data=data,
+            vapid_private_key=key,
+            vapid_claims=dict(claims),
+            ttl=ttl,
+            headers={"Urgency": urgency, "Topic": str(message.idempotency_key)[:32]} if message.idempotency_key else {"Urgency": urgency},
+            timeout=self.timeout,
+            requests_session=session,
+        )
 
     def health_check(self) -> HealthResult:
         try:

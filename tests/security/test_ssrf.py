@@ -313,3 +313,87 @@ def _tls_peer(directory, name: str):
     server.server.socket = context.wrap_socket(server.server.socket, server_side=True)
     server.scheme = "https"
     return server.start(), cert_path
+
+
+# --- Web Push endpoints -------------------------------------------------------------------------------------------
+
+
+def _browser_keys() -> dict:
+    from tests.providers.test_push import Browser, b64
+
+    browser = Browser()
+    return {"p256dh": browser.p256dh, "auth": b64(browser.auth_secret)}
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("endpoint", [
+    "http://push.example.com/device",             # https only
+    "https://127.0.0.1:6379/device", "https://[::1]/device", "https://localhost/device",
+    "https://169.254.169.254/latest/", "https://[64:ff9b::a9fe:a9fe]/", "https://[2002:a9fe:a9fe::]/",
+    "https://push.example.com:0/device", "https://push.example.com:70000/device", "javascript:alert(1)",
+])
+def test_subscribing_an_internal_or_plain_http_push_endpoint_is_a_400(live_server, settings, endpoint):
+    settings.OUTBOUND_ALLOW_LOOPBACK = False
+    _organization, owner = _owner()
+    client = token_session(owner)
+    from providers.models import PushSubscription
+
+    answer = client.post(live_server.url + "/api/v1/push-subscriptions/", json={"endpoint": endpoint, "keys": _browser_keys()},
+                         timeout=10)
+    assert answer.status_code == 400 and "endpoint" in answer.json(), answer.text
+    assert not PushSubscription.objects.exists()
+    fine = client.post(live_server.url + "/api/v1/push-subscriptions/",
+                       json={"endpoint": "https://push.example.com/device", "keys": _browser_keys()}, timeout=10)
+    assert fine.status_code == 201
+
+
+@pytest.fixture
+def vapid_key(settings):
+    from tests.providers.test_push import b64
+
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    settings.VAPID_PRIVATE_KEY = b64(key.private_numbers().private_value.to_bytes(32, "big"))
+    settings.VAPID_SUBJECT = "mailto:ops@troubadour.test"
+
+
+def _push_message(user):
+    from notifications.enums import Channel
+    from providers.base import OutboundMessage
+
+    return OutboundMessage(channel=Channel.PUSH, to=str(user.pk), title="Incident", text="Database down", idempotency_key="7")
+
+
+@pytest.mark.django_db
+def test_web_push_sends_check_each_endpoint_again(settings, resolver, vapid_key, peer, internal):
+    """Rows already stored (or a name that now answers 127.0.0.1) are checked at send time: an
+    internal answer, a plain-http public endpoint and a redirect never reach the internal service."""
+    from common.exceptions import ProviderPermanentError
+    from providers.models import PushSubscription
+    from providers.registry import registry
+
+    settings.OUTBOUND_ALLOW_LOOPBACK = False
+    _organization, user = _owner()
+    internal_port = internal.server.server_address[1]
+    resolver.answers["push.rebind.example.test"] = ["127.0.0.1"]
+    resolver.answers["push.plain.example.test"] = [PUBLIC_IP]
+    resolver.route(PUBLIC_IP, ("127.0.0.1", internal_port))  # were the http one sent, the internal peer would see it
+    for endpoint in (f"https://push.rebind.example.test:{internal_port}/device",
+                     f"http://push.plain.example.test:{internal_port}/device",
+                     f"https://[::ffff:127.0.0.1]:{internal_port}/device"):
+        PushSubscription.objects.create(user=user, endpoint=endpoint, **_browser_keys())
+    with pytest.raises(ProviderPermanentError) as refused:
+        registry.get("webpush")().send(_push_message(user))
+    assert refused.value.code == "endpoint_refused" and str(internal_port) not in str(refused.value.detail)
+    assert internal.calls() == []
+    assert PushSubscription.objects.filter(user=user).count() == 3  # refused, not deleted: the owner can fix DNS
+
+    # A push service that answers with a redirect to the internal service: reported, not followed.
+    settings.OUTBOUND_ALLOW_LOOPBACK = True  # this push service is a loopback peer
+    PushSubscription.objects.filter(user=user).delete()
+    peer.on("POST", r"/device", Reply(307, b"", {"Location": f"{internal.url}/steal"}))
+    PushSubscription.objects.create(user=user, endpoint=f"{peer.url}/device", **_browser_keys())
+    with pytest.raises(ProviderPermanentError):
+        registry.get("webpush")().send(_push_message(user))
+    assert len(peer.calls("POST")) == 1 and internal.calls() == []
