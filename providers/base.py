@@ -189,6 +189,9 @@ class BaseProvider:
     sensitive_params: ClassVar[tuple[str, ...]] = ()
     required_params: ClassVar[tuple[str, ...]] = ()
     env_credentials: ClassVar[dict[str, str]] = {}
+    # The service's own domains: an organization admin may point the record's *_url only there
+    # (empty: any public https host).
+    endpoint_domains: ClassVar[tuple[str, ...]] = ()
     supports_webhooks: ClassVar[bool] = False
     supports_status_polling: ClassVar[bool] = False
     default_timeout: ClassVar[float] = 10.0

@@ -59,7 +59,7 @@ from .models import (
 from .journal import journal_record, send_journaled
 from .registry import registry
 from .resilience import CircuitBreaker, CircuitPolicy, RateLimiter
-from .secrets import resolve_credentials, secrets_decrypt, secrets_encrypt
+from .secrets import CONNECTION_PARAMS, resolve_credentials, secrets_decrypt, secrets_encrypt
 from .selectors import (
     ProviderBinding,
     binding_for_record,
@@ -114,7 +114,32 @@ class SendOutcome:
 def provider_instantiate(binding: ProviderBinding, *, global_records: Iterable[NotificationProvider] | None = None) -> BaseProvider:
     cls = registry.get(binding.code)
     credentials = resolve_credentials(binding.record, code=binding.code, global_records=global_records)
+    if binding.organization_id is not None:
+        _refuse_internal_endpoints(binding, config=binding.config, credentials=credentials)
     return cls(config=binding.config, credentials=credentials, record_id=binding.record_id)
+
+
+class EndpointRefused(ImproperlyConfigured):
+    """An organization's record points at a non-public address: treated as misconfigured."""
+
+
+def _refuse_internal_endpoints(binding: ProviderBinding, *, config: dict[str, Any], credentials: dict[str, Any]) -> None:
+    """An organization's record may name its own endpoints (a regional API, its SMTP relay), but
+    they must resolve to public addresses now, not only when saved: the provider (and its health
+    check) would otherwise probe the platform's network for whoever set the record."""
+    from common import outbound
+
+    for key in CONNECTION_PARAMS:
+        for source in (config, credentials):
+            value = source.get(key)
+            if value in (None, ""):
+                continue
+            url = str(value) if key.endswith("_url") else f"https://{value}"
+            try:
+                outbound.url_resolve_public(url, schemes=("https", "http"))
+            except outbound.OutboundRefused as exc:
+                logger.warning("provider %s (%s): %s refused: %s", binding.record_id, binding.code, key, exc.reason)
+                raise EndpointRefused(f"Provider {binding.code}: its {key} cannot be used.") from None
 
 
 def _instantiate_or_transient(binding: ProviderBinding, global_records: Iterable[NotificationProvider]) -> BaseProvider:
@@ -383,6 +408,8 @@ def provider_health_check(*, provider_id: int) -> ProviderHealthMetric:
         result = provider.health_check()
     except (ProviderPermanentError, ProviderTransientError) as exc:
         result = HealthResult(ok=False, response_time_ms=int((time.monotonic() - started) * 1000), detail=str(exc.detail))
+    except EndpointRefused as exc:
+        result = HealthResult(ok=False, response_time_ms=int((time.monotonic() - started) * 1000), detail=str(exc))
     except Exception as exc:  # a provider bug must not stop the beat run for the others
         logger.exception("health check of provider %s crashed", record.pk)
         result = HealthResult(ok=False, response_time_ms=int((time.monotonic() - started) * 1000), detail=f"check crashed: {exc.__class__.__name__}")
@@ -630,15 +657,23 @@ def delivery_statuses_poll(*, max_age_hours: int = 48, limit: int = 500) -> int:
         .exclude(provider_message_id="").select_related("provider_record").order_by("sent_at")[:limit]
     )
     events_by_sender: dict[tuple[str, int | None], list[DeliveryEvent]] = {}
-    instances: dict[tuple, BaseProvider] = {}
+    instances: dict[tuple, BaseProvider | None] = {}
     for delivery in rows:
         key = (delivery.provider, delivery.provider_record_id)
         if key not in instances:
             binding = binding_for_record(delivery.provider_record) if delivery.provider_record else ProviderBinding(
                 key=f"env-{delivery.provider}", code=delivery.provider, channel=delivery.channel)
-            instances[key] = provider_instantiate(binding)
+            try:
+                instances[key] = provider_instantiate(binding)
+            except ImproperlyConfigured as exc:
+                # One record's bad configuration (undecryptable, refused endpoint) skips its rows only.
+                logger.warning("status poll: provider %s unusable: %s", delivery.provider_record_id, exc.__class__.__name__)
+                instances[key] = None
+        provider = instances[key]
+        if provider is None:
+            continue
         try:
-            event = instances[key].get_delivery_status(delivery.provider_message_id)
+            event = provider.get_delivery_status(delivery.provider_message_id)
         except (ProviderTransientError, ProviderPermanentError) as exc:
             logger.warning("status poll of delivery %s failed: %s", delivery.pk, exc.code)
             continue
@@ -668,7 +703,8 @@ def suppression_add(*, address: str, channel: str, reason: str, organization_id:
 # --- provider records (admin API) ------------------------------------------------------------
 
 
-def _validate_record(*, code: str, channel: str, config: dict[str, Any], credentials: dict[str, Any], env_refs: dict[str, Any]) -> None:
+def _validate_record(*, code: str, channel: str, config: dict[str, Any], credentials: dict[str, Any], env_refs: dict[str, Any],
+                     organization_id: int | None = None, actor_id: int | None = None) -> None:
     cls = registry.get(code)
     if channel and channel != cls.channel:
         raise ValidationError({"channel": [f"Provider {code!r} serves {cls.channel}, not {channel}."]})
@@ -683,6 +719,53 @@ def _validate_record(*, code: str, channel: str, config: dict[str, Any], credent
     unknown_env = [k for k, v in env_refs.items() if not isinstance(v, str) or not v]
     if unknown_env:
         raise ValidationError({"secret_env_refs": ["Values must be environment variable names."]})
+    if organization_id is not None and not _platform_admin(actor_id):
+        endpoint_problems = _endpoint_errors(cls, config=config, credentials=credentials)
+        if endpoint_problems:
+            raise ValidationError({"config": endpoint_problems})
+
+
+def _platform_admin(actor_id: int | None) -> bool:
+    """Internal callers (no actor: commands, data migrations) and superusers may point an
+    organization's record anywhere; organization admins may not."""
+    if actor_id is None:
+        return True
+    from django.contrib.auth import get_user_model
+
+    return get_user_model().objects.filter(pk=actor_id, is_superuser=True, is_active=True).exists()
+
+
+def _endpoint_errors(cls, *, config: dict[str, Any], credentials: dict[str, Any]) -> list[str]:
+    """Where an organization admin may send a provider's requests (and its credentials): https
+    URLs with a valid port, no literal internal address, and the service's own domains when
+    the provider declares them (`endpoint_domains`: Amazon's for SES and SNS)."""
+    from common import outbound
+
+    schemes = ("https", "http") if outbound.loopback_allowed() else ("https",)
+    problems: list[str] = []
+    for key in CONNECTION_PARAMS:
+        for source in (config, credentials):
+            value = source.get(key)
+            if value in (None, ""):
+                continue
+            url = str(value) if key.endswith("_url") else f"https://{value}"
+            try:
+                outbound.url_check_syntax(url, schemes=schemes)
+            except outbound.OutboundRefused as exc:
+                problems.append(f"{key}: {exc.reason}.")
+                continue
+            if key.endswith("_url") and cls.endpoint_domains and not _on_domains(url, cls.endpoint_domains):
+                problems.append(f"{key}: only the service's own endpoints (https://*.{cls.endpoint_domains[0]}) may be "
+                                "set by an organization; ask platform staff for another.")
+    return problems
+
+
+def _on_domains(url: str, domains: tuple[str, ...]) -> bool:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower().rstrip(".")
+    return parts.scheme == "https" and any(host == d or host.endswith("." + d) for d in domains)
 
 
 @transaction.atomic(durable=True)
@@ -692,7 +775,8 @@ def provider_create(*, organization_id: int | None, code: str, name: str, channe
                     daily_limit: int | None = None, actor_id: int | None = None) -> NotificationProvider:
     cls = registry.get(code)
     config, secrets, secret_env_refs = dict(config or {}), dict(secrets or {}), dict(secret_env_refs or {})
-    _validate_record(code=code, channel=channel, config=config, credentials=secrets, env_refs=secret_env_refs)
+    _validate_record(code=code, channel=channel, config=config, credentials=secrets, env_refs=secret_env_refs,
+                     organization_id=organization_id, actor_id=actor_id)
     if NotificationProvider.objects.filter(organization_id=organization_id, code=code).exists():
         raise ValidationError({"code": [f"A {code!r} provider already exists for this scope."]})
     record = NotificationProvider.objects.create(
@@ -720,7 +804,8 @@ def provider_update(*, provider_id: int, actor_id: int | None = None, secrets: d
             merged.pop(key, None)
         else:
             merged[key] = value
-    _validate_record(code=record.code, channel=record.channel, config=record.config or {}, credentials=merged, env_refs=record.secret_env_refs or {})
+    _validate_record(code=record.code, channel=record.channel, config=record.config or {}, credentials=merged, env_refs=record.secret_env_refs or {},
+                     organization_id=record.organization_id, actor_id=actor_id)
     record.secrets = secrets_encrypt(merged)
     record.save()
     _configured_audit(record, actor_id=actor_id, change="updated", keys=sorted(secrets or {}), fields=sorted(fields))

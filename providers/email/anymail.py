@@ -30,6 +30,7 @@ from django.core.mail import get_connection
 from common.exceptions import ProviderPermanentError, ProviderTransientError
 from common.channels import Channel
 
+from ..aws import AWS_DOMAINS
 from ..base import (
     BaseProvider,
     HealthResult,
@@ -255,7 +256,8 @@ class PostmarkProvider(AnymailEmailProvider):
 
 @register
 class AmazonSesProvider(AnymailEmailProvider):
-    """Credentials: access_key_id, secret_access_key (or the instance role when empty).
+    """Credentials: access_key_id, secret_access_key (or the instance role when empty, for
+    Amazon's own endpoints only: a custom endpoint_url needs explicit keys — providers.aws).
     Config: region, endpoint_url, configuration_set_name."""
 
     code = "amazon_ses"
@@ -266,13 +268,12 @@ class AmazonSesProvider(AnymailEmailProvider):
     merge_batches = False
     sensitive_params = ("secret_access_key", "webhook_secret")
     env_credentials = {"access_key_id": "AWS_ACCESS_KEY_ID", "secret_access_key": "AWS_SECRET_ACCESS_KEY"}
+    endpoint_domains = AWS_DOMAINS
 
     def _session_params(self) -> dict[str, Any]:
-        params: dict[str, Any] = {"region_name": self.setting("region", "us-east-1")}
-        if self.setting("access_key_id"):
-            params["aws_access_key_id"] = self.setting("access_key_id")
-            params["aws_secret_access_key"] = self.setting("secret_access_key", "")
-        return params
+        from ..aws import aws_session_params
+
+        return aws_session_params(self)  # never the default chain for a custom endpoint
 
     def _client_params(self) -> dict[str, Any]:
         from botocore.config import Config
@@ -296,6 +297,8 @@ class AmazonSesProvider(AnymailEmailProvider):
         try:
             client = boto3.session.Session(**self._session_params()).client("sesv2", **self._client_params())
             account = client.get_account()
+        except ProviderPermanentError as exc:
+            return HealthResult(ok=False, response_time_ms=self._elapsed_ms(started), detail=str(exc.detail))
         except (BotoCoreError, ClientError) as exc:
             return HealthResult(ok=False, response_time_ms=self._elapsed_ms(started), detail=exc.__class__.__name__)
         quota = account.get("SendQuota", {})

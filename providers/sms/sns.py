@@ -6,6 +6,7 @@ import time
 from common.exceptions import ProviderPermanentError, ProviderTransientError
 from common.channels import Channel
 
+from ..aws import AWS_DOMAINS, aws_session_params
 from ..base import (
     BaseProvider,
     HealthResult,
@@ -21,7 +22,8 @@ from .segments import count_segments
 
 @register
 class SnsSmsProvider(BaseProvider):
-    """Credentials: access_key_id, secret_access_key (or the instance role).
+    """Credentials: access_key_id, secret_access_key (or the instance role, for Amazon's own
+    endpoints only: a custom endpoint_url needs explicit keys — providers.aws).
     Config: region, endpoint_url, sender_id, sms_type (Transactional/Promotional)."""
 
     code = "sns_sms"
@@ -29,15 +31,13 @@ class SnsSmsProvider(BaseProvider):
     name = "Amazon SNS SMS"
     sensitive_params = ("secret_access_key",)
     env_credentials = {"access_key_id": "AWS_ACCESS_KEY_ID", "secret_access_key": "AWS_SECRET_ACCESS_KEY"}
+    endpoint_domains = AWS_DOMAINS
 
     def client(self):
         import boto3
         from botocore.config import Config
 
-        session_params = {"region_name": self.setting("region", "us-east-1")}
-        if self.setting("access_key_id"):
-            session_params["aws_access_key_id"] = self.setting("access_key_id")
-            session_params["aws_secret_access_key"] = self.setting("secret_access_key", "")
+        session_params = aws_session_params(self)  # never the default chain for a custom endpoint
         client_params = {"config": Config(connect_timeout=self.timeout, read_timeout=self.timeout, retries={"max_attempts": 1})}
         if self.config.get("endpoint_url"):
             client_params["endpoint_url"] = self.config["endpoint_url"]
@@ -82,6 +82,8 @@ class SnsSmsProvider(BaseProvider):
         started = time.monotonic()
         try:
             self.client().get_sms_attributes(attributes=["MonthlySpendLimit"])
+        except ProviderPermanentError as exc:
+            return HealthResult(ok=False, response_time_ms=self._elapsed_ms(started), detail=str(exc.detail))
         except (BotoCoreError, ClientError) as exc:
             return HealthResult(ok=False, response_time_ms=self._elapsed_ms(started), detail=str(self._error(exc)))
         return HealthResult(ok=True, response_time_ms=self._elapsed_ms(started))

@@ -10,6 +10,9 @@ from .peers import HttpPeer
 def encryption_keys(settings):
     settings.FIELD_ENCRYPTION_KEYS = [Fernet.generate_key().decode()]
     settings.SITE_URL = "https://troubadour.test"
+    # The providers' services here are loopback peers; production refuses non-public endpoints
+    # for organization records and push subscriptions (tests/security checks that).
+    settings.OUTBOUND_ALLOW_LOOPBACK = True
     return settings.FIELD_ENCRYPTION_KEYS
 
 

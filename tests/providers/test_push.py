@@ -38,12 +38,6 @@ class Browser:
         return json.loads(http_ece.decrypt(body, private_key=self.private_key, auth_secret=self.auth_secret, version="aes128gcm"))
 
 
-@pytest.fixture(autouse=True)
-def loopback_push_service(settings):
-    # The push services here are loopback peers; production refuses non-public endpoints.
-    settings.OUTBOUND_ALLOW_LOOPBACK = True
-
-
 @pytest.fixture
 def vapid(settings):
     key = ec.generate_private_key(ec.SECP256R1())
