@@ -21,6 +21,7 @@ from google.auth.transport.requests import AuthorizedSession
 from google.auth.transport.requests import Request as GoogleAuthRequest
 from google.oauth2 import service_account
 
+from common import outbound
 from common.exceptions import ProviderPermanentError, ProviderTransientError
 from common.channels import Channel
 
@@ -74,6 +75,14 @@ class FcmProvider(BaseProvider):
         project = self.config.get("project_id") or info.get("project_id")
         if not project:
             raise ProviderPermanentError("FCM project_id is not configured.", code="configuration")
+        token_uri = str(info.get("token_uri") or "")
+        if token_uri:
+            # The key's JSON names where google-auth posts its signed assertion: whoever supplied
+            # the key chose it, so it must be a public https URL like any other tenant endpoint.
+            try:
+                outbound.url_resolve_public(token_uri, schemes=("https", "http") if outbound.loopback_allowed() else ("https",))
+            except outbound.OutboundRefused:
+                raise ProviderPermanentError("FCM service account token_uri cannot be used.", code="configuration") from None
         try:
             creds = _credentials(info)
         except (ValueError, GoogleAuthError):

@@ -155,3 +155,31 @@ def test_an_organization_endpoint_that_resolves_inside_is_refused_at_send_and_he
         assert internal.calls() == []
     finally:
         internal.stop()
+
+
+@pytest.mark.django_db
+def test_an_fcm_key_whose_token_uri_points_inside_is_refused(settings, resolver):
+    """google-auth posts a signed assertion to the key's `token_uri`, a value the key's owner
+    wrote: one resolving to an internal address is never contacted."""
+    from providers.registry import registry
+    from providers.models import PushSubscription, PushSubscriptionKind
+    from tests.providers.test_push import _service_account
+
+    settings.OUTBOUND_ALLOW_LOOPBACK = False
+    internal = HttpPeer().on("POST", r"/.*", Reply(200, {"access_token": "ya29.x", "expires_in": 3600})).start()
+    try:
+        resolver.answers["oauth.tenant.example"] = ["127.0.0.1"]
+        _organization, user = _owner()
+        PushSubscription.objects.create(user=user, kind=PushSubscriptionKind.FCM, endpoint="device-token")
+        port = internal.server.server_address[1]
+        for token_uri in (f"https://oauth.tenant.example:{port}/token", f"http://[::ffff:127.0.0.1]:{port}/token",
+                          "http://169.254.169.254/computeMetadata/v1/instance/service-accounts/default/token"):
+            provider = registry.get("fcm")(config={"base_url": "https://fcm.googleapis.com"},
+                                           credentials={"service_account": _service_account(token_uri)})
+            message = OutboundMessage(channel=Channel.PUSH, to=str(user.pk), title="t", text="b")
+            with pytest.raises(ProviderPermanentError) as refused:
+                provider.send(message)
+            assert refused.value.code == "configuration"
+        assert internal.calls() == []
+    finally:
+        internal.stop()
