@@ -22,6 +22,7 @@ import logging
 import socket
 import threading
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 import requests
@@ -133,22 +134,23 @@ def _resolve(host: str, port: int, timeout: float) -> list[str]:
     # getaddrinfo has no timeout of its own: a slow or hostile name server must not hold a
     # worker. One short-lived thread per lookup, so one tenant's slow name server never queues
     # another's lookup behind it; glibc gives up on its own after its resolv.conf timeouts.
-    box: dict[str, object] = {}
+    infos: list[tuple[Any, ...]] = []
+    errors: list[BaseException] = []
 
     def lookup() -> None:
         try:
-            box["infos"] = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)
+            infos.extend(socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM))
         except (OSError, UnicodeError) as exc:
-            box["error"] = exc
+            errors.append(exc)
 
     thread = threading.Thread(target=lookup, name="outbound-dns", daemon=True)
     thread.start()
     thread.join(timeout)
     if thread.is_alive():
         raise OutboundRefused(f"resolving {host} took more than {timeout:g} s")
-    if "error" in box:
-        raise OutboundRefused(f"{host} does not resolve ({box['error'].__class__.__name__})")
-    addresses = list(dict.fromkeys(str(info[4][0]) for info in box.get("infos") or []))  # type: ignore[union-attr]
+    if errors:
+        raise OutboundRefused(f"{host} does not resolve ({errors[0].__class__.__name__})")
+    addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
     if not addresses:
         raise OutboundRefused(f"{host} has no address")
     return addresses
@@ -189,12 +191,12 @@ def _pinned_connection(base: type[HTTPConnection], address: str) -> type[HTTPCon
             # urllib3 opens the socket to `_dns_host` (which `host` also reads): swap in the
             # checked address for the connect only, so the Host header, SNI and certificate
             # verification that follow still use the name.
-            name = self._dns_host
-            self._dns_host = address
+            name: str = getattr(self, "_dns_host")  # noqa: B009 — urllib3's private attribute
+            setattr(self, "_dns_host", address)  # noqa: B010
             try:
                 return super()._new_conn()
             finally:
-                self._dns_host = name
+                setattr(self, "_dns_host", name)  # noqa: B010
 
     return Pinned
 
