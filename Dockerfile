@@ -6,7 +6,7 @@ COPY requirements.txt .
 RUN pip install --no-cache-dir -r requirements.txt
 COPY . .
 RUN DJANGO_ALLOW_INSECURE_KEY=1 python manage.py collectstatic --noinput -v 0
-RUN useradd --create-home troubadour && mkdir -p /app/var && chown -R troubadour /app/var
+RUN useradd --create-home troubadour && mkdir -p /app/var/metrics && chown -R troubadour /app/var
 USER troubadour
 EXPOSE 8000
 CMD ["gunicorn", "config.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3"]

@@ -1,7 +1,38 @@
 """Request checks that run before any view."""
 from __future__ import annotations
 
+from django.core.signals import request_finished
 from django.http import JsonResponse
+
+from common.logging import CORRELATION_ID, REQUEST_ID, clean_id, new_id
+
+
+class RequestIdMiddleware:
+    """Every request gets an id (the caller's `X-Request-ID` if it is plain, else a new one),
+    answered in `X-Request-ID` and carried by every log line and Celery task it causes.
+    `X-Correlation-ID` names a wider operation; it defaults to the request id."""
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request):
+        request_id = clean_id(request.headers.get("X-Request-ID")) or new_id()
+        # Set, not scoped: Django logs a 4xx/5xx answer after the middleware chain has returned,
+        # and that line must carry the ids too; they are forgotten when the response is closed.
+        REQUEST_ID.set(request_id)
+        CORRELATION_ID.set(clean_id(request.headers.get("X-Correlation-ID")) or request_id)
+        request.request_id = request_id
+        response = self.get_response(request)
+        response["X-Request-ID"] = request_id
+        return response
+
+
+def _forget_request_ids(**kwargs) -> None:
+    REQUEST_ID.set("")
+    CORRELATION_ID.set("")
+
+
+request_finished.connect(_forget_request_ids, dispatch_uid="common.middleware.forget_request_ids")
 
 
 class RejectNulQueryMiddleware:

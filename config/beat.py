@@ -104,6 +104,13 @@ BEAT_SCHEDULE: tuple[BeatEntry, ...] = (
         description="Ask providers without status webhooks what became of recent deliveries.",
     ),
     BeatEntry(
+        name="housekeeping",
+        task="notifications.housekeeping",
+        schedule=crontab(minute="30", hour="3"),
+        expires=3000,
+        description="Purge expired idempotency records, old audit rows and rendered copies, expired sessions.",
+    ),
+    BeatEntry(
         name="aggregate provider costs",
         task="providers.aggregate_costs",
         schedule=crontab(minute="15", hour="*"),

@@ -68,6 +68,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "common.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -308,6 +309,17 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
+# --- operations -----------------------------------------------------------------------
+# /metrics: staff, or `Authorization: Bearer <METRICS_TOKEN>` for a Prometheus scraper.
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+# Shared by every process of a host (web, workers, consumer) so /metrics adds them up; emptied at start.
+PROMETHEUS_MULTIPROC_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
+if PROMETHEUS_MULTIPROC_DIR:
+    Path(PROMETHEUS_MULTIPROC_DIR).mkdir(parents=True, exist_ok=True)
+# Housekeeping (beat, daily): how long audit rows and the rendered copy of sent messages are kept.
+AUDIT_LOG_RETENTION_DAYS = int(os.environ.get("AUDIT_LOG_RETENTION_DAYS", "365"))
+RENDERED_CONTENT_RETENTION_DAYS = int(os.environ.get("RENDERED_CONTENT_RETENTION_DAYS", "30"))
+
 # --- security -----------------------------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG and SITE_URL.startswith("https"))
@@ -316,12 +328,21 @@ SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIN
 X_FRAME_OPTIONS = "DENY"
 
 # --- logging ------------------------------------------------------------------------
+# json: one object per line with request_id/correlation_id (production); plain: for a terminal.
+LOG_FORMAT = os.environ.get("LOG_FORMAT", "plain" if DEBUG or env_bool("TROUBADOUR_EMBEDDED", False) else "json")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"redact": {"()": "common.logging.RedactSecretsFilter"}},
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact"]}},
+    "filters": {
+        "ids": {"()": "common.logging.ContextIdsFilter"},
+        "redact": {"()": "common.logging.RedactSecretsFilter"},
+    },
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(correlation_id)s] %(message)s"},
+        "json": {"()": "common.logging.JsonFormatter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json" if LOG_FORMAT == "json" else "plain",
+                             "filters": ["ids", "redact"]}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }

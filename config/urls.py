@@ -10,6 +10,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
 
 from common import views as common_views
+from common.metrics import metrics_view
 
 APPS = ("accounts", "narrations", "invitations", "notifications", "providers", "people")
 
@@ -30,6 +31,7 @@ for app in APPS:
 urlpatterns = [
     path("health/live", common_views.live, name="health-live"),
     path("health/ready", common_views.ready, name="health-ready"),
+    path("metrics", metrics_view, name="metrics"),
     path("admin/", admin.site.urls),
     path("accounts/login/", auth_views.LoginView.as_view(template_name="accounts/login.html"), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),

@@ -26,6 +26,7 @@ from kombu import Connection, Exchange, Queue
 from kombu.mixins import ConsumerProducerMixin
 
 from common.exceptions import TroubadourError
+from common.logging import log_context
 
 logger = logging.getLogger("notifications.consumer")
 
@@ -102,6 +103,12 @@ class BusConsumer(ConsumerProducerMixin):
 
     # -- message handling --------------------------------------------------------------------
     def on_message(self, message) -> None:
+        # Every log line about this message, and the tasks it queues, carry its ids.
+        properties = message.properties or {}
+        with log_context(request_id=properties.get("message_id") or "", correlation_id=properties.get("correlation_id") or ""):
+            self._handle(message)
+
+    def _handle(self, message) -> None:
         headers = dict(message.headers or {})
         attempts = int(headers.get(ATTEMPT_HEADER) or 0) + 1
         if message.delivery_info.get("redelivered"):

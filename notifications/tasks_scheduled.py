@@ -67,3 +67,10 @@ def notifications_expire_due_task() -> int:
 
     return notifications_expire_due()
 
+
+
+@shared_task(name="notifications.housekeeping", **_OPTIONS)
+def housekeeping_task() -> dict[str, int]:
+    from notifications.engine.housekeeping import housekeeping_run
+
+    return housekeeping_run()

@@ -18,6 +18,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count, Max, Q, Sum
 from django.utils import timezone
 
+from common.metrics import record_provider_call
 from common.exceptions import (
     ProviderError,
     ProviderPermanentError,
@@ -337,11 +338,13 @@ def provider_send_batch_with_failover(*, organization_id: int | None, channel: s
                 continue
             allowed.append(i)
         provider = None
+        started = time.monotonic()
         try:
             provider = _instantiate_or_transient(binding, global_records)
             outcomes = send_journaled(provider, [messages[i] for i in allowed])
         except (ProviderTransientError, ProviderPermanentError) as exc:
             outcomes = [exc] * len(allowed)
+        record_provider_call(channel=channel, provider=binding.code, seconds=time.monotonic() - started, outcomes=outcomes)
         for outcome in outcomes:
             if isinstance(outcome, ProviderError):
                 _redact(outcome, provider)

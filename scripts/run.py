@@ -7,6 +7,7 @@ filesystem transport). Ctrl-C stops every process.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -25,6 +26,10 @@ def main() -> int:
     env.setdefault("SITE_URL", f"http://127.0.0.1:{port}")
     env.setdefault("PYTHONUNBUFFERED", "1")
     env["DJANGO_SETTINGS_MODULE"] = "config.settings"
+    # /metrics adds up web, worker and consumer counters from here; a fresh start begins at zero.
+    metrics_dir = Path(env.setdefault("PROMETHEUS_MULTIPROC_DIR", str(ROOT / "var" / "metrics")))
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    metrics_dir.mkdir(parents=True, exist_ok=True)
 
     def manage(*args: str) -> None:
         subprocess.run([PY, "manage.py", *args], cwd=ROOT, env=env, check=True)
@@ -34,10 +39,9 @@ def main() -> int:
     manage("createcachetable")
     manage("seed_demo")
 
-    from_common = "default,events,delivery,narration,maintenance"
     commands = {
         "web": [PY, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
-        "worker": [PY, "-m", "celery", "-A", "config", "worker", "-Q", from_common, "-c", "2", "--loglevel", "INFO",
+        "worker": [PY, "-m", "celery", "-A", "config", "worker", "-c", "2", "--loglevel", "INFO",
                    "--without-gossip", "--without-mingle"],
         "beat": [PY, "-m", "celery", "-A", "config", "beat", "--loglevel", "INFO",
                  "--scheduler", "django_celery_beat.schedulers:DatabaseScheduler"],

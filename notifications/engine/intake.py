@@ -30,6 +30,8 @@ from django.utils.dateparse import parse_datetime
 
 from accounts.models import Organization, Project, Team
 from common.exceptions import NotFound, PermissionDenied, ValidationError
+from common.logging import bind_correlation_id
+from common.metrics import record_event
 from notifications.enums import (
     ActorType,
     AuditAction,
@@ -376,6 +378,7 @@ def event_emit(
     any input is invalid. Raises common.exceptions.ValidationError with per-field details.
     """
     now = timezone.now()
+    bind_correlation_id(correlation_id)  # logs and the delivery tasks of this event carry it
     if not isinstance(type, str) or not type:
         raise ValidationError({"type": ["This field is required."]})
     if data is not None and not isinstance(data, Mapping):
@@ -579,6 +582,8 @@ def event_emit(
 
         webhooks_enqueue(events=[(n.pk, EVENT_CREATED) for n in notifications], organization_ids=[organization.pk])
 
+    created = len(notifications)
+    transaction.on_commit(lambda: record_event(source=source, notifications=created))
     return EmitResult(
         event_id=str(event_id),
         notifications=[(n.pk, _result_recipient_id(n), n.status) for n in notifications],
