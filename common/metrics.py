@@ -22,8 +22,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.views.decorators.http import require_GET
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, JsonResponse
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client import values as _values
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -228,11 +227,12 @@ def _allowed(request: HttpRequest) -> bool:
     return False
 
 
-@require_GET
 def metrics_view(request: HttpRequest) -> HttpResponse:
     """GET /metrics — Prometheus text format; platform staff or `Authorization: Bearer <METRICS_TOKEN>`."""
     if not _allowed(request):
         response = JsonResponse({"detail": "Staff session or metrics bearer token required."}, status=401)
         response["WWW-Authenticate"] = 'Bearer realm="metrics"'
         return response
+    if request.method not in ("GET", "HEAD"):
+        return HttpResponseNotAllowed(["GET", "HEAD"])
     return HttpResponse(generate_latest(metrics_registry()), content_type=CONTENT_TYPE)

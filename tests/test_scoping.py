@@ -109,6 +109,8 @@ PUBLIC_PREFIXES = (
 STAFF_CONSOLE = "admin/"
 # Pages for platform staff only: organization owners are sent to the staff login.
 STAFF_ONLY_PAGES = {"outbox"}
+# Machine endpoints for platform staff or a bearer token: anyone else gets a 401, no redirect.
+STAFF_OR_TOKEN = {"metrics"}
 
 # Each path parameter → the tenant attribute whose id fills it. A new parameter name fails the
 # sweep until it is added here, so no endpoint goes unchecked.
@@ -830,7 +832,7 @@ def test_secrets_set_through_the_api_are_never_read_back(world, db, debug_logs):
             continue
         url = endpoint.url(a)
         response = sweep.call(endpoint, "get", url)
-        expected = 302 if endpoint.name in STAFF_ONLY_PAGES else 200
+        expected = 302 if endpoint.name in STAFF_ONLY_PAGES else 401 if endpoint.name in STAFF_OR_TOKEN else 200
         if response.status_code != expected:
             sweep.problem("get", url, f"answered {response.status_code} to A's owner, expected {expected}")
     sweep.problems += _check_logs(debug_logs.records, world, extra=fresh)

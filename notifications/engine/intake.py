@@ -582,8 +582,7 @@ def event_emit(
 
         webhooks_enqueue(events=[(n.pk, EVENT_CREATED) for n in notifications], organization_ids=[organization.pk])
 
-    created = len(notifications)
-    transaction.on_commit(lambda: record_event(source=source, notifications=created))
+    record_event(source=source, notifications=len(notifications))
     return EmitResult(
         event_id=str(event_id),
         notifications=[(n.pk, _result_recipient_id(n), n.status) for n in notifications],
