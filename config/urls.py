@@ -10,7 +10,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
 
 from common import views as common_views
-from common.metrics import metrics_view
+from notifications.metrics import metrics_view
 
 APPS = ("accounts", "narrations", "invitations", "notifications", "providers", "people")
 
