@@ -1,0 +1,138 @@
+"""The people pages in Chromium: sign-up → profile → a preference change → the next real delivery
+follows it; the dashboard's charts drawn from real deliveries; every page at 390 px wide."""
+from __future__ import annotations
+
+import pytest
+from django.core import mail
+
+from accounts.models import User
+from invitations.models import StoryInvitation
+from invitations.services import invitation_accept, invitations_send
+from narrations.services import story_create
+from notifications.enums import Channel
+from notifications.models import Notification, NotificationDelivery
+
+pytestmark = [pytest.mark.postgres, pytest.mark.browser]
+
+
+@pytest.fixture
+def browser(monkeypatch, settings):
+    from playwright.sync_api import sync_playwright
+
+    # ORM calls between browser steps run on Playwright's event-loop thread.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    settings.NARRATION_ESPEAK_LIBRARY = "/nonexistent/libespeak-ng.so"
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path="/usr/bin/chromium", args=["--no-sandbox", "--disable-background-networking", "--disable-gpu"],
+        )
+        yield chromium
+        chromium.close()
+
+
+def _invite_and_accept(inviter: User, email: str) -> StoryInvitation:
+    story = story_create(owner=inviter, title="The Lighthouse", content="The lamp had not been lit for years.", characters=[])
+    result = invitations_send(story=story, inviter=inviter, items=[{"email": email, "conversation_style": "jovial"}])
+    invitation = result.invitations[0]
+    invitation_accept(invitation_id=invitation.pk)
+    return invitation
+
+
+def _no_horizontal_scroll(page) -> bool:
+    return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_signup_profile_then_a_preference_change_shapes_the_next_delivery(browser, live_server, settings):
+    settings.SITE_URL = live_server.url
+    page = browser.new_page()
+    page.set_default_timeout(30_000)
+
+    page.goto(f"{live_server.url}/")
+    page.click("text=Sign up")
+    page.fill("#id_username", "ada")
+    page.fill("#id_email", "ada@example.com")
+    page.fill("#id_display_name", "Ada")
+    page.fill("#id_password1", "analytical-engine-42")
+    page.fill("#id_password2", "analytical-engine-42")
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{live_server.url}/me/profile/")
+    assert "Welcome to Troubadour" in page.inner_text(".messages")
+    user = User.objects.get(username="ada")
+    assert user.memberships.count() == 1
+
+    page.fill("#id_phone", "+33 6 12 34 56 78")
+    page.fill("#id_phone", "+33 6 12 34 56 78")
+    page.select_option("#id_locale", "fr")
+    page.select_option("#id_timezone", "Europe/Paris")
+    page.click("#profile-form button[type=submit]")
+    page.locator(".messages").wait_for()
+    assert "Profile saved." in page.inner_text(".messages")
+    user.refresh_from_db()
+    assert (user.phone, user.locale, user.timezone) == ("+33612345678", "fr", "Europe/Paris")
+
+    # With the defaults, an acceptance reaches Ada in the app and by email.
+    _invite_and_accept(user, "bea@example.com")
+    first = Notification.objects.get(recipient=user)
+    assert set(first.deliveries.values_list("channel", flat=True)) == {Channel.IN_APP, Channel.EMAIL}
+    assert "a accepté votre invitation" in first.deliveries.get(channel=Channel.EMAIL).rendered["subject"]  # her language
+
+    page.click("header >> text=Preferences")
+    page.wait_for_url(f"{live_server.url}/me/preferences/")
+    cell = page.locator('[data-cell="type:story.invitation_accepted:EMAIL"]')
+    assert cell.get_attribute("data-enabled") == "on"
+    cell.locator("select").select_option("off")
+    assert page.inner_text("#save-matrix") == "Save 1 change"
+    page.click("#save-matrix")
+    page.locator(".messages").wait_for()
+    cell = page.locator('[data-cell="type:story.invitation_accepted:EMAIL"]')
+    assert cell.get_attribute("data-enabled") == "off" and cell.get_attribute("data-source") == "user"
+    assert "your choice" in cell.inner_text()
+
+    emails_before = len([m for m in mail.outbox if m.to == ["ada@example.com"]])
+    _invite_and_accept(user, "cid@example.com")
+    second = Notification.objects.filter(recipient=user).exclude(pk=first.pk).get()
+    assert list(NotificationDelivery.objects.filter(notification=second).exclude(status="SKIPPED").values_list("channel", flat=True)) == [Channel.IN_APP]
+    assert len([m for m in mail.outbox if m.to == ["ada@example.com"]]) == emails_before
+    assert "EMAIL" in str(second.trace)  # the trace says why email was left out
+
+
+@pytest.mark.django_db(transaction=True)
+def test_dashboard_charts_from_real_deliveries_and_every_page_at_390px(browser, live_server, settings, user):
+    settings.SITE_URL = live_server.url
+    story = story_create(owner=user, title="The Lighthouse", content="The lamp had not been lit for years.", characters=[])
+    invitations_send(story=story, inviter=user, items=[
+        {"email": f"guest{i}@example.com", "conversation_style": "jovial"} for i in range(4)
+    ] + [{"phone": "+14155550100", "conversation_style": "playful"}])
+    sent = NotificationDelivery.objects.exclude(status="SKIPPED").count()
+    assert sent == 5
+
+    page = browser.new_page(viewport={"width": 390, "height": 844})
+    page.set_default_timeout(30_000)
+    page.goto(f"{live_server.url}/accounts/login/")
+    assert _no_horizontal_scroll(page)
+    page.fill("input[name=username]", user.username)
+    page.fill("input[name=password]", "pass-word-123")
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{live_server.url}/")
+
+    page.goto(f"{live_server.url}/me/")
+    bars = page.locator("#chart-channels rect.bar")
+    assert bars.count() >= 2
+    values = {(b.get_attribute("data-channel"), b.get_attribute("data-kind")): int(b.get_attribute("data-value")) for b in bars.all()}
+    assert sum(v for (ch, _), v in values.items() if ch == "email") == 4
+    assert sum(v for (ch, _), v in values.items() if ch == "sms") == 1
+    day_bars = page.locator("#chart-daily rect.day-bar")
+    assert sum(int(b.get_attribute("data-value")) for b in day_bars.all()) == 5
+    assert page.locator("#chart-channels").bounding_box()["width"] <= 390
+    assert page.locator('[data-tile="sent"] strong').inner_text() == "5"
+    page.fill("input[name=q]", "guest3")
+    page.press("input[name=q]", "Enter")
+    page.wait_for_url("**q=guest3**")
+    assert page.locator("#history-table tbody tr").count() == 1
+    assert _no_horizontal_scroll(page)
+
+    for path in ("/", f"/stories/{story.pk}/", "/me/profile/", "/me/preferences/", "/inbox/", "/accounts/signup/"):
+        page.goto(f"{live_server.url}{path}")
+        assert _no_horizontal_scroll(page), path
