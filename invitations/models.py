@@ -155,3 +155,30 @@ class InvitationHistory(models.Model):
 
     def __str__(self) -> str:
         return f"{self.invitation_id}: {self.action}"
+
+
+class OptOutSource(models.TextChoices):
+    LINK = "link", "Unsubscribe page"
+    ONE_CLICK = "one_click", "One-click (List-Unsubscribe)"
+    SMS_STOP = "sms_stop", "SMS STOP reply"
+
+
+class InviteeOptOut(models.Model):
+    """An address (lower-cased email, or E.164 phone) that asked not to be invited again —
+    by one inviter, or (inviter NULL) by anyone on the platform. Invitees have no account, so
+    this is their preference center; it is honoured when invitations are sent."""
+
+    address = models.CharField(max_length=320)
+    inviter = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, null=True, blank=True, related_name="+")
+    source = models.CharField(max_length=12, choices=OptOutSource.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["address", "inviter"], condition=Q(inviter__isnull=False), name="uniq_optout_inviter"),
+            models.UniqueConstraint(fields=["address"], condition=Q(inviter__isnull=True), name="uniq_optout_platform"),
+        ]
+        indexes = [models.Index(fields=["address"], name="optout_address_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.address} ⊘ {self.inviter or 'everyone'}"

@@ -5,7 +5,8 @@ bare addresses, each with its own link, message and style as per-recipient data;
 routes it (EMAIL and SMS), renders it from its templates, delivers it through the configured
 providers (the log provider for SMS in the embedded run) and tracks it. Each invitation keeps
 a link to its notification, so its per-channel status is read from the real deliveries.
-Accepting an invitation tells the inviter with `story.invitation_accepted`.
+Accepting or declining an invitation tells the inviter (`story.invitation_accepted`,
+`story.invitation_declined`).
 """
 from __future__ import annotations
 
@@ -27,11 +28,13 @@ from notifications.models import Notification
 from notifications.services import EmitResult, event_emit
 
 from .models import StoryInvitation
+from .optout import optout_url
 
 logger = logging.getLogger(__name__)
 
 INVITATION_EVENT = "story.invitation"
 ACCEPTED_EVENT = "story.invitation_accepted"
+DECLINED_EVENT = "story.invitation_declined"
 RESOURCE_TYPE = "story_invitation"
 INVITATION_CHANNELS = [Channel.EMAIL, Channel.SMS]
 SOURCE = "invitations"
@@ -69,12 +72,16 @@ def _story_correlation(story_id: int) -> str:
 
 
 def _recipient(invitation: StoryInvitation, token: str) -> dict[str, Any]:
+    # Signed (not secret) links for the invitee to stop invitations: one-click and the page.
+    stop_url = optout_url(address=invitation.invitee_email or invitation.invitee_phone, inviter_id=invitation.inviter_id)
     address: dict[str, Any] = {
         "data": {
             "inviteUrl": _invite_url(token),
             "message": invitation.message,
             "conversationStyle": _style_label(invitation.conversation_style),
             "invitationId": invitation.pk,
+            "stopUrl": stop_url,
+            "unsubscribeUrl": stop_url,
         },
         "resource": {"id": invitation.pk},
         "locale": _platform_locale(invitation.locale),
@@ -160,14 +167,23 @@ def invitation_notify_accepted(*, invitation: StoryInvitation) -> EmitResult | N
     gate); the deduplication key makes a repeat harmless anyway. A refusal by the platform (the
     inviter left the organization) is logged and does not undo the acceptance.
     """
+    return _notify_inviter(invitation=invitation, event=ACCEPTED_EVENT, what="accepted")
+
+
+def invitation_notify_declined(*, invitation: StoryInvitation) -> EmitResult | None:
+    """Tell the inviter that an invitee declined; same rules as an acceptance."""
+    return _notify_inviter(invitation=invitation, event=DECLINED_EVENT, what="declined")
+
+
+def _notify_inviter(*, invitation: StoryInvitation, event: str, what: str) -> EmitResult | None:
     story, inviter = invitation.story, invitation.inviter
     organization = _organization_for(story, inviter)
     invitee = invitation.invitee
     try:
-        with transaction.atomic():  # a savepoint: a refusal must not roll the acceptance back
+        with transaction.atomic():  # a savepoint: a refusal must not roll the answer back
             return event_emit(
                 organization=organization,
-                type=ACCEPTED_EVENT,
+                type=event,
                 recipient_ids=[inviter.pk],
                 actor={"type": ActorType.SYSTEM, "name": invitee},
                 resource={"type": RESOURCE_TYPE, "id": invitation.pk, "name": story.title},
@@ -177,10 +193,10 @@ def invitation_notify_accepted(*, invitation: StoryInvitation) -> EmitResult | N
                     "conversationStyle": _style_label(invitation.conversation_style),
                 },
                 action_url=f"/stories/{story.pk}/",
-                deduplication_key=f"invitation-accepted:{invitation.pk}",
+                deduplication_key=f"invitation-{what}:{invitation.pk}",
                 correlation_id=_story_correlation(story.pk),
                 source=SOURCE,
             )
     except TroubadourError as exc:
-        logger.error("story.invitation_accepted refused for invitation %s: %s", invitation.pk, exc.__class__.__name__)
+        logger.error("%s refused for invitation %s: %s", event, invitation.pk, exc.__class__.__name__)
         return None

@@ -27,7 +27,8 @@ from .models import (
     StoryInvitation,
     hash_token,
 )
-from .notify import invitation_notify_accepted, invitations_notify_sent
+from .notify import invitation_notify_accepted, invitation_notify_declined, invitations_notify_sent
+from .optout import opted_out_addresses
 from .validation import (
     InviteeItem,
     find_duplicates,
@@ -44,12 +45,13 @@ TOKEN_BYTES = 32  # 256 random bits in every link
 
 @dataclass(frozen=True)
 class SkippedInvitee:
-    """An invitee left out because they already hold a pending invitation to the story."""
+    """An invitee left out: they already hold a pending invitation to the story
+    (`already_pending`), or asked not to be invited by this inviter or at all (`opted_out`)."""
 
     index: int
     email: str
     phone: str
-    existing_invitation_id: int
+    existing_invitation_id: int | None
     reason: str = "already_pending"
 
 
@@ -122,13 +124,20 @@ def invitations_send(*, story: Story, inviter, items: list[dict], message: str =
     now = timezone.now()
     existing_by_email, existing_by_phone = _pending_invitees(story=story, items=parsed, now=now)
 
+    opted_out = opted_out_addresses(
+        addresses=[a for item in parsed for a in (item.email, item.phone) if a], inviter_id=inviter.pk
+    )
+
     to_create: list[InviteeItem] = []
     skipped: list[SkippedInvitee] = []
     for item in parsed:
         existing = (existing_by_email.get(item.email) if item.email else None) or (
             existing_by_phone.get(item.phone) if item.phone else None
         )
-        if existing is not None:
+        if item.email in opted_out or item.phone in opted_out:
+            skipped.append(SkippedInvitee(index=item.index, email=item.email, phone=item.phone,
+                                          existing_invitation_id=None, reason="opted_out"))
+        elif existing is not None:
             skipped.append(
                 SkippedInvitee(index=item.index, email=item.email, phone=item.phone, existing_invitation_id=existing)
             )
@@ -409,7 +418,10 @@ def _mark_accepted(*, invitation_id: int) -> StoryInvitation:
 @transaction.atomic(durable=True)
 def invitation_decline(*, invitation_id: int) -> StoryInvitation:
     """Decline an invitation; declining twice is a no-op, declining after accepting a conflict."""
-    invitation = StoryInvitation.objects.select_for_update().filter(pk=invitation_id).first()
+    invitation = (
+        StoryInvitation.objects.select_for_update(of=("self",)).select_related("story__organization", "inviter")
+        .filter(pk=invitation_id).first()
+    )
     if invitation is None:
         raise NotFound("Invitation not found.")
     if invitation.status == InvitationStatus.DECLINED:
@@ -424,6 +436,7 @@ def invitation_decline(*, invitation_id: int) -> StoryInvitation:
     invitation.declined_at = timezone.now()
     invitation.save(update_fields=["status", "declined_at"])
     InvitationHistory.objects.create(invitation=invitation, action=HistoryAction.DECLINED)
+    invitation_notify_declined(invitation=invitation)
     return invitation
 
 

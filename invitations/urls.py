@@ -6,6 +6,7 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("stories/<int:story_id>/", views.story_detail, name="story-page"),
     path("i/<str:token>", views.invitation_landing, name="invitation-landing"),
+    path("u/stop/<str:token>/", views.invitee_optout, name="invitee-optout"),
 ]
 
 api_urlpatterns = [

@@ -5,8 +5,10 @@ from django import forms
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
+from accounts.models import User
 from accounts.selectors import user_primary_organization
 from common.exceptions import Gone, NotFound, RateLimited
 from common.exceptions import ValidationError as DomainValidationError
@@ -17,7 +19,7 @@ from narrations.styles import style_catalogue
 
 from . import selectors, services
 from .api import client_key, narration_payload
-from .models import DeliveryState, InvitationStatus
+from .models import DeliveryState, InvitationStatus, OptOutSource
 
 
 class StoryForm(forms.Form):
@@ -142,3 +144,30 @@ def invitation_landing(request: HttpRequest, token: str) -> HttpResponse:
     response["Cache-Control"] = "private, no-store"
     response["Referrer-Policy"] = "no-referrer"
     return response
+
+
+@csrf_exempt  # the link is the credential; mail clients post the one-click without a session
+@require_http_methods(["GET", "POST"])
+def invitee_optout(request: HttpRequest, token: str) -> HttpResponse:
+    """`/u/stop/<token>/`: an invitee stops invitations from one inviter or from the platform.
+
+    GET only shows the choice (mail scanners fetch every link); a POST applies it. A POST of
+    `List-Unsubscribe=One-Click` (RFC 8058, sent by the mail client) stops this inviter's.
+    """
+    from .optout import invitee_opt_out, optout_token_read
+
+    try:
+        data = optout_token_read(token)
+    except DomainValidationError as exc:
+        return render(request, "invitations/optout.html", {"error": exc.detail}, status=400)
+    inviter = User.objects.filter(pk=data["i"]).first()
+    context = {"address": data["a"], "inviter_name": inviter.get_display_name() if inviter else "this person"}
+    if request.method == "GET":
+        return render(request, "invitations/optout.html", context)
+    one_click = request.POST.get("List-Unsubscribe") == "One-Click"
+    try:
+        result = invitee_opt_out(token=token, scope="inviter" if one_click else request.POST.get("scope", ""),
+                                 source=OptOutSource.ONE_CLICK if one_click else OptOutSource.LINK)
+    except DomainValidationError as exc:
+        return render(request, "invitations/optout.html", {**context, "error": exc.detail}, status=400)
+    return render(request, "invitations/optout.html", {**context, "done": result["scope"]})

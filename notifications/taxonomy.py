@@ -831,9 +831,16 @@ EVENTS: list[EventDefinition] = [
             "invite.url": "data.inviteUrl",
             "invite.message": "data.message",
             "invite.style": "data.conversationStyle",
+            "invite.stop_url": "data.stopUrl",
         },
         "Invitee (user, email or phone)",
         link="invite.url",
+        extra={"email_footer": {
+            "en": "You receive this because {% firstof inviter.name actor.name %} invited you to Troubadour."
+                  "{% if invite.stop_url %} Don't want these invitations? Stop them: {{ invite.stop_url }}{% endif %}",
+            "fr": "Vous recevez ce message car {% firstof inviter.name actor.name %} vous a invité sur Troubadour."
+                  "{% if invite.stop_url %} Vous ne souhaitez plus ces invitations ? Arrêtez-les : {{ invite.stop_url }}{% endif %}",
+        }},
         en=Copy(
             '{% firstof inviter.name actor.name %} invited you to hear "{{ story.title }}"',
             '{% firstof inviter.name actor.name %} invited you to listen to the story "{{ story.title }}"{% if invite.style %}, told in a {{ invite.style|lower }} style{% endif %}.{% if invite.message %} "{{ invite.message|truncatechars:300 }}"{% endif %}',
@@ -868,6 +875,25 @@ EVENTS: list[EventDefinition] = [
             "{{ invitee.name }} a accepté votre invitation à l'histoire {{ story.title }}.",
         ),
     ),
+    EventDefinition(
+        "story.invitation_declined", "Story invitation declined", "An invitee declined a story invitation", COLLAB, LOW, ACCEPTED,
+        {"invitee.name": "data.inviteeName", "story.title": "data.storyTitle", "invite.style": "data.conversationStyle"},
+        "Inviter",
+        en=Copy(
+            "{{ invitee.name }} declined your invitation",
+            '{{ invitee.name }} declined your invitation to "{{ story.title }}"{% if invite.style %} ({{ invite.style|lower }} style){% endif %}.',
+            "View story",
+            "{{ invitee.name }} declined your invitation to {{ story.title }}",
+            "{{ invitee.name }} declined your invitation to the story {{ story.title }}.",
+        ),
+        fr=Copy(
+            "{{ invitee.name }} a décliné votre invitation",
+            "{{ invitee.name }} a décliné votre invitation à « {{ story.title }} »{% if invite.style %} (ton {{ invite.style|lower }}){% endif %}.",
+            "Voir l'histoire",
+            "{{ invitee.name }} a decline votre invitation : {{ story.title }}",
+            "{{ invitee.name }} a décliné votre invitation à l'histoire {{ story.title }}.",
+        ),
+    ),
 ]
 
 EVENTS_BY_KEY: dict[str, EventDefinition] = {event.key: event for event in EVENTS}
@@ -895,6 +921,11 @@ _EMAIL_HTML = (
 )
 
 
+def _html_footer(footer: str) -> str:
+    # In HTML the stop link is a link (str.format does not touch the braces of a value).
+    return footer.replace("{{ invite.stop_url }}", '<a href="{{ invite.stop_url }}" style="color: #6b7280;">{{ invite.stop_url }}</a>')
+
+
 def _needs_acknowledgment(event: EventDefinition) -> bool:
     return Criticality.at_least(event.criticality, Criticality.HIGH)
 
@@ -908,12 +939,13 @@ def channel_content(event: EventDefinition, channel: str, language: str) -> dict
     if channel == Channel.IN_APP:
         return {"title": copy.title, "body": copy.body, "action_label": copy.action}
     if channel == Channel.EMAIL:
+        footer = event.extra.get("email_footer", _EMAIL_FOOTER)[language]
         return {
             "subject": copy.title,
             "title": copy.title,
-            "body": copy.body + link_line + "\n\n-- \n" + _EMAIL_FOOTER[language],
+            "body": copy.body + link_line + "\n\n-- \n" + footer,
             "body_html": _EMAIL_HTML.format(
-                title=copy.title, body=copy.body, action=copy.action, link=event.link, footer=_EMAIL_FOOTER[language]
+                title=copy.title, body=copy.body, action=copy.action, link=event.link, footer=_html_footer(footer)
             ),
             "action_label": copy.action,
         }

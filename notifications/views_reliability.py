@@ -55,7 +55,8 @@ class AckLinkView(View):
 
 
 class TwilioSmsInboundView(TwilioWebhookView):
-    """``/webhooks/twilio/sms/inbound/``: a reply "ACK" or "1" acknowledges (signature-verified).
+    """``/webhooks/twilio/sms/inbound/``: a reply "ACK" or "1" acknowledges, STOP (and the
+    carriers' other opt-out keywords) suppresses the number, START lifts it (signature-verified).
 
     The reply is checked against the accounts that texted that phone recently (or the
     platform's), and acknowledges only what a verified account delivered to it. The answer
@@ -70,6 +71,11 @@ class TwilioSmsInboundView(TwilioWebhookView):
     def handle(self, request: HttpRequest) -> HttpResponse:
         from twilio.twiml.messaging_response import MessagingResponse
 
+        from invitations.optout import sms_inbound_keyword_apply
+
+        # Carrier keywords first: STOP suppresses the number (and the carrier answers it itself).
+        if sms_inbound_keyword_apply(from_number=request.POST.get("From", ""), body=request.POST.get("Body", "")):
+            return HttpResponse(str(MessagingResponse()), content_type="application/xml")
         acknowledged = notification_acknowledge_by_sms(
             from_number=request.POST.get("From", ""), body=request.POST.get("Body", ""), **senders_scope(self.senders)
         )

@@ -313,6 +313,10 @@ def _outbound_message(delivery: NotificationDelivery, notification: Notification
         action_url=absolute_url(content.get("action_url") or ""),
         metadata=metadata,
     )
+    if not notification.recipient_id and isinstance(notification.data, dict) and notification.data.get("unsubscribeUrl"):
+        # A bare address has no preferences to turn off: the sender gives its own one-click link
+        # (an invitee's "stop invitations"), used for List-Unsubscribe.
+        message.unsubscribe_url = absolute_url(str(notification.data["unsubscribeUrl"]))
     for key in ("template_name", "template_language", "template_components", "voice_language", "voice_name",
                 "audio_url", "require_acknowledgment", "acknowledgment_digit", "reply_to"):
         if key in extra and hasattr(message, key):

@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db.models import Prefetch, Q
+from django.db.models.functions import Lower
 
 from notifications.enums import (
     CHANNEL_ADDRESS_FIELD,
@@ -167,6 +168,9 @@ class ChannelRules:
     org_per_minute: int | None
     org_per_hour: int | None
     rate_limit_action: str
+    # Seed 004 §4.2 `requiresOptIn`, from the configuration's settings: when true, a bare
+    # address (no account that gave this number) gets nothing on the channel.
+    requires_opt_in: bool = False
 
     @classmethod
     def default(cls) -> ChannelRules:
@@ -193,8 +197,32 @@ def channel_rules_load(*, organization_id: int) -> dict[str, ChannelRules]:
             org_per_minute=config.rate_limit_org_per_minute,
             org_per_hour=config.rate_limit_org_per_hour,
             rate_limit_action=config.rate_limit_action,
+            requires_opt_in=bool((config.settings or {}).get("requiresOptIn", False)) if isinstance(config.settings, dict) else False,
         )
     return rules
+
+
+# Channels that reach a person at an address of theirs (the suppression list applies).
+SUPPRESSIBLE_CHANNELS = (Channel.EMAIL, Channel.SMS, Channel.WHATSAPP, Channel.VOICE)
+OPT_IN_CHANNELS = (Channel.SMS, Channel.WHATSAPP, Channel.VOICE)
+
+
+def suppressions_load(*, organization_id: int, channels: list[str], recipients: list[Recipient]) -> dict[tuple[str, str], str]:
+    """{(channel, lower-cased address): reason} of the suppressed addresses among these recipients
+    (hard bounces, complaints, unsubscribes, SMS STOP replies): one query, whatever their number."""
+    from providers.models import SuppressedAddress
+
+    wanted_channels = [c for c in channels if c in SUPPRESSIBLE_CHANNELS]
+    addresses = {r.address(c).strip().lower() for r in recipients for c in wanted_channels if r.address(c)}
+    if not addresses:
+        return {}
+    rows = (
+        SuppressedAddress.objects.annotate(address_lower=Lower("address"))
+        .filter(Q(organization__isnull=True) | Q(organization_id=organization_id), channel__in=wanted_channels,
+                address_lower__in=addresses)
+        .values_list("channel", "address_lower", "reason")
+    )
+    return {(channel, address): reason for channel, address, reason in rows}
 
 
 # --- the router ------------------------------------------------------------------------------
@@ -219,6 +247,7 @@ def _route_channel(
     prefs: PreferenceSet,
     quiet: QuietState,
     online: bool,
+    suppressed: dict[tuple[str, str], str] | None = None,
 ) -> ChannelRoute:
     route = ChannelRoute(channel=channel, status=DeliveryStatus.PENDING)
     steps = route.steps
@@ -268,6 +297,13 @@ def _route_channel(
         return _skipped(route, "no_address", f"The recipient has no {needed} for {channel}.")
     route.address = address
     steps.append({"check": "address", "result": "pass"})
+    why = (suppressed or {}).get((channel, address.strip().lower()))
+    if why:
+        steps.append({"check": "suppression", "result": "fail", "reason": why})
+        return _skipped(route, "suppressed", f"The recipient's address is on the suppression list for {channel} ({why.lower()}).")
+    if channel in OPT_IN_CHANNELS and recipient.user_id is None and rules.requires_opt_in:
+        steps.append({"check": "consent", "result": "fail", "requires_opt_in": True})
+        return _skipped(route, "opt_in_required", f"{channel} needs the recipient's opt-in; a bare number has none on record.")
 
     if decision.only_when_offline:
         if online:
@@ -389,6 +425,7 @@ def route_recipients(*, ctx: RoutingContext, recipients: list[Recipient]) -> lis
     )
     quiet_set: QuietHoursSet = quiet_hours_load(organization_id=ctx.organization_id, user_ids=user_ids)
     online = presence_online_user_ids(user_ids=user_ids, now=ctx.now)
+    suppressed = suppressions_load(organization_id=ctx.organization_id, channels=list(ctx.channels), recipients=recipients)
     at = ctx.send_at if ctx.scheduled else ctx.now
     routes: list[RecipientRoute] = []
     default_rules = ChannelRules.default()
@@ -401,7 +438,7 @@ def route_recipients(*, ctx: RoutingContext, recipients: list[Recipient]) -> lis
         channel_routes = [
             _route_channel(
                 ctx=ctx, recipient=recipient, channel=channel, rules=rules.get(channel, default_rules),
-                prefs=prefs, quiet=quiet, online=is_online,
+                prefs=prefs, quiet=quiet, online=is_online, suppressed=suppressed,
             )
             for channel in ctx.channels
         ]

@@ -166,9 +166,16 @@
     });
     success.appendChild(list);
     if (body.skipped && body.skipped.length) {
-      success.appendChild(text("p", "Already invited and still pending, so not invited again:", "muted"));
+      success.appendChild(text("p", "Not invited:", "muted"));
       var skipped = document.createElement("ul");
-      body.skipped.forEach(function (s) { skipped.appendChild(text("li", s.email || s.phone)); });
+      skipped.id = "skipped-list";
+      var why = {
+        already_pending: "already invited, the invitation is still pending",
+        opted_out: "asked not to receive invitations"
+      };
+      body.skipped.forEach(function (s) {
+        skipped.appendChild(text("li", (s.email || s.phone) + " — " + (why[s.reason] || s.reason)));
+      });
       success.appendChild(skipped);
     }
     if (body.narrations.length) {

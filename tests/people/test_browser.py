@@ -136,3 +136,31 @@ def test_dashboard_charts_from_real_deliveries_and_every_page_at_390px(browser, 
     for path in ("/", f"/stories/{story.pk}/", "/me/profile/", "/me/preferences/", "/inbox/", "/accounts/signup/"):
         page.goto(f"{live_server.url}{path}")
         assert _no_horizontal_scroll(page), path
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_invitee_stops_invitations_from_the_email_footer_link(browser, live_server, settings, user, other_user):
+    import re
+
+    from invitations.models import InviteeOptOut
+
+    settings.SITE_URL = live_server.url
+    story = story_create(owner=user, title="The Lighthouse", content="The lamp had not been lit for years.", characters=[])
+    invitations_send(story=story, inviter=user, items=[{"email": "bea@example.com", "conversation_style": "jovial"}])
+    message = next(m for m in mail.outbox if m.to == ["bea@example.com"])
+    link = re.search(r"Stop them: (\S+)", message.body).group(1)
+    assert message.extra_headers["List-Unsubscribe"] == f"<{link}>"
+
+    page = browser.new_page(viewport={"width": 390, "height": 844})
+    page.goto(link)
+    assert f"Stop invitations from {user.get_display_name()}" in page.inner_text("#optout")
+    assert _no_horizontal_scroll(page)
+    page.check("input[value=platform]")
+    page.click("#optout button[type=submit]")
+    page.locator("#optout-done").wait_for()
+    assert "Nobody can invite bea@example.com" in page.inner_text("#optout-done")
+    assert InviteeOptOut.objects.get().inviter is None
+
+    other_story = story_create(owner=other_user, title="Elsewhere", content="Another story.", characters=[])
+    result = invitations_send(story=other_story, inviter=other_user, items=[{"email": "bea@example.com", "conversation_style": "jovial"}])
+    assert result.invitations == [] and result.skipped[0].reason == "opted_out"
