@@ -4,7 +4,7 @@ from django.contrib import admin, messages
 
 from common.exceptions import TroubadourError
 
-from .models import InvitationHistory, InvitationStatus, StoryInvitation
+from .models import InvitationHistory, InvitationStatus, InviteeOptOut, StoryInvitation
 from .selectors import invitations_delivery_states
 from .services import invitation_revoke
 
@@ -80,3 +80,12 @@ class InvitationHistoryAdmin(admin.ModelAdmin):
     list_select_related = ("invitation", "user")
     raw_id_fields = ("invitation", "user")
     readonly_fields = ("invitation", "user", "action", "data", "created_at")
+
+
+@admin.register(InviteeOptOut)
+class InviteeOptOutAdmin(admin.ModelAdmin):
+    list_display = ("address", "inviter", "source", "created_at")
+    list_filter = ("source",)
+    search_fields = ("address", "inviter__username", "inviter__email")
+    raw_id_fields = ("inviter",)
+    readonly_fields = ("created_at",)

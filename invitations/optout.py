@@ -29,6 +29,7 @@ MAX_AGE_SECONDS = 365 * 86400
 STOP_KEYWORDS = {"STOP", "STOPALL", "STOP ALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "OPTOUT", "OPT OUT", "REVOKE", "ARRET", "ARRÊT"}
 START_KEYWORDS = {"START", "UNSTOP", "YES", "SUBSCRIBE"}
 PHONE_CHANNELS = (Channel.SMS, Channel.WHATSAPP, Channel.VOICE)
+STOP_DETAIL = "SMS STOP reply"
 
 
 def optout_token(*, address: str, inviter_id: int) -> str:
@@ -95,25 +96,37 @@ def sms_keyword(body: str) -> str:
 
 
 @transaction.atomic(durable=True)
-def sms_inbound_keyword_apply(*, from_number: str, body: str) -> str:
+def sms_inbound_keyword_apply(*, from_number: str, body: str, organization_ids: Iterable[int | None] = (None,)) -> str:
     """Apply a carrier keyword from an inbound SMS: STOP suppresses the number on every
-    phone channel for everyone and stops invitations to it; START lifts what STOP did.
-    Returns the keyword applied ("stop", "start") or "" when the body is not one."""
+    phone channel and stops invitations to it; START lifts what STOP did. Returns the keyword
+    applied ("stop", "start") or "" when the body is not one.
+
+    `organization_ids` are the owners of the provider accounts that authenticated the reply
+    (None: the platform's own). A reply to an organization's own number suppresses it for that
+    organization only: anyone holding an account's credentials can sign a reply from any
+    number, and must not silence that number for everyone else.
+    """
     from providers.models import SuppressedAddress, SuppressionReason
     from providers.services import suppression_add
 
     keyword = sms_keyword(body)
     number = (from_number or "").strip()
+    owners = list(dict.fromkeys(organization_ids)) or [None]
     if not keyword or not number.startswith("+"):
         return ""
     if keyword == "stop":
-        for channel in PHONE_CHANNELS:
-            suppression_add(address=number, channel=channel, reason=SuppressionReason.UNSUBSCRIBE, detail="SMS STOP reply")
-        _add(address=number, inviter_id=None, source=OptOutSource.SMS_STOP)
+        for owner in owners:
+            for channel in PHONE_CHANNELS:
+                suppression_add(address=number, channel=channel, reason=SuppressionReason.UNSUBSCRIBE,
+                                organization_id=owner, detail=STOP_DETAIL)
+        if None in owners:
+            _add(address=number, inviter_id=None, source=OptOutSource.SMS_STOP)
     else:
+        scope = Q(organization__isnull=True) if None in owners else Q(pk__in=[])
+        scope |= Q(organization_id__in=[o for o in owners if o is not None])
         SuppressedAddress.objects.filter(
-            organization__isnull=True, address__iexact=number, channel__in=PHONE_CHANNELS,
-            reason=SuppressionReason.UNSUBSCRIBE, detail="SMS STOP reply",
+            scope, address__iexact=number, channel__in=PHONE_CHANNELS, reason=SuppressionReason.UNSUBSCRIBE, detail=STOP_DETAIL,
         ).delete()
-        InviteeOptOut.objects.filter(address=number, inviter__isnull=True, source=OptOutSource.SMS_STOP).delete()
+        if None in owners:
+            InviteeOptOut.objects.filter(address=number, inviter__isnull=True, source=OptOutSource.SMS_STOP).delete()
     return keyword

@@ -74,7 +74,10 @@ class TwilioSmsInboundView(TwilioWebhookView):
         from invitations.optout import sms_inbound_keyword_apply
 
         # Carrier keywords first: STOP suppresses the number (and the carrier answers it itself).
-        if sms_inbound_keyword_apply(from_number=request.POST.get("From", ""), body=request.POST.get("Body", "")):
+        if sms_inbound_keyword_apply(
+            from_number=request.POST.get("From", ""), body=request.POST.get("Body", ""),
+            organization_ids=[s.record.organization_id if s.record is not None else None for s in self.senders],
+        ):
             return HttpResponse(str(MessagingResponse()), content_type="application/xml")
         acknowledged = notification_acknowledge_by_sms(
             from_number=request.POST.get("From", ""), body=request.POST.get("Body", ""), **senders_scope(self.senders)

@@ -93,7 +93,7 @@ def test_sms_stop_suppresses_the_number_at_intake_with_a_trace_reason_and_start_
     monkeypatch, settings, user, organization, send
 ):
     monkeypatch.setenv("TWILIO_AUTH_TOKEN", "sms-inbound-secret")
-    monkeypatch.delenv("TWILIO_ACCOUNT_SID", raising=False)
+    monkeypatch.setenv("TWILIO_ACCOUNT_SID", "AC123")  # the platform's own account
     settings.SITE_URL = "https://troubadour.test"
     client = Client()
     forged = client.post("/webhooks/twilio/sms/inbound/", {"From": "+14155550100", "Body": "STOP"}, HTTP_X_TWILIO_SIGNATURE="x")
@@ -118,7 +118,7 @@ def test_sms_stop_suppresses_the_number_at_intake_with_a_trace_reason_and_start_
 
 def test_sms_keywords_other_than_stop_and_start_are_left_to_acknowledgments(monkeypatch, settings):
     monkeypatch.setenv("TWILIO_AUTH_TOKEN", "sms-inbound-secret")
-    monkeypatch.delenv("TWILIO_ACCOUNT_SID", raising=False)
+    monkeypatch.setenv("TWILIO_ACCOUNT_SID", "AC123")  # the platform's own account
     settings.SITE_URL = "https://troubadour.test"
     assert _inbound(Client(), "please stop calling me at night").status_code == 200
     assert not SuppressedAddress.objects.exists()
@@ -148,3 +148,32 @@ def test_the_inviter_hears_of_a_decline(user, organization, send, django_capture
     invitation_decline(invitation_id=result.invitations[0].pk)  # declining twice tells nobody twice
     assert Notification.objects.filter(recipient=user, event_type="story.invitation_declined").count() == 1
     assert StoryInvitation.objects.get().status == "declined"
+
+
+def test_a_stop_signed_by_an_organizations_own_account_silences_the_number_for_that_organization_only(
+    settings, organization, other_user
+):
+    from cryptography.fernet import Fernet
+
+    from providers.services import provider_create
+
+    settings.SITE_URL = "https://troubadour.test"
+    settings.FIELD_ENCRYPTION_KEYS = [Fernet.generate_key().decode()]
+    record = provider_create(organization_id=organization.pk, code="twilio_sms", name="Our Twilio", priority=0,
+                             config={"from_number": "+14155550111"}, secrets={"account_sid": "ACorg", "auth_token": "org-token"})
+    result = event_emit(organization=organization, type="task.assigned", channels=["SMS"], recipients=[{"phone": "+14155550100"}],
+                        data={"taskTitle": "Fix login"})
+    NotificationDelivery.objects.filter(notification_id=result.notifications[0][0]).update(
+        status="SENT", provider="twilio_sms", provider_record=record)
+    url = "https://troubadour.test" + reverse("twilio-sms-inbound")
+    params = {"From": "+14155550100", "Body": "STOP", "AccountSid": "ACorg", "MessageSid": "SM2"}
+    response = Client().post(url.replace("https://troubadour.test", ""), params,
+                             HTTP_X_TWILIO_SIGNATURE=RequestValidator("org-token").compute_signature(url, params))
+
+    assert response.status_code == 200
+    assert set(SuppressedAddress.objects.values_list("organization_id", flat=True)) == {organization.pk}
+    assert not InviteeOptOut.objects.exists()  # not a platform-wide opt-out
+    other_org = other_user.memberships.get().organization
+    elsewhere = event_emit(organization=other_org, type="task.assigned", channels=["SMS"], recipients=[{"phone": "+14155550100"}],
+                           data={"taskTitle": "Fix login"})
+    assert NotificationDelivery.objects.get(notification_id=elsewhere.notifications[0][0]).status == DeliveryStatus.PENDING
