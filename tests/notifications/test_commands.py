@@ -337,3 +337,24 @@ def test_subscriber_created_over_the_bus_receives_an_event_by_external_id(comman
                     channel.queue_delete(name)
                 except conn.channel_errors:
                     channel = conn.channel()
+
+
+def test_embedded_mode_starts_and_idles_without_a_bus(transactional_db, tmp_path):
+    """`make run` starts consume_commands on the embedded broker (no RabbitMQ, no EVENT_BUS_URL)."""
+    env = _worker_env()
+    for name in ("CELERY_BROKER_URL", "EVENT_BUS_URL"):
+        env.pop(name, None)
+    env.update(TROUBADOUR_VAR_DIR=str(tmp_path / "var"), DEBUG="true")
+    log_path = tmp_path / "embedded.log"
+    proc = subprocess.Popen([sys.executable, "manage.py", "consume_commands"], cwd=ROOT, env=env,
+                            stdout=log_path.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_until(lambda: "consuming" in log_path.read_text(), timeout=30, message="embedded command consumer ready")
+        assert "notification.commands" in log_path.read_text()
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+        assert "consume_commands stopped (0 processed, 0 dead-lettered)" in log_path.read_text()
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)

@@ -380,3 +380,36 @@ def test_a_person_changing_their_own_phone_readdresses_unsent_sms(organization, 
     assert response.status_code == 200, response.content
     delivery = NotificationDelivery.objects.get(notification_id=nid)
     assert (delivery.status, delivery.recipient_address) == (DeliveryStatus.PENDING, "+14155550199")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_upserts_of_one_new_external_id_make_one_subscriber(organization):
+    """Both writers miss the row at first; the per-organization lock makes the second find it."""
+    import threading
+
+    from notifications.engine.subscribers import subscriber_upsert
+
+    barrier = threading.Barrier(4)
+    results, errors = [], []
+
+    def upsert(n: int) -> None:
+        from django.db import connection as conn
+
+        try:
+            barrier.wait(5)
+            sub = subscriber_upsert(organization=organization, external_id="race", fields={"display_name": f"writer {n}"},
+                                    actor=AuditActor())
+            results.append(sub.status)
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=upsert, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not errors, errors
+    assert sorted(results).count("created") == 1 and len(results) == 4
+    assert Membership.objects.filter(organization=organization, external_id="race").count() == 1
