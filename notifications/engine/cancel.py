@@ -2,8 +2,8 @@
 
 A client cancels by notification ids, by deduplication key or by correlation id (REST
 `POST /api/v1/admin/notifications/cancel/`, command `notification.cancel`); deleting a
-subscriber cancels everything still pending for them. Pending, scheduled and held deliveries
-become CANCELLED; rows a worker has already claimed (SENDING) are in flight and finish —
+subscriber cancels everything still pending for them. Pending, scheduled and held deliveries,
+and those waiting in a digest not sent yet, become CANCELLED; rows a worker has already claimed (SENDING) are in flight and finish —
 the claim and this update lock the same rows, so a delivery is either cancelled or sent,
 never both. Cancelled notifications stop escalating.
 """
@@ -13,11 +13,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import Organization
 from common.exceptions import ValidationError
-from notifications.enums import AuditAction, DeliveryStatus, NotificationStatus
+from notifications.enums import AuditAction, BatchStatus, DeliveryStatus, NotificationStatus
 from notifications.models import Notification, NotificationAuditLog, NotificationDelivery
 
 from .delivery import notifications_status_refresh
@@ -25,6 +26,10 @@ from .intake import AuditActor
 
 MAX_IDS = 10_000
 CANCELLABLE_STATUSES = (DeliveryStatus.PENDING, DeliveryStatus.HELD)
+# Waiting in a digest that has not gone out yet is pending too: the digest then leaves it out.
+_CANCELLABLE = Q(status__in=CANCELLABLE_STATUSES) | Q(
+    status=DeliveryStatus.DIGESTED, batch__status__in=[BatchStatus.OPEN, BatchStatus.READY]
+)
 
 
 def notifications_cancel(
@@ -67,7 +72,7 @@ def notifications_cancel(
         matched = list(qs.order_by("pk").values_list("pk", flat=True))
         deliveries = list(
             NotificationDelivery.objects.select_for_update(of=("self",))
-            .filter(notification_id__in=matched, status__in=CANCELLABLE_STATUSES)
+            .filter(_CANCELLABLE, notification_id__in=matched)
             .order_by("pk")
             .values_list("pk", "notification_id")
         )

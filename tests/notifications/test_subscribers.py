@@ -413,3 +413,24 @@ def test_concurrent_upserts_of_one_new_external_id_make_one_subscriber(organizat
     assert not errors, errors
     assert sorted(results).count("created") == 1 and len(results) == 4
     assert Membership.objects.filter(organization=organization, external_id="race").count() == 1
+
+
+def test_cancel_takes_a_notification_out_of_a_digest_not_sent_yet(key_client, organization, event_type):
+    from notifications.engine.digest import digests_send_due
+    from notifications.enums import BatchStatus, DigestFrequency, PreferenceLevel
+    from notifications.models import ChannelPreference, NotificationBatch, NotificationPreference
+
+    sub = key_client.put(_url("digest-1"), {"email": "d1@example.com"}, format="json").json()
+    pref = NotificationPreference.objects.create(level=PreferenceLevel.USER, user_id=sub["id"], organization=organization)
+    ChannelPreference.objects.create(preference=pref, channel=Channel.EMAIL, digest_frequency=DigestFrequency.HOURLY)
+    kept, dropped = (_event(key_client, recipients=[{"external_id": "digest-1"}], channels=[Channel.EMAIL],
+                            data={"taskTitle": title}, correlation_id=title).json()["notifications"][0]["id"]
+                     for title in ("kept", "dropped"))
+    assert NotificationDelivery.objects.get(notification_id=dropped).status == DeliveryStatus.DIGESTED
+    answer = key_client.post("/api/v1/admin/notifications/cancel/", {"correlation_id": "dropped"}, format="json").json()
+    assert answer["notifications_cancelled"] == [dropped]
+    assert NotificationDelivery.objects.get(notification_id=kept).status == DeliveryStatus.DIGESTED
+    NotificationBatch.objects.update(scheduled_for=timezone.now() - timedelta(minutes=1))
+    digests_send_due()
+    batch = NotificationBatch.objects.get()
+    assert batch.status == BatchStatus.SENT and batch.notification_count == 1
