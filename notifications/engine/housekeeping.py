@@ -4,6 +4,7 @@
 - audit rows older than `AUDIT_LOG_RETENTION_DAYS`;
 - the rendered content of finished deliveries older than `RENDERED_CONTENT_RETENTION_DAYS`
   (the delivery row, its status and timestamps stay; only the subject/body copy goes);
+- bus command records older than BUS_COMMAND_RETENTION (they only guard against redelivery);
 - expired web sessions.
 
 Each step deletes or updates at most `BATCH` rows per statement, so no long lock is held and a
@@ -19,9 +20,11 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from notifications.enums import DeliveryStatus
-from notifications.models import IdempotencyRecord, NotificationAuditLog, NotificationDelivery
+from notifications.models import BusCommand, IdempotencyRecord, NotificationAuditLog, NotificationDelivery
 
 BATCH = 2000
+# A command is redelivered within minutes (a consumer crash between commit and ack); a week is ample.
+BUS_COMMAND_RETENTION = timedelta(days=7)
 # Deliveries that may still be sent (or re-sent) need their content.
 _UNFINISHED = (DeliveryStatus.PENDING, DeliveryStatus.SENDING, DeliveryStatus.HELD)
 
@@ -39,6 +42,10 @@ def _delete_in_batches(queryset: QuerySet) -> int:
 def idempotency_records_purge(*, now: datetime) -> int:
     expired = Q(expires_at__lt=now) | Q(expires_at__isnull=True, created_at__lt=now - timedelta(days=1))
     return _delete_in_batches(IdempotencyRecord.objects.filter(expired))
+
+
+def bus_commands_purge(*, now: datetime) -> int:
+    return _delete_in_batches(BusCommand.objects.filter(created_at__lt=now - BUS_COMMAND_RETENTION))
 
 
 def audit_log_purge(*, now: datetime, days: int) -> int:
@@ -67,6 +74,7 @@ def housekeeping_run(*, now: datetime | None = None) -> dict[str, int]:
         "idempotency_records": idempotency_records_purge(now=now),
         "audit_rows": audit_log_purge(now=now, days=settings.AUDIT_LOG_RETENTION_DAYS),
         "rendered_contents": rendered_content_purge(now=now, days=settings.RENDERED_CONTENT_RETENTION_DAYS),
+        "bus_commands": bus_commands_purge(now=now),
     }
     sessions_purge()
     return report

@@ -14,7 +14,7 @@ from config.celery import app
 from notifications.engine import housekeeping
 from notifications.engine.housekeeping import housekeeping_run
 from notifications.enums import AuditAction, DeliveryStatus, IdempotencyStatus
-from notifications.models import IdempotencyRecord, NotificationAuditLog, NotificationDelivery
+from notifications.models import BusCommand, IdempotencyRecord, NotificationAuditLog, NotificationDelivery
 from tests.providers.factories import DeliveryFactory
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
@@ -49,6 +49,10 @@ def test_housekeeping_purges_what_is_past_its_retention_and_keeps_the_rest(organ
     for delivery in [*old_sent, old_held]:
         _age(NotificationDelivery, delivery.pk, days=31)
 
+    commands = [BusCommand.objects.create(organization=organization, command_id=f"c-{i}", name="subscriber.upsert")
+                for i in range(3)]
+    _age(BusCommand, commands[0].pk, days=8)
+
     expired = SessionStore()
     expired["x"] = 1
     expired.set_expiry(-10)
@@ -59,7 +63,8 @@ def test_housekeeping_purges_what_is_past_its_retention_and_keeps_the_rest(organ
 
     report = housekeeping_run()
 
-    assert report == {"idempotency_records": 4, "audit_rows": 3, "rendered_contents": 3}
+    assert report == {"idempotency_records": 4, "audit_rows": 3, "rendered_contents": 3, "bus_commands": 1}
+    assert set(BusCommand.objects.values_list("command_id", flat=True)) == {"c-1", "c-2"}
     assert list(IdempotencyRecord.objects.values_list("pk", flat=True)) == [replayable.pk]
     assert set(NotificationAuditLog.objects.values_list("pk", flat=True)) >= {audits[3].pk, audits[4].pk}
     assert not NotificationAuditLog.objects.filter(pk__in=[a.pk for a in audits[:3]]).exists()
@@ -71,7 +76,8 @@ def test_housekeeping_purges_what_is_past_its_retention_and_keeps_the_rest(organ
     assert old_held.rendered == content and recent.rendered == content  # still needed / still recent
     assert set(Session.objects.values_list("session_key", flat=True)) == {alive.session_key}
 
-    assert housekeeping_run() == {"idempotency_records": 0, "audit_rows": 0, "rendered_contents": 0}  # idempotent
+    assert housekeeping_run() == {"idempotency_records": 0, "audit_rows": 0, "rendered_contents": 0,
+                                  "bus_commands": 0}  # idempotent
 
 
 def test_housekeeping_is_scheduled_daily_on_the_maintenance_queue():
