@@ -17,7 +17,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.authentication import ServicePrincipal
-from accounts.models import ApiKey, Organization
+from accounts.models import Organization, User
 from accounts.selectors import request_organization, user_is_org_admin
 from common.exceptions import PermissionDenied, ValidationError
 from notifications.engine import commands
@@ -38,13 +38,14 @@ from notifications.serializers_intake import PreferenceOutSerializer, Preference
 
 def acting_organization(request: Request) -> tuple[Organization, AuditActor]:
     """The organization the caller administers, and who they are for the audit log."""
-    if isinstance(request.user, ServicePrincipal) or isinstance(request.auth, ApiKey):
-        key = request.auth
+    if isinstance(request.user, ServicePrincipal):
+        key = request.user.api_key
         return key.organization, AuditActor(type=AuditActorType.API_KEY, id=str(key.pk), label=key.name)
+    user = request.user
     organization = request_organization(request)
-    if organization is None or not user_is_org_admin(user=request.user, organization=organization):
+    if organization is None or not isinstance(user, User) or not user_is_org_admin(user=user, organization=organization):
         raise PermissionDenied("Organization owners and admins (or an API key) only.")
-    return organization, AuditActor(type=AuditActorType.USER, id=str(request.user.pk), label=request.user.get_username())
+    return organization, AuditActor(type=AuditActorType.USER, id=str(user.pk), label=user.get_username())
 
 
 class SubscriberSerializer(serializers.Serializer):
@@ -55,7 +56,7 @@ class SubscriberSerializer(serializers.Serializer):
     display_name = serializers.CharField(required=False, allow_blank=True, allow_null=True, max_length=150)
     locale = serializers.CharField(required=False, allow_blank=True, max_length=10)
     timezone = serializers.CharField(required=False, allow_blank=True, max_length=64)
-    data = serializers.DictField(required=False)
+    data = serializers.DictField(required=False)  # type: ignore[assignment]  # a field, popped by the metaclass
 
 
 class SubscriberOutSerializer(serializers.Serializer):
@@ -66,7 +67,7 @@ class SubscriberOutSerializer(serializers.Serializer):
     display_name = serializers.CharField()
     locale = serializers.CharField()
     timezone = serializers.CharField()
-    data = serializers.DictField()
+    data = serializers.DictField()  # type: ignore[assignment]  # a field, popped by the metaclass
 
 
 class SubscriberView(APIView):
@@ -119,7 +120,7 @@ class SubscriberPreferencesView(APIView):
 
     permission_classes = (IsAuthenticated,)
 
-    def _rows(self, user_id: int) -> list[dict[str, Any]]:
+    def _rows(self, user_id: int) -> Any:
         rows = NotificationPreference.objects.filter(level=PreferenceLevel.USER, user_id=user_id).prefetch_related(
             "channel_preferences").order_by("scope", "category", "event_type", "pk")
         return PreferenceOutSerializer(rows, many=True).data

@@ -58,7 +58,8 @@ def notification_acknowledge_in_organization(
     user_id = subscriber_user_id(organization=organization, external_id=by_external_id) if by_external_id else None
     detail = f"{actor.label} ({actor.type})" + (f" for subscriber {by_external_id}" if by_external_id else "")
     notification = notification_acknowledge(notification_id=notification_id, source="api", user_id=user_id, detail=detail)
-    return {"notification_id": notification.pk, "acknowledged_at": notification.acknowledged_at.isoformat()}
+    acknowledged_at = notification.acknowledged_at
+    return {"notification_id": notification.pk, "acknowledged_at": acknowledged_at.isoformat() if acknowledged_at else None}
 
 
 def deliveries_retry(*, organization: Organization, delivery_ids: list[int], actor: AuditActor) -> dict[str, Any]:

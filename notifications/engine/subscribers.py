@@ -188,7 +188,7 @@ def subscriber_clean(item: Any, *, external_id: Any = None) -> tuple[SubscriberI
             fields["data"] = dict(item["data"])
     if errors:
         return None, errors
-    return SubscriberIn(external_id=ext, fields=fields), {}
+    return SubscriberIn(external_id=str(ext), fields=fields), {}
 
 
 def subscribers_clean(items: Any, *, max_items: int = MAX_BULK, field_name: str = "subscribers") -> list[SubscriberIn]:
@@ -293,7 +293,7 @@ def user_addresses_apply(*, changes: Mapping[int, Mapping[str, str]], organizati
     readdressed: list[NotificationDelivery] = []
     skipped: list[NotificationDelivery] = []
     for row in rows:
-        address_field = CHANNEL_ADDRESS_FIELD[row["channel"]]
+        address_field = CHANNEL_ADDRESS_FIELD[row["channel"]] or ""  # only addressed channels were selected
         new = changes[row["notification__recipient_id"]].get(address_field)
         if new is None or new == row["recipient_address"]:
             continue
@@ -314,8 +314,8 @@ def user_addresses_apply(*, changes: Mapping[int, Mapping[str, str]], organizati
     )
     changed_notifications = []
     for pk, user_id, email, phone in notifications:
-        new = changes[user_id]
-        n_email, n_phone = new.get("email", email), new.get("phone", phone)
+        moved = changes[user_id]
+        n_email, n_phone = moved.get("email", email), moved.get("phone", phone)
         if (n_email, n_phone) != (email, phone):
             changed_notifications.append(Notification(pk=pk, recipient_email=n_email, recipient_phone=n_phone, updated_at=now))
     bulk_update_rows(Notification, changed_notifications, ["recipient_email", "recipient_phone", "updated_at"])
