@@ -156,6 +156,17 @@ class InvitationApi(APIView):
         return Response(selectors.invitation_serialize(invitation))
 
 
+class StoryInvitationProgressApi(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(responses={200: inline_serializer("StoryDeliveryProgress", {
+        "total": serializers.IntegerField(), "waiting": serializers.IntegerField(), "done": serializers.IntegerField()})},
+        summary="How far the delivery of a story's invitations has got")
+    def get(self, request: Request, story_id: int) -> Response:
+        story = story_get_for_owner(story_id=story_id, user=request_person(request))
+        return Response(selectors.story_delivery_progress(story=story))
+
+
 class InvitationRevokeApi(APIView):
     permission_classes = [IsAuthenticated]
 
@@ -163,6 +174,24 @@ class InvitationRevokeApi(APIView):
     def post(self, request: Request, invitation_id: int) -> Response:
         invitation = services.invitation_revoke(invitation_id=invitation_id, inviter=request_person(request))
         return Response(selectors.invitation_serialize(invitation))
+
+
+class InvitationReissueApi(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(
+        request=inline_serializer("InvitationReissueRequest", {"send": serializers.BooleanField(default=False)}),
+        responses={200: inline_serializer("InvitationReissued", {"id": serializers.IntegerField(), "invite_url": serializers.URLField(),
+                                                                 "sent": serializers.BooleanField()})},
+        summary="A new link for a pending invitation (the previous one stops working), sent again when `send`",
+    )
+    def post(self, request: Request, invitation_id: int) -> Response:
+        inviter = request_person(request)
+        body = request.data if isinstance(request.data, dict) else None
+        if body is None or not isinstance(body.get("send", False), bool):
+            raise ValidationError({"send": ["Expected true or false."]})
+        invitation, url = services.invitation_reissue(invitation_id=invitation_id, inviter=inviter, send=body.get("send", False))
+        return Response({"id": invitation.pk, "invite_url": url, "sent": bool(body.get("send", False))})
 
 
 class TokenApi(APIView):

@@ -139,6 +139,8 @@ class HistoryAction(models.TextChoices):
     EXPIRED = "expired", "Expired"
     # On the invitee's side: a person with an account at the invited address (seed 000 `received`).
     RECEIVED = "received", "Received"
+    # A new link was issued (copied by the inviter, or sent again); the previous one stopped working.
+    LINK_REISSUED = "link_reissued", "New link issued"
 
 
 class InvitationHistory(models.Model):

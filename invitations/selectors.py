@@ -10,7 +10,7 @@ from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
 from common.exceptions import Gone, NotFound, RateLimited
-from narrations.models import Story
+from narrations.models import ConversationStyle, Story
 
 from notifications.enums import Channel, DeliveryStatus
 from notifications.models import NotificationDelivery
@@ -192,3 +192,30 @@ def invitation_public_serialize(invitation: StoryInvitation, *, narration: dict[
     if narration is None and invitation.narration_id:
         payload["narration"] = {"id": invitation.narration_id, "status": invitation.narration.status}
     return payload
+
+
+def story_narrations_by_style(*, story: Story) -> list[dict]:
+    """The story's shared narrations, one per style, with how many invitees each serves (one query)."""
+    from narrations.models import StoryNarration
+
+    rows = (
+        StoryNarration.objects.filter(story=story, user__isnull=True)
+        .annotate(invitees=Count("invitations"))
+        .order_by("conversation_style")
+        .values("pk", "conversation_style", "status", "invitees")
+    )
+    labels = dict(ConversationStyle.choices)
+    return [{**row, "label": labels.get(row["conversation_style"], row["conversation_style"])} for row in rows]
+
+
+def story_delivery_progress(*, story: Story) -> dict[str, int]:
+    """How far the delivery of the story's invitations has got (one aggregate query):
+    `done` counts the messages with an answer (sent, delivered, failed…); channels skipped at
+    routing (no address for them, suppressed) are not messages."""
+    in_flight = [DeliveryStatus.PENDING, DeliveryStatus.SENDING, DeliveryStatus.HELD]
+    row = NotificationDelivery.objects.filter(
+        notification_id__in=StoryInvitation.objects.filter(story=story, notification__isnull=False).values("notification_id"),
+        escalation_level=0,
+    ).exclude(status=DeliveryStatus.SKIPPED).aggregate(total=Count("pk"), waiting=Count("pk", filter=Q(status__in=in_flight)))
+    unlinked = StoryInvitation.objects.filter(story=story, status=InvitationStatus.PENDING, notification__isnull=True).count()
+    return {"total": row["total"] + unlinked, "waiting": row["waiting"] + unlinked, "done": row["total"] - row["waiting"]}

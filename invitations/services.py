@@ -122,7 +122,14 @@ def invitations_send(*, story: Story, inviter, items: list[dict], message: str =
     _raise_item_errors(item_errors, [], {})
 
     now = timezone.now()
-    existing_by_email, existing_by_phone = _pending_invitees(story=story, items=parsed, now=now)
+    accepted: set[str] = set()
+    existing_by_email, existing_by_phone = _pending_invitees(story=story, items=parsed, now=now, accepted=accepted)
+    for item in parsed:
+        if item.email in accepted or item.phone in accepted:
+            item_errors.setdefault(str(item.index), {}).setdefault("non_field_errors", []).append(
+                f"{item.email or item.phone} already accepted an invitation to this story; there is nothing to invite them to again."
+            )
+    _raise_item_errors(item_errors, [], {})
 
     opted_out = opted_out_addresses(
         addresses=[a for item in parsed for a in (item.email, item.phone) if a], inviter_id=inviter.pk
@@ -239,11 +246,14 @@ def invitations_record_received_for(*, user) -> int:
     return len(rows)
 
 
-def _pending_invitees(*, story: Story, items: list[InviteeItem], now: datetime) -> tuple[dict[str, int], dict[str, int]]:
+def _pending_invitees(
+    *, story: Story, items: list[InviteeItem], now: datetime, accepted: set[str] | None = None
+) -> tuple[dict[str, int], dict[str, int]]:
     """Pending invitations to `story` for these invitees: (by email, by phone) → invitation id.
 
     Pending invitations found past their expiry are expired on the way, so the invitee can be
-    invited again.
+    invited again. The addresses that already accepted an invitation to the story are added to
+    `accepted` (same query).
     """
     emails = [item.email for item in items if item.email]
     phones = [item.phone for item in items if item.phone]
@@ -252,13 +262,17 @@ def _pending_invitees(*, story: Story, items: list[InviteeItem], now: datetime) 
         match |= Q(invitee_email__in=emails)
     if phones:
         match |= Q(invitee_phone__in=phones)
-    rows = StoryInvitation.objects.filter(match, story=story, status=InvitationStatus.PENDING).values_list(
-        "pk", "invitee_email", "invitee_phone", "expires_at"
-    )
+    rows = StoryInvitation.objects.filter(
+        match, story=story, status__in=[InvitationStatus.PENDING, InvitationStatus.ACCEPTED, InvitationStatus.COMPLETED]
+    ).values_list("pk", "invitee_email", "invitee_phone", "expires_at", "status")
     by_email: dict[str, int] = {}
     by_phone: dict[str, int] = {}
     stale: list[int] = []
-    for pk, email, phone, expires_at in rows:
+    for pk, email, phone, expires_at, status in rows:
+        if status != InvitationStatus.PENDING:
+            if accepted is not None:
+                accepted.update(a for a in (email, phone) if a)
+            continue
         if expires_at <= now:
             stale.append(pk)
             continue
@@ -453,3 +467,29 @@ def invitations_expire_due(*, limit: int = 1000) -> int:
     if ids:
         _expire(ids=ids, now=now)
     return len(ids)
+
+
+@transaction.atomic(durable=True)
+def invitation_reissue(*, invitation_id: int, inviter, send: bool) -> tuple[StoryInvitation, str]:
+    """A new link for a pending invitation: returned to the inviter (to copy), and sent to the
+    invitee again when `send`. Only the token's hash is kept, so the earlier link cannot be
+    shown again: it stops working and the new one replaces it. Returns (invitation, new URL)."""
+    invitation = _lock_for_inviter(invitation_id=invitation_id, inviter=inviter)
+    now = timezone.now()
+    if invitation.status == InvitationStatus.ACCEPTED:
+        raise Conflict("This invitation was already accepted; there is nothing to send again.")
+    if invitation.status != InvitationStatus.PENDING or _is_lapsed(invitation, now):
+        raise Conflict(f"Only a pending invitation gets a new link (this one is {'expired' if _is_lapsed(invitation, now) else invitation.status}).")
+    token = secrets.token_urlsafe(TOKEN_BYTES)
+    invitation.token_hash = hash_token(token)
+    fields = ["token_hash"]
+    if send:
+        invitation.notification = None  # the new event's notification takes its place
+        invitation.expires_at = _expiry(now)
+        fields += ["notification", "expires_at"]
+    invitation.save(update_fields=fields)
+    InvitationHistory.objects.create(invitation=invitation, user=inviter, action=HistoryAction.LINK_REISSUED, data={"sent": send})
+    if send:
+        pk = invitation.pk
+        transaction.on_commit(lambda: invitations_notify_sent(invitation_ids=[pk], tokens={pk: token}), robust=True)
+    return invitation, invite_url_for(token)

@@ -4,6 +4,8 @@ from __future__ import annotations
 from django import forms
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
+from django.core.paginator import Paginator
+from django.db.models import Count, Q
 from django.shortcuts import redirect, render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
@@ -73,14 +75,23 @@ def story_detail(request: HttpRequest, story_id: int) -> HttpResponse:
         story = story_get_for_owner(story_id=story_id, user=request.user)
     except NotFound:
         raise Http404("Story not found") from None
-    invitations = list(selectors.invitations_for_story(story=story))
+    query = request.GET.get("q", "")[:200].replace("\x00", "").strip()
+    all_invitations = selectors.invitations_for_story(story=story)
+    counts = {status: 0 for status in InvitationStatus.values}
+    # One aggregate query for the summary; only the page's rows are read (500 invitees used to
+    # be a 33,000 px page).
+    counts.update(dict(all_invitations.order_by().values_list("status").annotate(n=Count("pk")).values_list("status", "n")))
+    total = sum(counts.values())
+    filtered = all_invitations
+    if query:
+        filtered = filtered.filter(Q(invitee_email__icontains=query) | Q(invitee_phone__icontains=query))
+    page = Paginator(filtered, 25).get_page(request.GET.get("page"))
+    invitations = list(page.object_list)
     characters = list(story.characters.all())
     styles = style_catalogue()
     style_labels = {code: label for code, label in ConversationStyle.choices}
-    counts = {status: 0 for status in InvitationStatus.values}
     delivery_states = selectors.invitations_delivery_states(invitations=invitations)
     for invitation in invitations:
-        counts[invitation.status] += 1
         invitation.delivery_list = [
             {"channel": channel, "state": state, "label": _delivery_label(state)}
             for channel, state in delivery_states[invitation.pk].items()
@@ -92,6 +103,11 @@ def story_detail(request: HttpRequest, story_id: int) -> HttpResponse:
             "story": story,
             "characters": characters,
             "invitations": invitations,
+            "page": page,
+            "query": query,
+            "total": total,
+            "narrations": selectors.story_narrations_by_style(story=story),
+            "progress": selectors.story_delivery_progress(story=story),
             "styles": styles,
             "style_labels": style_labels,
             "counts": counts,

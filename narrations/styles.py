@@ -182,5 +182,10 @@ def get_style(code: str) -> StyleSpec:
 
 
 def style_catalogue() -> list[dict[str, str]]:
-    """The catalogue for pickers in the UI and the API: code, label and one-line description."""
-    return [{"code": s.code, "label": s.label, "description": s.description} for s in STYLES.values()]
+    """The catalogue for pickers in the UI and the API: code, label, one-line description and a
+    sample of how the narrator opens in that style."""
+    return [
+        {"code": s.code, "label": s.label, "description": s.description,
+         "sample": f"{s.salutation_anonymous} {s.from_line.format(inviter='Sam')}"}
+        for s in STYLES.values()
+    ]

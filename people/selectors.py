@@ -27,7 +27,7 @@ def user_history(*, user: User) -> QuerySet[InvitationHistory]:
     """The person's invitation history (seed `user_invitation_history`): what happened to the
     invitations they sent, and the invitations addressed to them (`received`) — those only once
     their address is confirmed, or anyone signing up with someone's address would read their mail."""
-    mine = Q(invitation__inviter=user) & ~Q(action=HistoryAction.RECEIVED) & ~Q(action=HistoryAction.STYLE_CHANGED)
+    mine = Q(invitation__inviter=user) & ~Q(action__in=[HistoryAction.RECEIVED, HistoryAction.STYLE_CHANGED, HistoryAction.LINK_REISSUED])
     if user.email_verified_at is not None:
         mine |= Q(action=HistoryAction.RECEIVED, user=user)
     return InvitationHistory.objects.filter(mine)

@@ -38,6 +38,8 @@
     var select = row.querySelector('[data-field="conversation_style"]');
     var style = styleByCode[select.value];
     row.querySelector("[data-style-help]").textContent = style ? style.description : "";
+    var sample = row.querySelector("[data-style-sample]");
+    if (sample) sample.textContent = style && style.sample ? "\u201C" + style.sample + "\u201D" : "";
   }
 
   function addRow(values) {
@@ -68,10 +70,17 @@
     return row;
   }
 
+  function rowNumber(row) {
+    return Array.prototype.indexOf.call(rows.children, row) + 1;
+  }
+
   function setRowError(row, messages) {
     var box = row.querySelector("[data-row-error]");
     if (messages && messages.length) {
-      box.textContent = messages.join(" ");
+      // People count from 1: the server's "(item 0)" is the first row.
+      box.textContent = "Person " + rowNumber(row) + ": " + messages.join(" ").replace(/\(item (\d+)\)/g, function (_, n) {
+        return "(person " + (Number(n) + 1) + ")";
+      });
       box.hidden = false;
       row.classList.add("has-error");
     } else {
@@ -140,15 +149,21 @@
         var row = rows.children[Number(index)];
         if (row) setRowError(row, messagesOf(body.invitations[index]));
       });
-      var first = rows.querySelector(".has-error");
-      if (first) first.scrollIntoView({ block: "nearest" });
-      generic.push("Some invitations need a fix — see the highlighted rows.");
+      var numbers = Object.keys(body.invitations).map(function (i) { return Number(i) + 1; }).sort(function (a, b) { return a - b; });
+      generic.push("Some invitations need a fix: " + (numbers.length === 1 ? "person " : "people ") + numbers.join(", ") + ".");
     } else if (body && Array.isArray(body.invitations)) {
       generic = generic.concat(body.invitations);
     }
     if (body && body.message) generic = generic.concat(body.message);
     if (body && body.detail) generic.push(body.detail);
     setFormError(generic.join(" ") || "The invitations could not be sent.");
+    // The summary sits at the top of the dialog: bring it (and then the first bad row) into view.
+    formError.scrollIntoView({ block: "nearest" });
+    var first = rows.querySelector(".has-error");
+    if (first) {
+      var input = first.querySelector('[data-field="contact"]');
+      if (input) input.focus({ preventScroll: true });
+    }
   }
 
   function showSuccess(body) {
@@ -236,8 +251,22 @@
     rows.querySelector('[data-field="contact"]').focus();
   });
 
+  function filled() {
+    if (!success.hidden) return false;
+    if (document.getElementById("general-message").value.trim()) return true;
+    return Array.prototype.some.call(rows.querySelectorAll('[data-field="contact"], [data-field="message"]'), function (input) {
+      return input.value.trim() !== "";
+    });
+  }
+
+  // Esc (the dialog's "cancel") must not throw away people typed in without asking.
+  dialog.addEventListener("cancel", function (event) {
+    if (filled() && !window.confirm("Discard the invitations you have not sent?")) event.preventDefault();
+  });
+
   Array.prototype.forEach.call(dialog.querySelectorAll("[data-close]"), function (button) {
     button.addEventListener("click", function () {
+      if (filled() && !window.confirm("Discard the invitations you have not sent?")) return;
       var sent = !success.hidden;
       dialog.close();
       if (sent) window.location.reload();

@@ -49,8 +49,9 @@ def test_greeting_uses_names_when_given():
 def test_style_catalogue_for_the_ui():
     catalogue = style_catalogue()
     assert [item["code"] for item in catalogue] == list(ConversationStyle.values)
-    assert all(set(item) == {"code", "label", "description"} for item in catalogue)
-    assert catalogue[0] == {"code": "respectful", "label": "Respectful", "description": STYLES["respectful"].description}
+    assert all(set(item) == {"code", "label", "description", "sample"} for item in catalogue)
+    assert catalogue[0] == {"code": "respectful", "label": "Respectful", "description": STYLES["respectful"].description,
+                            "sample": "Good day. Sam would be honoured to share a story with you."}
 
 
 def test_unknown_style_is_a_validation_error():

@@ -164,3 +164,39 @@ def test_an_invitee_stops_invitations_from_the_email_footer_link(browser, live_s
     other_story = story_create(owner=other_user, title="Elsewhere", content="Another story.", characters=[])
     result = invitations_send(story=other_story, inviter=other_user, items=[{"email": "bea@example.com", "conversation_style": "jovial"}])
     assert result.invitations == [] and result.skipped[0].reason == "opted_out"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_invite_dialog_polish_escape_asks_errors_count_from_one_and_styles_show_a_sample(browser, live_server, settings, user):
+    settings.SITE_URL = live_server.url
+    story = story_create(owner=user, title="The Lighthouse", content="The lamp had not been lit for years.", characters=[])
+    page = browser.new_page(viewport={"width": 390, "height": 844})
+    page.set_default_timeout(30_000)
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.fill("input[name=username]", user.username)
+    page.fill("input[name=password]", "pass-word-123")
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{live_server.url}/")
+    page.goto(f"{live_server.url}/stories/{story.pk}/")
+    assert page.evaluate("document.querySelector('link[rel=icon]').href").endswith("favicon.svg")
+
+    page.click("#open-invite")
+    rows = page.locator("#invite-rows .invitee-row")
+    assert rows.nth(0).locator("[data-style-sample]").inner_text() == "“Good day. Sam would be honoured to share a story with you.”"
+    rows.nth(0).locator('[data-field="contact"]').fill("ada@example.com")
+    asked: list[str] = []
+    page.once("dialog", lambda d: (asked.append(d.message), d.dismiss()))
+    page.keyboard.press("Escape")
+    page.wait_for_timeout(300)
+    assert asked == ["Discard the invitations you have not sent?"]
+    assert page.locator("#invite-dialog").is_visible()  # kept
+
+    page.click("#add-row")
+    rows.nth(1).locator('[data-field="contact"]').fill("bob@")
+    page.click("#invite-submit")
+    error = rows.nth(1).locator("[data-row-error]")
+    error.wait_for(state="visible")
+    assert error.inner_text().startswith("Person 2:")
+    assert "person 2" in page.inner_text("#invite-form-error")
+    assert page.locator("#invite-form-error").is_visible()
+    assert _no_horizontal_scroll(page)
