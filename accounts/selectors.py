@@ -44,6 +44,11 @@ def request_organization(request) -> Organization | None:
     wanted = request.headers.get("X-Organization") if hasattr(request, "headers") else None
     if wanted:
         qs = organizations_for_user(user=user) if not user.is_staff else Organization.objects.all()
-        lookup = {"pk": int(wanted)} if wanted.isdigit() else {"slug": wanted}
+        if wanted.isascii() and wanted.isdigit():
+            if int(wanted) > 2**63 - 1:  # beyond bigint: no such organization (not a database error)
+                return None
+            lookup = {"pk": int(wanted)}
+        else:
+            lookup = {"slug": wanted}
         return qs.filter(**lookup).first()
     return user_primary_organization(user=user)

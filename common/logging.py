@@ -13,6 +13,10 @@ from typing import Any
 
 from pythonjsonlogger.json import JsonFormatter as _JsonFormatterBase
 
+# Invitation links are credentials: their token never reaches a log line (request logs of the
+# landing page and of the by-token API, a provider's error echoing a message, ...).
+_INVITATION_PATHS = re.compile(r"(/i/|/by-token/)[A-Za-z0-9_-]+")
+
 _PATTERNS = [
     re.compile(r"(?i)(authorization|api[_-]?key|token|secret|password|auth_token)(\"?\s*[:=]\s*\"?)([^\s\"',}]+)"),
     re.compile(r"(?i)(Bearer|Basic|Token|Api-Key)\s+[A-Za-z0-9._~+/=-]{8,}"),
@@ -21,6 +25,7 @@ _PATTERNS = [
 
 def redact(text: str) -> str:
     # Scheme + credential first ("Authorization: Bearer xyz"), then key=value pairs.
+    text = _INVITATION_PATHS.sub(lambda m: f"{m.group(1)}***", text)
     text = _PATTERNS[1].sub(lambda m: f"{m.group(1)} ***", text)
     return _PATTERNS[0].sub(lambda m: f"{m.group(1)}{m.group(2)}***", text)
 

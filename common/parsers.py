@@ -1,32 +1,27 @@
 """Request parsers shared by every API (REST_FRAMEWORK["DEFAULT_PARSER_CLASSES"])."""
 from __future__ import annotations
 
-from typing import Any
-
 from rest_framework import parsers
 from rest_framework.exceptions import ParseError
 
-
-def _contains_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_contains_nul(k) or _contains_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_contains_nul(v) for v in value)
-    return False
+from .jsondoc import MAX_DEPTH, json_document_problem
 
 
 class JSONParser(parsers.JSONParser):
-    """DRF's JSON parser, refusing NUL characters anywhere in the document.
+    """DRF's JSON parser, refusing what the database or the interpreter cannot take.
 
-    PostgreSQL text and jsonb cannot store U+0000: DRF's CharField already refuses it, but
-    free-form JSON (settings, data, template variables) would reach the database and fail
-    there as a 500.
+    PostgreSQL text and jsonb cannot store U+0000 nor an unpaired surrogate ("\\ud800"), and a
+    document nested deeper than the recursion limit raised RecursionError: DRF's CharField
+    refuses some of it, but free-form JSON (settings, data, template variables) reached the
+    database or the interpreter's limit and failed there as a 500. Each is a 400 here.
     """
 
     def parse(self, stream, media_type=None, parser_context=None):
-        data = super().parse(stream, media_type, parser_context)
-        if _contains_nul(data):
-            raise ParseError("JSON parse error - NUL characters (\\u0000) are not allowed.")
+        try:
+            data = super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            raise ParseError(f"JSON parse error - nested more than {MAX_DEPTH} levels deep.") from None
+        problem = json_document_problem(data)
+        if problem:
+            raise ParseError(f"JSON parse error - {problem}")
         return data

@@ -262,6 +262,11 @@ INVITATION_MAX_BATCH = 500
 # Fernet key(s), comma separated, newest first; provider credentials are encrypted with it.
 FIELD_ENCRYPTION_KEYS = env_list("FIELD_ENCRYPTION_KEYS", "")
 
+# --- clients behind proxies ------------------------------------------------------------
+# How many reverse proxies in front of the application append to X-Forwarded-For. 0: the header
+# is ignored and REMOTE_ADDR is the client (rate limits, the invitation-link guard, throttles).
+TRUSTED_PROXY_COUNT = int(os.environ.get("TRUSTED_PROXY_COUNT", "0"))
+
 # --- REST framework ----------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -278,6 +283,9 @@ REST_FRAMEWORK = {
         "rest_framework.parsers.MultiPartParser",
     ],
     "DEFAULT_THROTTLE_RATES": {"invitation_token": os.environ.get("INVITATION_TOKEN_THROTTLE", "30/min")},
+    # Throttles key on the address the trusted proxies vouch for (common.net.client_ip), never on
+    # a client-written X-Forwarded-For (DRF trusts the whole header when this is None).
+    "NUM_PROXIES": TRUSTED_PROXY_COUNT,
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
 SPECTACULAR_SETTINGS = {
@@ -344,5 +352,10 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json" if LOG_FORMAT == "json" else "plain",
                              "filters": ["ids", "redact"]}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # Request logs go through the redacting handler too (invitation tokens are in paths).
+        **{name: {"handlers": ["console"], "level": "INFO", "propagate": False}
+           for name in ("django.server", "gunicorn.access", "uvicorn.access")},
+    },
 }

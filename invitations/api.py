@@ -15,6 +15,7 @@ from rest_framework.views import APIView
 from accounts.models import User
 from common.api import DB_BIGINT_MAX
 from common.exceptions import PermissionDenied, ValidationError
+from common.net import client_ip
 from narrations.selectors import narration_serialize, story_get_for_owner
 
 from . import selectors, services
@@ -29,9 +30,8 @@ def request_person(request: Request) -> User:
 
 
 def client_key(request: HttpRequest) -> str:
-    # REMOTE_ADDR: behind a proxy, the proxy must set it from X-Forwarded-For (e.g. gunicorn's
-    # --forwarded-allow-ips); trusting the header here would let a client pick its own bucket.
-    return request.META.get("REMOTE_ADDR") or "unknown"
+    # Behind proxies (TRUSTED_PROXY_COUNT) the address they vouch for; never a client-written header.
+    return client_ip(request)
 
 
 def _object_body(request: Request) -> dict[str, Any]:

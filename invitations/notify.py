@@ -22,6 +22,7 @@ from django.db.models.functions import Cast
 from accounts.models import Organization
 from accounts.services import user_ensure_personal_organization
 from common.exceptions import TroubadourError
+from common.sealing import organization_scope, value_seal
 from narrations.models import ConversationStyle, Story
 from notifications.enums import ActorType, Channel
 from notifications.models import Notification
@@ -71,12 +72,14 @@ def _story_correlation(story_id: int) -> str:
     return f"story:{story_id}"
 
 
-def _recipient(invitation: StoryInvitation, token: str) -> dict[str, Any]:
+def _recipient(invitation: StoryInvitation, token: str, *, organization: Organization) -> dict[str, Any]:
     # Signed (not secret) links for the invitee to stop invitations: one-click and the page.
     stop_url = optout_url(address=invitation.invitee_email or invitation.invitee_phone, inviter_id=invitation.inviter_id)
     address: dict[str, Any] = {
         "data": {
-            "inviteUrl": _invite_url(token),
+            # The link is the invitee's credential: it waits for the worker sealed (common.sealing),
+            # never in clear in the notification's data.
+            "inviteUrl": value_seal(_invite_url(token), scope=organization_scope(organization.pk)),
             "message": invitation.message,
             "conversationStyle": _style_label(invitation.conversation_style),
             "invitationId": invitation.pk,
@@ -130,7 +133,9 @@ def _emit_invitations(invitations: list[StoryInvitation], *, tokens: dict[int, s
     result = event_emit(
         organization=organization,
         type=INVITATION_EVENT,
-        recipients=[_recipient(invitation, tokens[invitation.pk]) for invitation in invitations],
+        recipients=[
+            _recipient(invitation, tokens[invitation.pk], organization=organization) for invitation in invitations
+        ],
         channels=INVITATION_CHANNELS,
         actor={"type": ActorType.USER, "id": inviter.pk, "name": inviter_name},
         resource={"type": RESOURCE_TYPE, "name": story.title},

@@ -17,8 +17,9 @@ from notifications.models import NotificationDelivery
 
 from .models import DeliveryChannel, DeliveryState, InvitationStatus, StoryInvitation, hash_token
 
-# Unknown tokens tolerated per client before every token lookup from it is refused for the rest
-# of the window: 2**256 tokens can't be guessed, but a scanner shouldn't get to try.
+# Unknown tokens tolerated per client before its unknown tokens are answered 429 for the rest of
+# the window: 2**256 tokens can't be guessed, but a scanner shouldn't get to try. A valid token
+# is always honoured: invitees behind one proxy or NAT must not pay for someone else's guesses.
 BAD_TOKEN_LIMIT = 20
 BAD_TOKEN_WINDOW_SECONDS = 600
 _TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{20,100}$")
@@ -125,10 +126,9 @@ def _record_bad_token(client_key: str) -> None:
 def invitation_get_by_token(*, token: str, client_key: str) -> StoryInvitation:
     """The invitation a link's token stands for.
 
-    Raises RateLimited (429) when the client has tried too many unknown tokens, NotFound (404)
-    for an unknown token, Gone (410) when the invitation was revoked or has expired.
+    Raises NotFound (404) for an unknown token, RateLimited (429) instead once the client has
+    tried too many unknown ones, Gone (410) when the invitation was revoked or has expired.
     """
-    _check_bad_token_budget(client_key)
     invitation = None
     if _TOKEN_RE.match(token or ""):
         invitation = (
@@ -137,6 +137,7 @@ def invitation_get_by_token(*, token: str, client_key: str) -> StoryInvitation:
             .first()
         )
     if invitation is None:
+        _check_bad_token_budget(client_key)
         _record_bad_token(client_key)
         raise NotFound("This invitation link is not valid.")
     if invitation.status == InvitationStatus.REVOKED:

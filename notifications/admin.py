@@ -17,6 +17,7 @@ from django.forms.models import BaseInlineFormSet
 from django.utils.html import format_html
 from modeltranslation.admin import TabbedTranslationAdmin, TranslationTabularInline
 
+from common.sealing import data_mask
 from providers.admin_actions import validate_credentials
 
 from . import admin_reliability
@@ -54,6 +55,7 @@ SECRET_UNSET = "not set"
 
 
 def _pretty_json(value: Any) -> str:
+    value = data_mask(value)  # a sealed invitation link reads "[sealed]", never its ciphertext
     if value in (None, "", [], {}):
         return "—"
     return format_html("<pre style='white-space: pre-wrap; margin: 0'>{}</pre>", json.dumps(value, indent=2, ensure_ascii=False, default=str))

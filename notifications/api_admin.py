@@ -8,7 +8,6 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import Prefetch, Q, QuerySet
-from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
@@ -20,6 +19,7 @@ from rest_framework.views import APIView
 
 from accounts.selectors import request_organization, user_is_org_admin
 from common.exceptions import NotFound, PermissionDenied, ValidationError
+from common.query import query_datetime, query_id
 from common.schema import cursor_page
 from notifications.engine import webhooks
 from notifications.enums import (
@@ -43,9 +43,7 @@ def _scope(request: Request) -> int | None:
         wanted = request.query_params.get("organization_id")
         if wanted in (None, ""):
             return None
-        if not str(wanted).isdigit():
-            raise ValidationError({"organization_id": ["Expected an id."]})
-        return int(wanted)
+        return query_id(str(wanted), name="organization_id")
     organization = request_organization(request)
     if organization is None or not user_is_org_admin(user=user, organization=organization):
         raise PermissionDenied("Only organization owners and admins may do this.")
@@ -56,10 +54,7 @@ def _filter_time(qs: QuerySet, request: Request, field: str) -> QuerySet:
     for param, lookup in (("since", "gte"), ("until", "lt")):
         raw = request.query_params.get(param)
         if raw:
-            value = parse_datetime(raw)
-            if value is None:
-                raise ValidationError({param: ["Expected an ISO 8601 date-time."]})
-            qs = qs.filter(**{f"{field}__{lookup}": value})
+            qs = qs.filter(**{f"{field}__{lookup}": query_datetime(raw, name=param)})
     return qs
 
 
@@ -75,9 +70,7 @@ def _filter_choice(qs: QuerySet, request: Request, param: str, field: str, choic
 def _filter_id(qs: QuerySet, request: Request, param: str, field: str) -> QuerySet:
     raw = request.query_params.get(param)
     if raw:
-        if not raw.isdigit():
-            raise ValidationError({param: ["Expected an id."]})
-        qs = qs.filter(**{field: int(raw)})
+        qs = qs.filter(**{field: query_id(raw, name=param)})
     return qs
 
 

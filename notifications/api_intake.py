@@ -16,6 +16,7 @@ from accounts.authentication import ServicePrincipal
 from accounts.models import ApiKey, Organization, Project, Team
 from accounts.selectors import request_organization, user_is_org_admin
 from common.exceptions import NotFound, PermissionDenied, ValidationError
+from common.query import query_id
 from notifications import services
 from notifications.engine.preferences import preferences_effective
 from notifications.engine.presence import presence_effective_status
@@ -214,9 +215,7 @@ class AdminPreferencesView(APIView):
         for param in ("team_id", "project_id"):
             value = request.query_params.get(param)
             if value:
-                if not value.isdigit():
-                    raise ValidationError({param: ["Expected an id."]})
-                qs = qs.filter(**{param: int(value)})
+                qs = qs.filter(**{param: query_id(value, name=param)})
         qs = qs.prefetch_related("channel_preferences").order_by("level", "team_id", "project_id", "scope", "category", "event_type")
         return Response({"results": PreferenceOutSerializer(qs, many=True).data})
 

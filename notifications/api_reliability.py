@@ -10,7 +10,6 @@ from datetime import datetime
 from typing import Any
 
 from django.db.models import Q, QuerySet
-from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import permissions, serializers, status
@@ -22,6 +21,7 @@ from accounts.models import MembershipRole, Organization
 from accounts.selectors import request_organization, user_is_org_admin
 from common.api import DB_BIGINT_MAX, DB_INT_MAX
 from common.exceptions import NotFound, PermissionDenied, ValidationError
+from common.query import is_db_id, query_datetime, query_id, query_int
 from notifications.engine.escalation import escalation_chain_delete, escalation_chain_save
 from notifications.engine.retry import (
     channel_configuration_delete,
@@ -51,7 +51,7 @@ def _scope(request: Request) -> int | None:
     if getattr(user, "is_staff", False):
         wanted = request.query_params.get("organization")
         if wanted:
-            if not str(wanted).isdigit():
+            if not is_db_id(str(wanted)):
                 raise ValidationError({"organization": ["Expected an organization id."]})
             return int(wanted)
         return None
@@ -68,13 +68,8 @@ def _user_id(request: Request) -> int | None:
 
 
 def _page(request: Request) -> tuple[int, int]:
-    try:
-        limit = min(int(request.query_params.get("limit", 50)), MAX_PAGE)
-        offset = max(int(request.query_params.get("offset", 0)), 0)
-    except ValueError:
-        raise ValidationError({"limit": ["limit and offset must be integers."]}) from None
-    if limit < 1:
-        raise ValidationError({"limit": ["limit must be at least 1."]})
+    limit = min(query_int(request.query_params.get("limit", "50"), name="limit", minimum=1), MAX_PAGE)
+    offset = max(query_int(request.query_params.get("offset", "0"), name="offset", minimum=-DB_BIGINT_MAX), 0)
     return limit, offset
 
 
@@ -92,10 +87,7 @@ def _datetime(request: Request, name: str) -> datetime | None:
     value = request.query_params.get(name)
     if not value:
         return None
-    parsed = parse_datetime(value)
-    if parsed is None:
-        raise ValidationError({name: ["Expected an ISO 8601 date-time."]})
-    return parsed
+    return query_datetime(value, name=name)
 
 
 def _paginated(qs: QuerySet, request: Request, serialize) -> Response:
@@ -253,9 +245,7 @@ class DeliveryListView(APIView):
         if provider := request.query_params.get("provider"):
             qs = qs.filter(provider=provider)
         if notification := request.query_params.get("notification"):
-            if not notification.isdigit():
-                raise ValidationError({"notification": ["Expected a notification id."]})
-            qs = qs.filter(notification_id=int(notification))
+            qs = qs.filter(notification_id=query_id(notification, name="notification"))
         if after := _datetime(request, "created_after"):
             qs = qs.filter(created_at__gte=after)
         if before := _datetime(request, "created_before"):

@@ -25,7 +25,8 @@ from django.utils import timezone
 from kombu import Connection, Exchange, Queue
 from kombu.mixins import ConsumerProducerMixin
 
-from common.exceptions import TroubadourError
+from common.exceptions import RateLimited, TroubadourError
+from common.jsondoc import json_decode
 from common.logging import log_context
 
 logger = logging.getLogger("notifications.consumer")
@@ -57,7 +58,8 @@ def decode(message) -> Any:
     body = message.body
     if isinstance(body, (bytes, bytearray, memoryview)):
         body = bytes(body).decode("utf-8")
-    return json.loads(body)
+    # Too deep, NUL, lone surrogates, NaN: refused here as invalid JSON (dead-lettered at once).
+    return json_decode(body)
 
 
 def raw_text(message) -> str:
@@ -124,6 +126,12 @@ class BusConsumer(ConsumerProducerMixin):
                 self._dead_letter(message, reason="invalid_json", error=str(exc), attempts=attempts)
                 return
             self.handle(message=message, body=body, routing_key=routing_key)
+        except RateLimited as exc:
+            # The organization is over its event rate. Dead-lettered with the wait rather than
+            # held or requeued: that would stall every other organization's messages behind it.
+            self._dead_letter(message, reason="rate_limited", error=exc.detail, attempts=attempts, body=body,
+                              retry_after=exc.retry_after)
+            return
         except TroubadourError as exc:
             # Validation, permission, unknown organization: retrying changes nothing.
             self._dead_letter(message, reason=exc.__class__.__name__.lower(), error=exc.detail, attempts=attempts, body=body)
@@ -159,7 +167,8 @@ class BusConsumer(ConsumerProducerMixin):
         )
         message.ack()
 
-    def _dead_letter(self, message, *, reason: str, error: Any, attempts: int, body: Any = None) -> None:
+    def _dead_letter(self, message, *, reason: str, error: Any, attempts: int, body: Any = None,
+                     retry_after: int | None = None) -> None:
         routing_key = routing_key_of(message)
         envelope = {
             "reason": reason,
@@ -171,6 +180,8 @@ class BusConsumer(ConsumerProducerMixin):
             "original_headers": {k: v for k, v in (message.headers or {}).items() if isinstance(v, (str, int, float, bool))},
             "message_id": message.properties.get("message_id"),
         }
+        if retry_after is not None:
+            envelope["retry_after"] = retry_after
         self.producer.publish(
             json.dumps(envelope, default=str),
             exchange="",

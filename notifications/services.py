@@ -14,7 +14,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import Organization
-from common.exceptions import Conflict, Unprocessable
+from common.exceptions import Conflict, Unprocessable, ValidationError
 from notifications.engine.intake import (
     AuditActor,
     EmitResult,
@@ -30,6 +30,9 @@ from notifications.engine.presence import presence_heartbeat
 from notifications.engine.quiet_hours import quiet_hours_set, quiet_hours_set_dnd
 from notifications.enums import IdempotencyStatus
 from notifications.models import IdempotencyRecord
+
+# The column's length: a longer key is refused, never cut (two keys would become one).
+IDEMPOTENCY_KEY_MAX_LENGTH = IdempotencyRecord._meta.get_field("key").max_length
 
 __all__ = [
     "AuditActor",
@@ -113,7 +116,10 @@ def events_emit_idempotent(
         with transaction.atomic():
             result = event_emit_payload(organization=organization, payload=payload, source=source, audit_actor=audit_actor)
         return IdempotentAnswer(202, result.as_dict())
-    key = idempotency_key.strip()[:255]
+    key = idempotency_key.strip()
+    if len(key) > IDEMPOTENCY_KEY_MAX_LENGTH:
+        # Cutting it would make two different keys one (and replay the wrong answer).
+        raise ValidationError({"Idempotency-Key": [f"At most {IDEMPOTENCY_KEY_MAX_LENGTH} characters."]})
     record, done = idempotency_claim(organization=organization, key=key, request_hash=event_payload_hash(raw_body))
     if done is not None:
         return IdempotentAnswer(done.response_code or 202, done.response_body or {}, replayed=True)

@@ -8,6 +8,7 @@ from django.db import models
 from django.db.models.functions import Lower
 
 from common.channels import Channel
+from common.sealing import SealedJSONField, SealedTextField
 
 
 class PushSubscriptionKind(models.TextChoices):
@@ -41,14 +42,18 @@ class PushSubscription(models.Model):
 
 
 class ProviderOutbox(models.Model):
-    """What a `log` provider would have sent: the embedded run's and the tests' inbox."""
+    """What a `log` provider would have sent: the embedded run's and the tests' inbox.
+
+    It stands for the recipient's device, so the message (links with their tokens included) is
+    sealed at rest like everything else that carries a credential.
+    """
 
     channel = models.CharField(max_length=16, choices=Channel.choices)
     provider_code = models.CharField(max_length=50)
     to = models.CharField(max_length=320)
     subject = models.CharField(max_length=300, blank=True)
-    text = models.TextField(blank=True)
-    payload = models.JSONField(default=dict, blank=True)
+    text = SealedTextField(blank=True)
+    payload = SealedJSONField(default=dict, blank=True)
     idempotency_key = models.CharField(max_length=100, blank=True, db_index=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

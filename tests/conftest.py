@@ -168,7 +168,10 @@ def _worker_env() -> dict[str, str]:
         host = db.get("HOST") or "127.0.0.1"
         port = db.get("PORT") or 5432
         env["DATABASE_URL"] = f"postgres://{user}@{host}:{port}/{db['NAME']}"
-    env["SECRET_KEY"] = "test-secret"
+    # The same keys as this process: values it seals (invitation links) open in the child.
+    env["SECRET_KEY"] = settings.SECRET_KEY
+    if settings.FIELD_ENCRYPTION_KEYS:
+        env["FIELD_ENCRYPTION_KEYS"] = ",".join(settings.FIELD_ENCRYPTION_KEYS)
     env["MEDIA_ROOT"] = str(settings.MEDIA_ROOT)
     env["PYTHONUNBUFFERED"] = "1"
     env.pop("CELERY_TASK_ALWAYS_EAGER", None)

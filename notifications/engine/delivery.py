@@ -27,6 +27,7 @@ from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from common import sealing
 from common.exceptions import ProviderTransientError, ValidationError
 from notifications.engine import rendering
 from notifications.enums import (
@@ -123,12 +124,15 @@ def delivery_claim_batch(*, delivery_ids: Iterable[int]) -> list[int]:
 # --- rendering inputs --------------------------------------------------------------------
 
 
-def _event_source(notification: Notification) -> dict[str, Any]:
-    """The event as plain data, addressable by the event type's variable mapping."""
+def _event_source(notification: Notification, *, data: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The event as plain data, addressable by the event type's variable mapping.
+
+    ``data`` replaces the notification's own (its sealed values opened, see ``notification_secrets``).
+    """
     resource = {"type": notification.resource_type, "id": notification.resource_id, "name": notification.resource_name}
     actor = {"type": notification.actor_type, "id": notification.actor_id, "name": notification.actor_name}
     return {
-        "data": notification.data or {},
+        "data": (notification.data if data is None else data) or {},
         "metadata": notification.metadata or {},
         "resource": resource,
         "actor": actor,
@@ -172,7 +176,17 @@ def ack_link_url(*, notification_id: int) -> str:
     return signed_url(notification_id=notification_id)
 
 
-def notification_context(notification: Notification, *, variable_mapping: Mapping[str, str] | None) -> dict[str, Any]:
+def notification_secrets(notification: Notification) -> tuple[dict[str, Any], list[str]]:
+    """The notification's data with its sealed values opened, and those clear values (to scrub)."""
+    data, secrets = sealing.data_unseal(
+        notification.data or {}, scope=sealing.organization_scope(notification.organization_id)
+    )
+    return data, secrets
+
+
+def notification_context(
+    notification: Notification, *, variable_mapping: Mapping[str, str] | None, data: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     """Render context of one notification: mapped event variables + the standard ones."""
     standard = {
         "recipient.name": _recipient_name(notification),
@@ -186,7 +200,7 @@ def notification_context(notification: Notification, *, variable_mapping: Mappin
         "event.type": notification.event_type,
     }
     return rendering.template_context_build(
-        variable_mapping=variable_mapping, source=_event_source(notification), standard=standard
+        variable_mapping=variable_mapping, source=_event_source(notification, data=data), standard=standard
     )
 
 
@@ -605,9 +619,11 @@ def _deliver_claimed(claimed: list[int], report: BatchReport) -> None:
     )
     notifications = {d.notification_id: d.notification for d in deliveries}
     templates = _Templates.load(notifications.values())
-    contexts = {
-        pk: notification_context(n, variable_mapping=templates.mapping_for(n)) for pk, n in notifications.items()
-    }
+    contexts: dict[int, dict[str, Any]] = {}
+    secrets: dict[int, list[str]] = {}
+    for pk, n in notifications.items():
+        data, secrets[pk] = notification_secrets(n)
+        contexts[pk] = notification_context(n, variable_mapping=templates.mapping_for(n), data=data)
 
     now = timezone.now()
     outcomes: list[_Outcome] = []
@@ -645,14 +661,30 @@ def _deliver_claimed(claimed: list[int], report: BatchReport) -> None:
 
     outcomes.extend(_journaled_outcomes(to_send))
     outcomes.extend(_send_groups(to_send))
-    _record(outcomes=outcomes, notifications=notifications, in_app_content=in_app_content, report=report)
+    _record(outcomes=outcomes, notifications=notifications, in_app_content=in_app_content, report=report,
+            secrets=secrets)
+
+
+def _outcomes_scrub(outcomes: list[_Outcome], in_app_content: dict[int, dict[str, str]],
+                    secrets: Mapping[int, list[str]]) -> None:
+    """Nothing stored after a send holds a sealed value in clear: content, answers, errors."""
+    for outcome in outcomes:
+        found = secrets.get(outcome.delivery.notification_id)
+        if found:
+            outcome.rendered = sealing.scrub(outcome.rendered, found)
+            outcome.provider_response = sealing.scrub(outcome.provider_response, found)
+            outcome.error = sealing.scrub(outcome.error, found)
+    for pk, content in in_app_content.items():
+        if secrets.get(pk):
+            in_app_content[pk] = sealing.scrub(content, secrets[pk])
 
 
 def _record(
     *, outcomes: list[_Outcome], notifications: dict[int, Notification], in_app_content: dict[int, dict[str, str]],
-    report: BatchReport,
+    report: BatchReport, secrets: Mapping[int, list[str]] | None = None,
 ) -> None:
     """Store every outcome, the notifications' derived status and the audit trail: one short transaction."""
+    _outcomes_scrub(outcomes, in_app_content, secrets or {})
     now = timezone.now()
     updated: list[NotificationDelivery] = []
     audits: list[NotificationAuditLog] = []
@@ -748,6 +780,12 @@ def _record(
         )
         bulk_update_rows(Notification, in_app_rows, ["title", "body", "body_html", "action_url", "action_label"])
         statuses = notifications_status_refresh(notification_ids=notifications.keys(), now=now)
+        # Sealed values (invitation links) are kept only until every delivery went out.
+        unsealed = [n for pk, n in notifications.items()
+                    if statuses.get(pk) == NotificationStatus.DELIVERED and sealing.has_sealed(n.data)]
+        for n in unsealed:
+            n.data = sealing.data_drop_sealed(n.data)
+        bulk_update_rows(Notification, unsealed, ["data"])
         for pk, status in statuses.items():
             if status in (NotificationStatus.DELIVERED, NotificationStatus.PARTIALLY_DELIVERED, NotificationStatus.FAILED):
                 if notifications[pk].status != status:

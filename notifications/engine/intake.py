@@ -647,7 +647,10 @@ def event_from_bus(*, body: Any, routing_key: str | None, message_id: str | None
     if not message_id:
         with transaction.atomic():
             return event_emit_payload(organization=organization, payload=payload, source="amqp", audit_actor=actor)
-    key = f"amqp:{message_id}"[:255]
+    key = f"amqp:{message_id}"
+    if len(key) > 255:
+        # Never cut: two long ids sharing a prefix would be one key. A digest keeps them apart.
+        key = "amqp-sha256:" + hashlib.sha256(str(message_id).encode()).hexdigest()
     with transaction.atomic():
         done = IdempotencyRecord.objects.filter(organization=organization, key=key).first()
         if done is not None and done.response_body:

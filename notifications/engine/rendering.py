@@ -16,9 +16,18 @@ other services, so neither side is trusted:
 
 A template that names a variable outside the allowed set is refused when it is saved
 (``template_validate``).
+
+Rendering is also bounded, so a template cannot turn a few bytes into megabytes of output or
+seconds of CPU (seven nested loops over a ten-letter string did both): at most
+``TEMPLATE_MAX_LOOP_ITERATIONS`` loop iterations and ``TEMPLATE_MAX_OUTPUT_CHARS`` characters
+per rendered field, no padding/precision argument above ``MAX_FILTER_WIDTH``, no filter result
+longer than the output cap. Exceeding them raises ``TemplateLimitExceeded`` (a
+ValidationError): refused at save time when a trial render or the loop nesting shows it, and
+the permanent failure of that one delivery at send time.
 """
 from __future__ import annotations
 
+import contextvars
 import functools
 import re
 from collections.abc import Iterable, Mapping
@@ -32,6 +41,112 @@ from django.template.base import FilterExpression, NodeList, Variable
 from django.template.defaulttags import ForNode, WithNode
 
 from common.exceptions import ValidationError
+
+# --- limits ---------------------------------------------------------------------------------
+
+MAX_LOOP_NESTING = 4  # refused at save time: deeper loops multiply, they don't add
+MAX_FILTER_WIDTH = 1000  # center/ljust/rjust width, floatformat/stringformat precision or width
+
+
+def _max_iterations() -> int:
+    from django.conf import settings
+
+    return int(getattr(settings, "TEMPLATE_MAX_LOOP_ITERATIONS", 10_000))
+
+
+def _max_output() -> int:
+    from django.conf import settings
+
+    return int(getattr(settings, "TEMPLATE_MAX_OUTPUT_CHARS", 500_000))
+
+
+class TemplateLimitExceeded(ValidationError):
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, code="template_limit")
+
+
+class _Budget:
+    def __init__(self) -> None:
+        self.iterations = _max_iterations()
+        self.chars = _max_output()
+
+    def iteration(self) -> None:
+        self.iterations -= 1
+        if self.iterations < 0:
+            raise TemplateLimitExceeded(f"The template runs more than {_max_iterations()} loop iterations.")
+
+    def output(self, size: int) -> None:
+        self.chars -= size
+        if self.chars < 0:
+            raise TemplateLimitExceeded(f"The template renders more than {_max_output()} characters.")
+
+
+# The budget of the render in progress (contextvars: per thread and per task, never shared).
+_BUDGET: contextvars.ContextVar[_Budget | None] = contextvars.ContextVar("template_budget", default=None)
+
+
+class _BudgetedLoopBody(NodeList):
+    """A loop's body: each pass charges one iteration, and what its loop-free nodes render."""
+
+    def __init__(self, nodes: NodeList) -> None:
+        super().__init__(nodes)
+        # Nodes holding a loop are charged by that loop's own body (no double count).
+        self.leaf = tuple(not node.get_nodes_by_type(ForNode) for node in nodes)
+
+    def __iter__(self):
+        budget = _BUDGET.get()
+        if budget is None:
+            yield from super().__iter__()
+            return
+        budget.iteration()
+        for node, leaf in zip(super().__iter__(), self.leaf):
+            yield _Charged(node, budget) if leaf else node
+
+
+class _Charged:
+    def __init__(self, node, budget: _Budget) -> None:
+        self.node, self.budget = node, budget
+
+    def render_annotated(self, context):
+        out = self.node.render_annotated(context)
+        self.budget.output(len(out))
+        return out
+
+
+def _budget_loops(nodelist: NodeList) -> None:
+    for node in nodelist.get_nodes_by_type(ForNode):
+        if not isinstance(node.nodelist_loop, _BudgetedLoopBody):
+            node.nodelist_loop = _BudgetedLoopBody(node.nodelist_loop)
+
+
+def _loop_depth(nodelist: NodeList) -> int:
+    deepest = 0
+    for node in nodelist:
+        children = [getattr(node, name, None) for name in getattr(node, "child_nodelists", ())]
+        inner = max((_loop_depth(child) for child in children if child), default=0)
+        deepest = max(deepest, inner + (1 if isinstance(node, ForNode) else 0))
+    return deepest
+
+
+_WIDTH_FILTERS = frozenset({"center", "ljust", "rjust", "floatformat", "stringformat", "wordwrap", "truncatechars",
+                            "truncatewords", "get_digit"})
+_NUMBER = re.compile(r"\d+")
+
+
+def _bounded_filter(name: str, func):
+    """A whitelisted filter that refuses huge widths and results longer than the output cap."""
+
+    @functools.wraps(func)
+    def bounded(value, *args, **kwargs):
+        if name in _WIDTH_FILTERS and args and any(int(n) > MAX_FILTER_WIDTH for n in _NUMBER.findall(str(args[0]))):
+            raise TemplateLimitExceeded(f"Filter '{name}' accepts widths up to {MAX_FILTER_WIDTH}.")
+        result = func(value, *args, **kwargs)
+        if isinstance(result, (str, list, tuple)) and len(result) > _max_output():
+            raise TemplateLimitExceeded(f"Filter '{name}' produced more than {_max_output()} characters.")
+        return result
+
+    return bounded
+
 
 # --- the sandbox ----------------------------------------------------------------------
 
@@ -53,7 +168,7 @@ register = Library()
 for _name in ALLOWED_TAGS:
     register.tags[_name] = defaulttags.register.tags[_name]
 for _name in ALLOWED_FILTERS:
-    register.filters[_name] = defaultfilters.register.filters[_name]
+    register.filters[_name] = _bounded_filter(_name, defaultfilters.register.filters[_name])
 
 
 class SandboxEngine(Engine):
@@ -96,7 +211,9 @@ HTML_FIELDS = frozenset({"body_html"})
 
 @functools.lru_cache(maxsize=2048)
 def _compile(source: str) -> Template:
-    return ENGINE.from_string(source)
+    template = ENGINE.from_string(source)
+    _budget_loops(template.nodelist)
+    return template
 
 
 def template_compile(source: str) -> Template:
@@ -188,7 +305,14 @@ def template_render(source: str, context: Mapping[str, Any], *, html: bool) -> s
     """Render one template string; ``html`` switches autoescaping on."""
     if not source:
         return ""
-    rendered = template_compile(source).render(Context(dict(context), autoescape=html))
+    template = template_compile(source)
+    token = _BUDGET.set(_Budget())
+    try:
+        rendered = template.render(Context(dict(context), autoescape=html))
+    finally:
+        _BUDGET.reset(token)
+    if len(rendered) > _max_output():
+        raise TemplateLimitExceeded(f"The template renders more than {_max_output()} characters.")
     return rendered if html else rendered.strip()
 
 
@@ -267,6 +391,30 @@ def _is_allowed(name: str, allowed: Iterable[str]) -> bool:
     return False
 
 
+# Fields that become one header line (an email subject): a line break would forge headers.
+ONE_LINE_FIELDS = frozenset({"subject"})
+
+
+def _limits_problem(text: str, field_name: str) -> str | None:
+    """Why this template text would break its limits whatever the data, if that shows now."""
+    field_name = re.sub(r"_[a-z]{2}$", "", field_name)  # the admin's "subject_fr" is a subject
+    if field_name in ONE_LINE_FIELDS and ("\r" in text or "\n" in text):
+        return "The subject must be one line."
+    template = template_compile(text)
+    depth = _loop_depth(template.nodelist)
+    if depth > MAX_LOOP_NESTING:
+        return f"Loops are nested {depth} deep; at most {MAX_LOOP_NESTING} are allowed."
+    try:
+        # With no data, only what the template builds itself runs (loops over literals, filters
+        # with literal widths): if that already breaks the limits, every send would.
+        template_render(text, {}, html=field_name in HTML_FIELDS)
+    except TemplateLimitExceeded as exc:
+        return str(exc.detail)
+    except Exception:  # noqa: BLE001 - any other trouble with no data is the data's business at send time
+        return None
+    return None
+
+
 def template_validate(*, channel_contents: Mapping[str, Mapping[str, str]] | Mapping[str, str], allowed_variables: Iterable[str]) -> None:
     """Refuse template text that does not compile in the sandbox or uses unknown variables.
 
@@ -287,6 +435,10 @@ def template_validate(*, channel_contents: Mapping[str, Mapping[str, str]] | Map
                 names = template_variables(text)
             except ValidationError as exc:
                 errors.setdefault(key, []).append(str(exc.detail))
+                continue
+            problem = _limits_problem(text, field_name)
+            if problem:
+                errors.setdefault(key, []).append(problem)
                 continue
             unknown = sorted(n for n in names if not _is_allowed(n, allowed))
             if unknown:

@@ -30,6 +30,7 @@ from django.db import transaction
 from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
+from common import sealing
 from common.exceptions import Conflict, NotFound, ValidationError
 from notifications.engine.delivery import deliveries_enqueue
 from notifications.enums import (
@@ -145,7 +146,7 @@ def _payload(delivery: NotificationDelivery) -> dict[str, Any]:
         "locale": delivery.locale or n.recipient_locale,
         "title": n.title,
         "body": n.body,
-        "data": n.data,
+        "data": sealing.data_mask(n.data),  # a sealed link stays in the notification, never here
         "resource": {"type": n.resource_type, "id": n.resource_id, "name": n.resource_name},
         "rendered": delivery.rendered or {},
         "attempts": delivery.attempts,

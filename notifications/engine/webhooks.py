@@ -50,6 +50,7 @@ from django.utils import timezone
 
 from common import outbound
 from common.exceptions import Conflict, NotFound, PermissionDenied, TroubadourError, Unprocessable, ValidationError
+from common.jsondoc import JSONDocumentError, json_decode
 from notifications.enums import (
     AuditAction,
     AuditActorType,
@@ -386,8 +387,12 @@ def _receive_authenticated(*, webhook: Webhook, body: bytes, headers: Mapping[st
     now = timezone.now()
     try:
         try:
-            payload = json.loads(body.decode("utf-8") or "null")
-        except (UnicodeDecodeError, json.JSONDecodeError):
+            payload = json_decode(body.decode("utf-8") or "null")
+        except UnicodeDecodeError:
+            raise ValidationError({"detail": "The body is not valid JSON."}) from None
+        except JSONDocumentError as exc:
+            raise ValidationError({"detail": f"The body is not acceptable JSON: {exc}"}) from None
+        except ValueError:
             raise ValidationError({"detail": "The body is not valid JSON."}) from None
         event = webhook_payload_to_event(webhook=webhook, payload=payload)
         validated = services.event_validated_payload(event)

@@ -31,6 +31,12 @@ def build_email(message: OutboundMessage, *, message_class: type[EmailMultiAlter
                 from_email: str | None = None, connection: Any = None, per_recipient_headers: bool = True) -> EmailMultiAlternatives:
     if not message.to or "@" not in message.to:
         raise ProviderPermanentError(f"Invalid email address {message.to!r}.", code="invalid_recipient")
+    # A line break in a header would let content forge headers (Bcc:…); Django refuses the whole
+    # send with BadHeaderError, which no retry fixes: fail this one message, permanently.
+    for label, value in (("subject", message.subject or message.title), ("recipient", message.to),
+                         ("reply-to", message.reply_to), ("from", message.from_address)):
+        if value and ("\r" in value or "\n" in value):
+            raise ProviderPermanentError(f"The email {label} contains a line break.", code="bad_header")
     headers = dict(message.headers)
     if per_recipient_headers:
         headers.update(unsubscribe_headers(message))

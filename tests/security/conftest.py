@@ -1,15 +1,22 @@
 """Shared pieces of the attack tests: credentials for the real HTTP server, a scriptable name
-resolver, and loopback peers."""
+resolver, loopback peers, a scan of every text column, and real server processes."""
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import requests
 from cryptography.fernet import Fernet
+from django.db import connection
 from rest_framework.authtoken.models import Token
+
+from ..conftest import ROOT, _worker_env
 
 
 @pytest.fixture
@@ -68,3 +75,78 @@ def resolver(monkeypatch) -> Resolver:
     fake = Resolver(socket.getaddrinfo)
     monkeypatch.setattr(socket, "getaddrinfo", fake)
     return fake
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def columns_holding(needle: str) -> list[str]:
+    """Every `table.column` of the database whose text (text, varchar, json, jsonb) contains `needle`."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT table_name, column_name FROM information_schema.columns "
+            "WHERE table_schema = 'public' AND data_type IN ('text', 'character varying', 'json', 'jsonb')"
+        )
+        columns = cursor.fetchall()
+        hits = []
+        for table, column in columns:
+            cursor.execute(f'SELECT count(*) FROM "{table}" WHERE "{column}"::text LIKE %s', [f"%{needle}%"])
+            if cursor.fetchone()[0]:
+                hits.append(f"{table}.{column}")
+    return hits
+
+
+class ServerProcess:
+    def __init__(self, proc: subprocess.Popen, log_path: Path, url: str):
+        self.proc, self.log_path, self.url = proc, log_path, url
+
+    @property
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+
+
+def start_server(tmp_path: Path, command: list[str], *, port: int, name: str, env: dict[str, str] | None = None) -> ServerProcess:
+    """A production web server process on the test database, answering on 127.0.0.1:`port`."""
+    log_path = tmp_path / f"{name}.log"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", *command], cwd=ROOT, env={**_worker_env(), **(env or {})},
+        stdout=log_path.open("w"), stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            break
+        try:
+            requests.get(f"{url}/health/live", timeout=2)
+            return ServerProcess(proc, log_path, url)
+        except requests.ConnectionError:
+            time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError(f"{name} did not start:\n{log_path.read_text(errors='replace')[-4000:]}")
+
+
+@pytest.fixture
+def server_factory(tmp_path):
+    started: list[ServerProcess] = []
+
+    def start(command: list[str], *, port: int, name: str, env: dict[str, str] | None = None) -> ServerProcess:
+        server = start_server(tmp_path, command, port=port, name=name, env=env)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
