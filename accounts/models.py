@@ -32,6 +32,15 @@ class User(AbstractUser):
 class Organization(models.Model):
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=100, unique=True)
+    # Events this organization may send (REST and AMQP intake): a token bucket refilled at
+    # `events_per_minute` holding at most `events_burst`. Empty: the settings' defaults
+    # (EVENTS_RATE_PER_MINUTE, EVENTS_BURST); 0 per minute: unlimited.
+    events_per_minute = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Events a minute (empty: the platform default; 0: unlimited)."
+    )
+    events_burst = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Events at once before the per-minute rate applies (empty: the default)."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:

@@ -16,7 +16,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         body = detail if isinstance(detail, (dict, list)) else {"detail": str(detail)}
         if isinstance(body, list):
             body = {"detail": body}
-        return Response(body, status=exc.status_code)
+        retry_after = getattr(exc, "retry_after", None)
+        headers = {"Retry-After": str(retry_after)} if retry_after else None
+        return Response(body, status=exc.status_code, headers=headers)
     if isinstance(exc, (ValueError,)) and getattr(exc, "_troubadour_bad_input", False):
         return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
     return drf_exception_handler(exc, context)

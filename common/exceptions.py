@@ -48,6 +48,10 @@ class RateLimited(TroubadourError):
     status_code = 429
     default_detail = "Too many requests."
 
+    def __init__(self, detail: Any = None, *, code: str | None = None, retry_after: int | None = None) -> None:
+        super().__init__(detail, code=code)
+        self.retry_after = retry_after  # seconds; the API answers it as Retry-After
+
 
 class ProviderError(TroubadourError):
     """A provider (email, SMS, TTS, ...) refused or failed a call."""

@@ -6,7 +6,7 @@ impossible date ("2024-13-45T00:00:00"). Each of those answered 500.
 """
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -35,7 +35,7 @@ def query_datetime(raw: str, *, name: str) -> datetime:
     if value is None:
         raise ValidationError({name: ["Expected an ISO 8601 date-time, e.g. 2026-01-31T09:00:00Z."]})
     if timezone.is_naive(value):
-        value = timezone.make_aware(value, timezone.utc)
+        value = timezone.make_aware(value, UTC)
     return value
 
 

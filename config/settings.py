@@ -267,6 +267,14 @@ FIELD_ENCRYPTION_KEYS = env_list("FIELD_ENCRYPTION_KEYS", "")
 # is ignored and REMOTE_ADDR is the client (rate limits, the invitation-link guard, throttles).
 TRUSTED_PROXY_COUNT = int(os.environ.get("TRUSTED_PROXY_COUNT", "0"))
 
+# --- intake limits ----------------------------------------------------------------------
+# Events per organization (REST and AMQP; notifications.engine.event_limits), overridable per
+# organization. Template rendering bounds (notifications.engine.rendering).
+EVENTS_RATE_PER_MINUTE = int(os.environ.get("EVENTS_RATE_PER_MINUTE", "600"))
+EVENTS_BURST = int(os.environ.get("EVENTS_BURST", "600"))
+TEMPLATE_MAX_LOOP_ITERATIONS = int(os.environ.get("TEMPLATE_MAX_LOOP_ITERATIONS", "10000"))
+TEMPLATE_MAX_OUTPUT_CHARS = int(os.environ.get("TEMPLATE_MAX_OUTPUT_CHARS", "500000"))
+
 # --- REST framework ----------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

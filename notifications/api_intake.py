@@ -18,6 +18,7 @@ from accounts.selectors import request_organization, user_is_org_admin
 from common.exceptions import NotFound, PermissionDenied, ValidationError
 from common.query import query_id
 from notifications import services
+from notifications.engine.event_limits import organization_events_check
 from notifications.engine.preferences import preferences_effective
 from notifications.engine.presence import presence_effective_status
 from notifications.engine.quiet_hours import (
@@ -87,6 +88,8 @@ class EventsView(APIView):
             if organization is None:
                 raise ValidationError({"organization_id": ["This field is required."]})
             actor = services.AuditActor(type=AuditActorType.USER, id=str(request.user.pk), label=request.user.get_username())
+        # One tenant cannot flood the shared intake: 429 + Retry-After, nothing saved.
+        organization_events_check(organization=organization)
         answer = services.events_emit_idempotent(
             organization=organization, payload=payload, raw_body=raw,
             idempotency_key=request.headers.get("Idempotency-Key"), source="api", audit_actor=actor,

@@ -641,10 +641,13 @@ def event_from_bus(*, body: Any, routing_key: str | None, message_id: str | None
     The message id, when the publisher set one, is recorded as an idempotency key in the same
     transaction: a redelivery after a crash between commit and ack returns the first result.
     """
+    from notifications.engine.event_limits import organization_events_check
+
     payload = event_validated_payload(body, routing_key=routing_key)
     organization = organization_resolve(payload.get("organization_id"))
     actor = AuditActor(type=AuditActorType.SYSTEM, id="", label="amqp")
     if not message_id:
+        organization_events_check(organization=organization)
         with transaction.atomic():
             return event_emit_payload(organization=organization, payload=payload, source="amqp", audit_actor=actor)
     key = f"amqp:{message_id}"
@@ -660,6 +663,7 @@ def event_from_bus(*, body: Any, routing_key: str | None, message_id: str | None
                 notifications=[(n["id"], n["recipient_id"], n["status"]) for n in body["notifications"]],
                 deduplicated=True,
             )
+        organization_events_check(organization=organization)  # a redelivery above costs nothing
         result = event_emit_payload(organization=organization, payload=payload, source="amqp", audit_actor=actor)
         IdempotencyRecord.objects.create(
             organization=organization, key=key, request_hash=event_payload_hash(payload),
