@@ -130,9 +130,9 @@ def start_server(tmp_path: Path, command: list[str], *, port: int, name: str, en
         if proc.poll() is not None:
             break
         try:
-            requests.get(f"{url}/health/live", timeout=2)
+            requests.get(f"{url}/health/live", timeout=10)
             return ServerProcess(proc, log_path, url)
-        except requests.ConnectionError:
+        except requests.RequestException:  # not listening yet, or still booting its worker
             time.sleep(0.2)
     proc.kill()
     raise RuntimeError(f"{name} did not start:\n{log_path.read_text(errors='replace')[-4000:]}")
