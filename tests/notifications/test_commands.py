@@ -266,7 +266,7 @@ def test_poison_commands_land_in_the_dlq_with_their_reason_and_never_loop(comman
     bus.publish("subscriber.upsert", {"organization_id": org, "external_id": "x"})  # no command id at all
     bus.publish("subscriber.upsert", {"organization_id": org, "external_id": "x", "email": "nope"}, command_id="p6")
     bus.publish("notification.cancel", {"organization_id": org}, command_id="p7")
-    # Valid shape, but PostgreSQL refuses the NUL character: it fails every attempt, then is dead-lettered.
+    # PostgreSQL cannot store a NUL character: refused at the door as bad JSON, dead-lettered at once.
     bus.publish("subscriber.upsert", {"organization_id": org, "external_id": "x", "display_name": "a\u0000b"}, command_id="p8")
     letters = _dead_letters(bus, 8, timeout=60)
     by_id = {}
@@ -281,7 +281,7 @@ def test_poison_commands_land_in_the_dlq_with_their_reason_and_never_loop(comman
     assert by_id["none"]["reason"] == "validationerror" and "command_id" in str(by_id["none"]["error"])
     assert by_id["p6"]["reason"] == "validationerror" and "email" in str(by_id["p6"]["error"])
     assert by_id["p7"]["reason"] == "validationerror"
-    assert by_id["p8"]["reason"] == "max_attempts" and by_id["p8"]["attempts"] == 3
+    assert by_id["p8"]["reason"] == "invalid_json" and by_id["p8"]["attempts"] == 1 and "NUL" in by_id["p8"]["error"]
     # Every sender with reply_to heard about its failure.
     replies = bus.replies(8)
     assert all(r["ok"] is False and r["error"] for r in replies.values())
