@@ -100,7 +100,12 @@ def _redact_value(key: str, value: Any) -> Any:
         return redact(value)
     if isinstance(value, dict):
         return {k: _redact_value(str(k), v) for k, v in value.items()}
-    return value
+    if isinstance(value, (list, tuple)):
+        return [_redact_value(key, v) for v in value]
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    # Anything else is written as its text (Django's `request` extra: "<WSGIRequest: GET '/i/…'>").
+    return redact(str(value))
 
 
 class JsonFormatter(_JsonFormatterBase):

@@ -282,8 +282,9 @@ def test_query_count_does_not_grow_with_the_batch(auth_client, user, django_capt
     assert small == large
     # A budget, not the invariant (small == large is): it covers the request and, tasks being
     # eager here, the platform's delivery of both channels, which a worker does in production
-    # (bench/bench_invitations.py reports the request alone: 28 queries).
-    assert large <= 50
+    # (bench/bench_invitations.py reports the request alone: 28 queries), and dropping the sealed
+    # links once every delivery went out (one UPDATE).
+    assert large <= 51
     assert len(mailoutbox) == 55
     assert Notification.objects.filter(event_type="story.invitation").values("event_id").distinct().count() == 2
     assert NotificationDelivery.objects.filter(channel="EMAIL", status="SENT").count() == 55
