@@ -1,12 +1,18 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.db import models
 from django.utils import timezone
+
+
+# Subscribers created by a client application (notifications.engine.subscribers) get a generated
+# username: an internal handle, never a name to greet them with.
+GENERATED_USERNAME = re.compile(r"^(sub|deleted)-[0-9a-f]{32}$")
 
 
 class User(AbstractUser):
@@ -24,6 +30,11 @@ class User(AbstractUser):
 
     def get_display_name(self) -> str:
         return self.display_name or self.get_full_name() or self.username
+
+    def get_spoken_name(self) -> str:
+        """The name to address them by in a message; empty when all we have is a generated handle."""
+        name = self.get_display_name()
+        return "" if GENERATED_USERNAME.match(name) else name
 
     def __str__(self) -> str:
         return self.get_display_name()

@@ -158,7 +158,7 @@ def _event_source(notification: Notification, *, data: Mapping[str, Any] | None 
 def _recipient_name(notification: Notification) -> str:
     user = notification.recipient
     if user is not None:
-        return user.get_display_name()
+        return user.get_spoken_name()
     if notification.recipient_email:
         return notification.recipient_email.split("@")[0]
     return ""

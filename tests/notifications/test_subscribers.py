@@ -434,3 +434,17 @@ def test_cancel_takes_a_notification_out_of_a_digest_not_sent_yet(key_client, or
     digests_send_due()
     batch = NotificationBatch.objects.get()
     assert batch.status == BatchStatus.SENT and batch.notification_count == 1
+
+
+def test_a_subscriber_is_never_greeted_by_a_generated_handle(key_client, organization, event_type):
+    from notifications.engine.delivery import _recipient_name
+
+    key_client.put(_url("nameless"), {"phone": "+14155550100"}, format="json")
+    key_client.put(_url("named"), {"phone": "+14155550101", "display_name": "Quinn"}, format="json")
+    ids = _event(key_client, recipients=[{"external_id": "nameless"}, {"external_id": "named"}],
+                 channels=[Channel.SMS]).json()["notifications"]
+    names = {n.recipient.memberships.get().external_id: _recipient_name(n)
+             for n in Notification.objects.filter(pk__in=[i["id"] for i in ids]).select_related("recipient")}
+    assert names == {"nameless": "", "named": "Quinn"}
+    person = member(organization, display_name="")
+    assert person.get_spoken_name() == person.username  # people who chose a username keep it
