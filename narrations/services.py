@@ -16,6 +16,7 @@ from common.exceptions import (
     ProviderPermanentError,
     ValidationError,
 )
+from common.publish import tasks_publish_on_commit
 from common.queues import Queue
 
 from .engines import NarrationJob, get_engine
@@ -230,13 +231,8 @@ def narration_generate(*, narration_id: int, force: bool = False) -> StoryNarrat
 
 def narration_pregenerate_enqueue(*, narration_ids: list[int]) -> None:
     """Queue background generation of each narration, once per id, after the current commit."""
-    from .tasks import narration_pregenerate
-
     for narration_id in dict.fromkeys(int(i) for i in narration_ids):
-        transaction.on_commit(
-            lambda nid=narration_id: narration_pregenerate.apply_async(args=[nid], queue=Queue.NARRATION.value),
-            robust=True,
-        )
+        tasks_publish_on_commit("narrations.pregenerate", calls=[[narration_id]], queue=Queue.NARRATION.value)
 
 
 __all__ = [

@@ -1,14 +1,28 @@
-"""Celery tasks of the notification engine: ids in, one service call."""
+"""Celery tasks of the notification engine: ids in, one service call.
+
+Every task of the app is declared here (the periodic ones in `tasks_scheduled`, imported
+below); services publish them by name through `common.publish`, never by importing this module."""
 from __future__ import annotations
+
+from typing import Any
 
 from celery import shared_task
 
+from notifications import tasks_scheduled  # noqa: F401  (periodic tasks, scheduled by config/beat.py)
+from notifications.engine.delivery import deliver_batch
+from notifications.engine.webhooks import webhook_send_retry, webhooks_dispatch
 
 
 @shared_task(name="notifications.deliver_batch", acks_late=True, ignore_result=True)
 def deliver_batch_task(delivery_ids: list[int]) -> None:
-    from notifications.engine.delivery import deliver_batch
-
     deliver_batch(delivery_ids=[int(pk) for pk in delivery_ids])
-from notifications import tasks_scheduled  # noqa: E402,F401  (periodic tasks, scheduled by config/beat.py)
-from notifications.engine import webhooks as _webhooks  # noqa: E402,F401  (webhooks_dispatch, webhook_send)
+
+
+@shared_task(name="notifications.webhooks_dispatch", acks_late=True, ignore_result=True)
+def webhooks_dispatch_task(events: list[list[Any]]) -> None:
+    webhooks_dispatch(events=events)
+
+
+@shared_task(name="notifications.webhook_send", acks_late=True, ignore_result=True)
+def webhook_send_task(webhook_id: int, message: dict[str, Any], attempt: int) -> None:
+    webhook_send_retry(webhook_id=int(webhook_id), message=message, attempt=int(attempt))

@@ -29,6 +29,7 @@ from django.utils import timezone
 
 from common import sealing
 from common.exceptions import ProviderTransientError, ValidationError
+from common.publish import tasks_publish_on_commit
 from notifications.engine import rendering
 from notifications.enums import (
     DELIVERY_FAILURE_STATUSES,
@@ -78,18 +79,9 @@ def deliveries_enqueue(*, delivery_ids: Iterable[int]) -> None:
     is open, and never if the surrounding transaction rolls back.
     """
     ids = sorted({int(pk) for pk in delivery_ids})
-    if not ids:
-        return
-
-    def _publish() -> None:
-        from notifications.tasks import deliver_batch_task
-
-        for chunk in _chunks(ids, BATCH_SIZE):
-            deliver_batch_task.delay(chunk)
-
     # Robust: the rows are committed whatever happens to the publish. If the broker is down
     # the caller still gets its answer, and the sweeper queues the rows again later.
-    transaction.on_commit(_publish, robust=True)
+    tasks_publish_on_commit("notifications.deliver_batch", calls=([chunk] for chunk in _chunks(ids, BATCH_SIZE)))
 
 
 # --- claim -------------------------------------------------------------------------------

@@ -42,7 +42,6 @@ from datetime import datetime
 from typing import Any
 
 import requests
-from celery import shared_task
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F
@@ -51,6 +50,7 @@ from django.utils import timezone
 from common import outbound
 from common.exceptions import Conflict, NotFound, PermissionDenied, TroubadourError, Unprocessable, ValidationError
 from common.jsondoc import JSONDocumentError, json_decode
+from common.publish import task_publish, tasks_publish_on_commit
 from notifications.enums import (
     AuditAction,
     AuditActorType,
@@ -438,12 +438,9 @@ def webhooks_enqueue(*, events: Iterable[tuple[int, str]], organization_ids: Ite
     ).exists():
         return
 
-    def _publish() -> None:
-        for start in range(0, len(items), DISPATCH_CHUNK):
-            webhooks_dispatch_task.delay(items[start : start + DISPATCH_CHUNK])
-
-    # Robust: the notifications are committed whatever happens to this publish.
-    transaction.on_commit(_publish, robust=True)
+    # Robust (in tasks_publish_on_commit): the notifications are committed whatever happens to this publish.
+    tasks_publish_on_commit("notifications.webhooks_dispatch",
+                            calls=([items[start : start + DISPATCH_CHUNK]] for start in range(0, len(items), DISPATCH_CHUNK)))
 
 
 @dataclass
@@ -561,8 +558,8 @@ def _record_outcomes(webhook: Webhook, outcomes: list[tuple[_Message, SendResult
     if audits:
         NotificationAuditLog.objects.bulk_create(audits)
     for message in retries:
-        webhook_send_task.apply_async(args=[webhook.pk, message.as_task_args(), attempt + 1],
-                                      countdown=_retry_delay(attempt + 1))
+        task_publish("notifications.webhook_send", args=[webhook.pk, message.as_task_args(), attempt + 1],
+                     countdown=_retry_delay(attempt + 1))
 
 
 def _send_all(webhook: Webhook, messages: list[_Message]) -> list[tuple[_Message, SendResult]]:
@@ -696,16 +693,3 @@ def webhook_send_test(*, webhook: Webhook) -> dict[str, Any]:
         result = SendResult(False, error=outbound.PUBLIC_ERROR, transport_error=True)
     _record_outcomes(webhook, [(message, result)], attempt=0, report=DispatchReport(), now=timezone.now(), retry=False)
     return {"delivered": result.ok, "status_code": result.status_code, "error": result.error, "delivery_id": delivery_id}
-
-
-# --- tasks: ids and JSON in, one service call ----------------------------------------------------------
-
-
-@shared_task(name="notifications.webhooks_dispatch", acks_late=True, ignore_result=True)
-def webhooks_dispatch_task(events: list[list[Any]]) -> None:
-    webhooks_dispatch(events=events)
-
-
-@shared_task(name="notifications.webhook_send", acks_late=True, ignore_result=True)
-def webhook_send_task(webhook_id: int, message: dict[str, Any], attempt: int) -> None:
-    webhook_send_retry(webhook_id=int(webhook_id), message=message, attempt=int(attempt))
