@@ -10,6 +10,7 @@ from celery import shared_task
 
 from notifications import tasks_scheduled  # noqa: F401  (periodic tasks, scheduled by config/beat.py)
 from notifications.engine.delivery import deliver_batch
+from notifications.engine.provider_events import delivery_statuses_poll
 from notifications.engine.webhooks import webhook_send_retry, webhooks_dispatch
 
 
@@ -26,3 +27,10 @@ def webhooks_dispatch_task(events: list[list[Any]]) -> None:
 @shared_task(name="notifications.webhook_send", acks_late=True, ignore_result=True)
 def webhook_send_task(webhook_id: int, message: dict[str, Any], attempt: int) -> None:
     webhook_send_retry(webhook_id=int(webhook_id), message=message, attempt=int(attempt))
+
+
+# Named under providers.* (its schedule and route predate the move): providers that support
+# polling are asked about deliveries still SENT.
+@shared_task(name="providers.poll_delivery_status", ignore_result=True)
+def poll_delivery_status_task() -> int:
+    return delivery_statuses_poll()

@@ -1,5 +1,5 @@
-"""Provider maintenance tasks, scheduled in `config.beat`: health checks, delivery status
-polling, daily cost aggregation."""
+"""Provider maintenance tasks, scheduled in `config.beat`: health checks, daily cost
+aggregation. (Delivery status polling is the notification platform's: `notifications.tasks`.)"""
 from __future__ import annotations
 
 from datetime import date, timedelta
@@ -14,13 +14,6 @@ def health_check_all_task() -> int:
     from .services import providers_health_check_all
 
     return len(providers_health_check_all())
-
-
-@shared_task(name="providers.poll_delivery_status", ignore_result=True)
-def poll_delivery_status_task() -> int:
-    from .services import delivery_statuses_poll
-
-    return delivery_statuses_poll()
 
 
 @shared_task(name="providers.aggregate_costs", ignore_result=True)

@@ -4,7 +4,7 @@ A callback may only change what the provider account that authenticated it sent.
 `SignedWebhookView` owns what every provider webhook needs: CSRF exemption, verification
 against the raw request with the credentials of the account that sent the message the
 callback talks about (403 and nothing else when it fails), and the hand-off of normalized
-events to `services.delivery_status_apply` scoped to that account's deliveries.
+events to `hooks.delivery_events_report` scoped to that account's deliveries.
 
 Email status arrives through django-anymail's tracking views, hardened below and mounted by
 `anymail_tracking` at /webhooks/anymail/<esp>/tracking/ (the platform's account) and
@@ -36,6 +36,7 @@ from django.views import View
 from django.views.decorators.csrf import csrf_exempt
 
 from .base import DeliveryEvent, DeliveryEventType
+from .hooks import delivery_events_report, voice_digits_report
 
 if TYPE_CHECKING:
     from notifications.models import NotificationProvider
@@ -175,13 +176,12 @@ class TwilioStatusWebhookView(TwilioWebhookView):
         return senders or platform_senders(TWILIO_CODES)  # an unknown id: a platform callback, or nobody's
 
     def handle(self, request: HttpRequest) -> HttpResponse:
-        from .services import delivery_status_apply
         from .twilio_common import parse_twilio_status
 
         events = parse_twilio_status(request.POST.dict())
         for sender in self.senders if events else []:
-            delivery_status_apply(provider_code=sender.code, events=events, provider_id=sender.provider_id,
-                                  unbound_codes=() if sender.record is not None else TWILIO_CODES)
+            delivery_events_report(provider_code=sender.code, events=events, provider_id=sender.provider_id,
+                                   unbound_codes=() if sender.record is not None else TWILIO_CODES)
         return HttpResponse(status=204)
 
 
@@ -196,10 +196,8 @@ class TwilioGatherWebhookView(TwilioWebhookView):
     def handle(self, request: HttpRequest) -> HttpResponse:
         from twilio.twiml.voice_response import VoiceResponse
 
-        from .services import voice_acknowledge
-
-        acknowledged = voice_acknowledge(call_sid=request.POST.get("CallSid", ""), digits=request.POST.get("Digits", ""),
-                                         **senders_scope(self.senders))
+        acknowledged = voice_digits_report(call_sid=request.POST.get("CallSid", ""), digits=request.POST.get("Digits", ""),
+                                           **senders_scope(self.senders))
         response = VoiceResponse()
         response.say("Acknowledged. Thank you." if acknowledged else "No acknowledgment recorded. Goodbye.")
         response.hangup()
@@ -261,7 +259,6 @@ class MetaWhatsAppWebhookView(SignedWebhookView):
 
     def handle(self, request: HttpRequest) -> HttpResponse:
         from .registry import registry
-        from .services import delivery_status_apply
 
         try:
             payload = json.loads(request.body)
@@ -269,8 +266,8 @@ class MetaWhatsAppWebhookView(SignedWebhookView):
             return JsonResponse({"detail": "Body is not JSON."}, status=400)
         events = registry.get("meta_whatsapp")().parse_webhook(payload if isinstance(payload, dict) else {})
         for sender in self.senders if events else []:
-            delivery_status_apply(provider_code="meta_whatsapp", events=events, provider_id=sender.provider_id,
-                                  unbound_codes=() if sender.record is not None else ("meta_whatsapp",))
+            delivery_events_report(provider_code="meta_whatsapp", events=events, provider_id=sender.provider_id,
+                                   unbound_codes=() if sender.record is not None else ("meta_whatsapp",))
         return HttpResponse(status=200)
 
 
@@ -372,11 +369,9 @@ class VerifiedAnymailMixin:
             return JsonResponse({"detail": "Malformed webhook payload."}, status=400)
         normalized = [e for e in (anymail_event_normalize(event) for event in self.signal.events) if e is not None]
         if normalized and response.status_code < 300 and self.provider_record is not None:
-            from .services import delivery_status_apply
-
             code = self.provider_record.code
-            delivery_status_apply(provider_code=code, events=normalized, provider_id=self.provider_record.pk,
-                                  unbound_codes=(code,) if self.platform else ())
+            delivery_events_report(provider_code=code, events=normalized, provider_id=self.provider_record.pk,
+                                   unbound_codes=(code,) if self.platform else ())
         return response
 
 

@@ -23,8 +23,6 @@ NOTIFICATION_INTERNALS = ("notifications.models", "notifications.engine", "notif
 KNOWN_PROVIDER_VIOLATIONS = {
     ("providers.secrets", "notifications.models"),
     ("providers.selectors", "notifications.models"),
-    ("providers.services", "notifications.engine.ack"),
-    ("providers.services", "notifications.engine.delivery"),
     ("providers.services", "notifications.models"),
     ("providers.unsubscribe", "notifications.models"),
     ("providers.webhooks", "notifications.models"),
@@ -37,7 +35,7 @@ KNOWN_CIRCLE_MEMBERS = {
     "notifications.engine.cancel", "notifications.engine.subscribers",
     "notifications.engine.delivery", "notifications.engine.digest", "notifications.engine.escalation",
     "notifications.engine.intake", "notifications.engine.retry",
-    "notifications.engine.webhooks", "notifications.services", "providers.services",
+    "notifications.engine.webhooks", "notifications.services",
 }
 
 

@@ -11,6 +11,7 @@ from django.utils import timezone
 from config.beat import BEAT_SCHEDULE
 from notifications.enums import Channel, DeliveryStatus, ProviderHealthStatus
 from notifications.models import NotificationProvider
+from notifications import tasks as notification_tasks
 from providers import tasks
 from providers.models import ProviderCostDaily, ProviderHealthMetric
 
@@ -28,6 +29,7 @@ def test_beat_schedules_polling_health_checks_and_cost_aggregation():
         assert name in entries and entries[name].expires > 0
     from config.celery import app
 
+    app.loader.import_default_modules()  # what a worker does at start
     for name in entries:
         if name.startswith("providers."):
             assert name in app.tasks  # the scheduled name resolves to a registered task
@@ -55,7 +57,7 @@ def test_polling_asks_the_provider_about_deliveries_no_webhook_reported(peer, ma
                                     status=DeliveryStatus.DELIVERED)
 
     with django_assert_max_num_queries(12):  # whatever the number of rows: read, credentials, one status apply
-        changed = tasks.poll_delivery_status_task()
+        changed = notification_tasks.poll_delivery_status_task()
 
     assert changed == 2
     for row in (*rows.values(), old, webhook_known):

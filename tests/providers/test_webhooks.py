@@ -15,7 +15,7 @@ from notifications.enums import AuditAction, Channel, DeliveryStatus, Notificati
 from notifications.models import NotificationAuditLog
 from providers.base import DeliveryEvent, DeliveryEventType
 from providers.models import SuppressedAddress, SuppressionReason
-from providers.services import delivery_status_apply
+from notifications.engine.provider_events import delivery_status_apply
 
 from .factories import DeliveryFactory
 

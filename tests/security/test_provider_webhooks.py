@@ -344,7 +344,7 @@ def test_in_app_message_ids_are_not_guessable(orgs):
 
 
 def test_a_status_poll_answered_by_one_tenants_api_changes_only_that_tenants_deliveries(orgs, settings):
-    from providers import tasks
+    from notifications import tasks
 
     settings.OUTBOUND_ALLOW_LOOPBACK = True  # the tenants' APIs are loopback peers
     from tests.providers.peers import HttpPeer, Reply
