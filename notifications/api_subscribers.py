@@ -22,7 +22,7 @@ from accounts.selectors import request_organization, user_is_org_admin
 from common.exceptions import PermissionDenied, ValidationError
 from notifications.engine import commands
 from notifications.engine.cancel import notifications_cancel
-from notifications.engine.intake import AuditActor
+from notifications.engine.audit import AuditActor
 from notifications.engine.subscribers import (
     MAX_BULK,
     subscriber_delete,

@@ -15,8 +15,8 @@ from django.utils import timezone
 
 from accounts.models import Organization
 from common.exceptions import Conflict, Unprocessable, ValidationError
+from notifications.engine.audit import AuditActor
 from notifications.engine.intake import (
-    AuditActor,
     EmitResult,
     event_emit,
     event_emit_payload,

@@ -45,7 +45,7 @@ from invitations.notify import invitations_notify_sent
 from invitations.services import invitations_send
 from narrations.models import Story
 from narrations.services import story_create
-from notifications.engine.intake import AuditActor
+from notifications.engine.audit import AuditActor
 from notifications.engine.subscribers import subscriber_upsert
 from notifications.engine.webhooks import webhook_create
 from notifications.enums import (

@@ -22,7 +22,7 @@ from notifications.enums import AuditAction, BatchStatus, DeliveryStatus, Notifi
 from notifications.models import Notification, NotificationAuditLog, NotificationDelivery
 
 from .delivery import notifications_status_refresh
-from .intake import AuditActor
+from .audit import AuditActor
 
 MAX_IDS = 10_000
 CANCELLABLE_STATUSES = (DeliveryStatus.PENDING, DeliveryStatus.HELD)

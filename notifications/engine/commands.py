@@ -24,7 +24,8 @@ from notifications.enums import AuditAction, AuditActorType, AuditOutcome, Prefe
 from notifications.models import BusCommand, Notification, NotificationAuditLog
 
 from .cancel import MAX_IDS, notifications_cancel
-from .intake import AuditActor, organization_resolve
+from .audit import AuditActor
+from .intake import organization_resolve
 from .subscribers import external_id_checked, subscriber_delete, subscriber_upsert
 
 logger = logging.getLogger(__name__)

@@ -52,6 +52,7 @@ from notifications.models import (
     NotificationTemplate,
 )
 
+from .audit import AuditActor
 from .bulk import bulk_insert
 from .normalize import event_payload_normalize
 from .routing import Recipient, RecipientRoute, RoutingContext, route_recipients
@@ -71,13 +72,6 @@ class EmitResult:
             "event_id": self.event_id,
             "notifications": [{"id": nid, "recipient_id": rid, "status": status} for nid, rid, status in self.notifications],
         }
-
-
-@dataclass
-class AuditActor:
-    type: str = AuditActorType.SYSTEM
-    id: str = ""
-    label: str = ""
 
 
 # --- validation helpers ------------------------------------------------------------------------

@@ -44,7 +44,7 @@ from notifications.models import Notification, NotificationAuditLog, Notificatio
 
 from .bulk import bulk_insert
 from .delivery import bulk_update_rows, notifications_status_refresh
-from .intake import AuditActor
+from .audit import AuditActor
 
 MAX_BULK = 10_000
 EXTERNAL_ID_MAX = 255

@@ -14,7 +14,7 @@ from rest_framework.test import APIClient
 from accounts.models import Membership, MembershipRole
 from accounts.services import api_key_create
 from notifications.engine.delivery import deliver_batch
-from notifications.engine.intake import AuditActor
+from notifications.engine.audit import AuditActor
 from notifications.engine.subscribers import subscribers_clean, subscribers_upsert
 from notifications.enums import AuditAction, Channel, DeliveryStatus, NotificationStatus
 from notifications.models import Notification, NotificationAuditLog, NotificationDelivery, QuietHours
