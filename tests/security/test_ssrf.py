@@ -16,7 +16,8 @@ import requests
 
 from accounts.models import MembershipRole
 from common import outbound
-from notifications.engine.webhooks import SIGNATURE_HEADER, webhook_signature_verify, webhooks_dispatch_task
+from notifications.engine.webhooks import SIGNATURE_HEADER, webhook_signature_verify
+from notifications.tasks import webhooks_dispatch_task
 from notifications.enums import WebhookAuthType, WebhookDirection
 from notifications.models import Notification, Webhook
 from notifications.services import event_emit
