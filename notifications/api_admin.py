@@ -21,7 +21,7 @@ from accounts.selectors import request_organization, user_is_org_admin
 from common.exceptions import NotFound, PermissionDenied, ValidationError
 from common.query import query_datetime, query_id
 from common.schema import cursor_page
-from notifications.engine import webhooks
+from notifications.engine import webhooks, webhooks_outgoing
 from notifications.enums import (
     AuditAction,
     AuditActorType,
@@ -309,7 +309,7 @@ class WebhookListView(APIView):
         generated = None
         if not secret and values.get("auth_type", WebhookAuthType.HMAC_SHA256) == WebhookAuthType.HMAC_SHA256:
             # A signing secret nobody has to invent; this answer is the only time it is shown.
-            secret = generated = webhooks.webhook_secret_generate()
+            secret = generated = webhooks_outgoing.webhook_secret_generate()
         webhook = webhooks.webhook_create(
             organization_id=organization_id, values=values, secret=secret, user_id=request.user.pk,
             actor_label=request.user.get_username(),
@@ -363,7 +363,7 @@ class WebhookTestView(APIView):
     @extend_schema(request=None, responses={200: OpenApiTypes.OBJECT})
     def post(self, request: Request, webhook_id: int) -> Response:
         webhook = WebhookDetailView()._get(request, webhook_id)
-        return Response(webhooks.webhook_send_test(webhook=webhook))
+        return Response(webhooks_outgoing.webhook_send_test(webhook=webhook))
 
 
 class IncomingWebhookView(APIView):

@@ -11,7 +11,7 @@ from celery import shared_task
 from notifications import tasks_scheduled  # noqa: F401  (periodic tasks, scheduled by config/beat.py)
 from notifications.engine.delivery import deliver_batch
 from notifications.engine.provider_events import delivery_statuses_poll
-from notifications.engine.webhooks import webhook_send_retry, webhooks_dispatch
+from notifications.engine.webhooks_outgoing import webhook_send_retry, webhooks_dispatch
 
 
 @shared_task(name="notifications.deliver_batch", acks_late=True, ignore_result=True)

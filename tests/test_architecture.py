@@ -32,10 +32,6 @@ KNOWN_PROVIDER_VIOLATIONS = {
 KNOWN_CIRCLE_MEMBERS = {
     "accounts.services", "invitations.notify", "invitations.services",
     "notifications.engine.inbox", "notifications.engine.sse",
-    "notifications.engine.cancel", "notifications.engine.subscribers",
-    "notifications.engine.delivery", "notifications.engine.digest", "notifications.engine.escalation",
-    "notifications.engine.intake", "notifications.engine.retry",
-    "notifications.engine.webhooks", "notifications.services",
 }
 
 

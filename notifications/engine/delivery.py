@@ -792,7 +792,7 @@ def _record(
         NotificationAuditLog.objects.bulk_create(audits)
         if dead_letters:
             DeadLetter.objects.bulk_create(dead_letters, ignore_conflicts=True)
-        from notifications.engine.webhooks import STATUS_EVENTS, webhooks_enqueue
+        from notifications.engine.webhooks_outgoing import STATUS_EVENTS, webhooks_enqueue
 
         # Organizations' outgoing webhooks hear about final statuses, after commit.
         webhooks_enqueue(

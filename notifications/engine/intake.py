@@ -572,7 +572,7 @@ def event_emit(
                 from .delivery import deliveries_enqueue
 
                 deliveries_enqueue(delivery_ids=pending)
-        from .webhooks import EVENT_CREATED, webhooks_enqueue
+        from .webhooks_outgoing import EVENT_CREATED, webhooks_enqueue
 
         webhooks_enqueue(events=[(n.pk, EVENT_CREATED) for n in notifications], organization_ids=[organization.pk])
 

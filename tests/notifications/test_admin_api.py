@@ -10,7 +10,7 @@ from cryptography.fernet import Fernet
 from rest_framework.test import APIClient
 
 from accounts.models import MembershipRole
-from notifications.engine.webhooks import webhook_signature
+from notifications.engine.webhooks_outgoing import webhook_signature
 from notifications.enums import AuditAction, AuditOutcome, Channel
 from notifications.models import Notification, NotificationAuditLog, Webhook
 from notifications.services import event_emit

@@ -14,7 +14,7 @@ from cryptography.fernet import Fernet
 from rest_framework.test import APIClient
 
 from accounts.models import MembershipRole
-from notifications.engine.webhooks import (
+from notifications.engine.webhooks_outgoing import (
     DELIVERY_HEADER,
     EVENT_HEADER,
     SIGNATURE_HEADER,

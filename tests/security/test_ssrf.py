@@ -16,7 +16,7 @@ import requests
 
 from accounts.models import MembershipRole
 from common import outbound
-from notifications.engine.webhooks import SIGNATURE_HEADER, webhook_signature_verify
+from notifications.engine.webhooks_outgoing import SIGNATURE_HEADER, webhook_signature_verify
 from notifications.tasks import webhooks_dispatch_task
 from notifications.enums import WebhookAuthType, WebhookDirection
 from notifications.models import Notification, Webhook

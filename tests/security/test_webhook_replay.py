@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from accounts.models import MembershipRole
-from notifications.engine.webhooks import SIGNATURE_HEADER, webhook_signature
+from notifications.engine.webhooks_outgoing import SIGNATURE_HEADER, webhook_signature
 from notifications.enums import AuditAction
 from notifications.models import Notification, NotificationAuditLog
 from tests.factories import MembershipFactory, OrganizationFactory, UserFactory
