@@ -1,7 +1,7 @@
 """URLs of organization administration (audit log, history, webhooks) and incoming webhooks."""
 from django.urls import path
 
-from . import api_admin
+from .api import history as api_admin
 
 urlpatterns: list = [
     path("webhooks/incoming/<uuid:public_id>/", api_admin.IncomingWebhookView.as_view(), name="webhook-incoming"),

@@ -1,7 +1,9 @@
 """URLs of rendering, delivery and the in-app inbox (the intake side lives in urls_intake.py)."""
 from django.urls import path
 
-from . import api_inbox, api_templates, views
+from . import views
+from .api import inbox as api_inbox
+from .api import templates as api_templates
 
 urlpatterns: list = [
     path("inbox/", views.inbox_page, name="inbox"),

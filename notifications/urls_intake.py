@@ -1,7 +1,7 @@
 """Intake-side URLs: events, traces, preferences, quiet hours, DND, presence."""
 from django.urls import path
 
-from . import api_intake
+from .api import preferences as api_intake
 
 urlpatterns: list = []
 api_urlpatterns: list = [

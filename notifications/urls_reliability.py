@@ -1,7 +1,7 @@
 """URLs of the reliability side: dead letters, delivery admin, acknowledgement entry points."""
 from django.urls import path
 
-from . import api_reliability as api
+from .api import reliability as api
 from . import views_reliability as views
 
 urlpatterns: list = [

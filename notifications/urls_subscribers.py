@@ -1,7 +1,7 @@
 """URLs of subscribers and the REST twins of the bus commands."""
 from django.urls import path
 
-from . import api_subscribers as api
+from .api import subscribers as api
 
 urlpatterns: list = []
 api_urlpatterns: list = [
