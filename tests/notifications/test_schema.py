@@ -53,7 +53,8 @@ from notifications.models import (
     UserPresence,
     Webhook,
 )
-from notifications.taxonomy import EVENTS, catalog_load
+from notifications.event_catalogue import EVENTS
+from notifications.taxonomy import catalog_load
 
 from ..factories import OrganizationFactory, ProjectFactory, TeamFactory, UserFactory
 
