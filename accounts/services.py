@@ -73,7 +73,7 @@ def _signup_errors(*, username: str, email: str) -> dict[str, list[str]]:
     return errors
 
 
-@transaction.atomic(durable=True)
+@transaction.atomic
 def user_signup(*, username: str, email: str, password: str, display_name: str = "", active: bool = True) -> User:
     """Create a person's account and their personal organization (they own it).
 
@@ -92,9 +92,6 @@ def user_signup(*, username: str, email: str, password: str, display_name: str =
     except IntegrityError:  # the same username, signed up concurrently
         raise ValidationError({"username": ["This username is taken."]}) from None
     organization_create(name=f"{user.get_display_name()}'s space"[:200], owner=user, slug=slugify(username)[:80] or None)
-    from invitations.services import invitations_record_received_for
-
-    invitations_record_received_for(user=user)
     return user
 
 

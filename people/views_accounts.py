@@ -16,10 +16,11 @@ from django.urls import reverse_lazy
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods
 
-from accounts.services import user_email_verify, user_signup
+from accounts.services import user_email_verify
 from common.exceptions import ValidationError as DomainValidationError
 
 from .forms import PlatformPasswordResetForm, SignupForm
+from .services import person_signup
 from .verification import verification_mode, verification_read, verification_send
 
 
@@ -39,7 +40,7 @@ def signup(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
-            user = user_signup(
+            user = person_signup(
                 username=data["username"], email=data["email"], password=data["password1"],
                 display_name=data.get("display_name", ""), active=mode != "mandatory",
             )
