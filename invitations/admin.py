@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from unfold.admin import ModelAdmin, TabularInline
 
 from common.exceptions import TroubadourError
 
@@ -9,7 +10,7 @@ from .selectors import invitations_delivery_states
 from .services import invitation_revoke
 
 
-class InvitationHistoryInline(admin.TabularInline):
+class InvitationHistoryInline(TabularInline):
     model = InvitationHistory
     extra = 0
     can_delete = False
@@ -22,7 +23,7 @@ class InvitationHistoryInline(admin.TabularInline):
 
 
 @admin.register(StoryInvitation)
-class StoryInvitationAdmin(admin.ModelAdmin):
+class StoryInvitationAdmin(ModelAdmin):
     list_display = (
         "id", "invitee", "story", "inviter", "conversation_style", "status", "delivery_summary", "created_at", "expires_at",
     )
@@ -73,7 +74,7 @@ class StoryInvitationAdmin(admin.ModelAdmin):
 
 
 @admin.register(InvitationHistory)
-class InvitationHistoryAdmin(admin.ModelAdmin):
+class InvitationHistoryAdmin(ModelAdmin):
     list_display = ("id", "invitation", "action", "user", "created_at")
     list_filter = ("action", "created_at")
     search_fields = ("invitation__invitee_email", "invitation__invitee_phone")

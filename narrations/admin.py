@@ -1,6 +1,7 @@
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from unfold.admin import ModelAdmin, TabularInline
 
 from common.exceptions import ProviderError
 
@@ -8,14 +9,14 @@ from .models import Story, StoryCharacter, StoryNarration
 from .services import narration_generate
 
 
-class StoryCharacterInline(admin.TabularInline):
+class StoryCharacterInline(TabularInline):
     model = StoryCharacter
     extra = 0
     fields = ("name", "description", "voice_id")
 
 
 @admin.register(Story)
-class StoryAdmin(admin.ModelAdmin):
+class StoryAdmin(ModelAdmin):
     list_display = ("title", "owner", "organization", "language", "created_at")
     list_filter = ("language", "created_at")
     search_fields = ("title", "owner__username", "owner__email", "organization__name")
@@ -25,7 +26,7 @@ class StoryAdmin(admin.ModelAdmin):
 
 
 @admin.register(StoryCharacter)
-class StoryCharacterAdmin(admin.ModelAdmin):
+class StoryCharacterAdmin(ModelAdmin):
     list_display = ("name", "story", "voice_id", "created_at")
     search_fields = ("name", "story__title")
     list_select_related = ("story",)
@@ -33,7 +34,7 @@ class StoryCharacterAdmin(admin.ModelAdmin):
 
 
 @admin.register(StoryNarration)
-class StoryNarrationAdmin(admin.ModelAdmin):
+class StoryNarrationAdmin(ModelAdmin):
     list_display = (
         "id", "story", "conversation_style", "narrator_profile", "user", "status", "engine", "attempts",
         "total_duration_ms", "generated_at",

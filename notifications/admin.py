@@ -14,9 +14,11 @@ from django import forms
 from django.contrib import admin
 from django.db import models
 from django.forms.models import BaseInlineFormSet
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from modeltranslation.admin import TabbedTranslationAdmin, TranslationTabularInline
+from unfold.admin import ModelAdmin, TabularInline
 
+from common.admin import ReadOnlyAdminMixin
 from common.sealing import data_mask
 from providers.admin_actions import validate_credentials
 
@@ -102,17 +104,7 @@ def _encrypt_or_refuse(values: dict[str, Any]) -> str:
         raise forms.ValidationError("Secrets cannot be stored: FIELD_ENCRYPTION_KEYS is not configured.") from None
 
 
-class ReadOnlyAdminMixin:
-    """View-only: no add, no change. Deletion stays with the model permission."""
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-
-class ReadOnlyInline(admin.TabularInline):
+class ReadOnlyInline(TabularInline):
     extra = 0
     can_delete = False
     show_change_link = True
@@ -128,7 +120,7 @@ class ReadOnlyInline(admin.TabularInline):
 
 
 @admin.register(EventType)
-class EventTypeAdmin(admin.ModelAdmin):
+class EventTypeAdmin(ModelAdmin):
     list_display = ("key", "name", "category", "default_criticality", "default_channels", "allowed_channels", "is_active")
     list_filter = ("category", "default_criticality", "is_active")
     search_fields = ("key", "name", "description")
@@ -197,7 +189,7 @@ class TemplateChannelFormSet(BaseInlineFormSet):
                     form.add_error(None, message)
 
 
-class TemplateChannelInline(TranslationTabularInline):
+class TemplateChannelInline(TranslationTabularInline, TabularInline):
     model = TemplateChannel
     formset = TemplateChannelFormSet
     extra = 0
@@ -221,7 +213,7 @@ class TemplateScopeFilter(admin.SimpleListFilter):
 
 
 @admin.register(NotificationTemplate)
-class NotificationTemplateAdmin(admin.ModelAdmin):
+class NotificationTemplateAdmin(ModelAdmin):
     list_display = ("key", "name", "event_type", "organization", "channel_list", "version", "is_active", "is_default", "updated_at")
     list_filter = (TemplateScopeFilter, "is_active", "is_default", "default_criticality")
     search_fields = ("key", "name", "event_type", "organization__name")
@@ -289,7 +281,7 @@ class TemplateChannelForm(forms.ModelForm):
 
 
 @admin.register(TemplateChannel)
-class TemplateChannelAdmin(TabbedTranslationAdmin):
+class TemplateChannelAdmin(ModelAdmin, TabbedTranslationAdmin):
     form = TemplateChannelForm
     list_display = ("template", "channel", "title", "subject")
     list_filter = ("channel", "template__is_active")
@@ -319,8 +311,42 @@ class DeliveryInline(ReadOnlyInline):
     readonly_fields = fields
 
 
+def _trace_table(trace: Any) -> str:
+    """The routing trace as a table: one row per channel (decision, reason, the checks it went
+    through), then the routing context."""
+    if not isinstance(trace, dict) or not trace:
+        return "—"
+    rows = []
+    for channel, entry in trace.items():
+        if channel == "routing" or not isinstance(entry, dict):
+            continue
+        steps = format_html_join(
+            "", "<li><strong>{}</strong>: {}{}</li>",
+            ((s.get("check", "?"), s.get("result", ""), f" — {s['reason']}" if s.get("reason") else "")
+             for s in entry.get("steps") or [] if isinstance(s, dict)),
+        )
+        rows.append(format_html(
+            "<tr data-channel='{}'><td>{}</td><td><span class='console-badge decision-{}'>{}</span></td><td>{}</td>"
+            "<td>{}</td><td><ul class='console-steps'>{}</ul></td></tr>",
+            channel, channel, entry.get("decision", ""), entry.get("decision", ""), entry.get("reason", ""),
+            entry.get("detail", "") or entry.get("hold_until", ""), steps,
+        ))
+    context = trace.get("routing") if isinstance(trace.get("routing"), dict) else {}
+    context_rows = format_html_join(
+        "", "<tr><th>{}</th><td>{}</td></tr>",
+        ((key.replace("_", " "), json.dumps(value, ensure_ascii=False, default=str) if isinstance(value, (dict, list)) else value)
+         for key, value in context.items() if value not in (None, "", [], {})),
+    )
+    return format_html(
+        "<table class='console-trace' id='routing-trace'><thead><tr><th>Channel</th><th>Decision</th><th>Reason</th>"
+        "<th>Detail</th><th>Checks</th></tr></thead><tbody>{}</tbody></table>"
+        "<table class='console-trace' id='routing-context'><tbody>{}</tbody></table>",
+        format_html_join("", "{}", ((r,) for r in rows)), context_rows,
+    )
+
+
 @admin.register(Notification)
-class NotificationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class NotificationAdmin(ReadOnlyAdminMixin, ModelAdmin):
     list_display = ("id", "event_type", "recipient_label", "organization", "criticality", "status", "created_at", "read_at")
     list_filter = ("status", "criticality", "category", "organization")
     search_fields = (
@@ -353,14 +379,14 @@ class NotificationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="routing trace")
     def trace_pretty(self, obj: Notification) -> str:
-        return _pretty_json(obj.trace)
+        return _trace_table(obj.trace)
 
 
 @admin.register(NotificationDelivery)
-class NotificationDeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class NotificationDeliveryAdmin(ReadOnlyAdminMixin, ModelAdmin):
     actions = admin_reliability.DELIVERY_ACTIONS
     list_display = ("id", "notification_id", "channel", "status", "recipient_address", "provider", "attempts", "next_retry_at", "sent_at", "created_at")
-    list_filter = ("status", "channel", "provider", "organization")
+    list_filter = ("status", "channel", "provider", ("created_at", admin.DateFieldListFilter), "organization")
     search_fields = ("recipient_address", "=provider_message_id")
     list_select_related = ("organization",)
     show_full_result_count = False
@@ -389,7 +415,7 @@ class NotificationDeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(NotificationBatch)
-class NotificationBatchAdmin(admin.ModelAdmin):
+class NotificationBatchAdmin(ModelAdmin):
     list_display = ("id", "user", "organization", "channel", "frequency", "status", "window_end", "scheduled_for", "notification_count", "sent_at")
     list_filter = ("status", "channel", "frequency", "batch_type")
     search_fields = ("user__username", "user__email", "organization__name")
@@ -401,14 +427,14 @@ class NotificationBatchAdmin(admin.ModelAdmin):
 # --- preferences and quiet hours ----------------------------------------------------------
 
 
-class ChannelPreferenceInline(admin.TabularInline):
+class ChannelPreferenceInline(TabularInline):
     model = ChannelPreference
     extra = 0
     fields = ("channel", "enabled", "only_when_offline", "digest_frequency", "digest_hour", "digest_day_of_week")
 
 
 @admin.register(NotificationPreference)
-class NotificationPreferenceAdmin(admin.ModelAdmin):
+class NotificationPreferenceAdmin(ModelAdmin):
     list_display = ("id", "level", "owner", "scope", "target", "enabled", "min_criticality", "critical_override", "locked", "updated_at")
     list_filter = ("level", "scope", "category", "enabled", "min_criticality")
     search_fields = ("event_type", "user__username", "user__email", "organization__name", "team__name", "project__name")
@@ -447,7 +473,7 @@ class NotificationPreferenceAdmin(admin.ModelAdmin):
 
 
 @admin.register(ChannelPreference)
-class ChannelPreferenceAdmin(admin.ModelAdmin):
+class ChannelPreferenceAdmin(ModelAdmin):
     list_display = ("id", "preference", "channel", "enabled", "only_when_offline", "digest_frequency", "digest_hour")
     list_filter = ("channel", "enabled", "only_when_offline", "digest_frequency", "preference__level")
     search_fields = ("preference__event_type", "preference__user__username", "preference__user__email", "preference__organization__name")
@@ -455,18 +481,18 @@ class ChannelPreferenceAdmin(admin.ModelAdmin):
     list_select_related = ("preference",)
 
 
-class QuietHoursScheduleInline(admin.TabularInline):
+class QuietHoursScheduleInline(TabularInline):
     model = QuietHoursSchedule
     extra = 0
 
 
-class QuietHoursChannelRuleInline(admin.TabularInline):
+class QuietHoursChannelRuleInline(TabularInline):
     model = QuietHoursChannelRule
     extra = 0
 
 
 @admin.register(QuietHours)
-class QuietHoursAdmin(admin.ModelAdmin):
+class QuietHoursAdmin(ModelAdmin):
     list_display = ("id", "user", "organization", "timezone", "enabled", "dnd_until", "default_action", "allow_critical")
     list_filter = ("enabled", "default_action", "allow_critical")
     search_fields = ("user__username", "user__email", "organization__name", "timezone")
@@ -491,7 +517,7 @@ class QuietHoursAdmin(admin.ModelAdmin):
 
 
 @admin.register(QuietHoursSchedule)
-class QuietHoursScheduleAdmin(admin.ModelAdmin):
+class QuietHoursScheduleAdmin(ModelAdmin):
     list_display = ("id", "quiet_hours", "days_of_week", "start_time", "end_time")
     search_fields = ("quiet_hours__user__username", "quiet_hours__user__email", "quiet_hours__organization__name")
     list_select_related = ("quiet_hours__user", "quiet_hours__organization")
@@ -499,7 +525,7 @@ class QuietHoursScheduleAdmin(admin.ModelAdmin):
 
 
 @admin.register(QuietHoursChannelRule)
-class QuietHoursChannelRuleAdmin(admin.ModelAdmin):
+class QuietHoursChannelRuleAdmin(ModelAdmin):
     list_display = ("id", "quiet_hours", "channel", "action", "allow_critical")
     list_filter = ("channel", "action", "allow_critical")
     search_fields = ("quiet_hours__user__username", "quiet_hours__user__email", "quiet_hours__organization__name")
@@ -510,14 +536,14 @@ class QuietHoursChannelRuleAdmin(admin.ModelAdmin):
 # --- escalation ------------------------------------------------------------------------------
 
 
-class EscalationLevelInline(admin.TabularInline):
+class EscalationLevelInline(TabularInline):
     model = EscalationLevel
     extra = 0
     autocomplete_fields = ("recipient_user",)
 
 
 @admin.register(EscalationChain)
-class EscalationChainAdmin(admin.ModelAdmin):
+class EscalationChainAdmin(ModelAdmin):
     list_display = ("name", "organization", "trigger_criticality", "trigger_event_types", "is_active", "updated_at")
     list_filter = ("is_active", "trigger_criticality")
     search_fields = ("name", "description", "organization__name")
@@ -528,7 +554,7 @@ class EscalationChainAdmin(admin.ModelAdmin):
 
 
 @admin.register(EscalationLevel)
-class EscalationLevelAdmin(admin.ModelAdmin):
+class EscalationLevelAdmin(ModelAdmin):
     list_display = ("chain", "level", "delay_minutes", "channels", "recipient_type", "condition")
     list_filter = ("recipient_type", "condition")
     search_fields = ("chain__name",)
@@ -563,7 +589,7 @@ class NotificationProviderForm(forms.ModelForm):
 
 
 @admin.register(NotificationProvider)
-class NotificationProviderAdmin(admin.ModelAdmin):
+class NotificationProviderAdmin(ModelAdmin):
     form = NotificationProviderForm
     actions = [validate_credentials]
     list_display = ("name", "code", "channel", "organization", "priority", "is_active", "is_default", "health_status", "secrets_state", "last_health_check_at")
@@ -608,13 +634,13 @@ class NotificationProviderAdmin(admin.ModelAdmin):
         )
 
 
-class CriticalityRoutingInline(admin.TabularInline):
+class CriticalityRoutingInline(TabularInline):
     model = CriticalityRouting
     extra = 0
 
 
 @admin.register(ChannelConfiguration)
-class ChannelConfigurationAdmin(admin.ModelAdmin):
+class ChannelConfigurationAdmin(ModelAdmin):
     list_display = ("channel", "organization", "enabled", "rate_limit_user_per_hour", "rate_limit_org_per_hour", "rate_limit_action", "fallback_channels")
     list_filter = ("channel", "enabled", "rate_limit_action")
     search_fields = ("organization__name", "channel")
@@ -637,7 +663,7 @@ class ChannelConfigurationAdmin(admin.ModelAdmin):
 
 
 @admin.register(CriticalityRouting)
-class CriticalityRoutingAdmin(admin.ModelAdmin):
+class CriticalityRoutingAdmin(ModelAdmin):
     list_display = ("configuration", "criticality", "enabled", "bypass_quiet_hours")
     list_filter = ("criticality", "enabled", "bypass_quiet_hours", "configuration__channel")
     search_fields = ("configuration__organization__name", "configuration__channel")
@@ -694,7 +720,7 @@ class WebhookForm(forms.ModelForm):
 
 
 @admin.register(Webhook)
-class WebhookAdmin(admin.ModelAdmin):
+class WebhookAdmin(ModelAdmin):
     form = WebhookForm
     list_display = ("name", "organization", "direction", "url", "auth_type", "secret_state", "is_active", "failure_count", "last_success_at")
     list_filter = ("direction", "is_active", "auth_type")
@@ -754,7 +780,7 @@ class WebhookAdmin(admin.ModelAdmin):
 
 
 @admin.register(NotificationAuditLog)
-class NotificationAuditLogAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class NotificationAuditLogAdmin(ReadOnlyAdminMixin, ModelAdmin):
     list_display = ("created_at", "action", "outcome", "actor_type", "actor_label", "organization", "notification_id", "delivery_id")
     list_filter = ("action", "outcome", "actor_type")
     search_fields = ("actor_label", "=actor_id", "error_message")
@@ -775,7 +801,7 @@ class NotificationAuditLogAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(UserPresence)
-class UserPresenceAdmin(admin.ModelAdmin):
+class UserPresenceAdmin(ModelAdmin):
     list_display = ("user", "status", "last_seen_at", "last_active_at", "device_type")
     list_filter = ("status", "device_type")
     search_fields = ("user__username", "user__email", "connection_id")
@@ -784,7 +810,7 @@ class UserPresenceAdmin(admin.ModelAdmin):
 
 
 @admin.register(DeadLetter)
-class DeadLetterAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class DeadLetterAdmin(ReadOnlyAdminMixin, ModelAdmin):
     list_display = ("id", "organization", "channel", "status", "delivery_id", "reason_short", "created_at", "replayed_at")
     list_filter = ("status", "channel", "organization")
     search_fields = ("reason", "=delivery__provider_message_id", "delivery__recipient_address")
@@ -814,7 +840,7 @@ class DeadLetterAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(IdempotencyRecord)
-class IdempotencyRecordAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class IdempotencyRecordAdmin(ReadOnlyAdminMixin, ModelAdmin):
     list_display = ("key", "organization", "status", "response_code", "created_at", "expires_at")
     list_filter = ("status",)
     search_fields = ("=key",)
@@ -828,7 +854,7 @@ class IdempotencyRecordAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(BusCommand)
-class BusCommandAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class BusCommandAdmin(ReadOnlyAdminMixin, ModelAdmin):
     list_display = ("name", "command_id", "organization", "ok", "created_at")
     list_filter = ("name",)
     search_fields = ("=command_id",)

@@ -1,4 +1,7 @@
 from django.contrib import admin
+from unfold.admin import ModelAdmin
+
+from common.admin import ReadOnlyAdminMixin
 
 from .models import (
     ProviderCostDaily,
@@ -10,7 +13,7 @@ from .models import (
 
 
 @admin.register(PushSubscription)
-class PushSubscriptionAdmin(admin.ModelAdmin):
+class PushSubscriptionAdmin(ModelAdmin):
     list_display = ("user", "kind", "device_id", "created_at", "last_success_at")
     list_filter = ("kind",)
     search_fields = ("user__username", "user__email", "device_id")
@@ -20,7 +23,7 @@ class PushSubscriptionAdmin(admin.ModelAdmin):
 
 
 @admin.register(ProviderOutbox)
-class ProviderOutboxAdmin(admin.ModelAdmin):
+class ProviderOutboxAdmin(ReadOnlyAdminMixin, ModelAdmin):
     list_display = ("created_at", "channel", "provider_code", "to", "subject")
     list_filter = ("channel", "provider_code")
     search_fields = ("to", "subject", "idempotency_key")
@@ -28,15 +31,15 @@ class ProviderOutboxAdmin(admin.ModelAdmin):
 
 
 @admin.register(ProviderHealthMetric)
-class ProviderHealthMetricAdmin(admin.ModelAdmin):
+class ProviderHealthMetricAdmin(ReadOnlyAdminMixin, ModelAdmin):
     list_display = ("checked_at", "provider", "is_healthy", "response_time_ms", "success_rate_24h", "rate_limit_remaining")
-    list_filter = ("is_healthy", "channel", "provider_code")
+    list_filter = ("is_healthy", "channel", "provider_code", "provider")
     readonly_fields = [f.name for f in ProviderHealthMetric._meta.fields]
     date_hierarchy = "checked_at"
 
 
 @admin.register(ProviderCostDaily)
-class ProviderCostDailyAdmin(admin.ModelAdmin):
+class ProviderCostDailyAdmin(ReadOnlyAdminMixin, ModelAdmin):
     list_display = ("date", "provider_code", "channel", "total_messages", "total_cost", "currency", "average_cost_per_message",
                     "delivery_success_rate", "cost_per_successful_delivery")
     list_filter = ("channel", "provider_code")
@@ -45,7 +48,7 @@ class ProviderCostDailyAdmin(admin.ModelAdmin):
 
 
 @admin.register(SuppressedAddress)
-class SuppressedAddressAdmin(admin.ModelAdmin):
+class SuppressedAddressAdmin(ModelAdmin):
     list_display = ("address", "channel", "reason", "organization", "provider_code", "created_at")
     list_filter = ("channel", "reason")
     search_fields = ("address",)
