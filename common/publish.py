@@ -6,6 +6,7 @@ through here, by the task's stable name. That keeps imports flowing one way:
 """
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -53,4 +54,7 @@ def tasks_publish_on_commit(name: str, *, calls: Iterable[Sequence[Any]], queue:
         for args in pending:
             task_publish(name, args=args, queue=queue)
 
-    transaction.on_commit(_publish, robust=True)
+    # Published with the log ids of this moment (e.g. the correlation id of the event that
+    # queued them), not with whatever is current when the transaction commits.
+    context = contextvars.copy_context()
+    transaction.on_commit(lambda: context.run(_publish), robust=True)

@@ -1,12 +1,18 @@
 """`log` providers: record what would be sent in ProviderOutbox (and a log line without the
 body). The environment default for every non-email channel, so the embedded run and the
-tests deliver end to end without accounts."""
+tests deliver end to end without accounts.
+
+Config `simulate_outage: true` makes a record fail every send (a transient error) and every
+health check, as an unreachable provider would: the demo data uses it to show failover, the
+circuit breaker and dead letters without a real account."""
 from __future__ import annotations
 
 import logging
 import uuid
 
 from common.channels import Channel
+
+from common.exceptions import ProviderTransientError
 
 from .base import BaseProvider, HealthResult, OutboundMessage, SendResult, SendStatus
 from .registry import register
@@ -18,6 +24,8 @@ class LogProvider(BaseProvider):
     def send(self, message: OutboundMessage) -> SendResult:
         from .models import ProviderOutbox
 
+        if self.config.get("simulate_outage"):
+            raise ProviderTransientError(f"{self.code}: simulated outage (config simulate_outage)", code="simulated_outage")
         payload = {
             "title": message.title,
             "html": bool(message.html),
@@ -39,6 +47,8 @@ class LogProvider(BaseProvider):
                           raw={"outbox_id": row.pk})
 
     def health_check(self) -> HealthResult:
+        if self.config.get("simulate_outage"):
+            return HealthResult(ok=False, response_time_ms=0, detail="simulated outage")
         return HealthResult(ok=True, response_time_ms=0, detail="log provider")
 
 

@@ -27,7 +27,8 @@ def main() -> int:
     env.setdefault("PYTHONUNBUFFERED", "1")
     env["DJANGO_SETTINGS_MODULE"] = "config.settings"
     # /metrics adds up web, worker and consumer counters from here; a fresh start begins at zero.
-    metrics_dir = Path(env.setdefault("PROMETHEUS_MULTIPROC_DIR", str(ROOT / "var" / "metrics")))
+    var_dir = Path(env.get("TROUBADOUR_VAR_DIR", ROOT / "var"))
+    metrics_dir = Path(env.setdefault("PROMETHEUS_MULTIPROC_DIR", str(var_dir / "metrics")))
     shutil.rmtree(metrics_dir, ignore_errors=True)
     metrics_dir.mkdir(parents=True, exist_ok=True)
 

@@ -1,4 +1,5 @@
-"""Demo data for `make run`: a demo user, an organization, a story with characters. Idempotent."""
+"""Demo data for `make run`: a demo user, an organization, a story with characters, and the
+notification platform's demo (notifications.demo). Idempotent."""
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
@@ -28,8 +29,16 @@ CHARACTERS = [("Mara", "The keeper's daughter, brave and quick."), ("Tomas", "Th
 class Command(BaseCommand):
     help = "Create the demo user, organization and story (safe to run repeatedly)."
 
-    @transaction.atomic
     def handle(self, *args, **options):
+        with transaction.atomic():
+            org, user, story = self._storyteller()
+        from notifications.demo import DEMO_API_KEY, demo_notifications_seed
+
+        demo_notifications_seed(organization=org, owner=user)
+        self.stdout.write(f"Demo data ready: user '{DEMO_USERNAME}', organization '{org.slug}', story #{story.pk}, "
+                          f"API key {DEMO_API_KEY}.")
+
+    def _storyteller(self):
         user, created = User.objects.get_or_create(
             username=DEMO_USERNAME,
             defaults={"email": "demo@troubadour.local", "display_name": "Demo Storyteller", "is_staff": True,
@@ -51,4 +60,4 @@ class Command(BaseCommand):
             StoryCharacter.objects.bulk_create(
                 [StoryCharacter(story=story, name=name, description=desc) for name, desc in CHARACTERS]
             )
-        self.stdout.write(f"Demo data ready: user '{DEMO_USERNAME}', organization '{org.slug}', story #{story.pk}.")
+        return org, user, story
