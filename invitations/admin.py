@@ -84,7 +84,7 @@ class InvitationHistoryAdmin(ModelAdmin):
 
 
 @admin.register(InviteeOptOut)
-class InviteeOptOutAdmin(admin.ModelAdmin):
+class InviteeOptOutAdmin(ModelAdmin):
     list_display = ("address", "inviter", "source", "created_at")
     list_filter = ("source",)
     search_fields = ("address", "inviter__username", "inviter__email")
