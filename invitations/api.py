@@ -16,9 +16,10 @@ from accounts.models import User
 from common.api import DB_BIGINT_MAX
 from common.exceptions import PermissionDenied, ValidationError
 from common.net import client_ip
-from narrations.selectors import narration_serialize, story_get_for_owner
+from narrations.selectors import story_get_for_owner
 
 from . import selectors, services
+from .content_types import invitation_kind
 from .models import StoryInvitation
 
 
@@ -96,41 +97,7 @@ class StoryInvitationsApi(APIView):
             story=story, inviter=user, items=body.get("invitations"), message=body.get("message") or ""
         )
         return Response(
-            {
-                "invitations": [
-                    {
-                        "id": invitation.pk,
-                        "email": invitation.invitee_email or None,
-                        "phone": invitation.invitee_phone or None,
-                        "conversation_style": invitation.conversation_style,
-                        "character_id": invitation.character_id,
-                        "status": invitation.status,
-                        "narration_id": invitation.narration_id,
-                        "expires_at": invitation.expires_at,
-                        "invite_url": result.invite_url(invitation.pk),
-                    }
-                    for invitation in result.invitations
-                ],
-                "narrations": [
-                    {
-                        "id": narration.pk,
-                        "conversation_style": narration.conversation_style,
-                        "status": narration.status,
-                        "created": narration.pk in result.new_narration_ids,
-                    }
-                    for narration in result.narrations
-                ],
-                "skipped": [
-                    {
-                        "index": skipped.index,
-                        "email": skipped.email or None,
-                        "phone": skipped.phone or None,
-                        "existing_invitation_id": skipped.existing_invitation_id,
-                        "reason": skipped.reason,
-                    }
-                    for skipped in result.skipped
-                ],
-            },
+            batch_answer(result),
             status=status.HTTP_201_CREATED,
         )
 
@@ -207,12 +174,53 @@ class TokenApi(APIView):
 
 
 def narration_payload(invitation: StoryInvitation) -> dict[str, Any] | None:
-    narration = invitation.narration
+    kind = invitation_kind(invitation)
+    narration = kind.narration_for(invitation)
     if narration is None:
         return None
     if narration.status == "ready":
-        return narration_serialize(narration)
+        return kind.serialize_narration(narration)
     return {"id": narration.pk, "conversation_style": narration.conversation_style, "status": narration.status}
+
+
+def batch_answer(result: services.InvitationBatchResult) -> dict[str, Any]:
+    """The answer to an invitation batch, whatever the content (API.md: the same for every kind)."""
+    return {
+        "invitations": [
+            {
+                "id": invitation.pk,
+                **selectors.invitation_content_fields(invitation),
+                "email": invitation.invitee_email or None,
+                "phone": invitation.invitee_phone or None,
+                "conversation_style": invitation.conversation_style,
+                "character_id": invitation.character_id,
+                "status": invitation.status,
+                "narration_id": result.narration_ids[invitation.pk],
+                "expires_at": invitation.expires_at,
+                "invite_url": result.invite_url(invitation.pk),
+            }
+            for invitation in result.invitations
+        ],
+        "narrations": [
+            {
+                "id": narration.pk,
+                "conversation_style": narration.conversation_style,
+                "status": narration.status,
+                "created": narration.pk in result.new_narration_ids,
+            }
+            for narration in result.narrations
+        ],
+        "skipped": [
+            {
+                "index": skipped.index,
+                "email": skipped.email or None,
+                "phone": skipped.phone or None,
+                "existing_invitation_id": skipped.existing_invitation_id,
+                "reason": skipped.reason,
+            }
+            for skipped in result.skipped
+        ],
+    }
 
 
 class InvitationByTokenApi(TokenApi):
@@ -228,7 +236,13 @@ class InvitationAcceptApi(TokenApi):
     def post(self, request: Request, token: str) -> Response:
         invitation = self.invitation(request, token)
         invitation, narration = services.invitation_accept(invitation_id=invitation.pk)
-        return Response({"status": invitation.status, "narration": narration_serialize(narration)})
+        return Response(
+            {
+                "status": invitation.status,
+                **selectors.invitation_content_fields(invitation),
+                "narration": invitation_kind(invitation).serialize_narration(narration),
+            }
+        )
 
 
 class InvitationDeclineApi(TokenApi):
@@ -236,5 +250,5 @@ class InvitationDeclineApi(TokenApi):
     def post(self, request: Request, token: str) -> Response:
         invitation = self.invitation(request, token)
         invitation = services.invitation_decline(invitation_id=invitation.pk)
-        return Response({"status": invitation.status})
+        return Response({"status": invitation.status, **selectors.invitation_content_fields(invitation)})
 

@@ -64,7 +64,11 @@ class DeliveryState(models.TextChoices):
 
 
 class StoryInvitation(models.Model):
-    story = models.ForeignKey("narrations.Story", on_delete=models.CASCADE, related_name="invitations")
+    # Set for story content (and roleplay roles of a story); other content is named only by
+    # content_type + content_id (invitations.content_types).
+    story = models.ForeignKey(
+        "narrations.Story", on_delete=models.CASCADE, null=True, blank=True, related_name="invitations"
+    )
     inviter = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="sent_invitations")
     invitee_email = models.EmailField(max_length=254, blank=True)
     invitee_phone = models.CharField(max_length=20, blank=True, help_text="E.164, e.g. +14155550100")
@@ -104,6 +108,7 @@ class StoryInvitation(models.Model):
         indexes = [
             models.Index(fields=["story", "status"], name="inv_story_status_idx"),
             models.Index(fields=["expires_at"], name="inv_expires_at_idx"),
+            models.Index(fields=["content_type", "content_id", "status"], name="inv_content_status_idx"),
         ]
         constraints = [
             models.CheckConstraint(
@@ -119,10 +124,27 @@ class StoryInvitation(models.Model):
                 condition=Q(status="pending") & ~Q(invitee_phone=""),
                 name="uniq_pending_invitation_phone",
             ),
+            # The same rule for content that is not a story (story is NULL there).
+            models.UniqueConstraint(
+                fields=["content_type", "content_id", "invitee_email"],
+                condition=Q(status="pending", story__isnull=True) & ~Q(invitee_email=""),
+                name="uniq_pending_content_invitation_email",
+            ),
+            models.UniqueConstraint(
+                fields=["content_type", "content_id", "invitee_phone"],
+                condition=Q(status="pending", story__isnull=True) & ~Q(invitee_phone=""),
+                name="uniq_pending_content_invitation_phone",
+            ),
         ]
 
     def __str__(self) -> str:
-        return f"{self.invitee_email or self.invitee_phone} → {self.story} ({self.status})"
+        return f"{self.invitee_email or self.invitee_phone} → {self.content_title} ({self.status})"
+
+    @property
+    def content_title(self) -> str:
+        if self.story_id is not None and self.content_type in ("", "story"):
+            return self.story.title
+        return str((self.content_metadata or {}).get("title") or self.story or "")
 
     @property
     def invitee(self) -> str:

@@ -1,12 +1,13 @@
 """Telling people about invitations: the single seam between invitations and the notification platform.
 
-A batch of invitations becomes ONE `story.invitation` event whose recipients are the invitees'
+A batch of invitations becomes ONE invitation event (`story.invitation`, `news.invitation`...: the
+content kind's, invitations.content_types) whose recipients are the invitees'
 bare addresses, each with its own link, message and style as per-recipient data; the platform
 routes it (EMAIL and SMS), renders it from its templates, delivers it through the configured
 providers (the log provider for SMS in the embedded run) and tracks it. Each invitation keeps
 a link to its notification, so its per-channel status is read from the real deliveries.
-Accepting or declining an invitation tells the inviter (`story.invitation_accepted`,
-`story.invitation_declined`).
+Accepting or declining an invitation tells the inviter (the kind's accepted event, e.g.
+`story.invitation_accepted`; `story.invitation_declined`).
 """
 from __future__ import annotations
 
@@ -23,16 +24,18 @@ from accounts.models import Organization
 from accounts.services import user_ensure_personal_organization
 from common.exceptions import TroubadourError
 from common.sealing import organization_scope, value_seal
-from narrations.models import ConversationStyle, Story
+from narrations.models import ConversationStyle
 from notifications.enums import ActorType, Channel
 from notifications.models import Notification
 from notifications.services import EmitResult, event_emit
 
+from .content_types import ContentKind, invitation_content, invitation_kind
 from .models import StoryInvitation
 from .optout import optout_url
 
 logger = logging.getLogger(__name__)
 
+# The story's events; other content names its own (ContentKind.invitation_event/accepted_event).
 INVITATION_EVENT = "story.invitation"
 ACCEPTED_EVENT = "story.invitation_accepted"
 DECLINED_EVENT = "story.invitation_declined"
@@ -62,14 +65,15 @@ def _platform_locale(locale: str) -> str:
     return base if base in {code for code, _ in settings.LANGUAGES} else ""
 
 
-def _organization_for(story: Story, inviter) -> Organization:
-    """The story's organization, else the inviter's — created (their personal one) if they have
+def _organization_for(kind: ContentKind, content: Any, inviter) -> Organization:
+    """The content's organization, else the inviter's — created (their personal one) if they have
     none: invitations of a user outside any organization used to be saved and never sent."""
-    return story.organization or user_ensure_personal_organization(user=inviter)
+    return kind.organization(content) or user_ensure_personal_organization(user=inviter)
 
 
-def _story_correlation(story_id: int) -> str:
-    return f"story:{story_id}"
+def _correlation(kind: ContentKind, content: Any) -> str:
+    # "story:<id>" for stories, "<content_type>:<id>" for any other content.
+    return f"{kind.key}:{content.pk}"
 
 
 def _recipient(invitation: StoryInvitation, token: str, *, organization: Organization) -> dict[str, Any]:
@@ -97,7 +101,7 @@ def _recipient(invitation: StoryInvitation, token: str, *, organization: Organiz
 
 
 def invitations_notify_sent(*, invitation_ids: list[int], tokens: dict[int, str]) -> dict[int, int]:
-    """Hand newly sent invitations to the notification platform: one event per story and inviter.
+    """Hand newly sent invitations to the notification platform: one event per content and inviter.
 
     Runs after the invitation batch commits (the raw tokens exist only in memory, for the links).
     Invitations already linked to a notification are left alone, so running it twice sends
@@ -109,38 +113,39 @@ def invitations_notify_sent(*, invitation_ids: list[int], tokens: dict[int, str]
         .select_related("story__organization", "inviter")
         .order_by("pk")
     )
-    groups: dict[tuple[int, int], list[StoryInvitation]] = defaultdict(list)
+    groups: dict[tuple[str, str, int], list[StoryInvitation]] = defaultdict(list)
     for invitation in invitations:
         if invitation.pk in tokens:
-            groups[(invitation.story_id, invitation.inviter_id)].append(invitation)
+            groups[(invitation.content_type, invitation.content_id, invitation.inviter_id)].append(invitation)
     linked: dict[int, int] = {}
     for group in groups.values():
         try:
             linked.update(_emit_invitations(group, tokens=tokens))
         except TroubadourError as exc:
             logger.error(
-                "story.invitation event refused for %d invitations of story %s: %s",
-                len(group), group[0].story_id, exc.__class__.__name__,
+                "invitation event refused for %d invitations of %s %s: %s",
+                len(group), group[0].content_type, group[0].content_id, exc.__class__.__name__,
             )
     return linked
 
 
 @transaction.atomic
 def _emit_invitations(invitations: list[StoryInvitation], *, tokens: dict[int, str]) -> dict[int, int]:
-    story, inviter = invitations[0].story, invitations[0].inviter
-    organization = _organization_for(story, inviter)
+    inviter = invitations[0].inviter
+    kind, content = invitation_kind(invitations[0]), invitation_content(invitations[0])
+    organization = _organization_for(kind, content, inviter)
     inviter_name = inviter.get_display_name()
     result = event_emit(
         organization=organization,
-        type=INVITATION_EVENT,
+        type=kind.invitation_event,
         recipients=[
             _recipient(invitation, tokens[invitation.pk], organization=organization) for invitation in invitations
         ],
         channels=INVITATION_CHANNELS,
         actor={"type": ActorType.USER, "id": inviter.pk, "name": inviter_name},
-        resource={"type": RESOURCE_TYPE, "name": story.title},
-        data={"inviterName": inviter_name, "storyTitle": story.title},
-        correlation_id=_story_correlation(story.pk),
+        resource={"type": RESOURCE_TYPE, "name": kind.title(content)},
+        data={"inviterName": inviter_name, **kind.event_data(content)},
+        correlation_id=_correlation(kind, content),
         source=SOURCE,
     )
     # One event, so its notifications are found by event id (indexed) and tied back by resource id.
@@ -172,7 +177,7 @@ def invitation_notify_accepted(*, invitation: StoryInvitation) -> EmitResult | N
     gate); the deduplication key makes a repeat harmless anyway. A refusal by the platform (the
     inviter left the organization) is logged and does not undo the acceptance.
     """
-    return _notify_inviter(invitation=invitation, event=ACCEPTED_EVENT, what="accepted")
+    return _notify_inviter(invitation=invitation, event=invitation_kind(invitation).accepted_event, what="accepted")
 
 
 def invitation_notify_declined(*, invitation: StoryInvitation) -> EmitResult | None:
@@ -181,8 +186,10 @@ def invitation_notify_declined(*, invitation: StoryInvitation) -> EmitResult | N
 
 
 def _notify_inviter(*, invitation: StoryInvitation, event: str, what: str) -> EmitResult | None:
-    story, inviter = invitation.story, invitation.inviter
-    organization = _organization_for(story, inviter)
+    inviter = invitation.inviter
+    kind, content = invitation_kind(invitation), invitation_content(invitation)
+    organization = _organization_for(kind, content, inviter)
+    title = kind.title(content)
     invitee = invitation.invitee
     try:
         with transaction.atomic():  # a savepoint: a refusal must not roll the answer back
@@ -191,15 +198,16 @@ def _notify_inviter(*, invitation: StoryInvitation, event: str, what: str) -> Em
                 type=event,
                 recipient_ids=[inviter.pk],
                 actor={"type": ActorType.SYSTEM, "name": invitee},
-                resource={"type": RESOURCE_TYPE, "id": invitation.pk, "name": story.title},
+                resource={"type": RESOURCE_TYPE, "id": invitation.pk, "name": title},
                 data={
                     "inviteeName": invitee,
-                    "storyTitle": story.title,
+                    "storyTitle": title,
                     "conversationStyle": _style_label(invitation.conversation_style),
+                    **kind.event_data(content),
                 },
-                action_url=f"/stories/{story.pk}/",
+                action_url=kind.page_url(content),
                 deduplication_key=f"invitation-{what}:{invitation.pk}",
-                correlation_id=_story_correlation(story.pk),
+                correlation_id=_correlation(kind, content),
                 source=SOURCE,
             )
     except TroubadourError as exc:

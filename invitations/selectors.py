@@ -15,6 +15,7 @@ from narrations.models import ConversationStyle, Story
 from notifications.enums import Channel, DeliveryStatus
 from notifications.models import NotificationDelivery
 
+from .content_types import invitation_content, invitation_kind
 from .models import DeliveryChannel, DeliveryState, InvitationStatus, StoryInvitation, hash_token
 
 # Unknown tokens tolerated per client before its unknown tokens are answered 429 for the rest of
@@ -159,6 +160,7 @@ def invitation_serialize(invitation: StoryInvitation, *, deliveries: dict[str, s
         deliveries = invitations_delivery_states(invitations=[invitation])[invitation.pk]
     return {
         "id": invitation.pk,
+        **invitation_content_fields(invitation),
         "email": invitation.invitee_email or None,
         "phone": invitation.invitee_phone or None,
         "conversation_style": invitation.conversation_style,
@@ -177,11 +179,27 @@ def invitation_serialize(invitation: StoryInvitation, *, deliveries: dict[str, s
     }
 
 
+def invitation_content_fields(invitation: StoryInvitation) -> dict[str, Any]:
+    """The generic content reference every invitation answer carries (API.md "Content beyond stories")."""
+    return {
+        "invitation_type": invitation.invitation_type,
+        "content_type": invitation.content_type,
+        "content_id": invitation.content_id,
+        "content_metadata": invitation.content_metadata or {},
+        "batch_job_id": getattr(invitation, "batch_job_id", None),
+    }
+
+
 def invitation_public_serialize(invitation: StoryInvitation, *, narration: dict[str, Any] | None = None) -> dict[str, Any]:
     """What the holder of the link sees."""
     character = invitation.character
+    kind = invitation_kind(invitation)
+    content = invitation_content(invitation)
     payload: dict[str, Any] = {
-        "story": {"id": invitation.story_id, "title": invitation.story.title},
+        **invitation_content_fields(invitation),
+        # `story` for story content (and roleplay roles), `content` for every kind.
+        "story": {"id": invitation.story_id, "title": invitation.story.title} if invitation.story_id else None,
+        "content": kind.public_content(invitation, content),
         "inviter": {"display_name": invitation.inviter.get_display_name()},
         "conversation_style": invitation.conversation_style,
         "character": {"id": character.pk, "name": character.name} if character else None,
@@ -190,8 +208,10 @@ def invitation_public_serialize(invitation: StoryInvitation, *, narration: dict[
         "expires_at": invitation.expires_at,
         "narration": narration,
     }
-    if narration is None and invitation.narration_id:
-        payload["narration"] = {"id": invitation.narration_id, "status": invitation.narration.status}
+    if narration is None:
+        row = kind.narration_for(invitation)
+        if row is not None:
+            payload["narration"] = {"id": row.pk, "status": row.status}
     return payload
 
 

@@ -5,6 +5,7 @@ import logging
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -13,12 +14,10 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 
 from common.exceptions import Conflict, Gone, NotFound, ValidationError
-from narrations.models import NarrationStatus, Story, StoryCharacter, StoryNarration
-from narrations.services import (
-    narration_generate,
-    narration_pregenerate_enqueue,
-    narrations_ensure_shared,
-)
+from narrations.models import NarrationStatus, Story
+
+from .content_types import ContentKind, invitation_content, invitation_kind
+from .content_types.story import STORY
 
 from .models import (
     HistoryAction,
@@ -58,7 +57,7 @@ class SkippedInvitee:
 @dataclass
 class InvitationBatchResult:
     invitations: list[StoryInvitation]
-    narrations: list[StoryNarration]
+    narrations: list[Any]  # the shared narration rows of the content, one per style
     skipped: list[SkippedInvitee]
     # Raw tokens, by invitation id: only ever held in memory to build the links.
     tokens: dict[int, str] = field(repr=False)
@@ -66,6 +65,12 @@ class InvitationBatchResult:
 
     def invite_url(self, invitation_id: int) -> str:
         return invite_url_for(self.tokens[invitation_id])
+
+    @property
+    def narration_ids(self) -> dict[int, int]:
+        """Invitation id → its shared narration row's id (one row per style)."""
+        by_style = {narration.conversation_style: narration.pk for narration in self.narrations}
+        return {invitation.pk: by_style[invitation.conversation_style] for invitation in self.invitations}
 
 
 def invite_url_for(token: str) -> str:
@@ -89,45 +94,53 @@ def _raise_item_errors(
     raise ValidationError(detail)
 
 
-@transaction.atomic(durable=True)
 def invitations_send(*, story: Story, inviter, items: list[dict], message: str = "") -> InvitationBatchResult:
-    """Invite a batch of people to hear `story`; all or nothing, a fixed number of queries.
+    """Invite a batch of people to hear `story` (see `content_invitations_send`)."""
+    return content_invitations_send(kind=STORY, content=story, inviter=inviter, items=items, message=message)
 
-    Each invitee points at the story's shared narration row for their style (created here if
+
+@transaction.atomic(durable=True)
+def content_invitations_send(
+    *, kind: ContentKind, content: Any, inviter, items: list[dict], message: str = ""
+) -> InvitationBatchResult:
+    """Invite a batch of people to `content` (a story, a news article...); all or nothing, a fixed
+    number of queries. `kind` is the content's registration (invitations.content_types).
+
+    Each invitee points at the content's shared narration row for their style (created here if
     missing, pre-generated after commit). Invitees who already hold a pending invitation to
-    the story are reported in `skipped`, not invited twice.
+    the content are reported in `skipped`, not invited twice.
     """
     top_errors: dict[str, list[str]] = {}
     general_message = validate_message(message, top_errors)
-    parsed, item_errors, batch_errors = validate_items(items, default_locale=story.language or "en")
+    parsed, item_errors, batch_errors = validate_items(items, default_locale=kind.language(content))
     _raise_item_errors(item_errors, batch_errors, top_errors)
 
-    # Serialize batches to one story: the pending-invitee check below and the insert must not
+    # Serialize batches to one content: the pending-invitee check below and the insert must not
     # interleave with another batch's (the partial unique constraints would turn it into a 500).
-    list(Story.objects.select_for_update().filter(pk=story.pk).values_list("pk", flat=True))
+    kind.lock(content)
 
     character_ids = {item.character_id for item in parsed if item.character_id is not None}
-    known_characters: set[int] = set()
-    if character_ids:
-        known_characters = set(
-            StoryCharacter.objects.filter(story=story, pk__in=character_ids).values_list("pk", flat=True)
-        )
+    known_characters: set[int] = kind.character_ids(content, character_ids) if character_ids else set()
     for item in parsed:
         if item.character_id is not None and item.character_id not in known_characters:
             item_errors.setdefault(str(item.index), {}).setdefault("character_id", []).append(
                 "This character is not part of the story."
+                if kind.has_characters else f"A {kind.label.lower()} has no characters."
             )
     for index, msg in find_duplicates(parsed).items():
         item_errors.setdefault(str(index), {}).setdefault("non_field_errors", []).append(msg)
+    item_extras = kind.validate_item_extras(content, items, parsed, item_errors)
     _raise_item_errors(item_errors, [], {})
 
     now = timezone.now()
     accepted: set[str] = set()
-    existing_by_email, existing_by_phone = _pending_invitees(story=story, items=parsed, now=now, accepted=accepted)
+    existing_by_email, existing_by_phone = _pending_invitees(
+        scope=kind.pending_scope(content), items=parsed, now=now, accepted=accepted
+    )
     for item in parsed:
         if item.email in accepted or item.phone in accepted:
             item_errors.setdefault(str(item.index), {}).setdefault("non_field_errors", []).append(
-                f"{item.email or item.phone} already accepted an invitation to this story; there is nothing to invite them to again."
+                f"{item.email or item.phone} already accepted an invitation to this {kind.label.lower()}; there is nothing to invite them to again."
             )
     _raise_item_errors(item_errors, [], {})
 
@@ -152,32 +165,42 @@ def invitations_send(*, story: Story, inviter, items: list[dict], message: str =
             to_create.append(item)
 
     styles = list(dict.fromkeys(item.conversation_style for item in to_create))
-    shared: dict[str, StoryNarration] = {}
+    shared: dict[str, Any] = {}
     new_narration_ids: list[int] = []
     if styles:
-        shared, new_narration_ids = narrations_ensure_shared(story=story, styles=styles)
+        shared, new_narration_ids = kind.ensure_narrations(content, styles)
 
     expires_at = _expiry(now)
     tokens = [secrets.token_urlsafe(TOKEN_BYTES) for _ in to_create]
-    invitations = StoryInvitation.objects.bulk_create(
-        [
+    common_fields = {
+        **kind.invitation_fields(content),
+        "inviter": inviter,
+        "status": InvitationStatus.PENDING,
+        "content_type": kind.key,
+        "content_id": str(content.pk),
+        "expires_at": expires_at,
+    }
+    metadata = kind.metadata(content)
+    rows = []
+    for item, token in zip(to_create, tokens, strict=True):
+        extra = item_extras.get(item.index, {})
+        rows.append(
             StoryInvitation(
-                story=story,
-                inviter=inviter,
+                **common_fields,
+                **kind.narration_link(shared[item.conversation_style]),
+                invitation_type=extra.get("invitation_type", kind.invitation_type),
+                content_metadata={**metadata, **extra.get("metadata", {})},
+                **extra.get("fields", {}),
                 invitee_email=item.email,
                 invitee_phone=item.phone,
                 token_hash=hash_token(token),
-                status=InvitationStatus.PENDING,
                 message=item.message or general_message,
                 character_id=item.character_id,
                 conversation_style=item.conversation_style,
-                narration=shared[item.conversation_style],
                 locale=item.locale,
-                expires_at=expires_at,
             )
-            for item, token in zip(to_create, tokens, strict=True)
-        ]
-    )
+        )
+    invitations = StoryInvitation.objects.bulk_create(rows)
     if invitations:
         InvitationHistory.objects.bulk_create(
             [
@@ -185,7 +208,11 @@ def invitations_send(*, story: Story, inviter, items: list[dict], message: str =
                     invitation=invitation,
                     user=inviter,
                     action=HistoryAction.SENT,
-                    data={"conversation_style": invitation.conversation_style, "narration_id": invitation.narration_id},
+                    data={
+                        "conversation_style": invitation.conversation_style,
+                        "narration_id": shared[invitation.conversation_style].pk,
+                        "content_type": kind.key,
+                    },
                 )
                 for invitation in invitations
             ]
@@ -195,7 +222,7 @@ def invitations_send(*, story: Story, inviter, items: list[dict], message: str =
 
     tokens_by_id = {invitation.pk: token for invitation, token in zip(invitations, tokens, strict=True)}
     if new_narration_ids:
-        narration_pregenerate_enqueue(narration_ids=new_narration_ids)
+        kind.pregenerate(new_narration_ids)
     if invitations:
         invitation_ids = list(tokens_by_id)
         # robust: the batch is committed; a notification hiccup must not turn the answer into a 500.
@@ -247,9 +274,9 @@ def invitations_record_received_for(*, user) -> int:
 
 
 def _pending_invitees(
-    *, story: Story, items: list[InviteeItem], now: datetime, accepted: set[str] | None = None
+    *, scope: Q, items: list[InviteeItem], now: datetime, accepted: set[str] | None = None
 ) -> tuple[dict[str, int], dict[str, int]]:
-    """Pending invitations to `story` for these invitees: (by email, by phone) → invitation id.
+    """Pending invitations in `scope` (the content's) for these invitees: (by email, by phone) → invitation id.
 
     Pending invitations found past their expiry are expired on the way, so the invitee can be
     invited again. The addresses that already accepted an invitation to the story are added to
@@ -263,7 +290,7 @@ def _pending_invitees(
     if phones:
         match |= Q(invitee_phone__in=phones)
     rows = StoryInvitation.objects.filter(
-        match, story=story, status__in=[InvitationStatus.PENDING, InvitationStatus.ACCEPTED, InvitationStatus.COMPLETED]
+        match, scope, status__in=[InvitationStatus.PENDING, InvitationStatus.ACCEPTED, InvitationStatus.COMPLETED]
     ).values_list("pk", "invitee_email", "invitee_phone", "expires_at", "status")
     by_email: dict[str, int] = {}
     by_phone: dict[str, int] = {}
@@ -296,7 +323,8 @@ def _lock_for_inviter(*, invitation_id: int, inviter) -> StoryInvitation:
     invitation = (
         StoryInvitation.objects.select_for_update(of=("self",))
         .select_related("story")
-        .filter(pk=invitation_id, inviter=inviter, story__owner=inviter)
+        .filter(pk=invitation_id, inviter=inviter)
+        .filter(Q(story__isnull=True) | Q(story__owner=inviter))
         .first()
     )
     if invitation is None:
@@ -319,22 +347,25 @@ def invitation_change_style(*, invitation_id: int, inviter, conversation_style: 
     invitation = _lock_for_inviter(invitation_id=invitation_id, inviter=inviter)
     if invitation.status != InvitationStatus.PENDING or _is_lapsed(invitation, timezone.now()):
         raise Conflict(f"Only a pending invitation can change style (this one is {invitation.status}).")
-    if invitation.conversation_style == style and invitation.narration_id is not None:
+    if invitation.conversation_style == style and invitation_kind(invitation).narration_for(invitation) is not None:
         return invitation
 
-    shared, new_ids = narrations_ensure_shared(story=invitation.story, styles=[style])
+    kind = invitation_kind(invitation)
+    shared, new_ids = kind.ensure_narrations(invitation_content(invitation), [style])
     previous = invitation.conversation_style
     invitation.conversation_style = style
-    invitation.narration = shared[style]
-    invitation.save(update_fields=["conversation_style", "narration"])
+    link = kind.narration_link(shared[style])
+    for name, value in link.items():
+        setattr(invitation, name, value)
+    invitation.save(update_fields=["conversation_style", *link])
     InvitationHistory.objects.create(
         invitation=invitation,
         user=inviter,
         action=HistoryAction.STYLE_CHANGED,
-        data={"from": previous, "to": style, "narration_id": invitation.narration_id},
+        data={"from": previous, "to": style, "narration_id": shared[style].pk},
     )
     if new_ids:
-        narration_pregenerate_enqueue(narration_ids=new_ids)
+        kind.pregenerate(new_ids)
     return invitation
 
 
@@ -368,22 +399,23 @@ def invitation_record_view(*, invitation: StoryInvitation) -> bool:
     return first
 
 
-def invitation_accept(*, invitation_id: int) -> tuple[StoryInvitation, StoryNarration]:
+def invitation_accept(*, invitation_id: int) -> tuple[StoryInvitation, Any]:
     """Accept an invitation and return its READY narration; accepting again returns the same.
 
-    The narration is generated first (single-flight inside narration_generate, so many invitees
-    of one style landing together generate once); only then is the invitation marked accepted,
-    so a failed generation leaves it pending and retryable.
+    The narration is generated first (single-flight inside the content's generation, so many
+    invitees of one style landing together generate once); only then is the invitation marked
+    accepted, so a failed generation leaves it pending and retryable.
     """
     invitation = StoryInvitation.objects.select_related("narration", "story").filter(pk=invitation_id).first()
     if invitation is None:
         raise NotFound("Invitation not found.")
     _check_acceptable(invitation)
-    narration = invitation.narration
+    kind = invitation_kind(invitation)
+    narration = kind.narration_for(invitation)
     if narration is None:
         narration = _reattach_narration(invitation_id=invitation.pk)
     if narration.status != NarrationStatus.READY:
-        narration = narration_generate(narration_id=narration.pk)
+        narration = kind.generate(narration.pk)
     invitation = _mark_accepted(invitation_id=invitation.pk)
     return invitation, narration
 
@@ -398,13 +430,17 @@ def _check_acceptable(invitation: StoryInvitation) -> None:
 
 
 @transaction.atomic(durable=True)
-def _reattach_narration(*, invitation_id: int) -> StoryNarration:
+def _reattach_narration(*, invitation_id: int) -> Any:
     # The shared row was deleted (e.g. by staff): point the invitation at a fresh one.
     invitation = StoryInvitation.objects.select_for_update(of=("self",)).select_related("story").get(pk=invitation_id)
-    shared, _ = narrations_ensure_shared(story=invitation.story, styles=[invitation.conversation_style])
-    invitation.narration = shared[invitation.conversation_style]
-    invitation.save(update_fields=["narration"])
-    return invitation.narration
+    kind = invitation_kind(invitation)
+    shared, _ = kind.ensure_narrations(invitation_content(invitation), [invitation.conversation_style])
+    link = kind.narration_link(shared[invitation.conversation_style])
+    if link:
+        for name, value in link.items():
+            setattr(invitation, name, value)
+        invitation.save(update_fields=list(link))
+    return shared[invitation.conversation_style]
 
 
 @transaction.atomic(durable=True)

@@ -20,6 +20,7 @@ from narrations.services import story_create
 from narrations.styles import style_catalogue
 
 from . import selectors, services
+from .content_types import invitation_content, invitation_kind
 from .api import client_key, narration_payload
 from .models import DeliveryState, InvitationStatus, OptOutSource
 
@@ -140,11 +141,16 @@ def invitation_landing(request: HttpRequest, token: str) -> HttpResponse:
     services.invitation_record_view(invitation=invitation)
     styles = {entry["code"]: entry for entry in style_catalogue()}
     narration = narration_payload(invitation)
+    kind, content = invitation_kind(invitation), invitation_content(invitation)
     response = render(
         request,
         "invitations/landing.html",
         {
             "invitation": invitation,
+            "content": content,
+            "content_title": kind.title(content),
+            "content_partial": kind.landing_partial,
+            **kind.landing_context(invitation, content),
             "inviter_name": invitation.inviter.get_display_name(),
             "style": styles.get(invitation.conversation_style, {"label": invitation.conversation_style, "description": ""}),
             "narration": narration,

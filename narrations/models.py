@@ -59,17 +59,14 @@ class NarrationStatus(models.TextChoices):
 DEFAULT_NARRATOR_PROFILE = "default"
 
 
-class StoryNarration(models.Model):
-    """A narration of a story in one conversation style.
+class NarrationBase(models.Model):
+    """What every narration row holds, whatever it narrates (a story, a news article...).
 
     Shared rows (user NULL) are pre-created when invitations are sent, one per
-    (story, conversation_style, narrator_profile); `segments` stays NULL until generated.
+    (content, conversation_style, narrator_profile); `segments` stays NULL until generated
+    (narrations.services.narration_generate_row does it once under concurrency).
     """
 
-    story = models.ForeignKey(Story, on_delete=models.CASCADE, related_name="narrations")
-    user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, null=True, blank=True, related_name="narrations"
-    )
     narrator_voice = models.CharField(max_length=100, blank=True)
     narrator_profile = models.CharField(max_length=50, default=DEFAULT_NARRATOR_PROFILE)
     conversation_style = models.CharField(max_length=20, choices=ConversationStyle.choices)
@@ -83,6 +80,18 @@ class StoryNarration(models.Model):
     generated_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        abstract = True
+
+
+class StoryNarration(NarrationBase):
+    """A narration of a story in one conversation style."""
+
+    story = models.ForeignKey(Story, on_delete=models.CASCADE, related_name="narrations")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, null=True, blank=True, related_name="narrations"
+    )
 
     class Meta:
         constraints = [

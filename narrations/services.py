@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from django.core.files.storage import default_storage
@@ -22,6 +22,7 @@ from common.queues import Queue
 from .engines import NarrationJob, get_engine
 from .models import (
     DEFAULT_NARRATOR_PROFILE,
+    NarrationBase,
     NarrationStatus,
     Story,
     StoryCharacter,
@@ -100,12 +101,27 @@ def story_create(
 def narrations_ensure_shared(
     *, story: Story, styles: Iterable[str], narrator_profile: str = DEFAULT_NARRATOR_PROFILE
 ) -> tuple[dict[str, StoryNarration], list[int]]:
-    """The shared narration row (user NULL) of each style, created when missing.
+    """The shared story narration row (user NULL) of each style, created when missing."""
+    return narrations_ensure_shared_rows(
+        model=StoryNarration, content_field="story", content=story, styles=styles, narrator_profile=narrator_profile
+    )
 
-    Three queries whatever the number of styles (one when they all exist). Safe when two
-    callers race: the partial unique index plus ON CONFLICT DO NOTHING keeps one row per
-    style. Under such a race both callers may report a row as new; pre-generation is
-    idempotent, so that costs a no-op task, never a second generation.
+
+def narrations_ensure_shared_rows(
+    *,
+    model: type[NarrationBase],
+    content_field: str,
+    content: Any,
+    styles: Iterable[str],
+    narrator_profile: str = DEFAULT_NARRATOR_PROFILE,
+) -> tuple[dict[str, Any], list[int]]:
+    """The shared narration row (user NULL) of `content` in each style, created when missing.
+
+    `model` is the narration table of the content (story, news article...), `content_field`
+    its foreign key to the content. Three queries whatever the number of styles (one when
+    they all exist). Safe when two callers race: the partial unique index plus ON CONFLICT DO
+    NOTHING keeps one row per style. Under such a race both callers may report a row as new;
+    pre-generation is idempotent, so that costs a no-op task, never a second generation.
     """
     wanted = list(dict.fromkeys(styles))
     for code in wanted:
@@ -113,13 +129,16 @@ def narrations_ensure_shared(
     if not wanted:
         return {}, []
 
-    def select() -> dict[str, StoryNarration]:
-        rows = StoryNarration.objects.filter(
-            story=story, user__isnull=True, narrator_profile=narrator_profile, conversation_style__in=wanted
+    def select() -> dict[str, Any]:
+        rows = model.objects.filter(
+            **{content_field: content},
+            user__isnull=True,
+            narrator_profile=narrator_profile,
+            conversation_style__in=wanted,
         )
         found = {}
         for row in rows:
-            row.story = story
+            setattr(row, content_field, content)
             found[row.conversation_style] = row
         return found
 
@@ -127,9 +146,9 @@ def narrations_ensure_shared(
     missing = [code for code in wanted if code not in existing]
     if not missing:
         return existing, []
-    StoryNarration.objects.bulk_create(
+    model.objects.bulk_create(
         [
-            StoryNarration(story=story, user=None, narrator_profile=narrator_profile, conversation_style=code)
+            model(**{content_field: content}, user=None, narrator_profile=narrator_profile, conversation_style=code)
             for code in missing
         ],
         ignore_conflicts=True,
@@ -172,7 +191,15 @@ def _delete_stale_audio(paths: set[str]) -> None:
 
 
 def narration_generate(*, narration_id: int, force: bool = False) -> StoryNarration:
-    """Generate a narration once, however many callers ask at the same moment.
+    """Generate a story narration once, however many callers ask at the same moment."""
+    return narration_generate_row(model=StoryNarration, narration_id=narration_id, job_for=_job_for, force=force)
+
+
+def narration_generate_row(
+    *, model: type[NarrationBase], narration_id: int, job_for: Callable[[Any], NarrationJob], force: bool = False
+) -> Any:
+    """Generate one narration row of any content (`model`, its script from `job_for(row)`) once,
+    however many callers ask at the same moment.
 
     The row is locked (`SELECT ... FOR UPDATE`) for the whole engine run: concurrent callers
     block on the lock, then find the row READY and return it without running the engine.
@@ -182,7 +209,7 @@ def narration_generate(*, narration_id: int, force: bool = False) -> StoryNarrat
     re-raised; calling again retries. Call it outside a transaction: inside one, the lock is
     held until the caller commits and a recorded failure rolls back with the caller's work.
     """
-    current = StoryNarration.objects.filter(pk=narration_id).first()
+    current = model.objects.filter(pk=narration_id).first()
     if current is None:
         raise NotFound(f"Narration {narration_id} does not exist.")
     if current.status == NarrationStatus.READY and not force:
@@ -191,7 +218,7 @@ def narration_generate(*, narration_id: int, force: bool = False) -> StoryNarrat
     failure: BaseException | None = None
     stale: set[str] = set()
     with transaction.atomic():
-        narration = StoryNarration.objects.select_for_update().filter(pk=narration_id).first()
+        narration = model.objects.select_for_update().filter(pk=narration_id).first()
         if narration is None:
             raise NotFound(f"Narration {narration_id} does not exist.")
         if narration.status == NarrationStatus.READY and not force:
@@ -202,7 +229,7 @@ def narration_generate(*, narration_id: int, force: bool = False) -> StoryNarrat
         try:
             engine = get_engine()
             narration.engine = engine.code
-            result = engine.narrate(_job_for(narration))
+            result = engine.narrate(job_for(narration))
         except Exception as exc:
             failure = exc
             if not isinstance(exc, ProviderError):
@@ -237,7 +264,9 @@ def narration_pregenerate_enqueue(*, narration_ids: list[int]) -> None:
 
 __all__ = [
     "narration_generate",
+    "narration_generate_row",
     "narration_pregenerate_enqueue",
     "narrations_ensure_shared",
+    "narrations_ensure_shared_rows",
     "story_create",
 ]

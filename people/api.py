@@ -74,7 +74,8 @@ class HistoryEntrySerializer(serializers.ModelSerializer):
 
     def get_response_data(self, obj: InvitationHistory) -> dict:
         invitation = obj.invitation
-        data = {"story_id": invitation.story_id, "story_title": invitation.story.title,
+        data = {"story_id": invitation.story_id, "story_title": invitation.content_title,
+                "content_type": invitation.content_type, "content_id": invitation.content_id,
                 "conversation_style": invitation.conversation_style, "status": invitation.status}
         if obj.action == HistoryAction.RECEIVED:
             data["inviter"] = invitation.inviter.get_display_name()

@@ -43,6 +43,8 @@ class NarrationJob:
     narrator_voice: str = ""
     # Character name → provider voice id, for engines that give characters their own voice.
     character_voices: dict[str, str] = field(default_factory=dict)
+    # Where the audio goes: `narrations/<story_id>` for stories, another folder for other content.
+    audio_prefix: str = ""
 
 
 @dataclass
@@ -63,7 +65,8 @@ class RenderedAudio:
 
 
 def audio_storage_name(job: NarrationJob, index: int, extension: str) -> str:
-    return f"narrations/{job.story_id}/{job.narration_id}/{index}.{extension}"
+    prefix = job.audio_prefix or f"narrations/{job.story_id}"
+    return f"{prefix}/{job.narration_id}/{index}.{extension}"
 
 
 def store_audio(name: str, data: bytes) -> str:

@@ -181,8 +181,11 @@ def test_accept_generates_the_narration_and_is_idempotent(api_client, sent):
 def test_decline(api_client, sent):
     token = token_of(sent[1])
     response = api_client.post(by_token(token, "decline"))
-    assert response.status_code == 200 and response.json() == {"status": "declined"}
-    assert api_client.post(by_token(token, "decline")).json() == {"status": "declined"}
+    assert response.status_code == 200 and response.json()["status"] == "declined"
+    # Every invitation answer names its content (API.md "Content beyond stories").
+    assert {k: response.json()[k] for k in ("invitation_type", "content_type", "content_id")} == {
+        "invitation_type": "story_collaboration", "content_type": "story", "content_id": sent[1]["content_id"]}
+    assert api_client.post(by_token(token, "decline")).json()["status"] == "declined"
     assert api_client.post(by_token(token, "accept")).status_code == 409
     invitation = StoryInvitation.objects.get(pk=sent[1]["id"])
     assert invitation.status == InvitationStatus.DECLINED and invitation.declined_at is not None
