@@ -66,6 +66,7 @@ INSTALLED_APPS = [
     "notifications",
     "providers",
     "people",
+    "news",
 ]
 
 MIDDLEWARE = [

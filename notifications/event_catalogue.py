@@ -855,6 +855,33 @@ EVENTS: list[EventDefinition] = [
         ),
     ),
     EventDefinition(
+        "news.invitation", "News invitation", "Invited to listen to a news article", COLLAB, MEDIUM, INVITATION,
+        {
+            "inviter.name": "data.inviterName",
+            "article.title": "data.articleTitle",
+            "article.category": "data.articleCategory",
+            "invite.url": "data.inviteUrl",
+            "invite.message": "data.message",
+            "invite.style": "data.conversationStyle",
+        },
+        "Invitee (user, email or phone)",
+        link="invite.url",
+        en=Copy(
+            '{% firstof inviter.name actor.name %} shared a news article with you: "{{ article.title }}"',
+            '{% firstof inviter.name actor.name %} shared the {% if article.category %}{{ article.category }} {% endif %}article "{{ article.title }}" with you, read in a {% if invite.style %}{{ invite.style|lower }}{% else %}friendly{% endif %} voice.{% if invite.message %} "{{ invite.message|truncatechars:300 }}"{% endif %}',
+            "Listen to the article",
+            '{% firstof inviter.name actor.name %} shared news with you: "{{ article.title|truncatechars:60 }}"',
+            "{% firstof inviter.name actor.name %} shared the news article {{ article.title }} with you. The link is in the message we sent you.",
+        ),
+        fr=Copy(
+            "{% firstof inviter.name actor.name %} vous partage un article : « {{ article.title }} »",
+            "{% firstof inviter.name actor.name %} vous partage l'article{% if article.category %} ({{ article.category }}){% endif %} « {{ article.title }} », lu sur le ton {% if invite.style %}{{ invite.style|lower }}{% else %}amical{% endif %}.{% if invite.message %} « {{ invite.message|truncatechars:300 }} »{% endif %}",
+            "Écouter l'article",
+            '{% firstof inviter.name actor.name %} vous partage un article : "{{ article.title|truncatechars:60 }}"',
+            "{% firstof inviter.name actor.name %} vous partage l'article {{ article.title }}. Le lien se trouve dans le message que nous vous avons envoyé.",
+        ),
+    ),
+    EventDefinition(
         "story.invitation_accepted", "Story invitation accepted", "An invitee accepted a story invitation", COLLAB, LOW, ACCEPTED,
         {"invitee.name": "data.inviteeName", "story.title": "data.storyTitle", "invite.style": "data.conversationStyle"},
         "Inviter",
