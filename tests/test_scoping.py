@@ -42,7 +42,10 @@ from accounts.models import ApiKey, Membership, MembershipRole, Organization, Pr
 from accounts.services import api_key_create
 from invitations.models import StoryInvitation
 from invitations.notify import invitations_notify_sent
-from invitations.services import invitations_send
+from invitations.services import content_invitations_send, invitations_send
+from news.content import NEWS
+from news.models import NewsArticle, NewsNarration
+from news.services import article_create
 from narrations.models import Story
 from narrations.services import story_create
 from notifications.engine.audit import AuditActor
@@ -127,6 +130,7 @@ PARAM_OBJECTS = {
     "delivery_id": "delivery",
     "provider_id": "provider",
     "external_id": "subscriber",  # filled with the subscriber's external id, not a pk
+    "article_id": "article",
 }
 
 METHODS = ("get", "post", "put", "patch", "delete")
@@ -156,6 +160,7 @@ class Tenant:
     channel_configuration: ChannelConfiguration
     preference: NotificationPreference
     subscriber: Membership
+    article: NewsArticle
     secrets: list[str] = field(default_factory=list)
     ids: dict[str, set[int]] = field(default_factory=dict)
 
@@ -273,13 +278,19 @@ def _build_tenant(mark: str, event_type: EventType) -> Tenant:
     subscriber_upsert(organization=organization, external_id=f"crm-{mark[:2]}",
                       fields={"email": f"subscriber@{mark}.example", "display_name": f"{mark} subscriber"}, actor=AuditActor())
     subscriber = Membership.objects.get(organization=organization, external_id=f"crm-{mark[:2]}")
+    article = article_create(organization=organization, created_by=owner,
+                             body={"title": f"{mark} article", "summary": f"{mark} summary", "category": "local"})
+    shared = content_invitations_send(kind=NEWS, content=article, inviter=owner,
+                                      items=[{"email": f"reader@{mark}.example", "conversation_style": "siblings"}])
+    invitations_notify_sent(invitation_ids=[i.pk for i in shared.invitations], tokens=dict(shared.tokens))
 
     tenant = Tenant(
         mark=mark, organization=organization, team=team, owner=owner, admin=people[MembershipRole.ADMIN],
         member=people[MembershipRole.MEMBER], raw_key=raw_key, story=story, invitation=invitation,
         notification=notification, delivery=delivery, dead_letter=dead_letter, template=template, provider=provider,
         webhook=webhook, chain=chain, channel_configuration=channel_configuration, preference=preference, subscriber=subscriber,
-        secrets=[raw_key, *tokens, provider_secret, sendgrid_secret, outgoing_secret, incoming_secret],
+        article=article,
+        secrets=[raw_key, *tokens, *shared.tokens.values(), provider_secret, sendgrid_secret, outgoing_secret, incoming_secret],
     )
     tenant.ids = _ids_of(organization)
     return tenant
@@ -290,7 +301,12 @@ def _rows(organization: Organization) -> dict[str, Any]:
     users = list(Membership.objects.filter(organization=organization).values_list("user_id", flat=True))
     return {
         "stories": Story.objects.filter(organization=organization),
-        "invitations": StoryInvitation.objects.filter(story__organization=organization),
+        "invitations": StoryInvitation.objects.filter(
+            Q(story__organization=organization)
+            | Q(content_type="news_article", content_id__in=[str(pk) for pk in NewsArticle.objects.filter(
+                organization=organization).values_list("pk", flat=True)])),
+        "news_articles": NewsArticle.objects.filter(organization=organization),
+        "news_narrations": NewsNarration.objects.filter(article__organization=organization),
         "notifications": Notification.objects.filter(organization=organization),
         "deliveries": NotificationDelivery.objects.filter(organization=organization),
         "dead_letters": DeadLetter.objects.filter(organization=organization),
