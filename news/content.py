@@ -7,7 +7,8 @@ from common.exceptions import NotFound
 from invitations.content_types import ContentKind
 
 from .models import NewsArticle, NewsNarration
-from .services import news_narration_generate, news_narration_pregenerate_enqueue, news_narrations_ensure_shared
+from .narration import news_narration_generate, news_narrations_ensure_shared
+from .services import news_narration_pregenerate_enqueue
 
 
 class NewsKind(ContentKind):

@@ -14,12 +14,8 @@ from django.utils.dateparse import parse_datetime
 from accounts.models import Organization
 from common.exceptions import ValidationError
 from common.queues import Queue
-from narrations.engines import NarrationJob
-from narrations.segmenter import build_script
-from narrations.services import narration_generate_row, narrations_ensure_shared_rows
-from narrations.styles import get_style
 
-from .models import NewsArticle, NewsNarration
+from .models import NewsArticle
 
 WORDS_PER_MINUTE = 200  # silent reading speed for reading_time_minutes
 TITLE_MAX = NewsArticle._meta.get_field("title").max_length
@@ -108,34 +104,6 @@ def article_create(*, organization: Organization, created_by, body: Any) -> News
         reading_time_minutes=reading_time_minutes(summary=data["summary"], full_content=data["full_content"]),
         **data,
     )
-
-
-def news_narrations_ensure_shared(*, article: NewsArticle, styles: list[str]) -> tuple[dict[str, NewsNarration], list[int]]:
-    return narrations_ensure_shared_rows(model=NewsNarration, content_field="article", content=article, styles=styles)
-
-
-def _job_for(narration: NewsNarration) -> NarrationJob:
-    """The summary read in the relationship's style: its greeting, the summary, its sign-off."""
-    article = NewsArticle.objects.select_related("created_by").get(pk=narration.article_id)
-    style = get_style(narration.conversation_style)
-    inviter = article.created_by.get_display_name() if article.created_by_id else None
-    return NarrationJob(
-        narration_id=narration.pk,
-        story_id=0,
-        title=article.title,
-        language=article.language or "en",
-        style=style,
-        script=build_script(
-            title=article.title, content=article.summary, character_names=[], style=style, inviter_name=inviter
-        ),
-        narrator_voice=narration.narrator_voice,
-        audio_prefix=f"news/{article.pk}",
-    )
-
-
-def news_narration_generate(*, narration_id: int, force: bool = False) -> NewsNarration:
-    """Generate a news narration once under concurrency (the same single-flight as stories)."""
-    return narration_generate_row(model=NewsNarration, narration_id=narration_id, job_for=_job_for, force=force)
 
 
 def news_narration_pregenerate_enqueue(*, narration_ids: list[int]) -> None:

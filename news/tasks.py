@@ -6,7 +6,7 @@ from celery import shared_task
 
 from common.exceptions import NotFound, ProviderPermanentError, ProviderTransientError
 
-from .services import news_narration_generate
+from .narration import news_narration_generate
 
 logger = logging.getLogger(__name__)
 

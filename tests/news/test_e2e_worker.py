@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from news.models import NewsNarration
-from news.services import news_narrations_ensure_shared
+from news.narration import news_narrations_ensure_shared
 from notifications.enums import Channel
 from providers.models import ProviderOutbox
 
