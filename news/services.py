@@ -13,6 +13,7 @@ from django.utils.dateparse import parse_datetime
 
 from accounts.models import Organization
 from common.exceptions import ValidationError
+from common.publish import tasks_publish_on_commit
 from common.queues import Queue
 
 from .models import NewsArticle
@@ -107,10 +108,6 @@ def article_create(*, organization: Organization, created_by, body: Any) -> News
 
 
 def news_narration_pregenerate_enqueue(*, narration_ids: list[int]) -> None:
-    from .tasks import news_narration_pregenerate
-
+    """Queue background generation of each news narration, once per id, after the current commit."""
     for narration_id in dict.fromkeys(int(i) for i in narration_ids):
-        transaction.on_commit(
-            lambda nid=narration_id: news_narration_pregenerate.apply_async(args=[nid], queue=Queue.NARRATION.value),
-            robust=True,
-        )
+        tasks_publish_on_commit("narrations.news_pregenerate", calls=[[narration_id]], queue=Queue.NARRATION.value)

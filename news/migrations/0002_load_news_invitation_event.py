@@ -18,6 +18,6 @@ def load(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("news", "0001_initial"), ("notifications", "0006_bus_command_subscriber_audit")]
+    dependencies = [("news", "0001_initial"), ("notifications", "0007_story_invitation_stop_link_and_declined")]
 
     operations = [migrations.RunPython(load, migrations.RunPython.noop)]
