@@ -358,3 +358,66 @@ def test_embedded_mode_starts_and_idles_without_a_bus(transactional_db, tmp_path
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(10)
+
+
+def test_a_command_failing_every_attempt_is_retried_then_dead_lettered_with_its_answer(settings, organization, monkeypatch):
+    """Transient failures are retried (the copy keeps reply_to and correlation_id), then dead-lettered once."""
+    import threading
+
+    from notifications.bus import bus_connection
+    from notifications.engine import commands
+    from notifications.management.commands.consume_commands import CommandConsumer
+
+    suffix = uuid.uuid4().hex[:8]
+    settings.COMMAND_QUEUE, settings.COMMAND_DLQ = f"test.commands.{suffix}", f"test.commands.dlq.{suffix}"
+    calls = []
+
+    def flaky(organization, body, actor):
+        calls.append(body["external_id"])
+        raise RuntimeError("database went away")
+
+    monkeypatch.setitem(commands.COMMANDS, "subscriber.delete", flaky)
+    consumer = CommandConsumer(bus_connection(), prefetch=1)
+    ready = threading.Event()
+    original = consumer.on_consume_ready
+
+    def on_ready(*args, **kwargs):
+        original(*args, **kwargs)
+        ready.set()
+
+    consumer.on_consume_ready = on_ready
+
+    def run():
+        from django.db import connection
+
+        try:
+            consumer.run()
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    client = BusClient(settings.EVENT_BUS_URL)
+    try:
+        assert ready.wait(20)
+        client.queue, client.dlq = settings.COMMAND_QUEUE, settings.COMMAND_DLQ
+        correlation_id = client.publish("subscriber.delete", {"organization_id": organization.pk, "external_id": "flaky"},
+                                        command_id="f-1")
+        answer = client.replies(1)[correlation_id]
+        [letter] = _dead_letters(client, 1)
+    finally:
+        consumer.should_stop = True
+        thread.join(20)
+        consumer.connection.release()
+        client.close()
+        with Connection(settings.EVENT_BUS_URL) as conn:
+            channel = conn.channel()
+            for name in (settings.COMMAND_QUEUE, settings.COMMAND_DLQ):
+                try:
+                    channel.queue_delete(name)
+                except conn.channel_errors:
+                    channel = conn.channel()
+    assert calls == ["flaky"] * 3
+    assert answer["ok"] is False and answer["reason"] == "max_attempts" and "database went away" in answer["error"]
+    assert letter["reason"] == "max_attempts" and letter["attempts"] == 3 and letter["routing_key"] == "subscriber.delete"
+    assert consumer.dead_lettered == 1 and consumer.processed == 0 and not BusCommand.objects.exists()
