@@ -292,6 +292,7 @@ def webhook_receive(*, webhook: Webhook, body: bytes, headers: Mapping[str, str]
 
 def _receive_authenticated(*, webhook: Webhook, body: bytes, headers: Mapping[str, str]) -> IncomingAnswer:
     from notifications import services
+    from notifications.engine.event_limits import organization_events_check
 
     now = timezone.now()
     try:
@@ -305,6 +306,8 @@ def _receive_authenticated(*, webhook: Webhook, body: bytes, headers: Mapping[st
             raise ValidationError({"detail": "The body is not valid JSON."}) from None
         event = webhook_payload_to_event(webhook=webhook, payload=payload)
         validated = services.event_validated_payload(event)
+        # The organization's event limit covers this intake too (429 + Retry-After).
+        organization_events_check(organization=webhook.organization)
         answer = services.events_emit_idempotent(
             organization=webhook.organization, payload=validated, raw_body=event,
             idempotency_key=headers.get("Idempotency-Key"), source="webhook",

@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 import uuid
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -157,3 +158,27 @@ def test_amqp_events_over_the_limit_are_dead_lettered_with_rate_limited(organiza
                     channel.queue_delete(name)
                 except conn.channel_errors:
                     channel = conn.channel()
+
+
+def test_incoming_webhooks_share_the_organizations_event_limit(live_server, organization, user, event_type, field_keys):
+    from notifications.engine.webhooks import webhook_signature
+
+    from .conftest import token_session
+
+    organization.events_per_minute, organization.events_burst = 1, 2
+    organization.save(update_fields=["events_per_minute", "events_burst"])
+    created = token_session(user).post(f"{live_server.url}/api/v1/admin/webhooks/",
+                                       json={"name": "Monitoring", "direction": "INCOMING"}, timeout=30)
+    assert created.status_code == 201, created.text
+    hook = created.json()
+    url = live_server.url + urlsplit(hook["incoming_url"]).path
+
+    def call(i: int) -> requests.Response:
+        raw = json.dumps({"type": EVENT, "recipient_ids": [member(organization).pk], "correlation_id": f"w{i}"}).encode()
+        return requests.post(url, data=raw, timeout=30, headers={
+            "Content-Type": "application/json", "X-Troubadour-Signature": webhook_signature(hook["secret"], raw)})
+
+    answers = [call(i) for i in range(3)]
+    assert [a.status_code for a in answers] == [202, 202, 429], answers[-1].text
+    assert int(answers[-1].headers["Retry-After"]) >= 1
+    assert Notification.objects.filter(correlation_id__startswith="w").count() == 2
