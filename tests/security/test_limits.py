@@ -161,7 +161,7 @@ def test_amqp_events_over_the_limit_are_dead_lettered_with_rate_limited(organiza
 
 
 def test_incoming_webhooks_share_the_organizations_event_limit(live_server, organization, user, event_type, field_keys):
-    from notifications.engine.webhooks import webhook_signature
+    from notifications.engine.webhooks_outgoing import webhook_signature
 
     from .conftest import token_session
 
