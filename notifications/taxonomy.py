@@ -1,5 +1,5 @@
 """The shipped event taxonomy's default templates: per-channel content built from the
-catalogue (`notifications.event_catalogue`) and `catalog_load()`, which writes both to the
+catalogue (`notifications.catalogue`) and `catalog_load()`, which writes both to the
 database. Loading is idempotent and, unless asked to `update`, never overwrites what
 operators changed.
 """
@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .enums import Channel, Criticality
-from .event_catalogue import (
+from .catalogue import (
     ALL_CHANNELS,
     EVENTS,
     EVENTS_BY_KEY,

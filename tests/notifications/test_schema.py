@@ -53,7 +53,7 @@ from notifications.models import (
     UserPresence,
     Webhook,
 )
-from notifications.event_catalogue import EVENTS
+from notifications.catalogue import EVENTS
 from notifications.taxonomy import catalog_load
 
 from ..factories import OrganizationFactory, ProjectFactory, TeamFactory, UserFactory
