@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 
-from .services import provider_health_check
+from .maintenance import provider_health_check
 
 
 @admin.action(description="Validate credentials (run a health check)")

@@ -23,7 +23,7 @@ from common.api import DB_BIGINT_MAX, DB_INT_MAX, DB_INT_MIN
 from common.exceptions import PermissionDenied, ValidationError
 from common.channels import Channel
 
-from . import services
+from . import maintenance, services
 from .models import PushSubscriptionKind
 from .registry import registry
 from .secrets import mask_record_secrets
@@ -221,7 +221,7 @@ class ProviderHealthCheckView(ProviderDetailView):
     )
     def post(self, request: Request, provider_id: int) -> Response:
         record = self._get(request, provider_id, edit=True)
-        metric = services.provider_health_check(provider_id=record.pk)
+        metric = maintenance.provider_health_check(provider_id=record.pk)
         record.refresh_from_db()
         return Response({
             "provider": ProviderOutSerializer(record, context={"request": request}).data,

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 @shared_task(name="providers.health_check_all", ignore_result=True)
 def health_check_all_task() -> int:
-    from .services import providers_health_check_all
+    from .maintenance import providers_health_check_all
 
     return len(providers_health_check_all())
 
@@ -19,7 +19,7 @@ def health_check_all_task() -> int:
 @shared_task(name="providers.aggregate_costs", ignore_result=True)
 def aggregate_costs_task(day: str | None = None) -> int:
     """Yesterday and today by default (yesterday's late webhooks still change its totals)."""
-    from .services import provider_costs_aggregate
+    from .maintenance import provider_costs_aggregate
 
     if day:
         return provider_costs_aggregate(day=date.fromisoformat(day))

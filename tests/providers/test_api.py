@@ -25,7 +25,7 @@ from notifications.models import (
 )
 from providers.models import ProviderCostDaily, ProviderHealthMetric, PushSubscription
 from providers.secrets import secrets_decrypt
-from providers.services import provider_costs_aggregate
+from providers.maintenance import provider_costs_aggregate
 from providers.unsubscribe import unsubscribe_url_for
 from tests.factories import MembershipFactory, UserFactory
 
