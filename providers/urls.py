@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import api, views, webhooks
+from . import api, webhooks
 
 urlpatterns = [
     # Email status: only the hardened tracking views, only for ESPs an active record uses
@@ -10,7 +10,6 @@ urlpatterns = [
     path("webhooks/twilio/status/", webhooks.TwilioStatusWebhookView.as_view(), name="providers-twilio-status"),
     path("webhooks/twilio/voice/gather/", webhooks.TwilioGatherWebhookView.as_view(), name="providers-twilio-gather"),
     path("webhooks/meta/whatsapp/", webhooks.MetaWhatsAppWebhookView.as_view(), name="providers-meta-whatsapp"),
-    path("u/<str:token>/", views.unsubscribe, name="providers-unsubscribe"),
 ]
 
 api_urlpatterns = [

@@ -25,7 +25,6 @@ KNOWN_PROVIDER_VIOLATIONS = {
     ("providers.secrets", "notifications.models"),
     ("providers.selectors", "notifications.models"),
     ("providers.services", "notifications.models"),
-    ("providers.unsubscribe", "notifications.models"),
     ("providers.webhooks", "notifications.models"),
 }
 
