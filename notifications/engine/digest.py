@@ -31,7 +31,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from notifications.engine.delivery import deliveries_enqueue
-from notifications.engine.retry import notification_address
+from notifications.engine.routing import notification_address
 from notifications.enums import (
     AuditAction,
     BatchFrequency,

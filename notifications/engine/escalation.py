@@ -33,7 +33,7 @@ from django.utils import timezone
 from accounts.models import Membership, OnCallRotation, User
 from accounts.oncall import oncall_users_at
 from notifications.engine.delivery import deliveries_enqueue
-from notifications.engine.retry import notification_address
+from notifications.engine.routing import notification_address
 from common.exceptions import Conflict, NotFound, ValidationError
 from notifications.enums import (
     CRITICALITY_RANK,

@@ -41,6 +41,7 @@ from django.template.base import FilterExpression, NodeList, Variable
 from django.template.defaulttags import ForNode, WithNode
 
 from common.exceptions import ValidationError
+from common.jsonpaths import path_get, path_set
 
 # --- limits ---------------------------------------------------------------------------------
 
@@ -249,30 +250,6 @@ def _freeze(value: Any) -> Any:
     return str(value)
 
 
-def _lookup(source: Mapping[str, Any], path: str) -> Any:
-    current: Any = source
-    for bit in path.split("."):
-        if isinstance(current, Mapping) and bit in current:
-            current = current[bit]
-        elif isinstance(current, (list, tuple)) and bit.isdigit() and int(bit) < len(current):
-            current = current[int(bit)]
-        else:
-            return None
-    return current
-
-
-def _assign(target: dict[str, Any], path: str, value: Any) -> None:
-    bits = path.split(".")
-    node = target
-    for bit in bits[:-1]:
-        child = node.get(bit)
-        if not isinstance(child, dict):
-            child = {}
-            node[bit] = child
-        node = child
-    node[bits[-1]] = value
-
-
 def allowed_variables_for(variable_mapping: Mapping[str, str] | None) -> frozenset[str]:
     """Variable names a template of this event type may use."""
     return STANDARD_VARIABLES | frozenset((variable_mapping or {}).keys())
@@ -293,11 +270,11 @@ def template_context_build(
     context: dict[str, Any] = {}
     for name, value in (standard or {}).items():
         if value is not None:
-            _assign(context, name, value)
+            path_set(context, name, value)
     for name, path in (variable_mapping or {}).items():
-        value = _lookup(source, str(path))
+        value = path_get(source, str(path))
         if value is not None:
-            _assign(context, name, value)
+            path_set(context, name, value)
     return {key: _freeze(value) for key, value in context.items()}
 
 

@@ -33,8 +33,8 @@ from django.utils import timezone
 from common import sealing
 from common.exceptions import Conflict, NotFound, ValidationError
 from notifications.engine.delivery import deliveries_enqueue
+from notifications.engine.routing import notification_address
 from notifications.enums import (
-    CHANNEL_ADDRESS_FIELD,
     DELIVERY_SUCCESS_STATUSES,
     AuditAction,
     AuditActorType,
@@ -56,21 +56,6 @@ logger = logging.getLogger(__name__)
 REQUEUE_BATCH = 500
 # How far back the follow-up looks for failed rows; older ones were visited long ago.
 FOLLOW_UP_WINDOW = timedelta(days=7)
-
-
-# --- addresses ---------------------------------------------------------------------------
-
-
-def notification_address(notification: Notification, channel: str) -> str:
-    """The address a channel needs for this notification's recipient ("" when there is none)."""
-    user = notification.recipient
-    field_name = CHANNEL_ADDRESS_FIELD.get(channel)
-    if field_name is None:
-        # In-app and push address the user account itself.
-        return str(notification.recipient_id) if notification.recipient_id else ""
-    if field_name == "email":
-        return notification.recipient_email or (user.email if user else "")
-    return notification.recipient_phone or (user.phone if user else "")
 
 
 # --- due retries -------------------------------------------------------------------------------

@@ -59,10 +59,25 @@ class Recipient:
     name: str = ""
 
     def address(self, channel: str) -> str:
-        field_name = CHANNEL_ADDRESS_FIELD.get(channel)
-        if field_name is None:
-            return str(self.user_id) if self.user_id else ""
-        return self.email if field_name == "email" else self.phone
+        return channel_address(channel, user_id=self.user_id, email=self.email, phone=self.phone)
+
+
+def channel_address(channel: str, *, user_id: Any, email: str, phone: str) -> str:
+    """The address a channel needs ("" when there is none): in-app and push address the user
+    account itself, the others its email or phone. The one place that decides it."""
+    field_name = CHANNEL_ADDRESS_FIELD.get(channel)
+    if field_name is None:
+        return str(user_id) if user_id else ""
+    return email if field_name == "email" else phone
+
+
+def notification_address(notification: Any, channel: str) -> str:
+    """The address a channel needs for a stored notification's recipient: what the event named,
+    else the user account's own."""
+    user = notification.recipient
+    return channel_address(channel, user_id=notification.recipient_id,
+                           email=notification.recipient_email or (user.email if user else ""),
+                           phone=notification.recipient_phone or (user.phone if user else ""))
 
 
 @dataclass

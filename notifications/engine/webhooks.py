@@ -33,6 +33,7 @@ from django.utils import timezone
 from common import outbound
 from common.exceptions import Conflict, NotFound, PermissionDenied, TroubadourError, Unprocessable, ValidationError
 from common.jsondoc import JSONDocumentError, json_decode
+from common.jsonpaths import path_get, path_set
 from notifications.enums import (
     AuditAction,
     AuditActorType,
@@ -215,29 +216,6 @@ def _signature_release(webhook: Webhook, digest: str) -> None:
     cache.delete(_replay_key(webhook, digest))
 
 
-def _lookup(source: Any, path: str) -> Any:
-    current = source
-    for bit in path.split("."):
-        if isinstance(current, Mapping) and bit in current:
-            current = current[bit]
-        elif isinstance(current, list) and bit.isdigit() and int(bit) < len(current):
-            current = current[int(bit)]
-        else:
-            return None
-    return current
-
-
-def _assign(target: dict[str, Any], path: str, value: Any) -> None:
-    bits = path.split(".")
-    node = target
-    for bit in bits[:-1]:
-        child = node.get(bit)
-        if not isinstance(child, dict):
-            child = node[bit] = {}
-        node = child
-    node[bits[-1]] = value
-
-
 def webhook_payload_to_event(*, webhook: Webhook, payload: Any) -> dict[str, Any]:
     """The event this webhook's settings read out of an incoming payload."""
     config = webhook.settings or {}
@@ -245,9 +223,9 @@ def webhook_payload_to_event(*, webhook: Webhook, payload: Any) -> dict[str, Any
     mapping = config.get("mapping") or {}
     if mapping:
         for target, source_path in mapping.items():
-            value = _lookup(payload, str(source_path))
+            value = path_get(payload, str(source_path))
             if value is not None:
-                _assign(event, str(target), value)
+                path_set(event, str(target), value)
     elif isinstance(payload, Mapping):
         event.update(payload)
     else:
