@@ -17,7 +17,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from django.db import connections, models, router
+from django.db import connection, connections, models, router
 from django.utils import timezone
 
 
@@ -95,3 +95,37 @@ def bulk_insert(model: type[models.Model], objs: Sequence[models.Model], *, batc
     for obj in objs:
         obj._state.adding = False
         obj._state.db = using
+
+
+def bulk_update_rows(model: type, objs: list, fields: list[str]) -> None:
+    """``bulk_update`` in one ``UPDATE … FROM (VALUES …)`` on PostgreSQL.
+
+    Django's ``bulk_update`` builds one CASE expression per field and row, which costs more
+    Python time than the whole send for a batch of 100; other databases keep using it.
+    """
+    if not objs:
+        return
+    if connection.vendor != "postgresql":
+        model.objects.bulk_update(objs, fields)
+        return
+    meta = model._meta
+    columns = [meta.get_field(name) for name in fields]
+    pk = meta.pk
+    placeholders = "(" + ", ".join(
+        [f"%s::{pk.db_type(connection)}"] + [f"%s::{column.db_type(connection)}" for column in columns]
+    ) + ")"
+    params: list[Any] = []
+    for obj in objs:
+        params.append(pk.get_db_prep_save(obj.pk, connection))
+        for column in columns:
+            params.append(column.get_db_prep_save(getattr(obj, column.attname), connection))
+    quote = connection.ops.quote_name
+    assignments = ", ".join(f"{quote(column.column)} = v.{quote(column.column)}" for column in columns)
+    names = ", ".join([quote("pk_")] + [quote(column.column) for column in columns])
+    sql = (
+        f"UPDATE {quote(meta.db_table)} AS t SET {assignments} "
+        f"FROM (VALUES {', '.join([placeholders] * len(objs))}) AS v({names}) "
+        f"WHERE t.{quote(pk.column)} = v.{quote('pk_')}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)

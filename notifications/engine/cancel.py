@@ -21,7 +21,7 @@ from common.exceptions import ValidationError
 from notifications.enums import AuditAction, BatchStatus, DeliveryStatus, NotificationStatus
 from notifications.models import Notification, NotificationAuditLog, NotificationDelivery
 
-from .delivery import notifications_status_refresh
+from .status import notifications_status_refresh
 from .audit import AuditActor
 
 MAX_IDS = 10_000

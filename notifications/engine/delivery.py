@@ -23,7 +23,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -32,7 +32,6 @@ from common.exceptions import ProviderTransientError, ValidationError
 from common.publish import tasks_publish_on_commit
 from notifications.engine import rendering
 from notifications.enums import (
-    DELIVERY_FAILURE_STATUSES,
     DELIVERY_SUCCESS_STATUSES,
     AuditAction,
     AuditOutcome,
@@ -49,6 +48,8 @@ from notifications.models import (
     NotificationTemplate,
     TemplateChannel,
 )
+from notifications.engine.bulk import bulk_update_rows
+from notifications.engine.status import notifications_status_refresh
 
 logger = logging.getLogger(__name__)
 
@@ -447,125 +448,6 @@ def retry_at(*, attempts: int, now: datetime, retry_after: float | None = None) 
     if retry_after:
         wait = max(wait, float(retry_after))
     return now + timedelta(seconds=wait)
-
-
-# --- bulk writes ----------------------------------------------------------------------------
-
-
-def bulk_update_rows(model: type, objs: list, fields: list[str]) -> None:
-    """``bulk_update`` in one ``UPDATE … FROM (VALUES …)`` on PostgreSQL.
-
-    Django's ``bulk_update`` builds one CASE expression per field and row, which costs more
-    Python time than the whole send for a batch of 100; other databases keep using it.
-    """
-    if not objs:
-        return
-    if connection.vendor != "postgresql":
-        model.objects.bulk_update(objs, fields)
-        return
-    meta = model._meta
-    columns = [meta.get_field(name) for name in fields]
-    pk = meta.pk
-    placeholders = "(" + ", ".join(
-        [f"%s::{pk.db_type(connection)}"] + [f"%s::{column.db_type(connection)}" for column in columns]
-    ) + ")"
-    params: list[Any] = []
-    for obj in objs:
-        params.append(pk.get_db_prep_save(obj.pk, connection))
-        for column in columns:
-            params.append(column.get_db_prep_save(getattr(obj, column.attname), connection))
-    quote = connection.ops.quote_name
-    assignments = ", ".join(f"{quote(column.column)} = v.{quote(column.column)}" for column in columns)
-    names = ", ".join([quote("pk_")] + [quote(column.column) for column in columns])
-    sql = (
-        f"UPDATE {quote(meta.db_table)} AS t SET {assignments} "
-        f"FROM (VALUES {', '.join([placeholders] * len(objs))}) AS v({names}) "
-        f"WHERE t.{quote(pk.column)} = v.{quote('pk_')}"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-
-
-# --- status derivation ---------------------------------------------------------------------
-
-_IN_FLIGHT = frozenset({DeliveryStatus.PENDING, DeliveryStatus.SENDING})
-_NOT_SENDABLE = frozenset({DeliveryStatus.SKIPPED, DeliveryStatus.CANCELLED})
-
-
-def notification_status_derive(statuses: Iterable[str], *, current: str = NotificationStatus.PENDING) -> str:
-    """A notification's status from its deliveries' statuses.
-
-    Skipped and cancelled deliveries do not count. Anything still pending or being sent →
-    PROCESSING; all sendable ones succeeded → DELIVERED; all failed → FAILED; some of each
-    → PARTIALLY_DELIVERED; the rest held (quiet hours, rate limit) → HELD, or
-    PARTIALLY_DELIVERED when others already went out.
-    """
-    statuses = list(statuses)
-    sendable = [s for s in statuses if s not in _NOT_SENDABLE]
-    if not sendable:
-        if statuses and all(s == DeliveryStatus.CANCELLED for s in statuses):
-            return NotificationStatus.CANCELLED
-        return NotificationStatus.SKIPPED if statuses else current
-    if any(s in _IN_FLIGHT for s in sendable):
-        return NotificationStatus.PROCESSING
-    succeeded = sum(1 for s in sendable if s in DELIVERY_SUCCESS_STATUSES)
-    failed = sum(1 for s in sendable if s in DELIVERY_FAILURE_STATUSES)
-    held = sum(1 for s in sendable if s == DeliveryStatus.HELD)
-    digested = sum(1 for s in sendable if s == DeliveryStatus.DIGESTED)
-    expired = sum(1 for s in sendable if s == DeliveryStatus.EXPIRED)
-    if succeeded == len(sendable):
-        return NotificationStatus.DELIVERED
-    if held:
-        return NotificationStatus.PARTIALLY_DELIVERED if succeeded else NotificationStatus.HELD
-    if succeeded:
-        return NotificationStatus.PARTIALLY_DELIVERED
-    if digested and digested + failed + expired == len(sendable):
-        return NotificationStatus.DIGESTED
-    if expired == len(sendable):
-        return NotificationStatus.EXPIRED
-    return NotificationStatus.FAILED
-
-
-def notifications_status_refresh(*, notification_ids: Iterable[int], now: datetime | None = None) -> dict[int, str]:
-    """Re-derive and store the status of these notifications (call inside a transaction).
-
-    The notification rows are locked first (in id order), so when two batches finish
-    deliveries of the same notification, the later one derives from both outcomes.
-    """
-    ids = sorted(set(notification_ids))
-    if not ids:
-        return {}
-    now = now or timezone.now()
-    locked = {
-        n.pk: n
-        for n in Notification.objects.select_for_update(of=("self",))
-        .filter(pk__in=ids)
-        .order_by("pk")
-        .only("pk", "status", "channels_delivered", "processed_at", "completed_at")
-    }
-    by_notification: dict[int, list[tuple[str, str]]] = defaultdict(list)
-    for notification_id, channel, status in NotificationDelivery.objects.filter(notification_id__in=ids).values_list(
-        "notification_id", "channel", "status"
-    ):
-        by_notification[notification_id].append((channel, status))
-    changed: list[Notification] = []
-    result: dict[int, str] = {}
-    for pk, notification in locked.items():
-        rows = by_notification.get(pk, [])
-        status = notification_status_derive([s for _, s in rows], current=notification.status)
-        delivered = sorted({c for c, s in rows if s in DELIVERY_SUCCESS_STATUSES})
-        result[pk] = status
-        final = status not in (NotificationStatus.PROCESSING, NotificationStatus.PENDING, NotificationStatus.HELD)
-        completed_at = notification.completed_at or (now if final else None)
-        if (status, delivered, completed_at) != (notification.status, notification.channels_delivered, notification.completed_at):
-            notification.status = status
-            notification.channels_delivered = delivered
-            notification.completed_at = completed_at
-            notification.processed_at = notification.processed_at or now
-            notification.updated_at = now
-            changed.append(notification)
-    bulk_update_rows(Notification, changed, ["status", "channels_delivered", "completed_at", "processed_at", "updated_at"])
-    return result
 
 
 # --- the batch -------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from django.utils import timezone
 from common.channels import Channel
 from common.exceptions import ProviderPermanentError, ProviderTransientError
 from notifications.engine.ack import AckSource, notification_acknowledge
-from notifications.engine.delivery import notifications_status_refresh
+from notifications.engine.status import notifications_status_refresh
 from notifications.enums import (
     DELIVERY_SUCCESS_STATUSES,
     AuditAction,

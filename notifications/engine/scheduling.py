@@ -17,7 +17,8 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
-from notifications.engine.delivery import deliveries_enqueue, notifications_status_refresh
+from notifications.engine.delivery import deliveries_enqueue
+from notifications.engine.status import notifications_status_refresh
 from notifications.engine.digest import digest_send_now
 from notifications.engine.escalation import escalation_start_for
 from notifications.engine.quiet_hours import quiet_channel_action, quiet_hours_load, quiet_state_at

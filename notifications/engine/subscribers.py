@@ -43,7 +43,8 @@ from notifications.enums import (
 from notifications.models import Notification, NotificationAuditLog, NotificationDelivery
 
 from .bulk import bulk_insert
-from .delivery import bulk_update_rows, notifications_status_refresh
+from .bulk import bulk_update_rows
+from .status import notifications_status_refresh
 from .audit import AuditActor
 
 MAX_BULK = 10_000

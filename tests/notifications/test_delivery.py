@@ -15,8 +15,8 @@ from notifications.engine.delivery import (
     deliver_batch,
     deliveries_enqueue,
     delivery_claim_batch,
-    notification_status_derive,
 )
+from notifications.engine.status import notification_status_derive
 from notifications.enums import AuditAction, Channel, DeliveryStatus, NotificationStatus
 from notifications.models import DeadLetter, Notification, NotificationAuditLog, NotificationDelivery
 from providers.models import SuppressedAddress, SuppressionReason
