@@ -16,9 +16,8 @@ from django.utils import timezone
 from accounts.models import Organization
 from common.exceptions import Conflict, Unprocessable, ValidationError
 from notifications.engine.audit import AuditActor
-from notifications.engine.intake import (
-    EmitResult,
-    event_emit,
+from notifications.engine.intake import EmitResult, event_emit
+from notifications.engine.payloads import (
     event_emit_payload,
     event_from_bus,
     event_payload_hash,

@@ -25,7 +25,7 @@ from notifications.models import BusCommand, Notification, NotificationAuditLog
 
 from .cancel import MAX_IDS, notifications_cancel
 from .audit import AuditActor
-from .intake import organization_resolve
+from .payloads import organization_resolve
 from .subscribers import external_id_checked, subscriber_delete, subscriber_upsert
 
 logger = logging.getLogger(__name__)

@@ -150,9 +150,9 @@ def test_published_event_becomes_notifications_and_sigterm_stops_the_consumer(bu
 
 
 def test_poison_messages_go_to_the_dlq_with_their_reason_and_never_loop(bus, organization, people, monkeypatch):
-    from notifications.engine import intake
+    from notifications.engine import payloads
 
-    emit = intake.event_from_bus
+    emit = payloads.event_from_bus
 
     def flaky(*, body, **kwargs):
         # Valid shape, but the database fails it every time (an outage that outlasts the retries).
@@ -160,7 +160,7 @@ def test_poison_messages_go_to_the_dlq_with_their_reason_and_never_loop(bus, org
             raise RuntimeError("database unavailable")
         return emit(body=body, **kwargs)
 
-    monkeypatch.setattr(intake, "event_from_bus", flaky)
+    monkeypatch.setattr(payloads, "event_from_bus", flaky)
     with ConsumerThread() as consumer:
         _publish(b"{not json", raw=True)
         _publish({"type": "no.such.event", "organization_id": organization.pk, "recipient_ids": [people[0].pk]}, routing_key="no.such.event")

@@ -142,7 +142,7 @@ def test_rest_event_with_idempotency_key(worker, smtp_sink, key_client, auth_cli
     assert changed.status_code == 422
 
     # Another request holding the key right now (its transaction has not finished).
-    from notifications.engine.intake import event_payload_hash
+    from notifications.engine.payloads import event_payload_hash
 
     IdempotencyRecord.objects.create(organization=organization, key="evt-2", request_hash=event_payload_hash(body),
                                      status=IdempotencyStatus.IN_FLIGHT)

@@ -6,7 +6,7 @@ from rest_framework.test import APIClient
 
 from accounts.models import MembershipRole
 from accounts.services import api_key_create
-from notifications.engine.intake import event_payload_hash
+from notifications.engine.payloads import event_payload_hash
 from notifications.enums import Channel, IdempotencyStatus, NotificationStatus
 from notifications.models import IdempotencyRecord, Notification, NotificationAuditLog
 from notifications.services import event_emit, idempotency_claim

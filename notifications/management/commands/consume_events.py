@@ -43,7 +43,7 @@ class EventConsumer(BusConsumer):
         self.stdout = stdout
 
     def handle(self, *, message, body: Any, routing_key: str) -> None:
-        from notifications.engine.intake import event_from_bus
+        from notifications.engine.payloads import event_from_bus
 
         headers = message.headers or {}
         message_id = message.properties.get("message_id") or headers.get("message_id")
