@@ -9,4 +9,5 @@ RUN DJANGO_ALLOW_INSECURE_KEY=1 python manage.py collectstatic --noinput -v 0
 RUN useradd --create-home troubadour && mkdir -p /app/var/metrics && chown -R troubadour /app/var
 USER troubadour
 EXPOSE 8000
-CMD ["gunicorn", "config.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3"]
+ENV PORT=8000 WEB_CONCURRENCY=2
+CMD ["gunicorn", "-c", "config/gunicorn.conf.py", "config.asgi:application"]

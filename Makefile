@@ -4,7 +4,7 @@ PYTHON ?= python3
 PY     := $(VENV)/bin/python
 PORT   ?= 8000
 
-.PHONY: run test bench lint install dev clean
+.PHONY: run serve test bench lint install dev clean
 
 $(VENV)/.installed: requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,11 @@ dev: $(VENV)/.dev-installed
 ## Start web + worker + beat + event consumer on SQLite and a serverless broker, with demo data.
 run: $(VENV)/.installed
 	PORT=$(PORT) $(PY) scripts/run.py
+
+## The production web tier (what docker-compose's `web` runs): ASGI, HTTP + WebSocket + SSE,
+## WEB_CONCURRENCY processes on PORT against DATABASE_URL / REDIS_URL / CELERY_BROKER_URL.
+serve: $(VENV)/.installed
+	PORT=$(PORT) $(VENV)/bin/gunicorn -c config/gunicorn.conf.py config.asgi:application
 
 ## Run the whole suite (against PostgreSQL/RabbitMQ/Redis when reachable).
 test: $(VENV)/.dev-installed

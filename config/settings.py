@@ -60,6 +60,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",  # Swagger UI and Redoc served from our static files, no CDN
     "django_celery_beat",
     "anymail",
+    "channels",
     "accounts",
     "narrations",
     "invitations",
@@ -163,6 +164,22 @@ else:
     CACHES = {
         "default": {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "troubadour_cache"}
     }
+
+# --- realtime (ASGI web tier: WebSocket, SSE, presence) ------------------------------------
+# Every web process shares one Redis channel layer; the embedded run is one process.
+if REDIS_URL:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer",
+                                  # The layer blocks on BZPOPMIN for 5 s: the socket must wait longer than that.
+                                  "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 30}],
+                                             "prefix": "troubadour:asgi", "capacity": 500}}}
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+INAPP_EXCHANGE = os.environ.get("INAPP_EXCHANGE", "notification.inapp.deliver")
+INAPP_QUEUE = os.environ.get("INAPP_QUEUE", "notification.inapp.deliver.web")
+REALTIME_BUS_CONSUMER = env_bool("REALTIME_BUS_CONSUMER", True)  # web processes consume the in-app exchange
+WS_MAX_CONNECTIONS_PER_USER = int(os.environ.get("WS_MAX_CONNECTIONS_PER_USER", "10"))
+PRESENCE_TTL_SECONDS = int(os.environ.get("PRESENCE_TTL_SECONDS", "90"))
+PRESENCE_GRACE_SECONDS = float(os.environ.get("PRESENCE_GRACE_SECONDS", "5"))
 
 # --- celery --------------------------------------------------------------------
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "")

@@ -4,6 +4,7 @@ from django.urls import path
 from . import views
 from .api import inbox as api_inbox
 from .api import templates as api_templates
+from .realtime import sse
 
 urlpatterns: list = [
     path("inbox/", views.inbox_page, name="inbox"),
@@ -14,7 +15,7 @@ api_urlpatterns: list = [
     path("notifications/", api_inbox.InboxListView.as_view(), name="inbox-list"),
     path("notifications/unread-count/", api_inbox.UnreadCountView.as_view(), name="inbox-unread-count"),
     path("notifications/read-all/", api_inbox.ReadAllView.as_view(), name="inbox-read-all"),
-    path("notifications/stream/", api_inbox.StreamView.as_view(), name="inbox-stream"),
+    path("notifications/stream/", sse.stream_view, name="inbox-stream"),
     path("notifications/<int:notification_id>/read/", api_inbox.ReadView.as_view(), name="inbox-read"),
     path("notifications/<int:notification_id>/unread/", api_inbox.UnreadView.as_view(), name="inbox-unread"),
     path("notifications/<int:notification_id>/archive/", api_inbox.ArchiveView.as_view(), name="inbox-archive"),

@@ -17,7 +17,7 @@ OUTBOX_LIMIT = 50
 
 @login_required
 def inbox_page(request: HttpRequest) -> HttpResponse:
-    return render(request, "notifications/inbox.html", {})
+    return render(request, "notifications/inbox.html", {"vapid_public_key": settings.VAPID_PUBLIC_KEY})
 
 
 def _file_backend_messages(limit: int) -> list[dict[str, Any]]:

@@ -41,7 +41,10 @@ def main() -> int:
     manage("seed_demo")
 
     commands = {
-        "web": [PY, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
+        # The same ASGI app as `make serve`, in one uvicorn process (the in-memory channel layer
+        # is per process); it consumes the in-app exchange on the embedded broker.
+        "web": [PY, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1", "--port", port,
+                "--lifespan", "on", "--ws-ping-interval", "20"],
         "worker": [PY, "-m", "celery", "-A", "config", "worker", "-c", "2", "--loglevel", "INFO",
                    "--without-gossip", "--without-mingle"],
         "beat": [PY, "-m", "celery", "-A", "config", "beat", "--loglevel", "INFO",

@@ -1,19 +1,17 @@
 """In-app inbox API (API.md "In-app inbox"): the signed-in user's own notifications."""
 from __future__ import annotations
 
-from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import permissions, serializers
+from rest_framework import permissions
 from rest_framework.pagination import CursorPagination
-from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from common.schema import cursor_page
-from notifications.engine import inbox, sse
-from notifications.models import Notification
+from notifications.engine import inbox
+from notifications.serializers_inbox import InboxNotificationSerializer
 
 
 class IsPerson(permissions.BasePermission):
@@ -24,28 +22,6 @@ class IsPerson(permissions.BasePermission):
     def has_permission(self, request, view) -> bool:
         user = request.user
         return bool(user and user.is_authenticated and getattr(user, "pk", None) is not None)
-
-
-class InboxNotificationSerializer(serializers.ModelSerializer):
-    actor = serializers.SerializerMethodField()
-    resource = serializers.SerializerMethodField()
-    is_read = serializers.SerializerMethodField()
-
-    class Meta:
-        model = Notification
-        fields = [
-            "id", "event_type", "category", "criticality", "title", "body", "action_url", "action_label", "image_url",
-            "actor", "resource", "is_read", "read_at", "archived_at", "acknowledged_at", "created_at",
-        ]
-
-    def get_actor(self, obj: Notification) -> dict:
-        return {"type": obj.actor_type, "id": obj.actor_id, "name": obj.actor_name}
-
-    def get_resource(self, obj: Notification) -> dict:
-        return {"type": obj.resource_type, "id": obj.resource_id, "name": obj.resource_name}
-
-    def get_is_read(self, obj: Notification) -> bool:
-        return obj.read_at is not None
 
 
 class InboxCursorPagination(CursorPagination):
@@ -111,28 +87,3 @@ class ReadAllView(APIView):
     def post(self, request: Request) -> Response:
         changed = inbox.notifications_mark_all_read(user_id=request.user.pk)
         return Response({"updated": changed, "count": 0})
-
-
-class EventStreamRenderer(BaseRenderer):
-    media_type = "text/event-stream"
-    format = "sse"
-    charset = "utf-8"
-
-    def render(self, data, accepted_media_type=None, renderer_context=None):
-        return data
-
-
-class StreamView(APIView):
-    """Server-Sent Events: ``unread_count`` and ``notification`` events, heartbeat comments."""
-
-    permission_classes = [IsPerson]
-    renderer_classes = [EventStreamRenderer, JSONRenderer]
-
-    @extend_schema(responses={(200, "text/event-stream"): OpenApiTypes.STR})
-    def get(self, request: Request) -> StreamingHttpResponse:
-        stream = sse.inbox_stream(user_id=request.user.pk, heartbeat=sse.HEARTBEAT_SECONDS,
-                                  poll_interval=sse.POLL_SECONDS, max_seconds=sse.MAX_STREAM_SECONDS)
-        response = StreamingHttpResponse(stream, content_type="text/event-stream")
-        response["Cache-Control"] = "no-cache"
-        response["X-Accel-Buffering"] = "no"  # nginx: pass events through as they come
-        return response

@@ -502,6 +502,7 @@ def _deliver_claimed(claimed: list[int], report: BatchReport) -> None:
     now = timezone.now()
     outcomes: list[_Outcome] = []
     in_app_content: dict[int, dict[str, str]] = {}
+    in_app_deliveries: dict[int, int] = {}
     to_send: list[tuple[NotificationDelivery, Notification, dict[str, Any]]] = []
     for delivery in deliveries:
         notification = delivery.notification
@@ -526,9 +527,11 @@ def _deliver_claimed(claimed: list[int], report: BatchReport) -> None:
                 outcomes.append(_Outcome(delivery, DeliveryStatus.FAILED, error="In-app needs a user recipient.",
                                          error_code="no_address", rendered=content))
                 continue
-            # The notification row is the inbox item: storing its content is the delivery.
+            # The notification row is the inbox item: storing its content and handing it to the
+            # in-app bus (after commit) is the send; the client's ack makes it DELIVERED.
             in_app_content[notification.pk] = content
-            outcomes.append(_Outcome(delivery, DeliveryStatus.DELIVERED, provider=IN_APP_PROVIDER,
+            in_app_deliveries[notification.pk] = delivery.pk
+            outcomes.append(_Outcome(delivery, DeliveryStatus.SENT, provider=IN_APP_PROVIDER,
                                      provider_message_id=inapp_message_id(), rendered=content))
             continue
         to_send.append((delivery, notification, content))
@@ -536,7 +539,7 @@ def _deliver_claimed(claimed: list[int], report: BatchReport) -> None:
     outcomes.extend(_journaled_outcomes(to_send))
     outcomes.extend(_send_groups(to_send))
     _record(outcomes=outcomes, notifications=notifications, in_app_content=in_app_content, report=report,
-            secrets=secrets)
+            secrets=secrets, in_app_deliveries=in_app_deliveries)
 
 
 def _outcomes_scrub(outcomes: list[_Outcome], in_app_content: dict[int, dict[str, str]],
@@ -556,6 +559,7 @@ def _outcomes_scrub(outcomes: list[_Outcome], in_app_content: dict[int, dict[str
 def _record(
     *, outcomes: list[_Outcome], notifications: dict[int, Notification], in_app_content: dict[int, dict[str, str]],
     report: BatchReport, secrets: Mapping[int, list[str]] | None = None,
+    in_app_deliveries: dict[int, int] | None = None,
 ) -> None:
     """Store every outcome, the notifications' derived status and the audit trail: one short transaction."""
     _outcomes_scrub(outcomes, in_app_content, secrets or {})
@@ -683,7 +687,6 @@ def _record(
             organization_ids={n.organization_id for n in notifications.values()},
         )
         if in_app_rows:
-            from notifications.engine.sse import inbox_publish_new
+            from notifications.engine.realtime import inapp_publish_after_commit
 
-            published = [n for n in in_app_rows]
-            transaction.on_commit(lambda: inbox_publish_new(notifications=published))
+            inapp_publish_after_commit(notifications=in_app_rows, delivery_ids=in_app_deliveries or {})

@@ -8,11 +8,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from django.db import transaction
-from django.db.models import Count, Exists, OuterRef, QuerySet
+from django.db.models import Count, Exists, OuterRef, QuerySet, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from common.exceptions import NotFound, ValidationError
-from notifications.enums import DELIVERY_SUCCESS_STATUSES, AuditAction, AuditActorType, Channel
+from notifications.enums import DELIVERY_SUCCESS_STATUSES, AuditAction, AuditActorType, Channel, DeliveryStatus
+from notifications.engine.live import live_send
 from notifications.models import Notification, NotificationAuditLog, NotificationDelivery
 
 STATUS_UNREAD = "unread"
@@ -80,13 +82,22 @@ def _audit(notification: Notification, *, user_id: int, action: str) -> None:
 
 
 def _publish_count_on_commit(user_id: int) -> None:
-    def _publish() -> None:
-        from notifications.engine.sse import inbox_publish_count, redis_client
+    """Once committed, every live connection of the user hears the new unread count."""
+    transaction.on_commit(lambda: live_send(
+        user_id=user_id, message={"type": "inbox.unread_count", "count": inbox_unread_count(user_id=user_id)}
+    ))
 
-        if redis_client() is not None:
-            inbox_publish_count(user_id=user_id, count=inbox_unread_count(user_id=user_id))
 
-    transaction.on_commit(_publish)
+def _opened(user_id: int, notification_ids: list[int]) -> int:
+    """The recipient read these items in the inbox: their IN_APP deliveries become OPENED."""
+    if not notification_ids:
+        return 0
+    now = timezone.now()
+    return NotificationDelivery.objects.filter(
+        notification_id__in=notification_ids, notification__recipient_id=user_id, channel=Channel.IN_APP,
+        status__in=[DeliveryStatus.SENT, DeliveryStatus.DELIVERED],
+    ).update(status=DeliveryStatus.OPENED, opened_at=now, delivered_at=Coalesce("delivered_at", Value(now)),
+             updated_at=now)
 
 
 def _locked(user_id: int, notification_id: int) -> Notification:
@@ -101,6 +112,7 @@ def notification_mark_read(*, user_id: int, notification_id: int) -> Notificatio
         notification.read_at = timezone.now()
         notification.save(update_fields=["read_at", "updated_at"])
         _audit(notification, user_id=user_id, action=AuditAction.READ)
+        _opened(user_id, [notification.pk])
         _publish_count_on_commit(user_id)
     return notification
 
@@ -134,6 +146,7 @@ def notifications_mark_all_read(*, user_id: int) -> int:
     if not ids:
         return 0
     changed = Notification.objects.filter(pk__in=ids, read_at__isnull=True).update(read_at=now, updated_at=now)
+    _opened(user_id, ids)
     _publish_count_on_commit(user_id)
     return changed
 
@@ -150,6 +163,7 @@ def notification_acknowledge(*, user_id: int, notification_id: int) -> Notificat
             read_at=timezone.now(), updated_at=timezone.now()
         )
         if changed:
+            _opened(user_id, [notification.pk])
             _publish_count_on_commit(user_id)
     notification.refresh_from_db()
     return notification

@@ -45,6 +45,13 @@
     pollTimer = window.setInterval(poll, 15000);
   }
 
+  function received(item) {
+    if (typeof item.unread_count === "number") setCount(item.unread_count);
+    listeners.forEach(function (fn) { fn(item); });
+    if (item.type === "toast") toast(item);
+  }
+
+  // Server-Sent Events: the fallback where WebSocket is unavailable.
   function startStream() {
     if (!window.EventSource) { startPolling(); return; }
     var failures = 0;
@@ -53,11 +60,7 @@
     source.addEventListener("unread_count", function (e) {
       setCount(JSON.parse(e.data).count);
     });
-    source.addEventListener("notification", function (e) {
-      var item = JSON.parse(e.data);
-      if (typeof item.unread_count === "number") setCount(item.unread_count);
-      listeners.forEach(function (fn) { fn(item); });
-    });
+    source.addEventListener("notification", function (e) { received(JSON.parse(e.data)); });
     source.addEventListener("error", function () {
       failures += 1;
       // EventSource reconnects by itself; after repeated failures, poll instead.
@@ -65,8 +68,76 @@
     });
   }
 
+  // WebSocket /ws/notifications/: frames, acknowledgements and presence (API.md "Web tier and realtime").
+  function startSocket() {
+    if (!window.WebSocket || !bell.dataset.wsUrl) { startStream(); return; }
+    var url = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + bell.dataset.wsUrl;
+    var attempts = 0;
+    var everOpened = false;
+    var socket = null;
+
+    function presence() {
+      if (socket && socket.readyState === WebSocket.OPEN) {
+        socket.send(JSON.stringify({ type: "presence", status: document.hidden ? "away" : "online" }));
+      }
+    }
+    document.addEventListener("visibilitychange", presence);
+
+    function open() {
+      socket = new WebSocket(url);
+      socket.addEventListener("open", function () {
+        everOpened = true;
+        attempts = 0;
+        if (document.hidden) presence();
+      });
+      socket.addEventListener("message", function (e) {
+        var frame;
+        try { frame = JSON.parse(e.data); } catch (err) { return; }
+        if (frame.type === "unread_count") {
+          setCount(frame.count);
+        } else if (frame.type === "notification" && frame.notification) {
+          socket.send(JSON.stringify({ type: "ack", id: frame.notification.id }));
+          received(frame.notification);
+        }
+      });
+      socket.addEventListener("close", function (e) {
+        socket = null;
+        attempts += 1;
+        // Never connected at all: a proxy or browser without WebSocket. Use the stream.
+        if (!everOpened && attempts >= 3) { startStream(); return; }
+        if (e.code === 4429) { startPolling(); return; }  // too many tabs: this one polls
+        // Reconnect with exponential backoff and jitter (1 s, 2 s, 4 s … at most 30 s).
+        var delay = Math.min(30000, 1000 * Math.pow(2, attempts - 1)) * (0.5 + Math.random() / 2);
+        window.setTimeout(function () { poll(); open(); }, delay);
+      });
+    }
+    open();
+  }
+
+  // --- toasts for items of type "toast" ------------------------------------------------------
+  function toast(item) {
+    var box = document.getElementById("toasts");
+    if (!box) {
+      box = document.createElement("div");
+      box.id = "toasts";
+      box.className = "toasts";
+      box.setAttribute("role", "status");
+      document.body.appendChild(box);
+    }
+    var el = document.createElement("div");
+    el.className = "toast";
+    var title = document.createElement("strong");
+    title.textContent = item.title || item.event_type || "";
+    var body = document.createElement("p");
+    body.textContent = item.body || "";
+    el.appendChild(title);
+    el.appendChild(body);
+    box.appendChild(el);
+    window.setTimeout(function () { el.remove(); }, 6000);
+  }
+
   poll();
-  startStream();
+  startSocket();
 
   // --- the inbox page ------------------------------------------------------------------------
   var list = document.getElementById("inbox-list");

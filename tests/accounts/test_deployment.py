@@ -1,6 +1,7 @@
 """Production safety and the production shape: settings defaults, docker-compose, the demo data."""
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -52,7 +53,7 @@ def _compose() -> dict:
 
 
 def _settings_env_names() -> set[str]:
-    source = (ROOT / "config" / "settings.py").read_text()
+    source = (ROOT / "config" / "settings.py").read_text() + (ROOT / "config" / "gunicorn.conf.py").read_text()
     return set(re.findall(r"""(?:os\.environ\.get|env_bool|env_list)\(\s*["']([A-Z0-9_]+)["']""", source))
 
 
@@ -71,7 +72,11 @@ def test_compose_runs_every_component_with_healthchecks():
 def test_compose_commands_and_environment_match_the_code():
     services = _compose()["services"]
     web = services["web"]["command"]
-    assert web[0] == "gunicorn" and web[1] == "config.wsgi:application"
+    # The web service runs exactly `make serve`: the ASGI tier under gunicorn's uvicorn workers.
+    assert web == ["gunicorn", "-c", "config/gunicorn.conf.py", "config.asgi:application"]
+    serve = re.search(r"^serve:.*\n\t(.+)$", (ROOT / "Makefile").read_text(), re.M).group(1)
+    assert serve.endswith("/bin/gunicorn " + " ".join(web[1:]))
+    assert (ROOT / "Dockerfile").read_text().count(json.dumps(web)) == 1
     worker = services["worker"]["command"]
     assert worker[:4] == ["celery", "-A", "config", "worker"]
     assert set(worker[worker.index("-Q") + 1].split(",")) == set(ALL_QUEUES.split(","))

@@ -40,7 +40,9 @@ def test_batch_renders_per_channel_sends_records_and_derives_status(user, organi
     assert (report.claimed, report.sent, report.failed, report.retried) == (2, 2, 0, 0)
 
     in_app, email_row = (NotificationDelivery.objects.get(pk=d.pk) for d in deliveries)
-    assert in_app.status == D.DELIVERED and in_app.provider == "in_app" and in_app.delivered_at is not None
+    # In-app is SENT once handed to the in-app bus; the client's ack makes it DELIVERED.
+    assert in_app.status == D.SENT and in_app.provider == "in_app" and in_app.sent_at is not None
+    assert in_app.delivered_at is None
     assert email_row.status == D.SENT and email_row.provider == "django_email"
     assert email_row.provider_message_id and email_row.sent_at is not None and email_row.attempts == 1
     assert email_row.rendered["subject"] == "New task: Fix <login>"

@@ -1,0 +1,109 @@
+"""The web tier's consumer of the in-app exchange (``notification.inapp.deliver``).
+
+One thread per web process drains the durable queue with kombu (RabbitMQ, or the embedded
+filesystem transport) and hands each message to the process's event loop, which pushes every
+item to its recipient's live connections through the channel layer. The message is acked only
+after that push, or after finding its recipients offline (their inbox keeps the items, SENT);
+a message taken by a process that dies before the ack is delivered again.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections import defaultdict
+from typing import Any
+
+from channels.layers import get_channel_layer
+
+from notifications.engine import realtime
+
+from . import presence
+
+logger = logging.getLogger(__name__)
+
+PUSH_TIMEOUT_SECONDS = 10.0
+
+
+async def push_items(items: list[dict[str, Any]]) -> int:
+    """Push a batch of bus items to their recipients' live connections; returns how many were pushed."""
+    by_user: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for item in items:
+        try:
+            by_user[int(item["user_id"])].append(item)
+        except (KeyError, TypeError, ValueError):
+            logger.warning("in-app bus: malformed item dropped")
+    if not by_user:
+        return 0
+    online = await presence.live_user_ids(user_ids=list(by_user))
+    layer = get_channel_layer()
+    pushed = 0
+    for user_id in online:
+        for item in by_user[user_id]:
+            await layer.group_send(realtime.user_group(user_id), {
+                "type": "inbox.notification", "notification": item.get("notification") or {},
+                "unread_count": item.get("unread_count", 0),
+            })
+            pushed += 1
+    return pushed
+
+
+class BusConsumer(threading.Thread):
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(name="inapp-bus-consumer", daemon=True)
+        self.loop = loop
+        self.stopping = threading.Event()
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+    def run(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                with realtime.bus_connection(consumer=True) as conn:
+                    conn.ensure_connection(max_retries=1)
+                    with conn.Consumer([realtime.bus_queue()], callbacks=[self.on_message], accept=["json"],
+                                       prefetch_count=64):
+                        logger.info("in-app bus: consuming %s", realtime.bus_queue().name)
+                        while not self.stopping.is_set():
+                            try:
+                                conn.drain_events(timeout=1)
+                            except TimeoutError:
+                                conn.heartbeat_check()
+            except Exception:  # noqa: BLE001 - reconnect after a pause, whatever broke
+                if self.stopping.is_set():
+                    return
+                logger.warning("in-app bus connection lost; reconnecting", exc_info=True)
+                self.stopping.wait(2.0)
+
+    def on_message(self, body, message) -> None:
+        items = body.get("items") if isinstance(body, dict) else None
+        if not isinstance(items, list):
+            logger.warning("in-app bus: message without items dropped")
+            message.ack()
+            return
+        future = asyncio.run_coroutine_threadsafe(push_items(items), self.loop)
+        try:
+            future.result(timeout=PUSH_TIMEOUT_SECONDS)
+        except Exception:  # noqa: BLE001 - the channel layer failed: let the broker redeliver it
+            logger.warning("in-app bus: push failed; message requeued", exc_info=True)
+            message.requeue()
+            self.stopping.wait(0.5)
+            return
+        message.ack()
+
+
+_consumer: BusConsumer | None = None
+
+
+def start(loop: asyncio.AbstractEventLoop) -> None:
+    global _consumer
+    if _consumer is None or not _consumer.is_alive():
+        _consumer = BusConsumer(loop)
+        _consumer.start()
+
+
+def stop() -> None:
+    if _consumer is not None:
+        _consumer.stop()
+        _consumer.join(timeout=5)
