@@ -63,7 +63,9 @@ def _setup_users(count: int):
     Organization.objects.filter(slug__startswith=PREFIX).delete()
     User.objects.filter(username__startswith=PREFIX).delete()
     tag = uuid.uuid4().hex[:8]
-    organization = Organization.objects.create(name="Realtime benchmark", slug=f"{PREFIX}{tag}")
+    # Unlimited event intake for this organization (0): the benchmark sets its own rate.
+    organization = Organization.objects.create(name="Realtime benchmark", slug=f"{PREFIX}{tag}",
+                                               events_per_minute=0, events_burst=0)
     password = make_password(None)
     users = User.objects.bulk_create(
         [User(username=f"{PREFIX}{tag}-{i}", email=f"{PREFIX}{tag}-{i}@bench.example", password=password)
