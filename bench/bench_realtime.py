@@ -65,7 +65,7 @@ def _setup_users(count: int):
     tag = uuid.uuid4().hex[:8]
     # Unlimited event intake for this organization (0): the benchmark sets its own rate.
     organization = Organization.objects.create(name="Realtime benchmark", slug=f"{PREFIX}{tag}",
-                                               events_per_minute=0, events_burst=0)
+                                               events_per_minute=0)
     password = make_password(None)
     users = User.objects.bulk_create(
         [User(username=f"{PREFIX}{tag}-{i}", email=f"{PREFIX}{tag}-{i}@bench.example", password=password)
