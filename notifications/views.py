@@ -41,6 +41,7 @@ def _file_backend_messages(limit: int) -> list[dict[str, Any]]:
                 "to": parsed.get("To", ""), "subject": parsed.get("Subject", ""), "date": parsed.get("Date", ""),
                 "text": text_part.get_content() if text_part else "",
                 "has_html": html_part is not None,
+                "html": html_part.get_content() if html_part is not None else "",
             })
             if len(messages) >= limit:
                 return messages

@@ -7,21 +7,28 @@ its templates anyway, for settings and social login machinery nobody here uses.
 """
 from __future__ import annotations
 
+import logging
+
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse_lazy
+from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods
 
-from accounts.services import user_email_verify
+from accounts.services import user_email_verify, user_ensure_personal_organization
+from common.exceptions import TroubadourError
 from common.exceptions import ValidationError as DomainValidationError
+from notifications.services import event_emit
 
 from .forms import PlatformPasswordResetForm, SignupForm
 from .services import person_signup
 from .verification import verification_mode, verification_read, verification_send
+
+logger = logging.getLogger(__name__)
 
 
 def _next_url(request: HttpRequest, default: str) -> str:
@@ -79,5 +86,23 @@ password_reset = auth_views.PasswordResetView.as_view(
     form_class=PlatformPasswordResetForm, template_name="accounts/password_reset.html",
 )
 password_reset_done = auth_views.PasswordResetDoneView.as_view(template_name="accounts/password_reset_done.html")
-password_reset_confirm = auth_views.PasswordResetConfirmView.as_view(template_name="accounts/password_reset_confirm.html")
+class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
+    template_name = "accounts/password_reset_confirm.html"
+
+    def form_valid(self, form):
+        response = super().form_valid(form)
+        user = form.user
+        try:
+            event_emit(
+                organization=user_ensure_personal_organization(user=user), type="security.password_changed",
+                recipient_ids=[user.pk], actor={"type": "system", "name": "Troubadour"},
+                data={"changedAt": timezone.now().strftime("%Y-%m-%d %H:%M UTC"), "ipAddress": self.request.META.get("REMOTE_ADDR", "")},
+                source="accounts",
+            )
+        except TroubadourError:
+            logger.warning("password change of user %s not notified", user.pk)
+        return response
+
+
+password_reset_confirm = PasswordResetConfirmView.as_view()
 password_reset_complete = auth_views.PasswordResetCompleteView.as_view(template_name="accounts/password_reset_complete.html")

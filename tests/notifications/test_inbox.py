@@ -138,9 +138,9 @@ def test_inbox_page_bell_and_staff_outbox(client, user, organization, settings, 
 
     settings.EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
     settings.EMAIL_FILE_PATH = str(tmp_path / "outbox")
-    message = EmailMultiAlternatives("Hello <there>", "Plain body", "from@example.com", ["to@example.com"],
-                                     connection=get_connection())
-    message.attach_alternative("<p>Hi</p>", "text/html")
+    message = EmailMultiAlternatives("Hello <there>", "Plain body: https://example.com/i/abc", "from@example.com",
+                                     ["to@example.com"], connection=get_connection())
+    message.attach_alternative('<p>Hi</p><script>alert(1)</script>', "text/html")
     message.send()
     ProviderOutbox.objects.create(channel=Channel.SMS, provider_code="log_sms", to="+14155550100", text="Your code")
     user.is_staff = True
@@ -150,6 +150,10 @@ def test_inbox_page_bell_and_staff_outbox(client, user, organization, settings, 
     body = outbox.content.decode()
     assert "Hello &lt;there&gt;" in body and "Plain body" in body and "to@example.com" in body
     assert "+14155550100" in body and "Your code" in body
+    assert '<a href="https://example.com/i/abc" rel="nofollow">https://example.com/i/abc</a>' in body  # clickable
+    # the HTML part is shown in a sandboxed frame (no scripts), escaped into its srcdoc
+    assert '<iframe sandbox title="HTML part of Hello &lt;there&gt;" srcdoc="&lt;p&gt;Hi&lt;/p&gt;&lt;script&gt;' in body
+    assert "<script>alert(1)" not in body
 
 
 def test_openapi_schema_describes_the_inbox_calls(auth_client):

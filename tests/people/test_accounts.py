@@ -107,6 +107,8 @@ def test_password_reset_through_the_platform_email_then_the_link_works_once(clie
     assert done.status_code == 302
     assert client.login(username="ada", password="brand-new-secret-7")
     client.logout()
+    # and the account's owner is told, in the app and by email
+    assert Notification.objects.get(recipient=user, event_type="security.password_changed")
     again = client.get(link, follow=True)
     assert b"This link does not work" in again.content
     user.refresh_from_db()
@@ -139,3 +141,10 @@ def test_a_staff_created_user_without_organization_really_sends_invitations(sett
     assert invitation.notification_id is not None
     assert Membership.objects.get(user=loner).role == MembershipRole.OWNER
     assert [m.to for m in mail.outbox] == [["friend@example.com"]]
+
+
+def test_password_reset_emails_are_limited_per_address(client):
+    UserFactory(username="ada", email="ada@example.com")
+    for _ in range(7):
+        assert client.post("/accounts/password-reset/", {"email": "ada@example.com"}).status_code == 302
+    assert len(mail.outbox) == 5
