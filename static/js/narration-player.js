@@ -20,12 +20,19 @@
     return minutes + ":" + String(seconds % 60).padStart(2, "0");
   }
 
+  // One player for the whole narration; the segment list chooses what it plays.
+  var player = document.getElementById("narration-audio");
+  var current = -1;
+  var playingAll = false;
+
   function renderNarration(narration) {
     segmentsList.innerHTML = "";
     audios = [];
+    current = -1;
     if (!narration || narration.status !== "ready") {
       preparing.hidden = false;
       playAll.hidden = true;
+      player.hidden = true;
       return;
     }
     preparing.hidden = true;
@@ -41,17 +48,24 @@
       item.appendChild(speaker);
       item.appendChild(line);
       if (segment.audio_url) {
-        var audio = document.createElement("audio");
-        audio.controls = true;
-        audio.preload = "none";
-        audio.src = segment.audio_url;
-        audio.addEventListener("play", function () { highlight(item); });
-        item.appendChild(audio);
-        audios.push({ audio: audio, item: item });
+        var position = audios.length;
+        item.dataset.src = segment.audio_url;
+        item.classList.add("playable");
+        item.tabIndex = 0;
+        item.setAttribute("role", "button");
+        item.setAttribute("aria-label", "Play from here: " + (segment.speaker || "Narrator"));
+        var go = function () { playingAll = true; playAt(position); };
+        item.addEventListener("click", go);
+        item.addEventListener("keydown", function (event) {
+          if (event.key === "Enter" || event.key === " ") { event.preventDefault(); go(); }
+        });
+        audios.push({ src: segment.audio_url, item: item });
       }
       segmentsList.appendChild(item);
     });
     playAll.hidden = audios.length === 0;
+    player.hidden = audios.length === 0;
+    if (audios.length) player.src = audios[0].src;
     duration.textContent = narration.total_duration_ms ? "Total length " + formatDuration(narration.total_duration_ms) : "";
   }
 
@@ -59,30 +73,33 @@
     Array.prototype.forEach.call(segmentsList.children, function (li) { li.classList.toggle("playing", li === item); });
   }
 
-  function playFrom(position) {
-    if (position >= audios.length) {
-      highlight(null);
-      playAll.textContent = "▶ Play all";
-      return;
-    }
-    var entry = audios[position];
-    audios.forEach(function (other) { if (other !== entry) other.audio.pause(); });
-    entry.audio.currentTime = 0;
-    entry.audio.onended = function () { entry.audio.onended = null; playFrom(position + 1); };
-    entry.item.scrollIntoView({ block: "nearest", behavior: "smooth" });
-    playAll.textContent = "■ Stop";
-    entry.audio.play().catch(function () { playFrom(position + 1); });
+  function stop() {
+    playingAll = false;
+    player.pause();
+    highlight(null);
+    playAll.textContent = "▶ Play all";
   }
 
+  function playAt(position) {
+    if (position >= audios.length) { stop(); current = -1; return; }
+    current = position;
+    var entry = audios[position];
+    if (player.getAttribute("src") !== entry.src) player.src = entry.src;
+    player.currentTime = 0;
+    highlight(entry.item);
+    entry.item.scrollIntoView({ block: "nearest", behavior: "smooth" });
+    playAll.textContent = "■ Stop";
+    player.play().catch(function () { if (playingAll) playAt(position + 1); });
+  }
+
+  player.addEventListener("ended", function () {
+    if (playingAll) playAt(current + 1);
+    else highlight(null);
+  });
+
   playAll.addEventListener("click", function () {
-    var playing = audios.some(function (e) { return !e.audio.paused; });
-    if (playing) {
-      audios.forEach(function (e) { e.audio.onended = null; e.audio.pause(); });
-      highlight(null);
-      playAll.textContent = "▶ Play all";
-    } else {
-      playFrom(0);
-    }
+    if (!player.paused) stop();
+    else { playingAll = true; playAt(current >= 0 ? current : 0); }
   });
 
   function showError(message) {

@@ -91,7 +91,8 @@ def test_invite_through_the_dialog_then_accept_from_the_link(browser, live_serve
     assert "Jovial" in guest.inner_text("#style-label")
     guest.locator("#segments .segment").first.wait_for()
     assert "Mara" in guest.locator("#segments .speaker").all_text_contents()  # dialogue attributed
-    assert guest.locator("#segments audio").count() >= 1
+    assert guest.locator("#narration-audio").count() == 1  # one player for the whole narration
+    assert guest.locator("#segments .segment.playable").count() >= 1
     assert guest.locator("#play-all").is_visible()
 
     guest.click("#accept-button")
@@ -101,5 +102,10 @@ def test_invite_through_the_dialog_then_accept_from_the_link(browser, live_serve
     assert invitation.status == InvitationStatus.ACCEPTED
     assert invitation.character.name == "Mara"
     # The audio is really served.
-    audio_src = guest.locator("#segments audio").first.get_attribute("src")
+    audio_src = guest.locator("#segments .segment.playable").first.get_attribute("data-src")
     assert guest.request.get(f"{live_server.url}{audio_src}").ok
+    # A segment of the list plays in the one player.
+    last = guest.locator("#segments .segment.playable").last
+    last.click()
+    assert guest.locator("#narration-audio").get_attribute("src") == last.get_attribute("data-src")
+    assert "playing" in (last.get_attribute("class") or "")

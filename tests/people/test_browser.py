@@ -152,6 +152,9 @@ def test_an_invitee_stops_invitations_from_the_email_footer_link(browser, live_s
     assert message.extra_headers["List-Unsubscribe"] == f"<{link}>"
 
     page = browser.new_page(viewport={"width": 390, "height": 844})
+    page.goto(re.search(r"(http://\S+/i/[A-Za-z0-9_-]+)", message.body).group(1))  # the landing page, at 390 px too
+    page.locator("#story-title").wait_for()
+    assert _no_horizontal_scroll(page)
     page.goto(link)
     assert f"Stop invitations from {user.get_display_name()}" in page.inner_text("#optout")
     assert _no_horizontal_scroll(page)
