@@ -20,9 +20,8 @@ from unfold.admin import ModelAdmin, TabularInline
 
 from common.admin import ReadOnlyAdminMixin
 from common.sealing import data_mask
-from providers.admin_actions import validate_credentials
 
-from . import admin_reliability
+from . import admin_providers, admin_reliability  # noqa: F401  (admin_providers registers itself)
 from .enums import AuditAction, AuditActorType
 from .models import (
     ChannelConfiguration,
@@ -39,7 +38,6 @@ from .models import (
     NotificationBatch,
     NotificationDelivery,
     NotificationPreference,
-    NotificationProvider,
     NotificationTemplate,
     QuietHours,
     QuietHoursChannelRule,
@@ -565,73 +563,7 @@ class EscalationLevelAdmin(ModelAdmin):
 # --- providers and channel configuration --------------------------------------------------------
 
 
-class NotificationProviderForm(forms.ModelForm):
-    new_secrets = forms.JSONField(
-        required=False,
-        widget=_NoEchoTextarea(attrs={"rows": 4, "cols": 60, "autocomplete": "off"}),
-        label="Replace secrets",
-        help_text='JSON object of sensitive parameters, e.g. {"auth_token": "…"}. Leave empty to keep the stored ones.',
-    )
-    clear_secrets = forms.BooleanField(required=False, label="Clear stored secrets")
-
-    class Meta:
-        model = NotificationProvider
-        exclude = ("secrets",)
-
-    def clean_new_secrets(self):
-        value = self.cleaned_data.get("new_secrets")
-        if value in (None, "", {}):
-            return None
-        if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
-            raise forms.ValidationError("Expected a JSON object of parameter names to values.")
-        self.encrypted_secrets = _encrypt_or_refuse(value)
-        return value
-
-
-@admin.register(NotificationProvider)
-class NotificationProviderAdmin(ModelAdmin):
-    form = NotificationProviderForm
-    actions = [validate_credentials]
-    list_display = ("name", "code", "channel", "organization", "priority", "is_active", "is_default", "health_status", "secrets_state", "last_health_check_at")
-    list_filter = ("channel", "health_status", "is_active", "is_default")
-    search_fields = ("name", "code", "description", "organization__name")
-    autocomplete_fields = ("organization",)
-    list_select_related = ("organization",)
-    readonly_fields = ("secrets_state", "health_status", "health_message", "last_health_check_at", "created_at", "updated_at")
-    fieldsets = (
-        (None, {"fields": ("organization", "code", "channel", "name", "description", "priority", "is_active", "is_default")}),
-        ("Configuration", {"fields": ("config", "secret_env_refs", "rate_limit_per_minute", "daily_limit")}),
-        ("Secrets", {"fields": ("secrets_state", "new_secrets", "clear_secrets")}),
-        ("Health", {"fields": ("health_status", "health_message", "last_health_check_at", "created_at", "updated_at")}),
-    )
-
-    @admin.display(description="secrets")
-    def secrets_state(self, obj: NotificationProvider) -> str:
-        if obj is None or not obj.secrets:
-            return SECRET_UNSET
-        return SECRET_SET
-
-    def save_model(self, request, obj, form, change):
-        replaced = form.cleaned_data.get("new_secrets")
-        cleared = form.cleaned_data.get("clear_secrets")
-        if cleared:
-            obj.secrets = ""
-        elif replaced:
-            obj.secrets = form.encrypted_secrets
-        super().save_model(request, obj, form, change)
-        _audit(
-            request,
-            action=AuditAction.PROVIDER_CONFIGURED,
-            organization_id=obj.organization_id,
-            provider=obj,
-            # Parameter names only: the values never reach the audit log.
-            details={
-                "code": obj.code,
-                "changed": [name for name in form.changed_data if name not in ("new_secrets", "clear_secrets")],
-                "secrets": "cleared" if cleared else ("replaced: " + ", ".join(sorted(replaced)) if replaced else "unchanged"),
-                "created": not change,
-            },
-        )
+# NotificationProvider: see admin_providers.py (registered on import below).
 
 
 class CriticalityRoutingInline(TabularInline):

@@ -494,9 +494,9 @@ def test_delivery_admin_is_read_only(staff_client, sample_rows):
 
 def test_provider_secrets_are_refused_without_an_encryption_key(staff_client, settings):
     settings.FIELD_ENCRYPTION_KEYS = []
-    response = staff_client.post(reverse("admin:notifications_notificationprovider_add"), {
-        "code": "twilio_sms", "channel": "SMS", "name": "Twilio", "priority": "0",
-        "config": "{}", "secret_env_refs": "{}", "new_secrets": '{"auth_token": "sk-very-secret-value-123"}',
+    response = staff_client.post(reverse("admin:notifications_notificationprovider_add") + "?code=twilio_sms", {
+        "code": "twilio_sms", "name": "Twilio", "priority": "0", "config": "{}", "secret_env_refs": "{}",
+        "config__account_sid": "AC1", "secret__auth_token": "sk-very-secret-value-123", "save_without_check": "on",
     })
     assert response.status_code == 200 and b"FIELD_ENCRYPTION_KEYS is not configured" in response.content
     assert b"sk-very-secret-value-123" not in response.content
@@ -508,9 +508,9 @@ def test_provider_secrets_are_stored_encrypted_and_never_shown(staff_client, set
 
     settings.FIELD_ENCRYPTION_KEYS = [Fernet.generate_key().decode()]
     add_url = reverse("admin:notifications_notificationprovider_add")
-    response = staff_client.post(add_url, {
-        "code": "twilio_sms", "channel": "SMS", "name": "Twilio", "priority": "0", "is_active": "on",
-        "config": "{}", "secret_env_refs": "{}", "new_secrets": '{"auth_token": "sk-very-secret-value-123"}',
+    response = staff_client.post(add_url + "?code=twilio_sms", {
+        "code": "twilio_sms", "name": "Twilio", "priority": "0", "is_active": "on", "config": "{}", "secret_env_refs": "{}",
+        "config__account_sid": "AC1", "secret__auth_token": "sk-very-secret-value-123", "save_without_check": "on",
     })
     assert response.status_code == 302, response.content.decode()[:2000]
     provider = NotificationProvider.objects.get(code="twilio_sms")
@@ -524,7 +524,9 @@ def test_provider_secrets_are_stored_encrypted_and_never_shown(staff_client, set
         assert "•••• set" in html
     # Saving without new secrets keeps them; the audit row names no value.
     change_url = reverse("admin:notifications_notificationprovider_change", args=[provider.pk])
-    staff_client.post(change_url, {"code": "twilio_sms", "channel": "SMS", "name": "Twilio 2", "priority": "1", "config": "{}", "secret_env_refs": "{}", "new_secrets": ""})
+    staff_client.post(change_url, {"name": "Twilio 2", "priority": "1", "is_active": "on", "config": '{"account_sid": "AC1"}',
+                                   "secret_env_refs": "{}", "config__account_sid": "AC1", "secret__auth_token": "",
+                                   "save_without_check": "on"})
     provider.refresh_from_db()
     assert provider.name == "Twilio 2" and secrets_decrypt(provider.secrets) == {"auth_token": "sk-very-secret-value-123"}
     audit = NotificationAuditLog.objects.filter(provider=provider, action=AuditAction.PROVIDER_CONFIGURED)
