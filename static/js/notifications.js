@@ -7,6 +7,7 @@
   if (!bell) return;
   var badge = document.getElementById("notification-bell-count");
   var listeners = [];
+  var onConnect = [];  // run when a live connection opens: catch up on what came before it
 
   function csrfToken() {
     var input = document.querySelector("input[name=csrfmiddlewaretoken]");
@@ -56,7 +57,10 @@
     if (!window.EventSource) { startPolling(); return; }
     var failures = 0;
     var source = new EventSource(bell.dataset.streamUrl);
-    source.addEventListener("open", function () { failures = 0; });
+    source.addEventListener("open", function () {
+      failures = 0;
+      onConnect.forEach(function (fn) { fn(); });
+    });
     source.addEventListener("unread_count", function (e) {
       setCount(JSON.parse(e.data).count);
     });
@@ -89,6 +93,7 @@
         everOpened = true;
         attempts = 0;
         if (document.hidden) presence();
+        onConnect.forEach(function (fn) { fn(); });
       });
       socket.addEventListener("message", function (e) {
         var frame;
@@ -244,6 +249,7 @@
   });
   more.addEventListener("click", function () { load(false); });
 
+  onConnect.push(function () { load(true); });
   listeners.push(function (item) {
     if (currentStatus === "" || currentStatus === "unread") {
       if (!list.querySelector('li[data-id="' + item.id + '"]')) list.insertBefore(render(item), list.firstChild);

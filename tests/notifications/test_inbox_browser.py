@@ -8,6 +8,7 @@ import base64
 import pytest
 
 from notifications.engine.delivery import deliver_batch
+from notifications.engine.presence import presence_online_user_ids
 from notifications.enums import Channel, DeliveryStatus
 from notifications.models import NotificationDelivery
 from tests.conftest import wait_until
@@ -109,6 +110,9 @@ def test_without_websocket_the_page_falls_back_to_the_stream(browser, web_tier, 
     context.add_init_script("delete window.WebSocket;")
     page = _sign_in(context, web_tier, user)
     page.locator("#inbox-empty").wait_for()
+    # The stream is open (it counts as a live connection) before the item is sent.
+    wait_until(lambda: presence_online_user_ids(user_ids=[user.pk]) == {user.pk}, timeout=20,
+               message="the stream open")
     notification, deliveries = notification_with_deliveries(organization=organization, recipient=user,
                                                             channels=(Channel.IN_APP,))
     deliver_batch(delivery_ids=[d.pk for d in deliveries])
