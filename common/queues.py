@@ -46,6 +46,7 @@ TASK_ROUTES: dict[str, dict[str, str]] = {
     "notifications.expire_due": _to(Queue.MAINTENANCE),
     "notifications.housekeeping": _to(Queue.MAINTENANCE),
     "invitations.expire_due": _to(Queue.MAINTENANCE),
+    "batchjobs.refresh": _to(Queue.MAINTENANCE),
     "providers.*": _to(Queue.MAINTENANCE),
     "narrations.*": _to(Queue.NARRATION),
 }

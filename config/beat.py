@@ -117,6 +117,13 @@ BEAT_SCHEDULE: tuple[BeatEntry, ...] = (
         expires=3000,
         description="Roll delivery costs up into ProviderCostDaily (yesterday and today).",
     ),
+    BeatEntry(
+        name="refresh batch jobs",
+        task="batchjobs.refresh",
+        schedule=crontab(minute="*"),
+        expires=50,
+        description="Catch batch job counters up with deliveries resolved by provider callbacks.",
+    ),
 )
 
 

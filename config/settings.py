@@ -68,6 +68,8 @@ INSTALLED_APPS = [
     "providers",
     "people",
     "news",
+    "roleplay",
+    "batchjobs",
 ]
 
 MIDDLEWARE = [

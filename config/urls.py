@@ -12,7 +12,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 from common import views as common_views
 from notifications.metrics import metrics_view
 
-APPS = ("accounts", "narrations", "invitations", "notifications", "providers", "people", "news")
+APPS = ("accounts", "narrations", "invitations", "notifications", "providers", "people", "news", "roleplay", "batchjobs")
 
 api_urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="schema"),

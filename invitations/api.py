@@ -46,6 +46,9 @@ class InviteItemSerializer(serializers.Serializer):
     phone = serializers.CharField(required=False, allow_blank=True, help_text="E.164, e.g. +14155550100")
     conversation_style = serializers.CharField()
     character_id = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=DB_BIGINT_MAX)
+    roleplay_character_role_id = serializers.IntegerField(
+        required=False, allow_null=True, min_value=1, help_text="A role of a roleplay template of the story."
+    )
     message = serializers.CharField(required=False, allow_blank=True)
     locale = serializers.CharField(required=False, allow_blank=True)
 

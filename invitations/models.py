@@ -90,6 +90,14 @@ class StoryInvitation(models.Model):
     content_type = models.CharField(max_length=50, blank=True)
     content_id = models.CharField(max_length=100, blank=True)
     content_metadata = models.JSONField(default=dict, blank=True)
+    # A role of a roleplay template of the story (invitation type roleplay_character).
+    roleplay_role = models.ForeignKey(
+        "roleplay.RoleplayCharacterRole", on_delete=models.SET_NULL, null=True, blank=True, related_name="invitations"
+    )
+    # The batch job that follows this invitation's send (one per batch).
+    batch_job = models.ForeignKey(
+        "batchjobs.BatchJob", on_delete=models.SET_NULL, null=True, blank=True, related_name="invitations"
+    )
     # The `story.invitation` notification that carries the link (set by invitations.notify after
     # the batch commits); its deliveries are the per-channel status the inviter sees.
     notification = models.ForeignKey(
@@ -123,6 +131,12 @@ class StoryInvitation(models.Model):
                 fields=["story", "invitee_phone"],
                 condition=Q(status="pending") & ~Q(invitee_phone=""),
                 name="uniq_pending_invitation_phone",
+            ),
+            # A role is held by at most one pending or accepted invitation.
+            models.UniqueConstraint(
+                fields=["roleplay_role"],
+                condition=Q(status__in=["pending", "accepted"], roleplay_role__isnull=False),
+                name="uniq_active_invitation_per_role",
             ),
             # The same rule for content that is not a story (story is NULL there).
             models.UniqueConstraint(

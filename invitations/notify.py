@@ -22,6 +22,7 @@ from django.db.models.functions import Cast
 
 from accounts.models import Organization
 from accounts.services import user_ensure_personal_organization
+from batchjobs.services import batch_job_failed, batch_job_started
 from common.exceptions import TroubadourError
 from common.sealing import organization_scope, value_seal
 from narrations.models import ConversationStyle
@@ -126,6 +127,8 @@ def invitations_notify_sent(*, invitation_ids: list[int], tokens: dict[int, str]
                 "invitation event refused for %d invitations of %s %s: %s",
                 len(group), group[0].content_type, group[0].content_id, exc.__class__.__name__,
             )
+            for job_id in {i.batch_job_id for i in group if i.batch_job_id}:
+                batch_job_failed(job_id=job_id, error=f"The notification platform refused the batch: {exc}")
     return linked
 
 
@@ -148,6 +151,8 @@ def _emit_invitations(invitations: list[StoryInvitation], *, tokens: dict[int, s
         correlation_id=_correlation(kind, content),
         source=SOURCE,
     )
+    for job_id in {i.batch_job_id for i in invitations if i.batch_job_id}:
+        batch_job_started(job_id=job_id, event_id=result.event_id)
     # One event, so its notifications are found by event id (indexed) and tied back by resource id.
     notification_ids = dict(
         Notification.objects.filter(event_id=result.event_id, resource_type=RESOURCE_TYPE).values_list(

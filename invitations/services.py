@@ -13,6 +13,9 @@ from django.db.models import OuterRef, Q, Subquery
 from django.db.models.functions import Lower
 from django.utils import timezone
 
+from accounts.services import user_ensure_personal_organization
+from batchjobs.models import BatchJobType
+from batchjobs.services import batch_job_create
 from common.exceptions import Conflict, Gone, NotFound, ValidationError
 from narrations.models import NarrationStatus, Story
 
@@ -181,25 +184,32 @@ def content_invitations_send(
         "expires_at": expires_at,
     }
     metadata = kind.metadata(content)
+    batch_job = None
+    if to_create:
+        batch_job = batch_job_create(
+            organization=kind.organization(content) or user_ensure_personal_organization(user=inviter),
+            job_type=BatchJobType.INVITATION_BATCH, total_count=len(to_create), created_by=inviter,
+            story=common_fields.get("story"), metadata={"content_type": kind.key, "content_id": str(content.pk)},
+        )
     rows = []
     for item, token in zip(to_create, tokens, strict=True):
         extra = item_extras.get(item.index, {})
-        rows.append(
-            StoryInvitation(
-                **common_fields,
-                **kind.narration_link(shared[item.conversation_style]),
-                invitation_type=extra.get("invitation_type", kind.invitation_type),
-                content_metadata={**metadata, **extra.get("metadata", {})},
-                **extra.get("fields", {}),
-                invitee_email=item.email,
-                invitee_phone=item.phone,
-                token_hash=hash_token(token),
-                message=item.message or general_message,
-                character_id=item.character_id,
-                conversation_style=item.conversation_style,
-                locale=item.locale,
-            )
-        )
+        fields: dict[str, Any] = {
+            **common_fields,
+            **kind.narration_link(shared[item.conversation_style]),
+            "invitation_type": extra.get("invitation_type", kind.invitation_type),
+            "content_metadata": {**metadata, **extra.get("metadata", {})},
+            "invitee_email": item.email,
+            "invitee_phone": item.phone,
+            "token_hash": hash_token(token),
+            "message": item.message or general_message,
+            "character_id": item.character_id,
+            "conversation_style": item.conversation_style,
+            "locale": item.locale,
+            "batch_job": batch_job,
+        }
+        fields.update(extra.get("fields", {}))
+        rows.append(StoryInvitation(**fields))
     invitations = StoryInvitation.objects.bulk_create(rows)
     if invitations:
         InvitationHistory.objects.bulk_create(
@@ -457,6 +467,7 @@ def _mark_accepted(*, invitation_id: int) -> StoryInvitation:
     invitation.status = InvitationStatus.ACCEPTED
     invitation.accepted_at = timezone.now()
     invitation.save(update_fields=["status", "accepted_at"])
+    invitation_kind(invitation).on_accepted(invitation)  # e.g. a roleplay role becomes filled
     InvitationHistory.objects.create(
         invitation=invitation, action=HistoryAction.ACCEPTED, data={"narration_id": invitation.narration_id}
     )

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import api, views
+from . import api, api_recommendations, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -10,6 +10,7 @@ urlpatterns = [
 ]
 
 api_urlpatterns = [
+    path("me/recommendations/", api_recommendations.RecommendationsApi.as_view(), name="me-recommendations"),
     path("stories/<int:story_id>/invitations/", api.StoryInvitationsApi.as_view(), name="story-invitations"),
     path("invitations/<int:invitation_id>/", api.InvitationApi.as_view(), name="invitation-detail"),
     path("invitations/<int:invitation_id>/revoke/", api.InvitationRevokeApi.as_view(), name="invitation-revoke"),

@@ -159,6 +159,8 @@ def invitation_landing(request: HttpRequest, token: str) -> HttpResponse:
                 "declineUrl": f"/api/v1/invitations/by-token/{token}/decline/",
                 "status": invitation.status,
                 "narration": narration,
+                # A roleplay invitee's own lines stand out (their character's segments).
+                "highlightSpeaker": (invitation.content_metadata or {}).get("character_name") or None,
             },
         },
     )

@@ -8,6 +8,7 @@ from typing import Any
 
 from celery import shared_task
 
+from batchjobs.services import batch_jobs_refresh_for_deliveries
 from notifications import tasks_scheduled  # noqa: F401  (periodic tasks, scheduled by config/beat.py)
 from notifications.engine.delivery import deliver_batch
 from notifications.engine.provider_events import delivery_statuses_poll
@@ -17,6 +18,8 @@ from notifications.engine.webhooks_outgoing import webhook_send_retry, webhooks_
 @shared_task(name="notifications.deliver_batch", acks_late=True, ignore_result=True)
 def deliver_batch_task(delivery_ids: list[int]) -> None:
     deliver_batch(delivery_ids=[int(pk) for pk in delivery_ids])
+    # Once per chunk, not per delivery: the counters of the batch jobs these deliveries belong to.
+    batch_jobs_refresh_for_deliveries(delivery_ids=[int(pk) for pk in delivery_ids])
 
 
 @shared_task(name="notifications.webhooks_dispatch", acks_late=True, ignore_result=True)

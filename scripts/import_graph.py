@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("common", "config", "accounts", "narrations", "invitations", "notifications", "providers", "people", "news")
+PACKAGES = ("common", "config", "accounts", "narrations", "invitations", "notifications", "providers", "people", "news", "roleplay", "batchjobs")
 SIZE_LIMIT = 600
 
 

@@ -40,12 +40,15 @@ from rest_framework.test import APIClient
 
 from accounts.models import ApiKey, Membership, MembershipRole, Organization, Project, Team, User
 from accounts.services import api_key_create
+from batchjobs.models import BatchJob
 from invitations.models import StoryInvitation
 from invitations.notify import invitations_notify_sent
 from invitations.services import content_invitations_send, invitations_send
 from news.content import NEWS
 from news.models import NewsArticle, NewsNarration
 from news.services import article_create
+from roleplay.models import RoleplayCharacterRole, RoleplayTemplate
+from roleplay.services import roleplay_template_create
 from narrations.models import Story
 from narrations.services import story_create
 from notifications.engine.audit import AuditActor
@@ -131,6 +134,8 @@ PARAM_OBJECTS = {
     "provider_id": "provider",
     "external_id": "subscriber",  # filled with the subscriber's external id, not a pk
     "article_id": "article",
+    "roleplay_template_id": "roleplay_template",
+    "job_id": "batch_job",
 }
 
 METHODS = ("get", "post", "put", "patch", "delete")
@@ -161,6 +166,8 @@ class Tenant:
     preference: NotificationPreference
     subscriber: Membership
     article: NewsArticle
+    roleplay_template: RoleplayTemplate
+    batch_job: BatchJob
     secrets: list[str] = field(default_factory=list)
     ids: dict[str, set[int]] = field(default_factory=dict)
 
@@ -283,13 +290,17 @@ def _build_tenant(mark: str, event_type: EventType) -> Tenant:
     shared = content_invitations_send(kind=NEWS, content=article, inviter=owner,
                                       items=[{"email": f"reader@{mark}.example", "conversation_style": "siblings"}])
     invitations_notify_sent(invitation_ids=[i.pk for i in shared.invitations], tokens=dict(shared.tokens))
+    roleplay_template = roleplay_template_create(story=story, created_by=owner, body={
+        "template_name": f"{mark} roleplay", "difficulty_level": "beginner",
+        "roles": [{"character_id": story.characters.get().pk, "role_name": f"{mark} role"}]})
+    batch_job = BatchJob.objects.get(pk=invitation.batch_job_id)
 
     tenant = Tenant(
         mark=mark, organization=organization, team=team, owner=owner, admin=people[MembershipRole.ADMIN],
         member=people[MembershipRole.MEMBER], raw_key=raw_key, story=story, invitation=invitation,
         notification=notification, delivery=delivery, dead_letter=dead_letter, template=template, provider=provider,
         webhook=webhook, chain=chain, channel_configuration=channel_configuration, preference=preference, subscriber=subscriber,
-        article=article,
+        article=article, roleplay_template=roleplay_template, batch_job=batch_job,
         secrets=[raw_key, *tokens, *shared.tokens.values(), provider_secret, sendgrid_secret, outgoing_secret, incoming_secret],
     )
     tenant.ids = _ids_of(organization)
@@ -307,6 +318,9 @@ def _rows(organization: Organization) -> dict[str, Any]:
                 organization=organization).values_list("pk", flat=True)])),
         "news_articles": NewsArticle.objects.filter(organization=organization),
         "news_narrations": NewsNarration.objects.filter(article__organization=organization),
+        "roleplay_templates": RoleplayTemplate.objects.filter(story__organization=organization),
+        "roleplay_roles": RoleplayCharacterRole.objects.filter(template__story__organization=organization),
+        "batch_jobs": BatchJob.objects.filter(organization=organization),
         "notifications": Notification.objects.filter(organization=organization),
         "deliveries": NotificationDelivery.objects.filter(organization=organization),
         "dead_letters": DeadLetter.objects.filter(organization=organization),

@@ -70,7 +70,19 @@ class ContentKind:
         """Fields of an item beyond the common ones (e.g. a roleplay role), checked against the
         database; errors go into `item_errors` under the item's index. Returns, by item index,
         `{"invitation_type"?, "fields"?: {model fields}, "metadata"?: {content_metadata}}`."""
-        return {}
+        extras: dict[int, dict[str, Any]] = {}
+        for extension in item_extensions(self.key):
+            for index, extra in extension.validate(content, raw_items, parsed, item_errors).items():
+                merged = extras.setdefault(index, {})
+                merged.update({k: v for k, v in extra.items() if k not in ("fields", "metadata")})
+                merged.setdefault("fields", {}).update(extra.get("fields", {}))
+                merged.setdefault("metadata", {}).update(extra.get("metadata", {}))
+        return extras
+
+    def on_accepted(self, invitation: Any) -> None:
+        """Called inside the accepting transaction, once, after the invitation became accepted."""
+        for extension in item_extensions(self.key):
+            extension.on_accepted(invitation)
 
     def event_data(self, content: Any) -> dict[str, Any]:
         """Event-level data of the invitation notification (beside inviterName)."""
@@ -114,7 +126,34 @@ class ContentKind:
         return {}
 
 
+class ItemExtension:
+    """Extra fields an invitation item of some content may carry (e.g. a roleplay role of a
+    story), registered by the app that owns them; the content kind runs every extension that
+    applies to it."""
+
+    applies_to: ClassVar[frozenset[str]] = frozenset()  # content type keys
+
+    def validate(
+        self, content: Any, raw_items: list, parsed: list, item_errors: dict[str, dict[str, list[str]]]
+    ) -> dict[int, dict[str, Any]]:
+        return {}
+
+    def on_accepted(self, invitation: Any) -> None:
+        return None
+
+
 _REGISTRY: dict[str, ContentKind] = {}
+_ITEM_EXTENSIONS: list[ItemExtension] = []
+
+
+def register_item_extension(extension: ItemExtension) -> ItemExtension:
+    if extension not in _ITEM_EXTENSIONS:
+        _ITEM_EXTENSIONS.append(extension)
+    return extension
+
+
+def item_extensions(key: str) -> list[ItemExtension]:
+    return [e for e in _ITEM_EXTENSIONS if key in e.applies_to]
 
 
 def register(kind: ContentKind) -> ContentKind:
@@ -146,4 +185,4 @@ def invitation_content(invitation: Any) -> Any:
     return cached
 
 
-__all__ = ["ContentKind", "invitation_content", "invitation_kind", "kind_get", "kinds", "register"]
+__all__ = ["ContentKind", "ItemExtension", "invitation_content", "item_extensions", "register_item_extension", "invitation_kind", "kind_get", "kinds", "register"]

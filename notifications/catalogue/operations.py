@@ -403,6 +403,25 @@ OPERATIONS_EVENTS: list[EventDefinition] = [
         ),
     ),
     EventDefinition(
+        "roleplay.cast_complete", "Roleplay cast complete", "Every role of a roleplay was accepted", COLLAB, LOW, ACCEPTED,
+        {"template.name": "data.templateName", "story.title": "data.storyTitle", "cast.size": "data.totalCharacters"},
+        "Inviter",
+        en=Copy(
+            'The cast of "{{ template.name }}" is complete',
+            'All {{ cast.size }} roles of "{{ template.name }}" ({{ story.title }}) have been accepted. The story is ready to be played.',
+            "View story",
+            "The cast of {{ template.name }} is complete",
+            "All the roles of the roleplay {{ template.name }} have been accepted.",
+        ),
+        fr=Copy(
+            "La distribution de « {{ template.name }} » est complète",
+            "Les {{ cast.size }} rôles de « {{ template.name }} » ({{ story.title }}) ont été acceptés. L'histoire peut être jouée.",
+            "Voir l'histoire",
+            "La distribution de {{ template.name }} est complete",
+            "Tous les rôles du jeu {{ template.name }} ont été acceptés.",
+        ),
+    ),
+    EventDefinition(
         "story.invitation_accepted", "Story invitation accepted", "An invitee accepted a story invitation", COLLAB, LOW, ACCEPTED,
         {"invitee.name": "data.inviteeName", "story.title": "data.storyTitle", "invite.style": "data.conversationStyle"},
         "Inviter",

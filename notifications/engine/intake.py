@@ -571,6 +571,10 @@ def event_emit(
         from .webhooks_outgoing import EVENT_CREATED, webhooks_enqueue
 
         webhooks_enqueue(events=[(n.pk, EVENT_CREATED) for n in notifications], organization_ids=[organization.pk])
+        if source != "invitations":  # an invitation send records its own job (invitations.services)
+            from batchjobs.services import batch_job_for_event
+
+            batch_job_for_event(organization=organization, event_id=event_id, recipients=len(notifications), source=source)
 
     record_event(source=source, notifications=len(notifications))
     return EmitResult(

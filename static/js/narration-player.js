@@ -38,7 +38,7 @@
     preparing.hidden = true;
     (narration.segments || []).forEach(function (segment, i) {
       var item = document.createElement("li");
-      item.className = "segment";
+      item.className = "segment" + (config.highlightSpeaker && segment.speaker === config.highlightSpeaker ? " mine" : "");
       item.dataset.index = String(segment.index != null ? segment.index : i);
       var speaker = document.createElement("div");
       speaker.className = "speaker" + (/^narrator$/i.test(segment.speaker || "") ? " narrator" : "");

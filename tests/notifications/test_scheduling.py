@@ -160,7 +160,8 @@ def test_beat_schedule_is_synced_idempotently_and_keeps_operator_edits():
 
 
 def test_every_beat_task_is_a_registered_celery_task_on_the_maintenance_queue():
-    import invitations.tasks  # noqa: F401  (autodiscovered by workers)
+    import batchjobs.tasks  # noqa: F401  (autodiscovered by workers)
+    import invitations.tasks  # noqa: F401
     import notifications.tasks  # noqa: F401
     import providers.tasks  # noqa: F401
     from config.celery import app

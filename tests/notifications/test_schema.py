@@ -75,7 +75,7 @@ SEED_EVENT_TYPES = {
     "incident.updated": "MEDIUM", "incident.resolved": "MEDIUM", "incident.reopened": "HIGH",
     "meeting.reminder": "MEDIUM", "meeting.cancelled": "MEDIUM", "meeting.rescheduled": "MEDIUM", "calendar.conflict": "LOW",
 }
-STORY_EVENT_TYPES = {"story.invitation", "story.invitation_accepted", "news.invitation"}
+STORY_EVENT_TYPES = {"story.invitation", "story.invitation_accepted", "news.invitation", "roleplay.cast_complete"}
 ALL_CHANNELS = set(Channel.values)
 
 # GSM 03.38 basic character set (plus the extension table characters, which cost two units).

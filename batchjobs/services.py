@@ -1,0 +1,97 @@
+"""Batch job bookkeeping: created with the work, counters recomputed set-based from the deliveries."""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from django.db.models import Count, Exists, OuterRef, Q
+from django.utils import timezone
+
+from notifications.enums import DELIVERY_FINAL_STATUSES, DELIVERY_SUCCESS_STATUSES
+from notifications.models import Notification, NotificationDelivery
+
+from .models import BatchJob, BatchJobStatus, BatchJobType
+
+# An event with more recipients than this records a batch job (invitation sends always do).
+EVENT_THRESHOLD = 100
+
+
+def batch_job_create(
+    *, organization, job_type: str, total_count: int, created_by=None, story=None, event_id: Any = None,
+    metadata: dict | None = None,
+) -> BatchJob:
+    now = timezone.now()
+    return BatchJob.objects.create(
+        organization=organization, created_by=created_by, job_type=job_type, story=story, event_id=event_id,
+        total_count=total_count, status=BatchJobStatus.PROCESSING if event_id else BatchJobStatus.PENDING,
+        scheduled_at=now, started_at=now if event_id else None, metadata=metadata or {},
+    )
+
+
+def batch_job_started(*, job_id: int, event_id: Any) -> None:
+    """The job's event exists: its deliveries are now what the counters follow."""
+    BatchJob.objects.filter(pk=job_id, status=BatchJobStatus.PENDING).update(
+        event_id=event_id, status=BatchJobStatus.PROCESSING, started_at=timezone.now()
+    )
+
+
+def batch_job_failed(*, job_id: int, error: str) -> None:
+    BatchJob.objects.filter(pk=job_id).exclude(status=BatchJobStatus.COMPLETED).update(
+        status=BatchJobStatus.FAILED, error_message=error[:2000], completed_at=timezone.now()
+    )
+
+
+def batch_job_for_event(*, organization, event_id: Any, recipients: int, source: str) -> BatchJob | None:
+    """The job of a large event (called by the notification intake), None under the threshold."""
+    if recipients <= EVENT_THRESHOLD:
+        return None
+    return batch_job_create(
+        organization=organization, job_type=BatchJobType.EVENT_FANOUT, total_count=recipients,
+        event_id=event_id, metadata={"source": source},
+    )
+
+
+def batch_jobs_refresh(*, job_ids: Iterable[int] | None = None) -> int:
+    """Recompute the counters of active jobs (all of them, or `job_ids`) from their deliveries.
+
+    Per job, one aggregate over the event's notifications and one UPDATE — however many
+    deliveries resolved since the last run, never a write per delivery. A job whose recipients
+    are all processed is completed (failed when none of them succeeded). Returns jobs updated.
+    """
+    jobs = BatchJob.objects.filter(status=BatchJobStatus.PROCESSING, event_id__isnull=False)
+    if job_ids is not None:
+        jobs = jobs.filter(pk__in=list(job_ids))
+    in_flight = NotificationDelivery.objects.filter(notification=OuterRef("pk")).exclude(status__in=DELIVERY_FINAL_STATUSES)
+    succeeded = NotificationDelivery.objects.filter(notification=OuterRef("pk"), status__in=DELIVERY_SUCCESS_STATUSES)
+    updated = 0
+    for job in jobs.only("pk", "event_id", "total_count"):
+        counts = (
+            Notification.objects.filter(event_id=job.event_id)
+            .annotate(busy=Exists(in_flight), ok=Exists(succeeded))
+            .aggregate(
+                processed=Count("pk", filter=Q(busy=False)),
+                success=Count("pk", filter=Q(busy=False, ok=True)),
+            )
+        )
+        processed, success = counts["processed"], counts["success"]
+        fields: dict[str, Any] = {
+            "processed_count": processed, "success_count": success, "failed_count": processed - success,
+        }
+        if processed >= job.total_count:
+            fields["status"] = BatchJobStatus.COMPLETED if success else BatchJobStatus.FAILED
+            fields["completed_at"] = timezone.now()
+            if not success:
+                fields["error_message"] = "No recipient could be reached."
+        updated += BatchJob.objects.filter(pk=job.pk, status=BatchJobStatus.PROCESSING).update(**fields)
+    return updated
+
+
+def batch_jobs_refresh_for_deliveries(*, delivery_ids: list[int]) -> int:
+    """After a delivery chunk: refresh the jobs these deliveries belong to (two queries to find them)."""
+    event_ids = set(
+        Notification.objects.filter(deliveries__pk__in=delivery_ids).values_list("event_id", flat=True).distinct()
+    )
+    if not event_ids:
+        return 0
+    job_ids = list(BatchJob.objects.filter(event_id__in=event_ids, status=BatchJobStatus.PROCESSING).values_list("pk", flat=True))
+    return batch_jobs_refresh(job_ids=job_ids) if job_ids else 0
