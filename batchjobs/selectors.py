@@ -44,3 +44,8 @@ def batch_job_serialize(job: BatchJob) -> dict[str, Any]:
         "completed_at": job.completed_at,
         "error_message": job.error_message,
     }
+
+
+def batch_job_latest_for_story(*, story) -> BatchJob | None:
+    """The story's most recent invitation batch (the story page shows its progress)."""
+    return BatchJob.objects.filter(story=story).order_by("-created_at", "-pk").first()

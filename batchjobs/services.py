@@ -95,3 +95,9 @@ def batch_jobs_refresh_for_deliveries(*, delivery_ids: list[int]) -> int:
         return 0
     job_ids = list(BatchJob.objects.filter(event_id__in=event_ids, status=BatchJobStatus.PROCESSING).values_list("pk", flat=True))
     return batch_jobs_refresh(job_ids=job_ids) if job_ids else 0
+
+
+def batch_jobs_refresh_for_story(*, story) -> int:
+    """Refresh the story's active jobs (the story page's live progress)."""
+    job_ids = list(BatchJob.objects.filter(story=story, status=BatchJobStatus.PROCESSING).values_list("pk", flat=True))
+    return batch_jobs_refresh(job_ids=job_ids) if job_ids else 0

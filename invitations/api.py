@@ -13,6 +13,8 @@ from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from accounts.models import User
+from batchjobs.selectors import batch_job_latest_for_story, batch_job_serialize
+from batchjobs.services import batch_jobs_refresh_for_story
 from common.api import DB_BIGINT_MAX
 from common.exceptions import PermissionDenied, ValidationError
 from common.net import client_ip
@@ -126,15 +128,26 @@ class InvitationApi(APIView):
         return Response(selectors.invitation_serialize(invitation))
 
 
+def story_progress_payload(*, story) -> dict[str, Any]:
+    """The delivery progress of the story's messages and of its latest invitation batch job."""
+    batch_jobs_refresh_for_story(story=story)  # live: counters catch up with resolved deliveries
+    job = batch_job_latest_for_story(story=story)
+    return {
+        **selectors.story_delivery_progress(story=story),
+        "batch_job": batch_job_serialize(job) if job else None,
+    }
+
+
 class StoryInvitationProgressApi(APIView):
     permission_classes = [IsAuthenticated]
 
     @extend_schema(responses={200: inline_serializer("StoryDeliveryProgress", {
-        "total": serializers.IntegerField(), "waiting": serializers.IntegerField(), "done": serializers.IntegerField()})},
+        "total": serializers.IntegerField(), "waiting": serializers.IntegerField(), "done": serializers.IntegerField(),
+        "batch_job": serializers.DictField(allow_null=True)})},
         summary="How far the delivery of a story's invitations has got")
     def get(self, request: Request, story_id: int) -> Response:
         story = story_get_for_owner(story_id=story_id, user=request_person(request))
-        return Response(selectors.story_delivery_progress(story=story))
+        return Response(story_progress_payload(story=story))
 
 
 class InvitationRevokeApi(APIView):

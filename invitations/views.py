@@ -21,7 +21,7 @@ from narrations.styles import style_catalogue
 
 from . import selectors, services
 from .content_types import invitation_content, invitation_kind
-from .api import client_key, narration_payload
+from .api import client_key, narration_payload, story_progress_payload
 from .models import DeliveryState, InvitationStatus, OptOutSource
 
 
@@ -108,7 +108,7 @@ def story_detail(request: HttpRequest, story_id: int) -> HttpResponse:
             "query": query,
             "total": total,
             "narrations": selectors.story_narrations_by_style(story=story),
-            "progress": selectors.story_delivery_progress(story=story),
+            "progress": story_progress_payload(story=story),
             "styles": styles,
             "style_labels": style_labels,
             "counts": counts,

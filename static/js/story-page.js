@@ -45,7 +45,10 @@
   });
 
   var progress = document.getElementById("delivery-progress");
-  if (progress && Number(progress.getAttribute("data-waiting")) > 0) {
+  var batchText = progress && progress.querySelector("[data-batch-text]");
+  var batchActive = function (job) { return job && (job.status === "pending" || job.status === "processing"); };
+  if (progress && (Number(progress.getAttribute("data-waiting")) > 0
+      || (batchText && batchActive({ status: batchText.getAttribute("data-status") })))) {
     var bar = progress.querySelector("progress");
     var label = progress.querySelector("[data-progress-text]");
     var timer = window.setInterval(function () {
@@ -57,7 +60,13 @@
           bar.value = p.done;
           label.textContent = p.waiting ? "Delivering: " + p.done + " of " + p.total + " messages out"
             : "All " + p.total + " messages handed to the providers";
-          if (!p.waiting) window.clearInterval(timer);
+          var job = p.batch_job;
+          if (batchText && job) {
+            batchText.textContent = "Latest batch: " + job.processed_count + " of " + job.total_count + " invitees processed · "
+              + job.success_count + " reached · " + job.failed_count + " failed (" + job.status + ")";
+            batchText.setAttribute("data-status", job.status);
+          }
+          if (!p.waiting && !batchActive(job)) window.clearInterval(timer);
         });
     }, 3000);
   }

@@ -48,11 +48,13 @@ def test_home_form_errors_are_shown(web):
 
 def test_story_page_shows_invitations_and_dialog_config(web, story, user, django_assert_max_num_queries):
     invitations_send(story=story, inviter=user, items=people(3, "jovial") + [{"phone": "+14155550100", "conversation_style": "siblings"}])
-    # A fixed number whatever the invitees (summary, one page of rows, narrations, progress).
-    with django_assert_max_num_queries(12):
+    # A fixed number whatever the invitees (summary, one page of rows, narrations, progress,
+    # the latest batch job's progress).
+    with django_assert_max_num_queries(14):
         page = web.get(f"/stories/{story.pk}/")
     assert page.status_code == 200
     html = page.content.decode()
+    assert 'id="batch-job-progress"' in html and "of 4 invitees processed" in html
     assert "Invite collaborators" in html and "<dialog" in html
     assert "guest0@example.com" in html and "+14155550100" in html
     config = json.loads(html.split('id="invite-config" type="application/json">', 1)[1].split("</script>", 1)[0])

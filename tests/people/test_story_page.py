@@ -34,7 +34,8 @@ def story(user, django_capture_on_commit_callbacks):
 
 def test_invitees_are_paginated_and_searchable_with_narrations_per_style(client, user, story, django_assert_max_num_queries):
     client.force_login(user)
-    with django_assert_max_num_queries(12):  # the same as for 4 invitees (tests/invitations/test_pages.py)
+    # the same as for 4 invitees (tests/invitations/test_pages.py); +2 for the latest batch job's progress
+    with django_assert_max_num_queries(14):
         html = client.get(f"/stories/{story.pk}/").content.decode()
     assert html.count("data-invitation-id=") == 25 and "1–25 of 30" in html
     assert "<strong>30</strong>invited" in html
@@ -47,9 +48,12 @@ def test_invitees_are_paginated_and_searchable_with_narrations_per_style(client,
 
 def test_delivery_progress_is_one_aggregate_for_the_owner_only(client, user, story, other_user, django_assert_max_num_queries):
     client.force_login(user)
-    with django_assert_max_num_queries(6):
+    with django_assert_max_num_queries(8):
         body = client.get(f"/api/v1/stories/{story.pk}/invitations/progress/").json()
+    job = body.pop("batch_job")
     assert body == {"total": 30, "waiting": 0, "done": 30}
+    # The invitation batch's job: 30 invitees, every one reached.
+    assert (job["status"], job["total_count"], job["processed_count"], job["success_count"]) == ("completed", 30, 30, 30)
     client.force_login(other_user)
     assert client.get(f"/api/v1/stories/{story.pk}/invitations/progress/").status_code == 404
 
