@@ -4,7 +4,23 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from django.db.models import Count, Exists, OuterRef, Q
+from django.db.models import (
+    Case,
+    CharField,
+    Count,
+    DateTimeField,
+    Exists,
+    F,
+    IntegerField,
+    OuterRef,
+    Q,
+    Subquery,
+    TextField,
+    Value,
+    When,
+)
+from django.db.models.functions import Coalesce
+from django.db.models.lookups import Exact
 from django.utils import timezone
 
 from notifications.enums import DELIVERY_FINAL_STATUSES, DELIVERY_SUCCESS_STATUSES
@@ -51,50 +67,58 @@ def batch_job_for_event(*, organization, event_id: Any, recipients: int, source:
     )
 
 
+def _count(notifications) -> Coalesce:
+    return Coalesce(
+        Subquery(notifications.order_by().values("event_id").annotate(n=Count("pk")).values("n")[:1],
+                 output_field=IntegerField()),
+        0,
+    )
+
+
+def _refresh(jobs) -> int:
+    """One UPDATE for every job in `jobs`: counters from the deliveries of each job's event,
+    and the final status once every recipient is processed."""
+    in_flight = NotificationDelivery.objects.filter(notification=OuterRef("pk")).exclude(status__in=DELIVERY_FINAL_STATUSES)
+    succeeded = NotificationDelivery.objects.filter(notification=OuterRef("pk"), status__in=DELIVERY_SUCCESS_STATUSES)
+    done = Notification.objects.filter(event_id=OuterRef("event_id")).annotate(busy=Exists(in_flight)).filter(busy=False)
+    processed = _count(done)
+    success = _count(done.annotate(ok=Exists(succeeded)).filter(ok=True))
+    finished = Q(total_count__lte=processed)
+    return jobs.update(
+        processed_count=processed,
+        success_count=success,
+        failed_count=processed - success,
+        status=Case(
+            When(finished & Q(Exact(success, 0)), then=Value(BatchJobStatus.FAILED.value)),
+            When(finished, then=Value(BatchJobStatus.COMPLETED.value)),
+            default=F("status"), output_field=CharField(),
+        ),
+        completed_at=Case(When(finished, then=Value(timezone.now())), default=F("completed_at"),
+                          output_field=DateTimeField()),
+        error_message=Case(
+            When(finished & Q(Exact(success, 0)), then=Value("No recipient could be reached.")),
+            default=F("error_message"), output_field=TextField(),
+        ),
+    )
+
+
 def batch_jobs_refresh(*, job_ids: Iterable[int] | None = None) -> int:
     """Recompute the counters of active jobs (all of them, or `job_ids`) from their deliveries.
 
-    Per job, one aggregate over the event's notifications and one UPDATE — however many
-    deliveries resolved since the last run, never a write per delivery. A job whose recipients
-    are all processed is completed (failed when none of them succeeded). Returns jobs updated.
+    One UPDATE for all of them — however many deliveries resolved since the last run, never a
+    write per delivery. A job whose recipients are all processed is completed (failed when none
+    of them was reached). Returns the number of jobs updated.
     """
     jobs = BatchJob.objects.filter(status=BatchJobStatus.PROCESSING, event_id__isnull=False)
     if job_ids is not None:
         jobs = jobs.filter(pk__in=list(job_ids))
-    in_flight = NotificationDelivery.objects.filter(notification=OuterRef("pk")).exclude(status__in=DELIVERY_FINAL_STATUSES)
-    succeeded = NotificationDelivery.objects.filter(notification=OuterRef("pk"), status__in=DELIVERY_SUCCESS_STATUSES)
-    updated = 0
-    for job in jobs.only("pk", "event_id", "total_count"):
-        counts = (
-            Notification.objects.filter(event_id=job.event_id)
-            .annotate(busy=Exists(in_flight), ok=Exists(succeeded))
-            .aggregate(
-                processed=Count("pk", filter=Q(busy=False)),
-                success=Count("pk", filter=Q(busy=False, ok=True)),
-            )
-        )
-        processed, success = counts["processed"], counts["success"]
-        fields: dict[str, Any] = {
-            "processed_count": processed, "success_count": success, "failed_count": processed - success,
-        }
-        if processed >= job.total_count:
-            fields["status"] = BatchJobStatus.COMPLETED if success else BatchJobStatus.FAILED
-            fields["completed_at"] = timezone.now()
-            if not success:
-                fields["error_message"] = "No recipient could be reached."
-        updated += BatchJob.objects.filter(pk=job.pk, status=BatchJobStatus.PROCESSING).update(**fields)
-    return updated
+    return _refresh(jobs)
 
 
 def batch_jobs_refresh_for_deliveries(*, delivery_ids: list[int]) -> int:
-    """After a delivery chunk: refresh the jobs these deliveries belong to (two queries to find them)."""
-    event_ids = set(
-        Notification.objects.filter(deliveries__pk__in=delivery_ids).values_list("event_id", flat=True).distinct()
-    )
-    if not event_ids:
-        return 0
-    job_ids = list(BatchJob.objects.filter(event_id__in=event_ids, status=BatchJobStatus.PROCESSING).values_list("pk", flat=True))
-    return batch_jobs_refresh(job_ids=job_ids) if job_ids else 0
+    """After a delivery chunk: refresh the jobs these deliveries belong to (one UPDATE)."""
+    events = Notification.objects.filter(deliveries__pk__in=delivery_ids).values("event_id")
+    return _refresh(BatchJob.objects.filter(status=BatchJobStatus.PROCESSING, event_id__in=events))
 
 
 def batch_jobs_refresh_for_story(*, story) -> int:

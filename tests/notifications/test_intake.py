@@ -180,7 +180,7 @@ def test_query_count_is_the_same_for_10_and_1000_recipients(organization, event_
     with django_assert_max_num_queries(25):
         q10 = _emit_queries(organization, few)
     q1000 = _emit_queries(organization, many)
-    assert q10 == q1000
+    assert q10 + 1 == q1000  # an event over 100 recipients also records its batch job (one INSERT)
     assert Notification.objects.filter(deduplication_key="count-1000").count() == 1000
     assert NotificationDelivery.objects.filter(notification__deduplication_key="count-1000").count() == 2000
 
