@@ -1,17 +1,26 @@
 """Celery tasks of the notification engine: ids in, one service call.
 
-Every task of the app is declared here (the periodic ones in `tasks_scheduled`, imported
-below); services publish them by name through `common.publish`, never by importing this module."""
+Every task of the app is declared here; services publish them by name through
+`common.publish`, never by importing this module. The periodic ones (scheduled by
+config/beat.py) run on the maintenance queue so a backlog of deliveries never delays them,
+and each beat entry carries an expiry so a pile-up while workers were down is dropped, not
+replayed."""
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from celery import shared_task
 
 from batchjobs.services import batch_jobs_refresh_for_deliveries
-from notifications import tasks_scheduled  # noqa: F401  (periodic tasks, scheduled by config/beat.py)
 from notifications.engine.delivery import deliver_batch
+from notifications.engine.digest import digests_send_due
+from notifications.engine.escalation import escalation_start_recent, escalations_advance
+from notifications.engine.housekeeping import housekeeping_run
 from notifications.engine.provider_events import delivery_statuses_poll
+from notifications.engine.retry import retries_run
+from notifications.engine.scheduling import held_release, notifications_expire_due, scheduled_release
+from notifications.engine.sweeper import deliveries_sweep
 from notifications.engine.webhooks_outgoing import webhook_send_retry, webhooks_dispatch
 
 
@@ -37,3 +46,54 @@ def webhook_send_task(webhook_id: int, message: dict[str, Any], attempt: int) ->
 @shared_task(name="providers.poll_delivery_status", ignore_result=True)
 def poll_delivery_status_task() -> int:
     return delivery_statuses_poll()
+
+
+# --- periodic (config/beat.py) ---------------------------------------------------------------
+
+_OPTIONS = {"acks_late": True, "ignore_result": True}
+
+
+@shared_task(name="notifications.retries_enqueue_due", **_OPTIONS)
+def retries_enqueue_due_task() -> dict[str, int]:
+    return retries_run()
+
+
+@shared_task(name="notifications.deliveries_sweep", **_OPTIONS)
+def deliveries_sweep_task(pending_after_seconds: int | None = None, claim_timeout_seconds: int | None = None) -> dict[str, int]:
+    report = deliveries_sweep(
+        pending_after=timedelta(seconds=pending_after_seconds) if pending_after_seconds is not None else None,
+        claim_timeout=timedelta(seconds=claim_timeout_seconds) if claim_timeout_seconds is not None else None,
+    )
+    return vars(report)
+
+
+@shared_task(name="notifications.escalations_advance", **_OPTIONS)
+def escalations_advance_task() -> dict[str, int]:
+    started = escalation_start_recent()
+    report = escalations_advance()
+    return {"started": started, **vars(report)}
+
+
+@shared_task(name="notifications.held_release", **_OPTIONS)
+def held_release_task() -> dict[str, int]:
+    return held_release()
+
+
+@shared_task(name="notifications.scheduled_release", **_OPTIONS)
+def scheduled_release_task() -> int:
+    return scheduled_release()
+
+
+@shared_task(name="notifications.digests_send_due", **_OPTIONS)
+def digests_send_due_task() -> dict[str, int]:
+    return digests_send_due()
+
+
+@shared_task(name="notifications.expire_due", **_OPTIONS)
+def notifications_expire_due_task() -> int:
+    return notifications_expire_due()
+
+
+@shared_task(name="notifications.housekeeping", **_OPTIONS)
+def housekeeping_task() -> dict[str, int]:
+    return housekeeping_run()

@@ -7,20 +7,17 @@ from datetime import date, timedelta
 from celery import shared_task
 from django.utils import timezone
 
+from .maintenance import provider_costs_aggregate, providers_health_check_all
 
 
 @shared_task(name="providers.health_check_all", ignore_result=True)
 def health_check_all_task() -> int:
-    from .maintenance import providers_health_check_all
-
     return len(providers_health_check_all())
 
 
 @shared_task(name="providers.aggregate_costs", ignore_result=True)
 def aggregate_costs_task(day: str | None = None) -> int:
     """Yesterday and today by default (yesterday's late webhooks still change its totals)."""
-    from .maintenance import provider_costs_aggregate
-
     if day:
         return provider_costs_aggregate(day=date.fromisoformat(day))
     today = timezone.localdate()
