@@ -144,6 +144,7 @@ async def _run(port: int, users: list[tuple[int, str]], api_key: str) -> dict[st
     print(f"{len(sockets)} sockets open in {opened:.1f}s", flush=True)
 
     answers: dict[int, float] = {}
+    statuses: dict[int, int] = {}
     failures = 0
     total = int(RATE * SECONDS)
     async with aiohttp.ClientSession(headers={"Authorization": f"Api-Key {api_key}"}) as session:
@@ -156,6 +157,7 @@ async def _run(port: int, users: list[tuple[int, str]], api_key: str) -> dict[st
                 body = await response.json()
                 if response.status not in (201, 202):
                     failures += 1
+                    statuses[response.status] = statuses.get(response.status, 0) + 1
                     return
                 answers[body["notifications"][0]["id"]] = time.perf_counter()
 
@@ -169,6 +171,8 @@ async def _run(port: int, users: list[tuple[int, str]], api_key: str) -> dict[st
         while time.perf_counter() < deadline and any(nid not in arrivals for nid in answers):
             await asyncio.sleep(0.1)
 
+    if statuses:
+        print(f"refused triggers by status: {statuses}", flush=True)
     latencies = sorted(max(0.0, arrivals[nid] - at) for nid, at in answers.items() if nid in arrivals)
     missing = sum(1 for nid in answers if nid not in arrivals)
     for conn in sockets:

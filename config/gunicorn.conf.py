@@ -7,6 +7,10 @@ service run exactly this.
 """
 import os
 
+# Under ASGI every request runs its sync code in a thread of its own: a connection kept open
+# per thread (CONN_MAX_AGE) would pile up until PostgreSQL refuses clients. Close per request.
+os.environ.setdefault("DB_CONN_MAX_AGE", "0")
+
 bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 worker_class = "config.gunicorn_worker.UvicornWorker"

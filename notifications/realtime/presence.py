@@ -49,7 +49,10 @@ def _client():
     if client is None:
         import redis.asyncio as aioredis
 
-        client = aioredis.Redis.from_url(settings.REDIS_URL, socket_timeout=5, socket_connect_timeout=2)
+        # A burst of closes must wait for a connection, not fail: a blocking, bounded pool.
+        pool = aioredis.BlockingConnectionPool.from_url(settings.REDIS_URL, max_connections=64, timeout=10,
+                                                        socket_timeout=5, socket_connect_timeout=2)
+        client = aioredis.Redis(connection_pool=pool)
         _clients[id(loop)] = client
     return client
 
