@@ -44,7 +44,7 @@ def event_type(transactional_db):
 
 
 def test_an_organization_over_its_limit_gets_429_with_retry_after_and_others_do_not(live_server, organization, event_type):
-    organization.events_per_minute, organization.events_burst = 60, 3  # one a second, three at once
+    organization.events_per_minute, organization.events_burst = 6, 3  # one every 10 s, three at once
     organization.save(update_fields=["events_per_minute", "events_burst"])
     other = OrganizationFactory()
     http, other_http = _client(organization), _client(other)
@@ -52,7 +52,7 @@ def test_an_organization_over_its_limit_gets_429_with_retry_after_and_others_do_
     codes = [_post(http, live_server.url, organization, f"a{i}").status_code for i in range(3)]
     refused = _post(http, live_server.url, organization, "a-over")
     assert codes == [202, 202, 202]
-    assert refused.status_code == 429 and 1 <= int(refused.headers["Retry-After"]) <= 2, refused.text
+    assert refused.status_code == 429 and 1 <= int(refused.headers["Retry-After"]) <= 10, refused.text
     assert "events a minute" in refused.json()["detail"]
     assert not Notification.objects.filter(correlation_id="a-over").exists()
     # Another tenant is not slowed down by the first one's flood.
@@ -98,7 +98,7 @@ def test_concurrent_requests_never_take_more_than_the_bucket_holds(live_server, 
 def test_the_bucket_works_on_the_embedded_cache_too(organization, settings):
     settings.REDIS_URL = ""
     settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "bucket"}}
-    organization.events_per_minute, organization.events_burst = 60, 4
+    organization.events_per_minute, organization.events_burst = 6, 4
     granted: list[bool] = []
     threads = [threading.Thread(target=lambda: granted.append(organization_events_take(organization=organization).allowed))
                for _ in range(10)]
@@ -108,7 +108,7 @@ def test_the_bucket_works_on_the_embedded_cache_too(organization, settings):
         thread.join(10)
     assert sorted(granted) == [False] * 6 + [True] * 4
     refused = organization_events_take(organization=organization)
-    assert not refused.allowed and 0 < refused.retry_after <= 1
+    assert not refused.allowed and 0 < refused.retry_after <= 10
 
 
 @pytest.mark.rabbitmq
