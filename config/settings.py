@@ -267,6 +267,9 @@ ANYMAIL.update({
 PROVIDER_CIRCUIT_FAILURE_THRESHOLD = int(os.environ.get("PROVIDER_CIRCUIT_FAILURE_THRESHOLD", "5"))
 PROVIDER_CIRCUIT_COOLDOWN_SECONDS = int(os.environ.get("PROVIDER_CIRCUIT_COOLDOWN_SECONDS", "60"))
 PROVIDER_CIRCUIT_WINDOW_SECONDS = int(os.environ.get("PROVIDER_CIRCUIT_WINDOW_SECONDS", "120"))
+# Sends in flight at once per provider record in one worker process (a batch's messages go out
+# concurrently from a thread pool; rendering and recording stay in the worker's own thread).
+PROVIDER_MAX_IN_FLIGHT = int(os.environ.get("PROVIDER_MAX_IN_FLIGHT", "16"))
 
 # --- narration -------------------------------------------------------------------
 ELEVENLABS_API_KEY = os.environ.get("ELEVENLABS_API_KEY", "")

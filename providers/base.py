@@ -194,6 +194,9 @@ class BaseProvider:
     endpoint_domains: ClassVar[tuple[str, ...]] = ()
     supports_webhooks: ClassVar[bool] = False
     supports_status_polling: ClassVar[bool] = False
+    # True when `send` is only a network call (no database access, no shared mutable state):
+    # a batch may then be sent from the process's send pool (providers/concurrency.py).
+    concurrent_sends: ClassVar[bool] = False
     default_timeout: ClassVar[float] = 10.0
 
     def __init__(self, *, config: dict[str, Any] | None = None, credentials: dict[str, Any] | None = None, record_id: int | None = None) -> None:

@@ -83,6 +83,16 @@ def send_journaled(provider: BaseProvider, messages: list[OutboundMessage]) -> l
     Providers without a native batch call are driven one message at a time here, so each
     message is journaled right after its own call returns.
     """
+    if type(provider).send_batch is BaseProvider.send_batch and provider.concurrent_sends and len(messages) > 1:
+        from .concurrency import send_concurrently
+
+        def journal_one(message: OutboundMessage, result: Any) -> None:
+            journal_record(provider_code=provider.code, messages=[message], results=[result])
+
+        # Many requests in flight, bounded per provider record; each accepted message is
+        # journaled (in this thread) as soon as its answer is collected.
+        return send_concurrently(("send", provider.code, provider.record_id or id(provider)), provider.send, messages,
+                                 on_result=journal_one, catch=(ProviderTransientError, ProviderPermanentError))
     if type(provider).send_batch is BaseProvider.send_batch:
         results: list[SendResult | Exception] = []
         for message in messages:

@@ -2,6 +2,7 @@
 status callbacks."""
 from __future__ import annotations
 
+import threading
 import time
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -57,6 +58,48 @@ def twilio_price(price: Any, unit: Any) -> tuple[Decimal | None, str]:
         return None, ""
 
 
+class SharedTwilioHttpClient(TwilioHttpClient):
+    """A TwilioHttpClient that several threads may use at once.
+
+    The SDK's `request` stores the response on the client and returns that attribute: shared
+    by concurrent sends, one thread could read another's answer (another message's SID). Here
+    those attributes are per thread.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._local = threading.local()
+        super().__init__(*args, **kwargs)
+
+    @property
+    def _test_only_last_response(self) -> Any:
+        return getattr(self._local, "response", None)
+
+    @_test_only_last_response.setter
+    def _test_only_last_response(self, value: Any) -> None:
+        self._local.response = value
+
+    @property
+    def _test_only_last_request(self) -> Any:
+        return getattr(self._local, "request", None)
+
+    @_test_only_last_request.setter
+    def _test_only_last_request(self, value: Any) -> None:
+        self._local.request = value
+
+
+def twilio_http_client(timeout: float) -> TwilioHttpClient:
+    """A Twilio HTTP client whose keep-alive pool holds as many connections as may be in flight."""
+    from requests.adapters import HTTPAdapter
+
+    from .concurrency import max_in_flight
+
+    http_client = SharedTwilioHttpClient(timeout=timeout)
+    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max_in_flight())
+    http_client.session.mount("https://", adapter)
+    http_client.session.mount("http://", adapter)
+    return http_client
+
+
 class TwilioMixin(BaseProvider):
     sensitive_params = ("auth_token",)
     required_params = ("account_sid", "auth_token")
@@ -65,7 +108,14 @@ class TwilioMixin(BaseProvider):
     supports_status_polling = True
 
     def client(self) -> Client:
-        http_client = TwilioHttpClient(timeout=self.timeout)
+        if self.record_id is None:
+            http_client = TwilioHttpClient(timeout=self.timeout)
+        else:
+            from .concurrency import http_session
+
+            # One kept-alive connection pool per provider record and process, shared by
+            # concurrent sends (the credentials go with each request, not the session).
+            http_client = http_session(("twilio", self.record_id, self.timeout), lambda: twilio_http_client(self.timeout))
         client = Client(self.require("account_sid"), self.require("auth_token"), http_client=http_client,
                         region=self.config.get("region"), edge=self.config.get("edge"))
         if self.config.get("base_url"):

@@ -21,6 +21,7 @@ class TwilioSmsProvider(TwilioMixin):
     code = "twilio_sms"
     channel = Channel.SMS
     name = "Twilio SMS"
+    concurrent_sends = True  # `send` is one HTTP call: a batch goes out from the send pool
 
     def send(self, message: OutboundMessage) -> SendResult:
         to = normalize_e164(message.to)
