@@ -1,6 +1,8 @@
-"""Request checks that run before any view."""
+"""Request checks that run before any view, and headers every page answers with."""
 from __future__ import annotations
 
+from django.apps import apps
+from django.conf import settings
 from django.core.signals import request_finished
 from django.http import JsonResponse
 
@@ -47,3 +49,30 @@ class RejectNulQueryMiddleware:
         ):
             return JsonResponse({"detail": "NUL characters are not allowed in the query string."}, status=400)
         return self.get_response(request)
+
+
+class PageSecurityHeadersMiddleware:
+    """The headers every HTML page carries besides the CSP (added by csp.middleware.CSPMiddleware,
+    which must come before this one in MIDDLEWARE so that it sees the response after it).
+
+    Pages show one person's data: like the invitation landing page, they stay out of shared
+    caches (a view that chose its own Cache-Control keeps it). Referrer-Policy, nosniff and
+    Cross-Origin-Opener-Policy come from SecurityMiddleware; X-Frame-Options from its own middleware.
+    """
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        policy = getattr(settings, "PERMISSIONS_POLICY", "")
+        if policy:
+            response.headers.setdefault("Permissions-Policy", policy)
+        if response.get("Content-Type", "").startswith("text/html"):
+            response.headers.setdefault("Cache-Control", "private, no-store")
+            if request.path.startswith("/admin/") and apps.is_installed("unfold"):
+                # The admin theme runs Alpine.js, which compiles its attribute expressions with
+                # new Function(): the staff-only admin is the one place script-src allows eval.
+                # Still no inline script and no remote host there.
+                response._csp_update = {"script-src": ["'unsafe-eval'"]}
+        return response

@@ -1,5 +1,6 @@
 """Shared pieces of the attack tests: credentials for the real HTTP server, a scriptable name
-resolver, loopback peers, a scan of every text column, and real server processes."""
+resolver, loopback peers, a scan of every text column, real server processes, and a real Chromium
+that records every CSP violation of a page."""
 from __future__ import annotations
 
 import socket
@@ -15,6 +16,9 @@ import requests
 from cryptography.fernet import Fernet
 from django.db import connection
 from rest_framework.authtoken.models import Token
+
+from accounts.models import MembershipRole
+from tests.factories import MembershipFactory, OrganizationFactory, UserFactory
 
 from ..conftest import ROOT, _worker_env
 
@@ -150,3 +154,66 @@ def server_factory(tmp_path):
     yield start
     for server in started:
         server.stop()
+
+
+PASSWORD = "pass-word-123"
+
+# Runs before any script of the page (through the DevTools protocol, so the page's CSP does not
+# apply to it): every violation the browser reports lands in window.__cspViolations.
+RECORD_VIOLATIONS = """
+window.__cspViolations = [];
+document.addEventListener("securitypolicyviolation", function (e) {
+  window.__cspViolations.push({directive: e.effectiveDirective, blocked: e.blockedURI, sample: e.sample, source: e.sourceFile});
+});
+"""
+
+
+@pytest.fixture
+def browser(monkeypatch):
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API keeps an event loop on this thread; the ORM calls between browser
+    # steps are ordinary blocking calls, which Django would otherwise refuse.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path="/usr/bin/chromium", args=["--no-sandbox", "--disable-background-networking", "--disable-gpu"]
+        )
+        yield chromium
+        chromium.close()
+
+
+class WatchedPage:
+    """A page plus what the browser said about it: CSP violations and console errors."""
+
+    def __init__(self, page):
+        self.page = page
+        self.console: list[str] = []
+        page.add_init_script(RECORD_VIOLATIONS)
+        page.on("console", lambda msg: self.console.append(msg.text) if msg.type == "error" else None)
+
+    def violations(self) -> list[dict]:
+        return self.page.evaluate("window.__cspViolations || []")
+
+    def csp_console_errors(self) -> list[str]:
+        return [text for text in self.console if "Content Security Policy" in text]
+
+
+def login(page, base_url: str, user, next_url: str = "/") -> None:
+    page.goto(f"{base_url}/accounts/login/?next={next_url}")
+    page.fill("input[name=username]", user.username)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{base_url}{next_url}")
+
+
+@pytest.fixture
+def superuser(db, organization):
+    admin = UserFactory(is_staff=True, is_superuser=True)
+    MembershipFactory(user=admin, organization=organization, role=MembershipRole.OWNER)
+    return admin
+
+
+@pytest.fixture
+def second_organization(db):
+    return OrganizationFactory()
