@@ -110,7 +110,7 @@ def test_pages_run_in_chromium_without_a_single_csp_violation(browser, live_serv
                 page.click("#open-invite")  # the dialog is script-driven: it must open under the CSP
                 assert page.locator("#invite-dialog").is_visible()
             if path.startswith("/i/") and "not-a-real" not in path:
-                page.wait_for_function("document.querySelectorAll('#segments li').length > 0")
+                page.locator("#segments li").first.wait_for()
             if path.startswith("/admin/notifications/notificationprovider/add/"):
                 # The admin's own scripts run: the related-object widgets get their buttons.
                 page.locator("#id_organization").wait_for(state="attached")
