@@ -1,7 +1,7 @@
 """Template administration API: ``/api/v1/admin/templates/`` (+ preview and test-send).
 
 Organization admins manage their organization's templates (overrides of the platform
-defaults) and can read the global ones; platform staff manage the global ones too.
+defaults) and can read the global ones; platform administrators manage the global ones too.
 Content is validated in the rendering sandbox when saved: an unknown variable is refused.
 """
 from __future__ import annotations
@@ -19,8 +19,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.selectors import request_organization, user_is_org_admin
+from accounts.selectors import request_organization, user_is_org_admin, user_is_platform_admin
 from common.exceptions import NotFound, PermissionDenied, ValidationError
+from common.links import html_links_sanitize, link_safe_or_empty, template_link_problem
 from notifications.engine import rendering
 from notifications.enums import AuditAction, AuditActorType, Channel, Criticality
 from notifications.models import EventType, NotificationAuditLog, NotificationTemplate, TemplateChannel
@@ -29,11 +30,10 @@ LANGUAGE_CODES = [code for code, _ in settings.LANGUAGES]
 
 
 def _caller_context(request: Request) -> tuple[Any, bool]:
-    """(organization, is_staff) of a caller allowed to administer templates, else 403."""
+    """(organization, is_platform_admin) of a caller allowed to administer templates, else 403."""
     user = request.user
     organization = request_organization(request)
-    is_staff = bool(getattr(user, "is_staff", False))
-    if is_staff:
+    if user_is_platform_admin(user):
         return organization, True
     if getattr(user, "pk", None) is None:
         raise PermissionDenied("Template administration needs a signed-in organization admin.")
@@ -79,6 +79,12 @@ class TemplateChannelSerializer(serializers.Serializer):
     content = serializers.DictField(child=LocalizedContentSerializer(), help_text="Per language: {\"en\": {...}, \"fr\": {...}}")
     action_url = serializers.CharField(required=False, allow_blank=True, max_length=500)
     extra = serializers.DictField(required=False)
+
+    def validate_action_url(self, value: str) -> str:
+        problem = template_link_problem(value)
+        if problem:
+            raise serializers.ValidationError(problem)
+        return value
 
     def validate_content(self, value: dict) -> dict:
         unknown = sorted(set(value) - set(LANGUAGE_CODES))
@@ -263,8 +269,8 @@ def template_preview(*, template: NotificationTemplate, channel: str | None, loc
         entry: dict[str, Any] = {
             "channel": block.channel, "locale": rendering._language(locale),
             "subject": rendered.subject, "title": rendered.title, "body": rendered.body,
-            "body_html": rendered.body_html, "action_label": rendered.action_label,
-            "action_url": rendering.template_render(block.action_url, context, html=False) if block.action_url else "",
+            "body_html": html_links_sanitize(rendered.body_html), "action_label": rendered.action_label,
+            "action_url": link_safe_or_empty(rendering.template_render(block.action_url, context, html=False)) if block.action_url else "",
         }
         if block.channel in (Channel.SMS, Channel.WHATSAPP):
             entry["sms"] = rendering.sms_segments(rendered.body)

@@ -29,6 +29,7 @@ from django.utils import timezone
 
 from common import sealing
 from common.exceptions import ProviderTransientError, ValidationError
+from common.links import html_links_sanitize, link_safe_or_empty
 from common.publish import tasks_publish_on_commit
 from notifications.engine import rendering
 from notifications.enums import (
@@ -158,7 +159,7 @@ def _recipient_name(notification: Notification) -> str:
 
 
 def absolute_url(url: str) -> str:
-    if url.startswith("/"):
+    if url.startswith("/") and not url.startswith("//"):
         return settings.SITE_URL + url
     return url
 
@@ -184,7 +185,7 @@ def notification_context(
     standard = {
         "recipient.name": _recipient_name(notification),
         "actor.name": notification.actor_name,
-        "action_url": absolute_url(notification.action_url) if notification.action_url else "",
+        "action_url": absolute_url(link_safe_or_empty(notification.action_url)),
         "ack_url": ack_link_url(notification_id=notification.pk),
         "organization.name": notification.organization.name,
         "resource.type": notification.resource_type,
@@ -254,9 +255,9 @@ def delivery_render(
             "subject": title,
             "title": title,
             "body": notification.body or title,
-            "body_html": notification.body_html,  # e.g. a digest rendered from its own template
+            "body_html": html_links_sanitize(notification.body_html),  # e.g. a digest rendered from its own template
             "action_label": notification.action_label,
-            "action_url": notification.action_url,
+            "action_url": link_safe_or_empty(notification.action_url),
         }
     contents = rendering.template_channel_contents(block, locale=locale)
     rendered = rendering.content_render(contents=contents, context=context)
@@ -265,9 +266,10 @@ def delivery_render(
         "subject": rendered.subject or rendered.title,
         "title": rendered.title,
         "body": rendered.body,
-        "body_html": rendered.body_html,
+        # A link assembled from event data is checked once rendered: never a javascript: href.
+        "body_html": html_links_sanitize(rendered.body_html),
         "action_label": rendered.action_label,
-        "action_url": action_url or notification.action_url,
+        "action_url": link_safe_or_empty(action_url) or link_safe_or_empty(notification.action_url),
         **({"extra": block.extra} if block.extra else {}),
     }
 
@@ -317,7 +319,7 @@ def _outbound_message(delivery: NotificationDelivery, notification: Notification
         locale=delivery.locale or notification.recipient_locale or "en",
         criticality=notification.criticality,
         idempotency_key=str(delivery.pk),
-        action_url=absolute_url(content.get("action_url") or ""),
+        action_url=absolute_url(link_safe_or_empty(content.get("action_url") or "")),
         metadata=metadata,
     )
     if not notification.recipient_id and isinstance(notification.data, dict) and notification.data.get("unsubscribeUrl"):
@@ -644,7 +646,7 @@ def _record(
         n.title = content.get("title") or n.title
         n.body = content.get("body") or n.body
         n.body_html = content.get("body_html") or n.body_html
-        n.action_url = content.get("action_url") or n.action_url
+        n.action_url = content.get("action_url") or ""  # already the safe one (delivery_render)
         n.action_label = content.get("action_label") or n.action_label
         in_app_rows.append(n)
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import zoneinfo
+from common.links import link_safe_or_empty
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -169,7 +170,7 @@ def _items_context(rows: list[Notification]) -> list[dict[str, Any]]:
         groups.setdefault(n.category, []).append({
             "id": n.pk, "title": n.title or n.resource_name or n.event_type, "body": n.body,
             "event_type": n.event_type, "criticality": n.criticality, "created_at": n.created_at,
-            "action_url": n.action_url,
+            "action_url": link_safe_or_empty(n.action_url),
         })
     return [{"category": cat, "label": labels.get(cat, cat.title()), "items": items, "count": len(items)}
             for cat, items in groups.items()]

@@ -29,6 +29,7 @@ from django.utils.dateparse import parse_datetime
 
 from accounts.models import Organization, Project, Team
 from common.exceptions import ValidationError
+from common.links import link_problem, link_validate
 from common.logging import bind_correlation_id
 from common.metrics import record_event
 from notifications.enums import (
@@ -124,6 +125,18 @@ class RecipientOverride:
     resource: dict[str, Any]
 
 
+def _link_errors(data: Mapping[str, Any], *, prefix: str) -> dict[str, Any]:
+    """Field errors of the links in an event's data that end in an href (see common.links)."""
+    errors: dict[str, Any] = {}
+    for key, value in data.items():
+        # action_url, actionUrl, inviteUrl, image_url…: whatever a template may put in an href.
+        if isinstance(key, str) and key.lower().endswith("url"):
+            problem = link_problem(value)
+            if problem:
+                errors.setdefault(prefix, {})[key] = [problem]
+    return errors
+
+
 def _bare_recipients(items: Sequence[Mapping[str, Any]]) -> tuple[list[Recipient], list[RecipientOverride | None]]:
     """Validate bare addresses ({email?, phone?, locale?, timezone?, name?, data?, resource?}); all errors at once.
 
@@ -170,6 +183,8 @@ def _bare_recipients(items: Sequence[Mapping[str, Any]]) -> tuple[list[Recipient
             item_errors["data"] = ["Expected an object."]
         if own_resource is not None and not isinstance(own_resource, Mapping):
             item_errors["resource"] = ["Expected an object."]
+        if isinstance(own_data, Mapping):
+            item_errors.update(_link_errors(own_data, prefix="data"))
         if item_errors:
             errors[str(index)] = item_errors
             continue
@@ -373,6 +388,12 @@ def event_emit(
         raise ValidationError({"type": ["This field is required."]})
     if data is not None and not isinstance(data, Mapping):
         raise ValidationError({"data": ["Expected an object."]})
+    if action_url:
+        link_validate(action_url, field="action_url")
+    if data:
+        link_errors = _link_errors(data, prefix="data")
+        if link_errors:
+            raise ValidationError(link_errors)
     event_type = EventType.objects.filter(key=type, is_active=True).first()
     if event_type is None:
         raise ValidationError({"type": [f"Unknown event type {type!r}."]}, code="unknown_event_type")

@@ -171,6 +171,18 @@
     return b;
   }
 
+  // Only http(s) links (absolute or relative) become an href; javascript:, data: and the rest
+  // are shown as plain text even if such a row reached the inbox (the server refuses them too).
+  function safeHref(url) {
+    if (typeof url !== "string" || !url) return null;
+    try {
+      var parsed = new URL(url, window.location.href);
+      return parsed.protocol === "https:" || parsed.protocol === "http:" ? parsed.href : null;
+    } catch (e) {
+      return null;
+    }
+  }
+
   function render(item) {
     var li = document.createElement("li");
     li.className = "inbox-item" + (item.read_at ? "" : " unread") + " crit-" + String(item.criticality || "").toLowerCase();
@@ -179,10 +191,11 @@
     dot.className = "inbox-dot";
     var main = document.createElement("div");
     main.className = "inbox-main";
-    var title = document.createElement(item.action_url ? "a" : "strong");
+    var href = safeHref(item.action_url);
+    var title = document.createElement(href ? "a" : "strong");
     title.className = "inbox-title";
     title.textContent = item.title || item.event_type;
-    if (item.action_url) { title.href = item.action_url; title.dataset.id = item.id; title.dataset.action = "open"; }
+    if (href) { title.href = href; title.dataset.id = item.id; title.dataset.action = "open"; }
     var body = document.createElement("p");
     body.className = "inbox-body";
     body.textContent = item.body || "";
