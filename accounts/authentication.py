@@ -5,7 +5,7 @@ from django.utils import timezone
 from rest_framework import authentication, exceptions
 
 from .models import ApiKey
-from .selectors import api_key_get_active
+from .selectors import api_key_creator_problem, api_key_get_active
 
 
 class ServicePrincipal(AnonymousUser):
@@ -37,6 +37,9 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         key = api_key_get_active(raw_key=raw)
         if key is None:
             raise exceptions.AuthenticationFailed("Invalid or revoked API key.")
+        problem = api_key_creator_problem(key)
+        if problem:
+            raise exceptions.AuthenticationFailed(problem)
         # One cheap write at most once a minute per key, not on every request.
         now = timezone.now()
         if key.last_used_at is None or (now - key.last_used_at).total_seconds() > 60:

@@ -54,6 +54,12 @@ class Organization(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
+    class Meta:
+        # Platform-wide API powers (every organization, global provider records, platform
+        # defaults) belong to superusers and to users granted this permission; `is_staff` alone
+        # only opens the Django admin, where model permissions apply.
+        permissions = [("administer_platform", "Can administer every organization through the API")]
+
     def __str__(self) -> str:
         return self.name
 

@@ -42,6 +42,14 @@ def api_key_create(*, organization: Organization, name: str, created_by: User | 
     return key, raw
 
 
+def membership_departed(*, user_id: int, organization_id: int) -> int:
+    """What a member held in an organization ends with the membership: the API keys they
+    created for it are revoked (a later return does not revive them). Returns how many."""
+    return ApiKey.objects.filter(
+        organization_id=organization_id, created_by_id=user_id, revoked_at__isnull=True
+    ).update(revoked_at=timezone.now())
+
+
 def api_key_revoke(*, api_key: ApiKey) -> None:
     ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
 

@@ -286,6 +286,11 @@ NARRATION_ENGINE = os.environ.get("NARRATION_ENGINE", "")  # "", "local" or "ele
 INVITATION_TTL_DAYS = int(os.environ.get("INVITATION_TTL_DAYS", "14"))
 INVITATION_MAX_BATCH = 500
 
+# Environment variables a provider record may name in `secret_env_refs` (comma separated), e.g.
+# "ACME_TWILIO_TOKEN,SENDGRID_API_KEY". Empty: none. The platform's own secrets (SECRET_KEY,
+# database/broker/cache URLs, FIELD_ENCRYPTION_KEYS…) are refused even if listed.
+PROVIDER_SECRET_ENV_ALLOWLIST = env_list("PROVIDER_SECRET_ENV_ALLOWLIST", "")
+
 # --- secrets at rest -----------------------------------------------------------------
 # Fernet key(s), comma separated, newest first; provider credentials are encrypted with it.
 FIELD_ENCRYPTION_KEYS = env_list("FIELD_ENCRYPTION_KEYS", "")

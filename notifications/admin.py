@@ -172,6 +172,7 @@ class TemplateChannelFormSet(BaseInlineFormSet):
     def clean(self) -> None:
         super().clean()
         from common.exceptions import ValidationError as DomainValidationError
+        from common.links import template_link_problem
 
         from .engine.rendering import template_validate
 
@@ -185,6 +186,9 @@ class TemplateChannelFormSet(BaseInlineFormSet):
             except DomainValidationError as exc:
                 for message in _validation_messages(exc):
                     form.add_error(None, message)
+            link_problem = template_link_problem(form.cleaned_data.get("action_url") or "")
+            if link_problem:
+                form.add_error("action_url", link_problem)
 
 
 class TemplateChannelInline(TranslationTabularInline, TabularInline):

@@ -71,6 +71,15 @@ class NotificationProviderForm(forms.ModelForm):
             if name.startswith(_SETTING):
                 self.fields[name].initial = (self.instance.config or {}).get(name[len(_SETTING):], "")
 
+    def clean_secret_env_refs(self) -> Any:
+        from providers.secrets import env_references_check
+
+        value = self.cleaned_data.get("secret_env_refs")
+        problems = env_references_check(value)
+        if problems:
+            raise forms.ValidationError(problems)
+        return value
+
     def clean(self) -> dict[str, Any]:
         data = super().clean()
         cls = _provider_class(data.get("code") or self.instance.code)

@@ -1,4 +1,4 @@
-"""Web pages of the inbox side: the inbox and, for staff, the outbox of the embedded providers."""
+"""Web pages of the inbox side: the inbox and, for development, the outbox of the embedded providers."""
 from __future__ import annotations
 
 import email
@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.contrib.admin.views.decorators import staff_member_required
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.contrib.auth.views import redirect_to_login
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
 OUTBOX_LIMIT = 50
@@ -48,9 +48,18 @@ def _file_backend_messages(limit: int) -> list[dict[str, Any]]:
     return messages
 
 
-@staff_member_required
 def outbox_page(request: HttpRequest) -> HttpResponse:
+    """Every organization's sent messages, in clear: a development aid (DEBUG, staff) or a
+    superuser's; otherwise it does not exist."""
     from providers.models import ProviderOutbox
+
+    user = request.user
+    if not user.is_authenticated:
+        if not settings.DEBUG:
+            raise Http404()
+        return redirect_to_login(request.get_full_path())
+    if not (user.is_active and (user.is_superuser or (settings.DEBUG and user.is_staff))):
+        raise Http404()
 
     context = {
         "emails": _file_backend_messages(OUTBOX_LIMIT),

@@ -1,8 +1,8 @@
 """Provider administration API (/api/v1/admin/providers/) and the user's push subscriptions.
 
 Organization admins manage their organization's records and see the global ones
-read-only; platform staff manage everything. Secrets are write-only: answers show them
-masked, never in clear, and never log them.
+read-only; platform administrators (superusers, or `accounts.administer_platform`) manage
+everything. Secrets are write-only: answers show them masked, never in clear, and never log them.
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from rest_framework.views import APIView
 
 from accounts.authentication import ServicePrincipal
 from accounts.models import Organization
-from accounts.selectors import request_organization, user_is_org_admin
+from accounts.selectors import request_organization, user_is_org_admin, user_is_platform_admin
 from common.api import DB_BIGINT_MAX, DB_INT_MAX, DB_INT_MIN
 from common.exceptions import PermissionDenied, ValidationError
 from common.channels import Channel
@@ -31,13 +31,13 @@ from .selectors import provider_get_visible, providers_visible_to
 
 
 class IsProviderAdmin(BasePermission):
-    message = "Only organization admins and staff manage providers."
+    message = "Only organization admins and platform administrators manage providers."
 
     def has_permission(self, request, view) -> bool:
         user = request.user
         if not user or not user.is_authenticated or isinstance(user, ServicePrincipal):
             return False
-        if user.is_staff:
+        if user_is_platform_admin(user):
             return True
         organization = request_organization(request)
         return organization is not None and user_is_org_admin(user=user, organization=organization)
@@ -45,11 +45,11 @@ class IsProviderAdmin(BasePermission):
 
 def _caller_scope(request: Request) -> tuple[int | None, bool]:
     organization = request_organization(request)
-    return (organization.pk if organization else None), bool(request.user.is_staff)
+    return (organization.pk if organization else None), user_is_platform_admin(request.user)
 
 
 def _can_edit(request: Request, record) -> bool:
-    if request.user.is_staff:
+    if user_is_platform_admin(request.user):
         return True
     organization_id, _ = _caller_scope(request)
     return record.organization_id is not None and record.organization_id == organization_id
@@ -133,11 +133,11 @@ class ProviderPatchSerializer(ProviderInSerializer):
         super().__init__(*args, partial=True, **kwargs)
 
 
-def _refuse_env_refs_unless_staff(request: Request, data: dict[str, Any]) -> None:
+def _refuse_env_refs_unless_platform_admin(request: Request, data: dict[str, Any]) -> None:
     # An environment variable reference reads the server's environment: that is the
     # platform's to decide, or any organization could borrow (or exfiltrate) its keys.
-    if data.get("secret_env_refs") and not request.user.is_staff:
-        raise ValidationError({"secret_env_refs": ["Only platform staff may reference environment variables; put the credentials in secrets."]})
+    if data.get("secret_env_refs") and not user_is_platform_admin(request.user):
+        raise ValidationError({"secret_env_refs": ["Only platform administrators may reference environment variables; put the credentials in secrets."]})
 
 
 class ProviderListView(APIView):
@@ -163,7 +163,7 @@ class ProviderListView(APIView):
         serializer = ProviderInSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = dict(serializer.validated_data)
-        _refuse_env_refs_unless_staff(request, data)
+        _refuse_env_refs_unless_platform_admin(request, data)
         organization_id, is_staff = _caller_scope(request)
         if is_staff:
             target = data.pop("organization_id", None)
@@ -197,7 +197,7 @@ class ProviderDetailView(APIView):
         serializer = ProviderPatchSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = dict(serializer.validated_data)
-        _refuse_env_refs_unless_staff(request, data)
+        _refuse_env_refs_unless_platform_admin(request, data)
         record = services.provider_update(provider_id=record.pk, actor_id=request.user.pk, secrets=data.pop("secrets", None), **data)
         return Response(ProviderOutSerializer(record, context={"request": request}).data)
 

@@ -11,6 +11,10 @@ Resolution precedence, per credential key (first non-empty wins):
   3. for an organization's record, the global record of the same provider code
      (its secrets, then its env refs) — an organization may override only some keys;
   4. the provider's default environment variables (`BaseProvider.env_credentials`).
+Environment references (2, and a global record's in 3) read only variables named in
+`settings.PROVIDER_SECRET_ENV_ALLOWLIST`, and never the platform's own keys (SECRET_KEY, the
+database, broker and cache URLs, the field encryption keys…), even if listed: a record that
+names another variable is refused when saved and resolves nothing from it at send time.
 Steps 3 and 4 only apply while an organization's record talks to the same endpoints as the
 platform: a record whose config points elsewhere (`CONNECTION_PARAMS`) gets its own
 credentials only, or an organization admin could have the platform's keys sent to a host
@@ -106,9 +110,40 @@ def mask_record_secrets(record) -> dict[str, str]:
     return masked
 
 
+# The platform's own secrets and connection strings: never a provider credential, whatever the
+# allowlist says (a record referencing SECRET_KEY would mail it to any endpoint it names).
+ENV_NEVER_REFERENCED = frozenset({
+    "SECRET_KEY", "DJANGO_SECRET_KEY", "DATABASE_URL", "CELERY_BROKER_URL", "EVENT_BUS_URL", "REDIS_URL",
+    "FIELD_ENCRYPTION_KEYS", "METRICS_TOKEN", "EMAIL_HOST_PASSWORD", "ANYMAIL_WEBHOOK_SECRET", "VAPID_PRIVATE_KEY",
+})
+
+
+def env_reference_problem(name: object) -> str | None:
+    """Why a provider record may not read environment variable `name`, or None if it may."""
+    if not isinstance(name, str) or not name:
+        return "Values must be environment variable names."
+    allowed = set(getattr(settings, "PROVIDER_SECRET_ENV_ALLOWLIST", ()) or ())
+    if name.upper() in ENV_NEVER_REFERENCED or name.upper().startswith(("DJANGO_", "POSTGRES", "PG")):
+        return f"{name} is one of the platform's own secrets; it can never be a provider credential."
+    if name not in allowed:
+        return f"{name} is not in PROVIDER_SECRET_ENV_ALLOWLIST."
+    return None
+
+
+def env_references_check(refs: object) -> list[str]:
+    """Problems of a record's `secret_env_refs` ({param: VARIABLE}); empty when all are allowed."""
+    if not refs:
+        return []
+    if not isinstance(refs, dict):
+        return ["Must be an object of parameter names to environment variable names."]
+    return [f"{key}: {problem}" for key, name in refs.items() if (problem := env_reference_problem(name))]
+
+
 def _layer(record) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for key, env_name in (getattr(record, "secret_env_refs", None) or {}).items():
+        if env_reference_problem(env_name):
+            continue  # stored before the allowlist, or the allowlist shrank: resolve nothing from it
         env_value = os.environ.get(str(env_name), "")
         if env_value:
             values[key] = env_value

@@ -46,7 +46,7 @@ from .models import (
 from .journal import journal_record, send_journaled
 from .registry import registry
 from .resilience import CircuitBreaker, CircuitPolicy, RateLimiter
-from .secrets import CONNECTION_PARAMS, resolve_credentials, secrets_decrypt, secrets_encrypt
+from .secrets import CONNECTION_PARAMS, env_references_check, resolve_credentials, secrets_decrypt, secrets_encrypt
 from .selectors import (
     ProviderBinding,
     provider_bindings_for_channel,
@@ -397,9 +397,9 @@ def _validate_record(*, code: str, channel: str, config: dict[str, Any], credent
     problems = cls.config_errors(config)
     if problems:
         raise ValidationError({"config": problems})
-    unknown_env = [k for k, v in env_refs.items() if not isinstance(v, str) or not v]
-    if unknown_env:
-        raise ValidationError({"secret_env_refs": ["Values must be environment variable names."]})
+    env_problems = env_references_check(env_refs)
+    if env_problems:
+        raise ValidationError({"secret_env_refs": env_problems})
     if organization_id is not None and not _platform_admin(actor_id):
         endpoint_problems = _endpoint_errors(cls, config=config, credentials=credentials)
         if endpoint_problems:

@@ -1,6 +1,6 @@
 """Organization administration: ``/api/v1/admin/audit-log/``, ``history/`` and ``webhooks/``.
 
-Organization owners and admins see their own organization only; platform staff see every
+Organization owners and admins see their own organization only; platform administrators see every
 organization (or one, with ``?organization_id=``). Lists are cursor paginated, newest first.
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.selectors import request_organization, user_is_org_admin
+from accounts.selectors import request_organization, user_is_org_admin, user_is_platform_admin
 from common.exceptions import NotFound, PermissionDenied, ValidationError
 from common.query import query_datetime, query_id
 from common.schema import cursor_page
@@ -32,11 +32,11 @@ from notifications.models import Notification, NotificationAuditLog, Notificatio
 
 
 def _scope(request: Request) -> int | None:
-    """The organization id the caller administers, or None for platform staff seeing all."""
+    """The organization id the caller administers, or None for platform administrators seeing all."""
     user = request.user
     if getattr(user, "pk", None) is None:
         raise PermissionDenied("Administration needs a signed-in organization admin, not an API key.")
-    if user.is_staff:
+    if user_is_platform_admin(user):
         wanted = request.query_params.get("organization_id")
         if wanted in (None, ""):
             return None

@@ -14,7 +14,7 @@ from rest_framework.views import APIView
 
 from accounts.authentication import ServicePrincipal
 from accounts.models import ApiKey, Organization, Project, Team
-from accounts.selectors import request_organization, user_is_org_admin
+from accounts.selectors import request_organization, user_is_org_admin, user_is_platform_admin
 from common.exceptions import NotFound, PermissionDenied, ValidationError
 from common.query import query_id
 from notifications import services
@@ -69,7 +69,7 @@ def _validated(serializer_class, data: Any, **kwargs) -> dict[str, Any]:
 
 
 class EventsView(APIView):
-    """POST /api/v1/events/ — an organization's API key, or a staff user."""
+    """POST /api/v1/events/ — an organization's API key, or a platform administrator."""
 
     permission_classes = (IsAuthenticated,)
 
@@ -81,8 +81,8 @@ class EventsView(APIView):
             organization = request.user.organization
             actor = services.AuditActor(type=AuditActorType.API_KEY, id=str(request.auth.pk), label=request.auth.name)
         else:
-            if not request.user.is_staff:
-                raise PermissionDenied("Events are sent with an organization API key (or by staff).")
+            if not user_is_platform_admin(request.user):
+                raise PermissionDenied("Events are sent with an organization API key (or by a platform administrator).")
             declared = payload.get("organization_id")
             organization = services.organization_resolve(declared) if declared else request_organization(request)
             if organization is None:

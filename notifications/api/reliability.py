@@ -18,7 +18,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.models import MembershipRole, Organization
-from accounts.selectors import request_organization, user_is_org_admin
+from accounts.selectors import request_organization, user_is_org_admin, user_is_platform_admin
 from common.api import DB_BIGINT_MAX, DB_INT_MAX
 from common.exceptions import NotFound, PermissionDenied, ValidationError
 from common.query import is_db_id, query_datetime, query_id, query_int
@@ -46,9 +46,9 @@ MAX_BULK = 500
 
 
 def _scope(request: Request) -> int | None:
-    """The organization id the caller may act on; None for platform staff (all organizations)."""
+    """The organization id the caller may act on; None for platform administrators (all organizations)."""
     user = request.user
-    if getattr(user, "is_staff", False):
+    if user_is_platform_admin(user):
         wanted = request.query_params.get("organization")
         if wanted:
             if not is_db_id(str(wanted)):
@@ -276,11 +276,11 @@ class DeliveryRetryView(APIView):
 # --- escalation chains and channel configurations -----------------------------------------------------
 #
 # Organization admins manage their organization's rows and read the platform-wide ones (which
-# apply when the organization has none of its own); platform staff manage both.
+# apply when the organization has none of its own); platform administrators manage both.
 
 
 def _staff(request: Request) -> bool:
-    return bool(getattr(request.user, "is_staff", False))
+    return user_is_platform_admin(request.user)
 
 
 def _visible(request: Request, qs: QuerySet) -> QuerySet:
@@ -291,7 +291,7 @@ def _visible(request: Request, qs: QuerySet) -> QuerySet:
 
 
 def _owner_for_create(request: Request, data: dict[str, Any]) -> int | None:
-    """The organization a new row belongs to: the admin's own; staff choose (null: platform-wide)."""
+    """The organization a new row belongs to: the admin's own; platform administrators choose (null: platform-wide)."""
     organization_id = _scope(request)
     if organization_id is not None and not _staff(request):
         return organization_id
@@ -303,7 +303,7 @@ def _owner_for_create(request: Request, data: dict[str, Any]) -> int | None:
 
 def _owner_for_change(request: Request, obj: Any) -> int | None:
     if obj.organization_id is None and not _staff(request):
-        raise PermissionDenied("Platform-wide settings can only be changed by platform staff.")
+        raise PermissionDenied("Platform-wide settings can only be changed by platform administrators.")
     return obj.organization_id
 
 

@@ -255,8 +255,14 @@ def _trace_note(n: Notification, note: dict[str, Any]) -> None:
 # --- executing a level -------------------------------------------------------------------------
 
 
-def _recipients(targets: list[tuple[Notification, EscalationLevel]], now: datetime) -> dict[int, list[User]]:
-    """Level id → users it reaches other than the original recipient (a fixed number of queries)."""
+NOT_A_MEMBER = "no longer a member of the organization"
+
+
+def _recipients(
+    targets: list[tuple[Notification, EscalationLevel]], now: datetime
+) -> tuple[dict[tuple[int, int], list[User]], dict[tuple[int, int], list[int]]]:
+    """(notification, level) → users it reaches, and → user ids it skipped because they left the
+    organization since the chain (or the rotation) named them. A fixed number of queries."""
     role_keys = {(n.organization_id, lvl.recipient_role) for n, lvl in targets if lvl.recipient_type == EscalationRecipientType.ROLE}
     by_role: dict[tuple[int, str], list[int]] = defaultdict(list)
     if role_keys:
@@ -282,9 +288,30 @@ def _recipients(targets: list[tuple[Notification, EscalationLevel]], now: dateti
         else:
             user_ids = []
         wanted[(n.pk, lvl.pk)] = sorted(set(user_ids))
+    # USER and ON_CALL levels name people directly, and ORIGINAL pages the first recipient
+    # again: membership is re-checked when the level fires, so someone removed from the
+    # organization is never paged for it again.
+    for n, lvl in targets:
+        if lvl.recipient_type == EscalationRecipientType.ORIGINAL and n.recipient_id:
+            wanted[(n.pk, lvl.pk)] = [n.recipient_id]
+    direct = [(n, lvl) for n, lvl in targets if lvl.recipient_type in (
+        EscalationRecipientType.USER, EscalationRecipientType.ON_CALL, EscalationRecipientType.ORIGINAL)]
+    skipped: dict[tuple[int, int], list[int]] = {}
+    if direct:
+        named = {uid for n, lvl in direct for uid in wanted[(n.pk, lvl.pk)]}
+        members = set(
+            Membership.objects.filter(organization_id__in={n.organization_id for n, _ in direct}, user_id__in=named)
+            .values_list("organization_id", "user_id")
+        ) if named else set()
+        for n, lvl in direct:
+            key = (n.pk, lvl.pk)
+            gone = [uid for uid in wanted[key] if (n.organization_id, uid) not in members]
+            if gone:
+                skipped[key] = gone
+                wanted[key] = [uid for uid in wanted[key] if uid not in gone]
     all_ids = {uid for ids in wanted.values() for uid in ids}
     users = {u.pk: u for u in User.objects.filter(pk__in=all_ids, is_active=True)} if all_ids else {}
-    return {key: [users[uid] for uid in ids if uid in users] for key, ids in wanted.items()}
+    return {key: [users[uid] for uid in ids if uid in users] for key, ids in wanted.items()}, skipped
 
 
 def _copy_for(original: Notification, user: User, level: EscalationLevel, root_id: int) -> Notification:
@@ -309,7 +336,7 @@ def _copy_for(original: Notification, user: User, level: EscalationLevel, root_i
 
 def _levels_execute(*, targets: list[tuple[Notification, EscalationLevel]], now: datetime) -> int:
     """Create the deliveries (and recipients' notification rows) of each (notification, level)."""
-    recipients = _recipients(targets, now)
+    recipients, departed = _recipients(targets, now)
     copies: list[Notification] = []
     copy_levels: list[EscalationLevel] = []
     for n, lvl in targets:
@@ -336,9 +363,9 @@ def _levels_execute(*, targets: list[tuple[Notification, EscalationLevel]], now:
             (new if address else skipped).append(row)
 
     for n, lvl in targets:
-        original_included = lvl.recipient_type == EscalationRecipientType.ORIGINAL or any(
-            u.pk == n.recipient_id for u in recipients.get((n.pk, lvl.pk), [])
-        )
+        original_included = (
+            lvl.recipient_type == EscalationRecipientType.ORIGINAL and n.recipient_id not in departed.get((n.pk, lvl.pk), [])
+        ) or any(u.pk == n.recipient_id for u in recipients.get((n.pk, lvl.pk), []))
         if original_included:
             add(n, lvl)
     for copy, lvl in zip(copies, copy_levels):
@@ -362,17 +389,19 @@ def _levels_execute(*, targets: list[tuple[Notification, EscalationLevel]], now:
     for n, lvl in targets:
         reached = [u.pk for u in recipients.get((n.pk, lvl.pk), [])]
         if lvl.recipient_type == EscalationRecipientType.ORIGINAL and n.recipient_id:
-            reached = [n.recipient_id]
+            reached = [] if (n.pk, lvl.pk) in departed else [n.recipient_id]
+        left = [{"user_id": uid, "reason": NOT_A_MEMBER} for uid in departed.get((n.pk, lvl.pk), [])]
         audits.append(NotificationAuditLog(
             organization_id=n.organization_id, notification_id=n.pk, action=AuditAction.ESCALATED,
             details={"chain_id": n.escalation_chain_id, "level": lvl.level, "condition": lvl.condition,
-                     "recipient_type": lvl.recipient_type, "user_ids": reached, "channels": list(lvl.channels or [])},
+                     "recipient_type": lvl.recipient_type, "user_ids": reached, "channels": list(lvl.channels or []),
+                     **({"skipped": left} if left else {})},
         ))
-        if lvl.level > 0:
+        if lvl.level > 0 or left:
             _trace_note(n, {"at": now.isoformat(), "level": lvl.level, "recipient_type": lvl.recipient_type,
-                            "user_ids": reached, "channels": list(lvl.channels or [])})
+                            "user_ids": reached, "channels": list(lvl.channels or []), **({"skipped": left} if left else {})})
     NotificationAuditLog.objects.bulk_create(audits)
-    traced = [n for n, lvl in targets if lvl.level > 0]
+    traced = [n for n, lvl in targets if lvl.level > 0 or departed.get((n.pk, lvl.pk))]
     if traced:
         Notification.objects.bulk_update(traced, ["trace"])
     if created:

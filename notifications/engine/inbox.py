@@ -12,7 +12,8 @@ from django.db.models import Count, Exists, OuterRef, QuerySet, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from common.exceptions import NotFound, ValidationError
+from accounts.selectors import user_is_member
+from common.exceptions import NotFound, PermissionDenied, ValidationError
 from notifications.enums import DELIVERY_SUCCESS_STATUSES, AuditAction, AuditActorType, Channel, DeliveryStatus
 from notifications.engine.live import live_send
 from notifications.models import Notification, NotificationAuditLog, NotificationDelivery
@@ -157,6 +158,10 @@ def notification_acknowledge(*, user_id: int, notification_id: int) -> Notificat
     from notifications.engine.ack import notification_acknowledge as acknowledge
 
     notification = notification_get_for_user(user_id=user_id, notification_id=notification_id)
+    # Acknowledging stops the organization's escalation: only its members may (a removed member
+    # still reads their old inbox, but answers no incident for it).
+    if notification.organization_id and not user_is_member(user_id=user_id, organization_id=notification.organization_id):
+        raise PermissionDenied("You are no longer a member of this notification's organization.")
     with transaction.atomic():
         acknowledge(notification_id=notification.pk, source=AckSource.INBOX, user_id=user_id)
         changed = Notification.objects.filter(pk=notification.pk, read_at__isnull=True).update(
