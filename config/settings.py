@@ -472,7 +472,7 @@ CONTENT_SECURITY_POLICY = {
         "font-src": [SELF, "data:"],
         "connect-src": [SELF],  # fetch, Server-Sent Events and same-origin WebSockets
         "media-src": [SELF, *env_list("CSP_MEDIA_SRC")],  # narration audio; a storage bucket's origin if MEDIA lives there
-        "worker-src": [SELF],
+        "worker-src": [SELF, "blob:"],  # Redoc builds its search index in a worker made from a blob
         "manifest-src": [SELF],
         "object-src": [NONE],
         "base-uri": [NONE],
