@@ -149,8 +149,8 @@ class ProviderListView(APIView):
         responses={200: inline_serializer(name="ProviderList", fields={"results": ProviderOutSerializer(many=True)})},
     )
     def get(self, request: Request) -> Response:
-        organization_id, is_staff = _caller_scope(request)
-        qs = providers_visible_to(organization_id=organization_id, is_staff=is_staff).order_by("channel", "priority", "pk")
+        organization_id, platform_admin = _caller_scope(request)
+        qs = providers_visible_to(organization_id=organization_id, platform_admin=platform_admin).order_by("channel", "priority", "pk")
         channel = request.query_params.get("channel")
         if channel:
             if channel not in Channel.values:
@@ -164,8 +164,8 @@ class ProviderListView(APIView):
         serializer.is_valid(raise_exception=True)
         data = dict(serializer.validated_data)
         _refuse_env_refs_unless_platform_admin(request, data)
-        organization_id, is_staff = _caller_scope(request)
-        if is_staff:
+        organization_id, platform_admin = _caller_scope(request)
+        if platform_admin:
             target = data.pop("organization_id", None)
             if target is not None and not Organization.objects.filter(pk=target).exists():
                 raise ValidationError({"organization_id": ["Unknown organization."]})
@@ -181,8 +181,8 @@ class ProviderDetailView(APIView):
     permission_classes = [IsAuthenticated, IsProviderAdmin]
 
     def _get(self, request: Request, provider_id: int, *, edit: bool):
-        organization_id, is_staff = _caller_scope(request)
-        record = provider_get_visible(provider_id=provider_id, organization_id=organization_id, is_staff=is_staff)
+        organization_id, platform_admin = _caller_scope(request)
+        record = provider_get_visible(provider_id=provider_id, organization_id=organization_id, platform_admin=platform_admin)
         if edit and not _can_edit(request, record):
             raise PermissionDenied("Global providers are read-only for organization admins.")
         return record

@@ -81,15 +81,15 @@ def provider_bindings_for_channel(*, organization_id: int | None, channel: str) 
     return [binding_for_record(r) for r in records], [r for r in records if r.organization_id is None]
 
 
-def providers_visible_to(*, organization_id: int | None, is_staff: bool) -> QuerySet[NotificationProvider]:
+def providers_visible_to(*, organization_id: int | None, platform_admin: bool) -> QuerySet[NotificationProvider]:
     qs = NotificationProvider.objects.select_related("organization")
-    if is_staff:
+    if platform_admin:
         return qs
     return qs.filter(Q(organization__isnull=True) | Q(organization_id=organization_id))
 
 
-def provider_get_visible(*, provider_id: int, organization_id: int | None, is_staff: bool) -> NotificationProvider:
-    record = providers_visible_to(organization_id=organization_id, is_staff=is_staff).filter(pk=provider_id).first()
+def provider_get_visible(*, provider_id: int, organization_id: int | None, platform_admin: bool) -> NotificationProvider:
+    record = providers_visible_to(organization_id=organization_id, platform_admin=platform_admin).filter(pk=provider_id).first()
     if record is None:
         raise NotFound("Provider not found.")
     return record

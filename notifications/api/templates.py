@@ -42,24 +42,24 @@ def _caller_context(request: Request) -> tuple[Any, bool]:
     return organization, False
 
 
-def templates_for_caller(*, organization, is_staff: bool) -> QuerySet[NotificationTemplate]:
+def templates_for_caller(*, organization, platform_admin: bool) -> QuerySet[NotificationTemplate]:
     qs = NotificationTemplate.objects.prefetch_related("channels").order_by("key", "organization_id", "pk")
-    if is_staff and organization is None:
+    if platform_admin and organization is None:
         return qs
     return qs.filter(Q(organization__isnull=True) | Q(organization=organization))
 
 
-def template_get_for_caller(*, organization, is_staff: bool, template_id: int) -> NotificationTemplate:
+def template_get_for_caller(*, organization, platform_admin: bool, template_id: int) -> NotificationTemplate:
     try:
-        return templates_for_caller(organization=organization, is_staff=is_staff).get(pk=int(template_id))
+        return templates_for_caller(organization=organization, platform_admin=platform_admin).get(pk=int(template_id))
     except (NotificationTemplate.DoesNotExist, ValueError):
         raise NotFound("Template not found.") from None
 
 
-def _check_writable(template: NotificationTemplate, *, organization, is_staff: bool) -> None:
-    if template.organization_id is None and not is_staff:
+def _check_writable(template: NotificationTemplate, *, organization, platform_admin: bool) -> None:
+    if template.organization_id is None and not platform_admin:
         raise PermissionDenied("Global templates are read-only; create an override for your organization.")
-    if template.organization_id is not None and not is_staff and template.organization_id != getattr(organization, "pk", None):
+    if template.organization_id is not None and not platform_admin and template.organization_id != getattr(organization, "pk", None):
         raise NotFound("Template not found.")
 
 
@@ -197,10 +197,10 @@ def _audit(*, request: Request, template: NotificationTemplate | None, action: s
 
 
 @transaction.atomic
-def template_create(*, request: Request, organization, is_staff: bool, data: dict) -> NotificationTemplate:
+def template_create(*, request: Request, organization, platform_admin: bool, data: dict) -> NotificationTemplate:
     event_type = _event_type(data["event_type"])
     _validate_content(data["channels"], event_type)
-    scope_global = is_staff and data.get("scope") == "GLOBAL"
+    scope_global = platform_admin and data.get("scope") == "GLOBAL"
     if organization is None and not scope_global:
         raise ValidationError({"detail": "No organization to create the template for."})
     key = data.get("key") or event_type.template_key
@@ -325,8 +325,8 @@ class TemplateListView(APIView):
     @extend_schema(operation_id="admin_templates_list", parameters=[OpenApiParameter("event_type", str), OpenApiParameter("key", str)],
                    responses={200: OpenApiTypes.OBJECT}, description="`{results: [template]}`")
     def get(self, request: Request) -> Response:
-        organization, is_staff = _caller_context(request)
-        qs = templates_for_caller(organization=organization, is_staff=is_staff)
+        organization, platform_admin = _caller_context(request)
+        qs = templates_for_caller(organization=organization, platform_admin=platform_admin)
         for name in ("event_type", "key"):
             if request.query_params.get(name):
                 qs = qs.filter(**{name: request.query_params[name]})
@@ -334,11 +334,11 @@ class TemplateListView(APIView):
 
     @extend_schema(request=TemplateWriteSerializer, responses={201: OpenApiTypes.OBJECT})
     def post(self, request: Request) -> Response:
-        organization, is_staff = _caller_context(request)
+        organization, platform_admin = _caller_context(request)
         serializer = TemplateWriteSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = dict(serializer.validated_data, scope=request.data.get("scope"))
-        template = template_create(request=request, organization=organization, is_staff=is_staff, data=data)
+        template = template_create(request=request, organization=organization, platform_admin=platform_admin, data=data)
         return Response(template_as_dict(template), status=status.HTTP_201_CREATED)
 
 
@@ -347,14 +347,14 @@ class TemplateDetailView(APIView):
 
     @extend_schema(responses={200: OpenApiTypes.OBJECT})
     def get(self, request: Request, template_id: int) -> Response:
-        organization, is_staff = _caller_context(request)
-        return Response(template_as_dict(template_get_for_caller(organization=organization, is_staff=is_staff,
+        organization, platform_admin = _caller_context(request)
+        return Response(template_as_dict(template_get_for_caller(organization=organization, platform_admin=platform_admin,
                                                                  template_id=template_id)))
 
     def _update(self, request: Request, template_id: int, *, partial: bool) -> Response:
-        organization, is_staff = _caller_context(request)
-        template = template_get_for_caller(organization=organization, is_staff=is_staff, template_id=template_id)
-        _check_writable(template, organization=organization, is_staff=is_staff)
+        organization, platform_admin = _caller_context(request)
+        template = template_get_for_caller(organization=organization, platform_admin=platform_admin, template_id=template_id)
+        _check_writable(template, organization=organization, platform_admin=platform_admin)
         serializer = TemplateWriteSerializer(data=request.data, partial=partial)
         serializer.is_valid(raise_exception=True)
         template = template_update(request=request, template=template, data=dict(serializer.validated_data), partial=partial)
@@ -371,9 +371,9 @@ class TemplateDetailView(APIView):
 
     @extend_schema(responses={204: None})
     def delete(self, request: Request, template_id: int) -> Response:
-        organization, is_staff = _caller_context(request)
-        template = template_get_for_caller(organization=organization, is_staff=is_staff, template_id=template_id)
-        _check_writable(template, organization=organization, is_staff=is_staff)
+        organization, platform_admin = _caller_context(request)
+        template = template_get_for_caller(organization=organization, platform_admin=platform_admin, template_id=template_id)
+        _check_writable(template, organization=organization, platform_admin=platform_admin)
         with transaction.atomic():
             _audit(request=request, template=None, action=AuditAction.TEMPLATE_DELETED,
                    organization_id=template.organization_id,
@@ -387,8 +387,8 @@ class TemplatePreviewView(APIView):
 
     @extend_schema(request=PreviewSerializer, responses={200: OpenApiTypes.OBJECT})
     def post(self, request: Request, template_id: int) -> Response:
-        organization, is_staff = _caller_context(request)
-        template = template_get_for_caller(organization=organization, is_staff=is_staff, template_id=template_id)
+        organization, platform_admin = _caller_context(request)
+        template = template_get_for_caller(organization=organization, platform_admin=platform_admin, template_id=template_id)
         serializer = PreviewSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
@@ -409,10 +409,10 @@ class TemplateTestSendView(APIView):
         502: OpenApiResponse(OpenApiTypes.OBJECT, description="Every provider of the channel refused or failed the send."),
     })
     def post(self, request: Request, template_id: int) -> Response:
-        organization, is_staff = _caller_context(request)
+        organization, platform_admin = _caller_context(request)
         if getattr(request.user, "pk", None) is None:
             raise PermissionDenied("A test send goes to the signed-in user; API keys have no address.")
-        template = template_get_for_caller(organization=organization, is_staff=is_staff, template_id=template_id)
+        template = template_get_for_caller(organization=organization, platform_admin=platform_admin, template_id=template_id)
         serializer = TestSendSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
