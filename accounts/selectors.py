@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from django.db.models import Exists, OuterRef, QuerySet
+from django.contrib.auth.models import Permission
+from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from .models import ApiKey, Membership, MembershipRole, Organization, User, hash_api_key
 
@@ -62,15 +63,22 @@ def user_is_platform_admin(user) -> bool:
         return False
     if getattr(user, "pk", None) is None:  # an organization API key is never the platform
         return False
-    return bool(user.is_superuser or user.has_perm(PLATFORM_ADMIN_PERMISSION))
+    if user.is_superuser:
+        return True
+    # One query, granted to the user or through a group (what ModelBackend.has_perm reads, without
+    # loading every permission the user has).
+    app_label, codename = PLATFORM_ADMIN_PERMISSION.split(".")
+    return Permission.objects.filter(content_type__app_label=app_label, codename=codename).filter(
+        Q(user=user) | Q(group__user=user)
+    ).exists()
 
 
 def user_is_org_admin(*, user: User, organization: Organization) -> bool:
-    if user_is_platform_admin(user):
-        return True
-    return Membership.objects.filter(
+    if Membership.objects.filter(
         user=user, organization=organization, role__in=[MembershipRole.OWNER, MembershipRole.ADMIN]
-    ).exists()
+    ).exists():
+        return True
+    return user_is_platform_admin(user)
 
 
 def request_organization(request) -> Organization | None:

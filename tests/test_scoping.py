@@ -113,7 +113,7 @@ PUBLIC_PREFIXES = (
 )
 # The Django admin is the staff console: checked once below, not walked (hundreds of patterns).
 STAFF_CONSOLE = "admin/"
-# Pages for platform staff only: organization owners are sent to the staff login.
+# Pages for superusers only (or staff while DEBUG is on): they do not exist for anyone else.
 STAFF_ONLY_PAGES = {"outbox"}
 # Machine endpoints for platform staff or a bearer token: anyone else gets a 401, no redirect.
 STAFF_OR_TOKEN = {"metrics"}
@@ -708,6 +708,9 @@ def test_anonymous_callers_get_401_403_or_the_login_page(world, db, debug_logs):
             if endpoint.is_api:
                 if response.status_code not in (401, 403):
                     sweep.problem(method, url, f"answered {response.status_code}, expected 401/403")
+            elif endpoint.name in STAFF_ONLY_PAGES:
+                if response.status_code != 404:
+                    sweep.problem(method, url, f"answered {response.status_code}, expected 404 (no such page)")
             elif response.status_code not in (302, 401, 403) or (
                 response.status_code == 302 and "login" not in response["Location"]
             ):
@@ -862,7 +865,7 @@ def test_secrets_set_through_the_api_are_never_read_back(world, db, debug_logs):
             continue
         url = endpoint.url(a)
         response = sweep.call(endpoint, "get", url)
-        expected = 302 if endpoint.name in STAFF_ONLY_PAGES else 401 if endpoint.name in STAFF_OR_TOKEN else 200
+        expected = 404 if endpoint.name in STAFF_ONLY_PAGES else 401 if endpoint.name in STAFF_OR_TOKEN else 200
         if response.status_code != expected:
             sweep.problem("get", url, f"answered {response.status_code} to A's owner, expected {expected}")
     sweep.problems += _check_logs(debug_logs.records, world, extra=fresh)

@@ -58,7 +58,7 @@ def test_members_may_not_see_dead_letters_but_staff_see_all(organization, user, 
     client = APIClient()
     client.force_authenticate(member)
     assert client.get("/api/v1/admin/dead-letters/").status_code == 403
-    staff = UserFactory(is_staff=True)
+    staff = UserFactory(is_staff=True, is_superuser=True)
     client.force_authenticate(staff)
     _letter(OrganizationFactory(), other_user)
     assert client.get("/api/v1/admin/dead-letters/").json()["count"] == 2

@@ -134,7 +134,7 @@ def test_inbox_page_bell_and_staff_outbox(client, user, organization, settings, 
     assert page.status_code == 200
     html = page.content.decode()
     assert 'id="inbox-list"' in html and 'id="notification-bell"' in html and "js/notifications.js" in html
-    assert client.get("/outbox/").status_code == 302  # staff only
+    assert client.get("/outbox/").status_code == 404  # superusers only (or staff with DEBUG)
 
     settings.EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
     settings.EMAIL_FILE_PATH = str(tmp_path / "outbox")
@@ -145,6 +145,9 @@ def test_inbox_page_bell_and_staff_outbox(client, user, organization, settings, 
     ProviderOutbox.objects.create(channel=Channel.SMS, provider_code="log_sms", to="+14155550100", text="Your code")
     user.is_staff = True
     user.save(update_fields=["is_staff"])
+    assert client.get("/outbox/").status_code == 404  # staff alone, DEBUG off: still none
+    user.is_superuser = True
+    user.save(update_fields=["is_superuser"])
     outbox = client.get("/outbox/")
     assert outbox.status_code == 200
     body = outbox.content.decode()

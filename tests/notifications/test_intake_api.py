@@ -101,7 +101,7 @@ def test_other_organizations_key_cannot_target_our_users(organization, user, oth
 
 def test_plain_users_cannot_send_events_but_staff_can(auth_client, organization, user, event_type):
     assert auth_client.post(URL, _body(user.pk), format="json").status_code == 403
-    staff = member(organization, is_staff=True)
+    staff = member(organization, is_staff=True, is_superuser=True)
     client = APIClient()
     client.force_authenticate(staff)
     response = client.post(URL, _body(user.pk, organization_id=organization.slug), format="json")

@@ -119,7 +119,7 @@ def test_update_validates_bumps_version_and_audits(auth_client, global_template)
 
 
 def test_staff_edit_globals(global_template):
-    staff = UserFactory(is_staff=True)
+    staff = UserFactory(is_staff=True, is_superuser=True)
     client = APIClient()
     client.force_authenticate(staff)
     response = client.patch(f"{URL}{global_template.pk}/", {"description": "Reviewed"}, format="json")

@@ -103,7 +103,7 @@ def test_members_and_api_keys_cannot_manage_providers(organization, key_client):
 
 
 def test_staff_see_everything_and_create_global_records(other_user, make_provider):
-    staff = UserFactory(is_staff=True)
+    staff = UserFactory(is_staff=True, is_superuser=True)
     theirs = make_provider("postmark", organization=other_user.memberships.get().organization, secrets={"server_token": "t"})
     response = _client(staff).post(URL, {"code": "log_sms", "name": "Platform log"}, format="json")
     assert response.status_code == 201 and response.json()["scope"] == "global"
@@ -233,7 +233,8 @@ def test_an_organization_record_pointing_elsewhere_never_receives_the_platform_c
     assert resolve_credentials(platform)["auth_token"] == "platform-token-0123456789" and smtp_platform.pk
 
 
-def test_organization_admins_cannot_reference_environment_variables_or_import_paths(auth_client, make_provider):
+def test_organization_admins_cannot_reference_environment_variables_or_import_paths(auth_client, make_provider, settings):
+    settings.PROVIDER_SECRET_ENV_ALLOWLIST = ["SENDGRID_API_KEY"]
     refs = auth_client.post(URL, {"code": "sendgrid", "name": "x", "secret_env_refs": {"api_key": "DATABASE_URL"}}, format="json")
     assert refs.status_code == 400 and "secret_env_refs" in refs.json()
     backend = auth_client.post(URL, {"code": "django_email", "name": "x", "config": {"backend": "subprocess.Popen"}}, format="json")
@@ -244,6 +245,6 @@ def test_organization_admins_cannot_reference_environment_variables_or_import_pa
     assert own.status_code == 201
     patched = auth_client.patch(f"{URL}{own.json()['id']}/", {"secret_env_refs": {"password": "SECRET_KEY"}}, format="json")
     assert patched.status_code == 400 and NotificationProvider.objects.get().secret_env_refs == {}
-    staff = UserFactory(is_staff=True)
+    staff = UserFactory(is_staff=True, is_superuser=True)
     assert _client(staff).post(URL, {"code": "sendgrid", "name": "Platform", "secret_env_refs": {"api_key": "SENDGRID_API_KEY"}},
                                format="json").status_code == 201

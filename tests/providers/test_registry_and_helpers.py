@@ -109,7 +109,8 @@ def test_mask_never_shows_a_short_secret_and_at_most_four_chars_of_a_long_one():
 
 
 @pytest.mark.postgres
-def test_credentials_precedence_org_record_then_global_then_environment(make_provider, organization, monkeypatch):
+def test_credentials_precedence_org_record_then_global_then_environment(make_provider, organization, monkeypatch, settings):
+    settings.PROVIDER_SECRET_ENV_ALLOWLIST = ["ORG_TWILIO_TOKEN"]
     monkeypatch.setenv("TWILIO_ACCOUNT_SID", "AC-env")
     monkeypatch.setenv("TWILIO_AUTH_TOKEN", "token-env")
     monkeypatch.setenv("ORG_TWILIO_TOKEN", "token-org-env")
