@@ -6,7 +6,7 @@ from django.db import migrations
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('accounts', '0003_email_verified_at'),
+        ('accounts', '0004_membership_external_id'),
     ]
 
     operations = [
