@@ -5,7 +5,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views import View
 
-from common.exceptions import Gone, NotFound
+from common.exceptions import Gone, NotFound, PermissionDenied
 from notifications.engine.ack import (
     AckSource,
     ack_link_notification_id,
@@ -48,9 +48,12 @@ class AckLinkView(View):
         notification, error = self._notification(signed)
         if error is not None:
             return error
-        notification = notification_acknowledge(
-            notification_id=notification.pk, source=AckSource.LINK, user_id=notification.recipient_id
-        )
+        try:
+            notification = notification_acknowledge(
+                notification_id=notification.pk, source=AckSource.LINK, user_id=notification.recipient_id
+            )
+        except PermissionDenied as exc:
+            return render(request, "reliability/ack.html", {"error": str(exc.detail)}, status=403)
         return render(request, "reliability/ack.html", {"notification": notification, "done": True})
 
 

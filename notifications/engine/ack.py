@@ -19,7 +19,8 @@ from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.html import escape
 
-from common.exceptions import NotFound
+from accounts.selectors import user_is_member
+from common.exceptions import NotFound, PermissionDenied
 from notifications.enums import AuditAction, AuditActorType, Channel, DeliveryStatus
 from notifications.models import Notification, NotificationAuditLog, NotificationDelivery
 
@@ -39,6 +40,11 @@ class AckSource:
     ADMIN = "admin"
 
 
+# Where the notification's own recipient is the one acknowledging: they must still be a member
+# of its organization (acknowledging stops the organization's escalation).
+RECIPIENT_SOURCES = frozenset({AckSource.INBOX, AckSource.LINK, AckSource.VOICE, AckSource.SMS})
+
+
 def _root_id(notification: Notification) -> int:
     root = (notification.metadata or {}).get("escalation_root_id")
     return int(root) if root else notification.pk
@@ -53,9 +59,12 @@ def notification_acknowledge(
     """
     now = timezone.now()
     with transaction.atomic():
-        asked = Notification.objects.filter(pk=notification_id).only("pk", "metadata").first()
+        asked = Notification.objects.filter(pk=notification_id).only("pk", "metadata", "organization_id", "recipient_id").first()
         if asked is None:
             raise NotFound("Notification not found.")
+        if (source in RECIPIENT_SOURCES and asked.recipient_id and asked.organization_id
+                and not user_is_member(user_id=asked.recipient_id, organization_id=asked.organization_id)):
+            raise PermissionDenied("The recipient is no longer a member of this notification's organization.")
         root_id = _root_id(asked)
         family = list(
             Notification.objects.select_for_update(of=("self",))
@@ -167,4 +176,8 @@ def notification_acknowledge_by_sms(
     if notification_id is None:
         logger.info("SMS acknowledgement from a number with nothing to acknowledge")
         return None
-    return notification_acknowledge(notification_id=notification_id, source=AckSource.SMS)
+    try:
+        return notification_acknowledge(notification_id=notification_id, source=AckSource.SMS)
+    except PermissionDenied:
+        logger.info("SMS acknowledgement from a recipient no longer in the organization: ignored")
+        return None

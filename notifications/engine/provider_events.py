@@ -15,7 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from common.channels import Channel
-from common.exceptions import ProviderPermanentError, ProviderTransientError
+from common.exceptions import PermissionDenied, ProviderPermanentError, ProviderTransientError
 from notifications.engine.ack import AckSource, notification_acknowledge
 from notifications.engine.status import notifications_status_refresh
 from notifications.enums import (
@@ -227,5 +227,8 @@ def voice_acknowledge(*, call_sid: str, digits: str, provider_ids: Iterable[int]
     expected = str((rendered.get("extra") or {}).get("acknowledgment_digit") or rendered.get("acknowledgment_digit") or "1")[:1]
     if (digits or "")[:1] != expected:
         return False
-    notification_acknowledge(notification_id=delivery.notification_id, source=AckSource.VOICE, detail=f"call {call_sid}")
+    try:
+        notification_acknowledge(notification_id=delivery.notification_id, source=AckSource.VOICE, detail=f"call {call_sid}")
+    except PermissionDenied:
+        return False  # the callee left the organization since the call was placed
     return True

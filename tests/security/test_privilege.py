@@ -263,3 +263,29 @@ def test_escalation_skips_people_removed_since_the_chain_named_them(organization
     skipped = {(note["level"], s["user_id"], s["reason"]) for note in notes for s in note.get("skipped", [])}
     assert skipped == {(1, boss.pk, "no longer a member of the organization"),
                        (3, responder.pk, "no longer a member of the organization")}, notes
+
+
+def test_removed_members_ack_link_sms_or_voice_no_longer_stops_the_escalation(live_server, settings, organization):
+    from common.exceptions import PermissionDenied
+    from notifications.engine.ack import AckSource, ack_link_url, notification_acknowledge
+
+    settings.SITE_URL = live_server.url
+    responder = member(organization)
+    incident = make_notification(organization=organization, recipient=responder, event_type="incident.created",
+                                 criticality=Criticality.CRITICAL, title="Database down")
+    link = ack_link_url(notification_id=incident.pk)
+    Membership.objects.filter(user=responder).delete()
+    page = requests.Session()
+    form = page.get(link)
+    assert form.status_code == 200
+    answer = page.post(link, data={"csrfmiddlewaretoken": page.cookies["csrftoken"]}, headers={"Referer": link})
+    assert answer.status_code == 403 and "no longer a member" in answer.text
+    for source in (AckSource.SMS, AckSource.VOICE, AckSource.INBOX):
+        with pytest.raises(PermissionDenied):
+            notification_acknowledge(notification_id=incident.pk, source=source)
+    incident.refresh_from_db()
+    assert incident.acknowledged_at is None
+    # An organization admin still can, for the organization.
+    notification_acknowledge(notification_id=incident.pk, source=AckSource.ADMIN, user_id=member(organization, role="admin").pk)
+    incident.refresh_from_db()
+    assert incident.acknowledged_at is not None
