@@ -12,6 +12,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, JsonR
 from prometheus_client import generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 
+from accounts.selectors import user_is_platform_admin
 from common.metrics import CIRCUIT_VALUES, CONTENT_TYPE, metrics_registry
 
 logger = logging.getLogger(__name__)
@@ -121,7 +122,8 @@ class SystemCollector:
 
 def _allowed(request: HttpRequest) -> bool:
     user = getattr(request, "user", None)
-    if user is not None and user.is_authenticated and user.is_staff:
+    # Counts across every organization: a platform administrator's, not any staff member's.
+    if user is not None and user_is_platform_admin(user):
         return True
     token = settings.METRICS_TOKEN
     header = request.headers.get("Authorization", "")
@@ -131,7 +133,7 @@ def _allowed(request: HttpRequest) -> bool:
 
 
 def metrics_view(request: HttpRequest) -> HttpResponse:
-    """GET /metrics — Prometheus text format; platform staff or `Authorization: Bearer <METRICS_TOKEN>`."""
+    """GET /metrics — Prometheus text format; a platform administrator or `Authorization: Bearer <METRICS_TOKEN>`."""
     if not _allowed(request):
         response = JsonResponse({"detail": "Staff session or metrics bearer token required."}, status=401)
         response["WWW-Authenticate"] = 'Bearer realm="metrics"'

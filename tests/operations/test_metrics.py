@@ -35,7 +35,7 @@ def _value(samples, name: str, **labels: str) -> float | None:
 
 @pytest.fixture
 def staff_client(client, db):
-    staff = User.objects.create_user(username="ops", password="pass-word-123", is_staff=True)
+    staff = User.objects.create_user(username="ops", password="pass-word-123", is_staff=True, is_superuser=True)
     client.force_login(staff)
     return client
 
@@ -46,6 +46,9 @@ def test_metrics_answer_only_staff_or_the_bearer_token(client, settings, user):
     assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer wrong-token").status_code == 401
     assert client.get("/metrics", HTTP_AUTHORIZATION="Token s3cret-scrape-token").status_code == 401
     client.force_login(user)  # an organization owner is not platform staff
+    assert client.get("/metrics").status_code == 401
+    user.is_staff = True  # nor is the staff flag alone platform administration
+    user.save(update_fields=["is_staff"])
     assert client.get("/metrics").status_code == 401
     client.logout()
     ok = client.get("/metrics", HTTP_AUTHORIZATION="Bearer s3cret-scrape-token")
