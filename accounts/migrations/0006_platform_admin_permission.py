@@ -6,7 +6,7 @@ from django.db import migrations
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('accounts', '0004_membership_external_id'),
+        ('accounts', '0005_organization_event_limits'),
     ]
 
     operations = [
