@@ -32,6 +32,7 @@ from common.exceptions import ValidationError
 from common.links import link_problem, link_validate
 from common.logging import bind_correlation_id
 from common.metrics import record_event
+from common.sealing import is_sealed
 from notifications.enums import (
     ActorType,
     AuditAction,
@@ -130,7 +131,9 @@ def _link_errors(data: Mapping[str, Any], *, prefix: str) -> dict[str, Any]:
     errors: dict[str, Any] = {}
     for key, value in data.items():
         # action_url, actionUrl, inviteUrl, image_url…: whatever a template may put in an href.
-        if isinstance(key, str) and key.lower().endswith("url"):
+        # A sealed value (common.sealing: an invitation link waiting for the worker) is opened only
+        # at render time, where the rendered links are checked again.
+        if isinstance(key, str) and key.lower().endswith("url") and not is_sealed(value):
             problem = link_problem(value)
             if problem:
                 errors.setdefault(prefix, {})[key] = [problem]
