@@ -13,10 +13,11 @@ from django.db.models import OuterRef, Q, Subquery
 from django.db.models.functions import Lower
 from django.utils import timezone
 
+from accounts.selectors import user_is_member
 from accounts.services import user_ensure_personal_organization
 from batchjobs.models import BatchJobType
 from batchjobs.services import batch_job_create
-from common.exceptions import Conflict, Gone, NotFound, ValidationError
+from common.exceptions import Conflict, Gone, NotFound, PermissionDenied, ValidationError
 from narrations.models import NarrationStatus, Story
 
 from .content_types import ContentKind, invitation_content, invitation_kind
@@ -121,6 +122,11 @@ def content_invitations_send(
     # Serialize batches to one content: the pending-invitee check below and the insert must not
     # interleave with another batch's (the partial unique constraints would turn it into a 500).
     kind.lock(content)
+    # Content of an organization goes out under its name, providers and quotas: someone removed
+    # from it keeps what they wrote but can no longer send invitations for it.
+    organization_id = getattr(content, "organization_id", None)
+    if organization_id and not user_is_member(user_id=getattr(inviter, "pk", None), organization_id=organization_id):
+        raise PermissionDenied("You are no longer a member of this content's organization.")
 
     character_ids = {item.character_id for item in parsed if item.character_id is not None}
     known_characters: set[int] = kind.character_ids(content, character_ids) if character_ids else set()
