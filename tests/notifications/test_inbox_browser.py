@@ -169,7 +169,7 @@ def test_turn_on_notifications_subscribes_the_browser_for_web_push(browser, web_
     toggle = page.locator("#push-toggle")
     toggle.wait_for(state="visible")
     # The service worker is served (from static files) and registered for real.
-    _until(page, "navigator.serviceWorker.getRegistration().then(r => Boolean(r))")
+    _until(page, "navigator.serviceWorker.getRegistrations().then(rs => rs.length > 0)")
     assert toggle.inner_text() == "Turn on notifications"
     toggle.click()
     _until(page, "document.getElementById('push-toggle').dataset.subscribed === 'true'")
