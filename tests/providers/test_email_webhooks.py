@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import json
 import re
+import secrets
 
 import pytest
 from cryptography import x509
@@ -173,8 +174,12 @@ def sns_signer(peer, settings, anymail):
     anymail["WEBHOOK_SECRET"] = "hook:s3cret"
     anymail["AMAZON_SES_AUTO_CONFIRM_SNS_SUBSCRIPTIONS"] = False
 
+    # Certificates are cached per URL for the life of the process and a later peer may get the
+    # same port: each fixture serves its certificate under a name of its own.
+    cert_name = f"SimpleNotificationService-{secrets.token_hex(8)}.pem"
+
     def sign(message: dict, *, with_key=key) -> dict:
-        message = {**message, "SignatureVersion": "2", "SigningCertURL": f"{server.url}/SimpleNotificationService-abc123.pem"}
+        message = {**message, "SignatureVersion": "2", "SigningCertURL": f"{server.url}/{cert_name}"}
         fields = ("Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type")
         if message["Type"] != "Notification":
             fields = ("Message", "MessageId", "SubscribeURL", "Timestamp", "Token", "TopicArn", "Type")
