@@ -141,6 +141,11 @@ LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/"
 # none | optional (a new user is signed in at once and sent a confirmation link) | mandatory.
 ACCOUNT_EMAIL_VERIFICATION = os.environ.get("ACCOUNT_EMAIL_VERIFICATION", "optional")
+# Attempts an hour: sign-ups per client address; password-reset requests per client address and
+# per email address (people.limits). Over the limit the page answers 429 and says when to retry.
+SIGNUP_LIMIT_PER_IP = int(os.environ.get("SIGNUP_LIMIT_PER_IP", "10"))
+PASSWORD_RESET_LIMIT_PER_IP = int(os.environ.get("PASSWORD_RESET_LIMIT_PER_IP", "20"))
+PASSWORD_RESET_LIMIT_PER_EMAIL = int(os.environ.get("PASSWORD_RESET_LIMIT_PER_EMAIL", "5"))
 
 # --- i18n ------------------------------------------------------------------------
 LANGUAGE_CODE = "en"

@@ -1,7 +1,6 @@
 """Forms of the people pages; they validate input and hand it to services."""
 from __future__ import annotations
 
-import hashlib
 import zoneinfo
 
 from django import forms
@@ -9,7 +8,6 @@ from django.conf import settings
 from django.contrib.auth import password_validation
 from django.contrib.auth.forms import PasswordResetForm
 from django.contrib.auth.tokens import default_token_generator
-from django.core.cache import cache
 from django.urls import reverse
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
@@ -59,20 +57,6 @@ class ProfileForm(forms.Form):
     timezone = forms.ChoiceField(choices=_timezone_choices, label="Time zone")
 
 
-RESET_LIMIT = 5  # reset emails per address per hour
-
-
-def reset_allowed(email: str) -> bool:
-    """At most RESET_LIMIT reset emails an hour to one address (shared cache: all web processes)."""
-    key = "pwreset:" + hashlib.sha256(email.strip().lower().encode()).hexdigest()
-    cache.add(key, 0, timeout=3600)
-    try:
-        return cache.incr(key) <= RESET_LIMIT
-    except ValueError:  # evicted between add and incr
-        cache.set(key, 1, timeout=3600)
-        return True
-
-
 class PlatformPasswordResetForm(PasswordResetForm):
     """Django's reset flow, with the email sent through the platform's providers."""
 
@@ -82,8 +66,6 @@ class PlatformPasswordResetForm(PasswordResetForm):
         from django.conf import settings as conf
 
         email = self.cleaned_data["email"]
-        if not reset_allowed(email):
-            return  # the page answers the same: nobody learns about the address, no mailbox is flooded
         for user in self.get_users(email):
             uid = urlsafe_base64_encode(force_bytes(user.pk))
             token = token_generator.make_token(user)

@@ -24,7 +24,10 @@ from common.exceptions import TroubadourError
 from common.exceptions import ValidationError as DomainValidationError
 from notifications.services import event_emit
 
+from common.net import client_ip
+
 from .forms import PlatformPasswordResetForm, SignupForm
+from .limits import RESET_PER_EMAIL, RESET_PER_IP, SIGNUP_PER_IP, limit_hit, wait_words
 from .services import person_signup
 from .verification import verification_mode, verification_read, verification_send
 
@@ -44,6 +47,15 @@ def signup(request: HttpRequest) -> HttpResponse:
         return redirect("home")
     form = SignupForm(request.POST or None)
     mode = verification_mode()
+    if request.method == "POST":
+        wait = limit_hit(SIGNUP_PER_IP, client_ip(request))
+        if wait is not None:
+            form.is_valid()
+            form.add_error(None, f"Too many accounts were created from your network in the last hour. "
+                                 f"Please try again in {wait_words(wait)}.")
+            response = render(request, "accounts/signup.html", {"form": form, "next": _next_url(request, "")}, status=429)
+            response["Retry-After"] = str(wait)
+            return response
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
@@ -82,10 +94,33 @@ def resend_verification(request: HttpRequest) -> HttpResponse:
     return redirect("me-profile")
 
 
-password_reset = auth_views.PasswordResetView.as_view(
-    form_class=PlatformPasswordResetForm, template_name="accounts/password_reset.html",
-)
+class PasswordResetView(auth_views.PasswordResetView):
+    """Django's view; every request counts against the client's address and the email address.
+    The count is of requests, not of accounts: the answer says nothing about who has one."""
+
+    form_class = PlatformPasswordResetForm
+    template_name = "accounts/password_reset.html"
+
+    def form_valid(self, form):
+        wait = limit_hit(RESET_PER_IP, client_ip(self.request))
+        if wait is not None:
+            form.add_error(None, f"Too many password reset requests from your network. Please try again in {wait_words(wait)}.")
+        else:
+            wait = limit_hit(RESET_PER_EMAIL, form.cleaned_data["email"])
+            if wait is not None:
+                form.add_error("email", f"We already sent several links to this address in the last hour. Check your inbox "
+                                        f"and spam folder, or try again in {wait_words(wait)}.")
+        if wait is not None:
+            response = self.render_to_response(self.get_context_data(form=form), status=429)
+            response["Retry-After"] = str(wait)
+            return response
+        return super().form_valid(form)
+
+
+password_reset = PasswordResetView.as_view()
 password_reset_done = auth_views.PasswordResetDoneView.as_view(template_name="accounts/password_reset_done.html")
+
+
 class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
     template_name = "accounts/password_reset_confirm.html"
 

@@ -143,8 +143,45 @@ def test_a_staff_created_user_without_organization_really_sends_invitations(sett
     assert [m.to for m in mail.outbox] == [["friend@example.com"]]
 
 
-def test_password_reset_emails_are_limited_per_address(client):
+def test_password_reset_emails_are_limited_per_address_with_a_clear_answer(client):
     UserFactory(username="ada", email="ada@example.com")
-    for _ in range(7):
+    for _ in range(5):
         assert client.post("/accounts/password-reset/", {"email": "ada@example.com"}).status_code == 302
+    refused = client.post("/accounts/password-reset/", {"email": "ADA@example.com"})
+
+    assert refused.status_code == 429 and 0 < int(refused["Retry-After"]) <= 3600
+    assert "already sent several links to this address" in refused.content.decode()
     assert len(mail.outbox) == 5
+    # An address without an account is answered the same way: the limit tells nothing about accounts.
+    for _ in range(5):
+        client.post("/accounts/password-reset/", {"email": "nobody@example.com"})
+    assert client.post("/accounts/password-reset/", {"email": "nobody@example.com"}).status_code == 429
+    # Another address is not held back by Ada's.
+    assert client.post("/accounts/password-reset/", {"email": "bea@example.com"}).status_code == 302
+
+
+def test_password_reset_requests_are_limited_per_client_address(client, settings):
+    settings.PASSWORD_RESET_LIMIT_PER_IP = 3
+    for n in range(3):
+        assert client.post("/accounts/password-reset/", {"email": f"p{n}@example.com"}).status_code == 302
+    refused = client.post("/accounts/password-reset/", {"email": "p9@example.com"})
+    assert refused.status_code == 429
+    assert "Too many password reset requests from your network" in refused.content.decode()
+
+
+def test_signups_are_limited_per_client_address_with_a_clear_error(client, settings):
+    settings.SIGNUP_LIMIT_PER_IP = 2
+    for n in range(2):
+        response = client.post("/accounts/signup/", {**SIGNUP, "username": f"ada{n}", "email": f"ada{n}@example.com"})
+        assert response.status_code == 302
+        client.logout()
+
+    refused = client.post("/accounts/signup/", {**SIGNUP, "username": "ada9", "email": "ada9@example.com"},
+                          REMOTE_ADDR="127.0.0.1")
+    assert refused.status_code == 429 and int(refused["Retry-After"]) > 0
+    assert "Too many accounts were created from your network" in refused.content.decode()
+    assert 'value="ada9"' in refused.content.decode()  # what was typed stays in the form
+    assert not User.objects.filter(username="ada9").exists()
+    # Another client address signs up.
+    other = client.post("/accounts/signup/", {**SIGNUP, "username": "cy", "email": "cy@example.com"}, REMOTE_ADDR="10.0.0.7")
+    assert other.status_code == 302 and User.objects.filter(username="cy").exists()
