@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import zoneinfo
+from typing import Any
 
 from django import forms
 from django.conf import settings
@@ -13,6 +14,8 @@ from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
 from accounts.models import User
+from common.exceptions import ValidationError as DomainValidationError
+from notifications.enums import Channel, DigestFrequency, QuietHoursAction
 
 from .emails import account_email_send
 
@@ -71,3 +74,91 @@ class PlatformPasswordResetForm(PasswordResetForm):
             token = token_generator.make_token(user)
             link = conf.SITE_URL + reverse("password_reset_confirm", kwargs={"uidb64": uid, "token": token})
             account_email_send(user=user, template="password_reset", context={"link": link}, to=getattr(user, "email"))
+
+
+# --- preference center ---------------------------------------------------------------------
+# Each form reads one section of /me/preferences/; the people.services function behind it
+# checks the rest (time windows, locks) exactly as the API's services do.
+
+MATRIX_CHANNELS = set(Channel.values)
+CELL_CHOICES = ("", "on", "off")
+DAY_CHOICES = [(0, "Mon"), (1, "Tue"), (2, "Wed"), (3, "Thu"), (4, "Fri"), (5, "Sat"), (6, "Sun")]
+
+
+def matrix_choices_parse(data: Any) -> dict[tuple[str, str], dict[str, str]]:
+    """{("cat"|"type", key): {channel: "" | "on" | "off"}} from the matrix's `cat:KEY:CH` / `type:KEY:CH` fields."""
+    wanted: dict[tuple[str, str], dict[str, str]] = {}
+    errors: list[str] = []
+    for name in data:
+        if not (name.startswith("cat:") or name.startswith("type:")):
+            continue
+        kind, _, rest = name.partition(":")
+        key, _, channel = rest.rpartition(":")
+        value = data.get(name, "")
+        if channel not in MATRIX_CHANNELS or value not in CELL_CHOICES or not key:
+            errors.append(f"Unknown setting {name!r}.")
+            continue
+        wanted.setdefault((kind, key), {})[channel] = value
+    if errors:
+        raise DomainValidationError({"preferences": errors})
+    return wanted
+
+
+class QuietHoursForm(forms.Form):
+    enabled = forms.BooleanField(required=False)
+    days = forms.TypedMultipleChoiceField(choices=DAY_CHOICES, coerce=int, required=False,
+                                          error_messages={"invalid_choice": "Days are Monday to Sunday."})
+    start = forms.TimeField(required=False, error_messages={"invalid": "A time such as 22:00."})
+    end = forms.TimeField(required=False, error_messages={"invalid": "A time such as 07:00."})
+    default_action = forms.ChoiceField(choices=QuietHoursAction.choices, required=False)
+    allow_critical = forms.BooleanField(required=False)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for channel in Channel.values:
+            self.fields[f"rule:{channel}"] = forms.ChoiceField(choices=[("", "as by default"), *QuietHoursAction.choices], required=False)
+
+    def clean(self):
+        data = super().clean()
+        if data.get("enabled") and not self.errors and (data.get("start") is None or data.get("end") is None):
+            self.add_error("start", "Give the start and the end of the quiet time.")
+        return data
+
+    def service_kwargs(self) -> dict[str, Any]:
+        data = self.cleaned_data
+        return {
+            "enabled": data["enabled"], "days": data["days"], "start": data["start"], "end": data["end"],
+            "default_action": data["default_action"] or QuietHoursAction.HOLD, "allow_critical": data["allow_critical"],
+            "channel_rules": {channel: data[f"rule:{channel}"] for channel in Channel.values if data.get(f"rule:{channel}")},
+        }
+
+
+class DndForm(forms.Form):
+    action = forms.ChoiceField(choices=[("set", "Turn on"), ("clear", "Turn off")], required=False)
+    until = forms.DateTimeField(required=False, input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"],
+                                error_messages={"invalid": "Pick a date and time."})
+
+    def clean(self):
+        data = super().clean()
+        if data.get("action") != "clear" and not self.errors and data.get("until") is None:
+            self.add_error("until", "Pick a date and time.")
+        return data
+
+    def service_kwargs(self) -> dict[str, Any]:
+        # The field is a wall-clock time in the person's zone: the service attaches it.
+        until = self.cleaned_data["until"]
+        if self.cleaned_data.get("action") == "clear":
+            return {"until": None}
+        return {"until": until.replace(tzinfo=None) if until is not None else None}
+
+
+class DigestForm(forms.Form):
+    frequency = forms.ChoiceField(choices=DigestFrequency.choices,
+                                  error_messages={"invalid_choice": f"Choose one of {', '.join(DigestFrequency.values)}."})
+    hour = forms.TypedChoiceField(choices=[(h, f"{h:02d}:00") for h in range(24)], coerce=int, required=False, empty_value=8,
+                                  error_messages={"invalid_choice": "An hour from 0 to 23."})
+    day_of_week = forms.TypedChoiceField(choices=DAY_CHOICES, coerce=int, required=False, empty_value=0,
+                                         error_messages={"invalid_choice": "A day from Monday to Sunday."})
+
+    def service_kwargs(self) -> dict[str, Any]:
+        return {name: self.cleaned_data[name] for name in ("frequency", "hour", "day_of_week")}

@@ -13,7 +13,7 @@ from django.db.models import Count, Max, Q, QuerySet
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from accounts.models import User
+from accounts.models import Project, User
 from invitations.models import HistoryAction, InvitationHistory, StoryInvitation
 from notifications.enums import DeliveryStatus
 from notifications.models import NotificationDelivery
@@ -98,3 +98,8 @@ def user_delivery_analytics(*, user: User, days: int = 30, today: date | None = 
         .annotate(day=TruncDate("created_at")).values("day", "channel").annotate(**_counts()).order_by("day", "channel")
     ]
     return {"by_channel": by_channel, "daily": daily, "since": start.isoformat(), "until": today.isoformat()}
+
+
+def organization_projects(*, organization) -> QuerySet[Project]:
+    """The projects of the person's organization, whose preference rows the center can show."""
+    return Project.objects.filter(organization=organization).order_by("name")

@@ -2,30 +2,34 @@
 from __future__ import annotations
 
 import zoneinfo
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.db import transaction
 from django.utils import timezone
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
 from accounts.selectors import user_primary_organization
 from accounts.services import user_profile_update
 from common.exceptions import ValidationError as DomainValidationError
-
-from notifications.engine.preferences import preferences_replace
-from notifications.engine.quiet_hours import quiet_hours_get_for_user, quiet_hours_set, quiet_hours_set_dnd
-from notifications.enums import AuditActorType, Channel, DigestFrequency, PreferenceLevel, PreferenceScope, QuietHoursAction
+from notifications.engine.quiet_hours import quiet_hours_get_for_user
+from notifications.enums import Channel, DigestFrequency, QuietHoursAction
 
 from .charts import PALETTE, channel_bars, daily_series
-from .forms import ProfileForm
-from .preferences import digest_settings, preference_matrix, preference_matrix_save
-from .selectors import HISTORY_ACTIONS, user_delivery_analytics, user_history_filtered, user_invitation_summary
+from .forms import DndForm, DigestForm, ProfileForm, QuietHoursForm, matrix_choices_parse
+from .preferences import digest_settings, preference_matrix
+from .selectors import (
+    HISTORY_ACTIONS,
+    organization_projects,
+    user_delivery_analytics,
+    user_history_filtered,
+    user_invitation_summary,
+)
+from .services import person_digest_save, person_dnd_save, person_preferences_matrix_save, person_quiet_hours_save
 from .verification import verification_mode
 
 
@@ -88,74 +92,15 @@ def _quiet_context(user) -> dict:
     }
 
 
-def _save_quiet_hours(request: HttpRequest, organization) -> None:
-    post = request.POST
-    user = request.user
-    schedules = []
-    if post.get("enabled") == "on":
-        try:
-            days = sorted({int(d) for d in post.getlist("days")})
-        except ValueError:
-            raise DomainValidationError({"days": ["Days are 0 (Monday) to 6 (Sunday)."]}) from None
-        if not days:
-            raise DomainValidationError({"days": ["Pick at least one day."]})
-        schedules = [{"days_of_week": days, "start": post.get("start", ""), "end": post.get("end", "")}]
-    rules = [
-        {"channel": channel, "action": post.get(f"rule:{channel}")}
-        for channel in Channel.values if post.get(f"rule:{channel}")
-    ]
-    quiet_hours_set(
-        user=user, organization_id=organization.pk if organization else None, timezone_name=user.timezone or "UTC",
-        enabled=bool(schedules), default_action=post.get("default_action") or QuietHoursAction.HOLD,
-        allow_critical=post.get("allow_critical") == "on", schedules=schedules, channel_rules=rules,
-    )
-
-
-def _save_dnd(request: HttpRequest, organization) -> None:
-    user = request.user
-    until = None
-    if request.POST.get("action") != "clear":
-        raw = request.POST.get("until", "")
-        try:
-            naive = datetime.fromisoformat(raw)
-        except ValueError:
-            raise DomainValidationError({"until": ["Pick a date and time."]}) from None
-        until = naive.replace(tzinfo=zoneinfo.ZoneInfo(user.timezone or "UTC")) if naive.tzinfo is None else naive
-        if until <= timezone.now():
-            raise DomainValidationError({"until": ["Pick a moment in the future."]})
-    quiet_hours_set_dnd(user=user, organization_id=organization.pk if organization else None, until=until)
-
-
-def _save_digest(request: HttpRequest, organization) -> None:
-    post = request.POST
-    frequency = post.get("frequency", "")
-    errors = {}
-    if frequency not in DigestFrequency.values:
-        errors["frequency"] = [f"Choose one of {', '.join(DigestFrequency.values)}."]
-    try:
-        hour, day = int(post.get("hour", "8")), int(post.get("day_of_week", "0"))
-        if not 0 <= hour <= 23 or not 0 <= day <= 6:
-            raise ValueError
-    except ValueError:
-        errors["hour"] = ["An hour from 0 to 23 and a day from Monday to Sunday."]
-    if errors:
-        raise DomainValidationError(errors)
-    user = request.user
-    preferences_replace(
-        level=PreferenceLevel.USER, user_id=user.pk, actor_type=AuditActorType.USER, actor_id=str(user.pk),
-        actor_label=user.get_username(), audit_organization_id=organization.pk if organization else None,
-        items=[{"scope": PreferenceScope.ALL, "channels": {Channel.EMAIL: {
-            "digest_frequency": frequency, "digest_hour": hour if frequency in ("DAILY", "WEEKLY") else None,
-            "digest_day_of_week": day if frequency == "WEEKLY" else None,
-        }}}],
-    )
-
-
 SECTIONS = {
-    "quiet_hours": (_save_quiet_hours, "Quiet hours saved."),
-    "dnd": (_save_dnd, "Do not disturb updated."),
-    "digest": (_save_digest, "Digest saved."),
+    "quiet_hours": (QuietHoursForm, person_quiet_hours_save, "Quiet hours saved."),
+    "dnd": (DndForm, person_dnd_save, "Do not disturb updated."),
+    "digest": (DigestForm, person_digest_save, "Digest saved."),
 }
+
+
+def _form_errors(form) -> dict:
+    return {(field if field != "__all__" else "detail"): list(errors) for field, errors in form.errors.items()}
 
 
 @login_required
@@ -163,29 +108,40 @@ SECTIONS = {
 def preferences(request: HttpRequest) -> HttpResponse:
     user = request.user
     organization = user_primary_organization(user=user)
+    projects = list(organization_projects(organization=organization)) if organization else []
+    project = None
+    if request.GET.get("project"):
+        project = next((p for p in projects if str(p.pk) == request.GET["project"]), None)
+        if project is None:
+            raise Http404("No such project in your organization.")
     errors: dict = {}
     section = request.POST.get("section", "")
     if request.method == "POST":
         try:
             if section == "matrix":
-                changed = preference_matrix_save(user=user, organization=organization, data=request.POST)
+                changed = person_preferences_matrix_save(
+                    user=user, organization=organization, project=project, choices=matrix_choices_parse(request.POST),
+                )
                 messages.success(request, "Preferences saved." if changed else "Nothing changed.")
             elif section in SECTIONS:
-                save, done = SECTIONS[section]
-                with transaction.atomic():
-                    save(request, organization)
+                form_class, save, done = SECTIONS[section]
+                form = form_class(request.POST)
+                if not form.is_valid():
+                    raise DomainValidationError(_form_errors(form))
+                save(user=user, organization=organization, **form.service_kwargs())
                 messages.success(request, done)
             else:
                 raise DomainValidationError({"section": ["Unknown form."]})
         except DomainValidationError as exc:
             errors = exc.detail if isinstance(exc.detail, dict) else {"detail": [exc.detail]}
         else:
-            return redirect(f"{request.path}#{section}")
+            query = f"?{urlencode({'project': project.pk})}" if project else ""
+            return redirect(f"{request.path}{query}#{section}")
     return render(
         request,
         "people/preferences.html",
         {
-            "matrix": preference_matrix(user=user, organization=organization),
+            "matrix": preference_matrix(user=user, organization=organization, project=project),
             "channels": Channel.choices,
             "quiet": _quiet_context(user),
             "digest": digest_settings(user=user),
@@ -196,6 +152,8 @@ def preferences(request: HttpRequest) -> HttpResponse:
             "errors": errors,
             "error_section": section if errors else "",
             "organization": organization,
+            "projects": projects,
+            "project": project,
         },
         status=400 if errors else 200,
     )

@@ -8,7 +8,7 @@ from datetime import datetime, time, timedelta
 import pytest
 from django.utils import timezone
 
-from accounts.models import Team
+from accounts.models import Project, Team
 from notifications.enums import Channel, DeliveryStatus, PreferenceLevel, PreferenceScope
 from notifications.models import ChannelPreference, NotificationDelivery, NotificationPreference, QuietHours
 from notifications.services import event_emit
@@ -16,9 +16,11 @@ from notifications.services import event_emit
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
 
 
-def _org_row(organization, *, category="COLLABORATION", channel="EMAIL", enabled=False, locked=False, level="ORGANIZATION", team=None):
+def _org_row(organization, *, category="COLLABORATION", channel="EMAIL", enabled=False, locked=False, level="ORGANIZATION",
+             team=None, project=None):
     pref = NotificationPreference.objects.create(
-        level=level, organization=organization, team=team, scope=PreferenceScope.CATEGORY, category=category, locked=locked,
+        level=level, organization=organization, team=team, project=project, scope=PreferenceScope.CATEGORY, category=category,
+        locked=locked,
     )
     ChannelPreference.objects.create(preference=pref, channel=channel, enabled=enabled)
     return pref
@@ -30,9 +32,9 @@ def _cell(html: str, name: str) -> dict:
     return {"enabled": match.group(1), "source": match.group(2)}
 
 
-def _accepted(organization, user):
+def _accepted(organization, user, **context):
     return event_emit(organization=organization, type="story.invitation_accepted", recipient_ids=[user.pk],
-                      data={"inviteeName": "Bea", "storyTitle": "The Lighthouse"})
+                      data={"inviteeName": "Bea", "storyTitle": "The Lighthouse"}, **context)
 
 
 def _channels_sent(result) -> set[str]:
@@ -58,6 +60,58 @@ def test_cells_show_the_effective_value_and_where_it_comes_from(client, user, or
     assert _cell(html, "cat:BILLING:PUSH") == {"enabled": "on", "source": "default"}
     assert _cell(html, "type:story.invitation_accepted:IN_APP") == {"enabled": "on", "source": "organization"}  # its category row
     assert _cell(html, "type:task.assigned:EMAIL") == {"enabled": "on", "source": "default"}
+
+
+def test_project_rows_are_a_source_of_the_cells_shown_for_that_project(client, user, organization, other_user):
+    apollo = Project.objects.create(organization=organization, name="Apollo")
+    Project.objects.create(organization=organization, name="Zephyr")
+    _org_row(organization, category="COLLABORATION", channel="EMAIL", enabled=False, level="PROJECT", project=apollo)
+    _org_row(organization, category="SECURITY", channel="SMS", enabled=True, locked=True, level="PROJECT", project=apollo)
+    client.force_login(user)
+
+    plain = client.get("/me/preferences/").content.decode()
+    assert 'id="project-select"' in plain and ">Apollo</option>" in plain and ">Zephyr</option>" in plain
+    assert _cell(plain, "cat:COLLABORATION:EMAIL") == {"enabled": "on", "source": "default"}  # not an Apollo event
+    html = client.get(f"/me/preferences/?project={apollo.pk}").content.decode()
+    assert _cell(html, "cat:COLLABORATION:EMAIL") == {"enabled": "off", "source": "project"}
+    assert ">project</span>" in html
+    assert _cell(html, "cat:SECURITY:SMS") == {"enabled": "on", "source": "locked"}
+    assert 'name="cat:SECURITY:SMS"' not in html
+    # what the page says is what routing does to an Apollo event
+    assert _channels_sent(_accepted(organization, user, project_id=apollo.pk)) == {Channel.IN_APP}
+    assert _channels_sent(_accepted(organization, user)) == {Channel.IN_APP, Channel.EMAIL}
+
+    # the person's own choice beats an unlocked project row, and is saved for every project
+    response = client.post(f"/me/preferences/?project={apollo.pk}", {"section": "matrix", "cat:COLLABORATION:EMAIL": "on"})
+    assert response.status_code == 302 and response["Location"] == f"/me/preferences/?project={apollo.pk}#matrix"
+    html = client.get(f"/me/preferences/?project={apollo.pk}").content.decode()
+    assert _cell(html, "cat:COLLABORATION:EMAIL") == {"enabled": "on", "source": "user"}
+    assert _channels_sent(_accepted(organization, user, project_id=apollo.pk)) == {Channel.IN_APP, Channel.EMAIL}
+    # a locked project cell is refused
+    refused = client.post(f"/me/preferences/?project={apollo.pk}", {"section": "matrix", "cat:SECURITY:SMS": "off"})
+    assert refused.status_code == 400 and "locked by your organization" in refused.content.decode()
+
+    # another organization's project is not reachable, nor listed
+    theirs = Project.objects.create(organization=other_user.memberships.get().organization, name="Theirs")
+    assert client.get(f"/me/preferences/?project={theirs.pk}").status_code == 404
+    assert ">Theirs</option>" not in client.get("/me/preferences/").content.decode()
+
+
+def test_the_page_and_put_api_v1_preferences_write_the_same_row(client, user):
+    client.force_login(user)
+    client.post("/me/preferences/", {"section": "matrix", "type:task.assigned:SMS": "on"})
+    from_page = NotificationPreference.objects.get(level=PreferenceLevel.USER, user=user)
+    page_row = (from_page.scope, from_page.event_type, from_page.organization_id,
+                list(from_page.channel_preferences.values_list("channel", "enabled")))
+    NotificationPreference.objects.filter(user=user).delete()
+
+    response = client.put("/api/v1/preferences/", {"preferences": [
+        {"scope": "EVENT_TYPE", "event_type": "task.assigned", "channels": {"SMS": {"enabled": True}}},
+    ]}, content_type="application/json")
+    assert response.status_code == 200, response.content
+    from_api = NotificationPreference.objects.get(level=PreferenceLevel.USER, user=user)
+    assert (from_api.scope, from_api.event_type, from_api.organization_id,
+            list(from_api.channel_preferences.values_list("channel", "enabled"))) == page_row
 
 
 def test_a_cell_change_writes_the_users_level_and_the_next_delivery_follows_it(client, user, organization):
@@ -146,6 +200,12 @@ def test_quiet_hours_dnd_and_digest_forms(client, user):
     cp = ChannelPreference.objects.get(preference__user=user, channel="EMAIL")
     assert (cp.digest_frequency, cp.digest_hour, cp.digest_day_of_week) == ("WEEKLY", 7, 5)
     assert client.post("/me/preferences/", {"section": "digest", "frequency": "YEARLY", "hour": "7"}).status_code == 400
+    assert client.post("/me/preferences/", {"section": "digest", "frequency": "DAILY", "hour": "24"}).status_code == 400
+    for bad in ({"days": ["9"]}, {"days": ["0"], "start": "late"}, {"days": []}):
+        response = client.post("/me/preferences/", {"section": "quiet_hours", "enabled": "on", "start": "22:00", "end": "07:00", **bad})
+        assert response.status_code == 400, bad
+    assert client.post("/me/preferences/", {"section": "dnd", "until": "soon"}).status_code == 400
+    assert client.post("/me/preferences/", {"section": "nope"}).status_code == 400
 
 
 def test_anonymous_is_sent_to_sign_in(client):
