@@ -52,6 +52,28 @@ class BareRecipientSerializer(serializers.Serializer):
         return attrs
 
 
+@extend_schema_field({
+    "type": "object",
+    "description": "Options per channel (IN_APP, EMAIL, PUSH, SMS, WHATSAPP, VOICE), merged over the template's; "
+                   "unknown keys are refused. See API.md \"Channel options on an event\".",
+    "additionalProperties": {"type": "object"},
+})
+class ChannelOptionsField(serializers.Field):
+    """`channel_options`: checked by the engine (notifications.engine.channel_options), errors keyed by channel."""
+
+    def to_internal_value(self, data: Any) -> dict[str, dict[str, Any]]:
+        from common.exceptions import ValidationError
+        from notifications.engine.channel_options import channel_options_clean
+
+        try:
+            return channel_options_clean(data)
+        except ValidationError as exc:
+            raise serializers.ValidationError(exc.detail["channel_options"]) from None
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
 class EventInSerializer(serializers.Serializer):
     """The body of POST /api/v1/events/ and of an AMQP event, after normalization."""
 
@@ -72,6 +94,7 @@ class EventInSerializer(serializers.Serializer):
     correlation_id = serializers.CharField(required=False, allow_null=True, allow_blank=True, max_length=100)
     scheduled_for = serializers.DateTimeField(required=False, allow_null=True)
     expires_at = serializers.DateTimeField(required=False, allow_null=True)
+    channel_options = ChannelOptionsField(required=False, allow_null=True)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if not attrs.get("recipient_ids") and not attrs.get("recipients"):

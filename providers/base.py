@@ -89,6 +89,14 @@ class OutboundMessage:
     require_acknowledgment: bool = False
     acknowledgment_digit: str = "1"
     metadata: dict[str, Any] = field(default_factory=dict)
+    # Email copies.
+    cc: list[str] = field(default_factory=list)
+    bcc: list[str] = field(default_factory=list)
+    # The channel's merged options (API.md "Channel options on an event"), for what has no typed
+    # field: email template_id/template_data; push icon, badge, sound, click_action, data,
+    # device_tokens, android, ios, web; SMS from, unicode, max_segments; WhatsApp media_url,
+    # media_type, buttons; voice max_retries, retry_delay, record.
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 class SendStatus:

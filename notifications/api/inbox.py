@@ -36,11 +36,13 @@ class InboxListView(APIView):
 
     @extend_schema(
         parameters=[OpenApiParameter("status", str, enum=list(inbox.INBOX_STATUSES)), OpenApiParameter("cursor", str),
-                    OpenApiParameter("page_size", int)],
+                    OpenApiParameter("page_size", int),
+                    OpenApiParameter("group_key", str, description="Only the items of this group (IN_APP group_key).")],
         responses={200: cursor_page(InboxNotificationSerializer)},
     )
     def get(self, request: Request) -> Response:
-        qs = inbox.notifications_for_user(user_id=request.user.pk, status=request.query_params.get("status"))
+        qs = inbox.notifications_for_user(user_id=request.user.pk, status=request.query_params.get("status"),
+                                          group_key=request.query_params.get("group_key"))
         paginator = InboxCursorPagination()
         page = paginator.paginate_queryset(qs, request, view=self)
         return paginator.get_paginated_response(InboxNotificationSerializer(page, many=True).data)

@@ -50,6 +50,14 @@ from notifications.models import (
     TemplateChannel,
 )
 from notifications.engine.bulk import bulk_update_rows
+from notifications.engine.payload import (
+    NOT_STORED,
+    PayloadError,
+    delivery_payload_prepare,
+    inbox_fields,
+    message_options_apply,
+    organization_channel_settings,
+)
 from notifications.engine.status import notifications_status_refresh
 
 logger = logging.getLogger(__name__)
@@ -326,10 +334,7 @@ def _outbound_message(delivery: NotificationDelivery, notification: Notification
         # A bare address has no preferences to turn off: the sender gives its own one-click link
         # (an invitee's "stop invitations"), used for List-Unsubscribe.
         message.unsubscribe_url = absolute_url(str(notification.data["unsubscribeUrl"]))
-    for key in ("template_name", "template_language", "template_components", "voice_language", "voice_name",
-                "audio_url", "require_acknowledgment", "acknowledgment_digit", "reply_to"):
-        if key in extra and hasattr(message, key):
-            setattr(message, key, extra[key])
+    message_options_apply(message, content.get("options") or extra, attachments=content.get("attachments"))
     if notification.escalation_chain_id:
         from notifications.engine.ack import ack_prompt_attach
 
@@ -501,6 +506,7 @@ def _deliver_claimed(claimed: list[int], report: BatchReport) -> None:
         data, secrets[pk] = notification_secrets(n)
         contexts[pk] = notification_context(n, variable_mapping=templates.mapping_for(n), data=data)
 
+    channel_settings = organization_channel_settings(n.organization_id for n in notifications.values())
     now = timezone.now()
     outcomes: list[_Outcome] = []
     in_app_content: dict[int, dict[str, str]] = {}
@@ -523,6 +529,18 @@ def _deliver_claimed(claimed: list[int], report: BatchReport) -> None:
             # A template that no longer compiles: no retry will fix it.
             outcomes.append(_Outcome(delivery, DeliveryStatus.FAILED, error=f"Template error: {exc.detail}",
                                      error_code="template"))
+            continue
+        try:
+            delivery_payload_prepare(content, channel=delivery.channel, organization_id=notification.organization_id,
+                                     event_options=(notification.channel_options or {}).get(delivery.channel),
+                                     all_settings=channel_settings, context=contexts[notification.pk])
+        except PayloadError as exc:
+            outcomes.append(_Outcome(delivery, DeliveryStatus.FAILED, error=str(exc.detail), error_code=exc.code or "payload",
+                                     rendered=content))
+            continue
+        except ProviderTransientError as exc:
+            outcomes.append(_Outcome(delivery, DeliveryStatus.PENDING, error=str(exc.detail), error_code=exc.code or "transient",
+                                     transient=True, rendered=content))
             continue
         if delivery.channel == Channel.IN_APP:
             if notification.recipient_id is None:
@@ -573,7 +591,7 @@ def _record(
         d = outcome.delivery
         d.updated_at = now
         if outcome.rendered:
-            d.rendered = {k: v for k, v in outcome.rendered.items() if k != "extra"}
+            d.rendered = {k: v for k, v in outcome.rendered.items() if k not in NOT_STORED}
         if outcome.provider:
             d.provider = outcome.provider
         if outcome.provider_response is not None:
@@ -648,6 +666,8 @@ def _record(
         n.body_html = content.get("body_html") or n.body_html
         n.action_url = content.get("action_url") or ""  # already the safe one (delivery_render)
         n.action_label = content.get("action_label") or n.action_label
+        for name, value in inbox_fields(n, content.get("options") or {}).items():
+            setattr(n, name, value)
         in_app_rows.append(n)
 
     with transaction.atomic():
@@ -658,7 +678,8 @@ def _record(
              "failed_at", "next_retry_at", "error", "error_history", "cost_amount", "cost_currency",
              "attempts", "updated_at"],
         )
-        bulk_update_rows(Notification, in_app_rows, ["title", "body", "body_html", "action_url", "action_label"])
+        bulk_update_rows(Notification, in_app_rows, ["title", "body", "body_html", "action_url", "action_label",
+                                                     "channel_options", "group_key", "inbox_expires_at", "image_url"])
         statuses = notifications_status_refresh(notification_ids=notifications.keys(), now=now)
         # Sealed values (invitation links) are kept only until every delivery went out.
         unsealed = [n for pk, n in notifications.items()

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from django.db import transaction
-from django.db.models import Count, Exists, OuterRef, QuerySet, Value
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -32,9 +32,17 @@ def _in_app_delivered() -> Exists:
     )
 
 
-def notifications_for_user(*, user_id: int, status: str | None = None) -> QuerySet[Notification]:
-    """The user's inbox, newest first. ``status``: unread, read, archived, or None (not archived)."""
-    qs = Notification.objects.filter(recipient_id=user_id).filter(_in_app_delivered())
+def _not_expired() -> Q:
+    # An IN_APP expires_at hides the item once passed (seed 004 §4.3).
+    return Q(inbox_expires_at__isnull=True) | Q(inbox_expires_at__gt=timezone.now())
+
+
+def notifications_for_user(*, user_id: int, status: str | None = None, group_key: str | None = None) -> QuerySet[Notification]:
+    """The user's inbox, newest first. ``status``: unread, read, archived, or None (not archived);
+    ``group_key``: only the items of that group. Expired items are never listed."""
+    qs = Notification.objects.filter(recipient_id=user_id).filter(_in_app_delivered()).filter(_not_expired())
+    if group_key:
+        qs = qs.filter(group_key=group_key)
     if status is None or status == "":
         qs = qs.filter(archived_at__isnull=True)
     elif status == STATUS_UNREAD:
@@ -64,7 +72,7 @@ def inbox_unread_counts(*, user_ids: Iterable[int]) -> dict[int, int]:
     """Unread counts of many users in one query (users with none are absent)."""
     rows = (
         Notification.objects.filter(recipient_id__in=list(user_ids), archived_at__isnull=True, read_at__isnull=True)
-        .filter(_in_app_delivered())
+        .filter(_in_app_delivered()).filter(_not_expired())
         .order_by()
         .values("recipient_id")
         .annotate(n=Count("pk"))

@@ -53,6 +53,7 @@ from notifications.models import (
 
 from .audit import AuditActor
 from .bulk import bulk_insert
+from .channel_options import channel_options_clean
 from .routing import Recipient, RecipientRoute, RoutingContext, route_recipients
 
 MAX_RECIPIENTS = 10_000
@@ -379,6 +380,7 @@ def event_emit(
     action_url: str | None = None,
     metadata: Mapping[str, Any] | None = None,
     audit_actor: AuditActor | None = None,
+    channel_options: Mapping[str, Any] | None = None,
 ) -> EmitResult:
     """Create one notification per recipient and queue its deliveries after commit.
 
@@ -397,6 +399,7 @@ def event_emit(
         link_errors = _link_errors(data, prefix="data")
         if link_errors:
             raise ValidationError(link_errors)
+    options = channel_options_clean(channel_options)
     event_type = EventType.objects.filter(key=type, is_active=True).first()
     if event_type is None:
         raise ValidationError({"type": [f"Unknown event type {type!r}."]}, code="unknown_event_type")
@@ -517,6 +520,7 @@ def event_emit(
             "scheduled_for": scheduled_at,
             "expires_at": expires,
             "processed_at": now,
+            "channel_options": options,
         }
         scheduled = ctx.scheduled
         # Routes come back in recipient order: members first, then subscribers, then bare addresses.

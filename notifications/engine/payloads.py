@@ -31,6 +31,7 @@ from .intake import EmitResult, _as_id, event_emit
 EMIT_FIELDS = (
     "type", "recipient_ids", "recipients", "category", "actor", "resource", "team_id", "project_id", "criticality",
     "channels", "data", "deduplication_key", "correlation_id", "scheduled_for", "expires_at",
+    "channel_options",
 )
 
 

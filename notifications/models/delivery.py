@@ -108,6 +108,12 @@ class Notification(models.Model):
     action_url = models.CharField(max_length=500, blank=True)
     action_label = models.CharField(max_length=100, blank=True)
     image_url = models.CharField(max_length=500, blank=True)
+    channel_options = models.JSONField(
+        default=dict, blank=True,
+        help_text="The event's options per channel (seed 004 §4.3–4.8); IN_APP holds the merged ones once delivered.",
+    )
+    group_key = models.CharField(max_length=255, blank=True, help_text="The inbox groups items sharing it.")
+    inbox_expires_at = models.DateTimeField(null=True, blank=True, help_text="The inbox stops listing it after this.")
 
     # Routing
     criticality = models.CharField(max_length=10, choices=Criticality.choices, default=Criticality.MEDIUM)
