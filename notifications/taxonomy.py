@@ -5,6 +5,7 @@ operators changed.
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +19,7 @@ from .catalogue import (
 )
 
 # Migrations (0007) read EVENTS_BY_KEY and LANGUAGES through this module: they stay importable here.
-__all__ = ["EVENTS_BY_KEY", "LANGUAGES", "catalog_load", "channel_content", "channel_options"]
+__all__ = ["EVENTS_BY_KEY", "LANGUAGES", "catalog_load", "channel_content", "channel_options", "shipped_content_upgrade"]
 
 
 # --- channel content ------------------------------------------------------------------------
@@ -235,3 +236,41 @@ def catalog_load(*, update: bool = False, models: Any = None) -> CatalogLoadResu
         TemplateChannel.objects.bulk_update(changed_channels, list(_channel_values(EVENTS[0], Channel.IN_APP)))
         result.channels_updated = len(changed_channels)
     return result
+
+
+def content_digest(text: str) -> str:
+    return hashlib.sha256((text or "").encode()).hexdigest()
+
+
+def shipped_content_upgrade(*, models: Any, key: str, channel: str, previous: dict[str, str]) -> list[str]:
+    """Bring the global template `key`/`channel` to the shipped content, column by column, only
+    where the column still holds what was shipped before: `previous` maps a translated column
+    (``body_en``, ``body_html_fr``…) to the sha256 of its former shipped value. A column an
+    operator edited is left as it is. Returns the columns written.
+
+    Data migrations that change shipped copy call this with the digests of the old copy frozen
+    in the migration, so a migration never overwrites what an operator wrote.
+    """
+    TemplateChannel = models.TemplateChannel
+    row = TemplateChannel.objects.filter(template__key=key, template__organization__isnull=True, channel=channel).first()
+    if row is None:
+        return []
+    event = EVENTS_BY_KEY[key]
+    content = {language: channel_content(event, channel, language) for language in LANGUAGES}
+    changes: dict[str, str] = {}
+    for column, digest in previous.items():
+        name, _, language = column.rpartition("_")
+        shipped = content[language].get(name, "")
+        current = row.__dict__[column]  # the column itself, past modeltranslation's descriptor
+        if content_digest(current) == digest and current != shipped:
+            changes[column] = shipped
+    # The untranslated column mirrors the default language; it follows when that one does.
+    for name in CONTENT_FIELDS:
+        if f"{name}_en" in changes and content_digest(row.__dict__[name]) == previous.get(f"{name}_en"):
+            changes[name] = changes[f"{name}_en"]
+    if changes:
+        rows = TemplateChannel.objects.filter(pk=row.pk)
+        # The live model's queryset would turn `body` into the active language's column.
+        rows = rows.rewrite(False) if hasattr(rows, "rewrite") else rows
+        rows.update(**changes)
+    return sorted(changes)
