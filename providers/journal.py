@@ -6,7 +6,9 @@ sending, the delivery engine looks its claimed rows up here and records the jour
 as sent instead of sending them again. The window for a duplicate thus shrinks from the
 whole batch to the one call in flight when the process died.
 
-Keys are the messages' idempotency keys (the delivery id). The journal lives in the shared
+Keys are the messages' idempotency keys (the delivery id) under the database's name: two
+databases sharing one Redis (a staging and a test run, two developers) never read each
+other's entries for the same delivery id. The journal lives in the shared
 cache (Redis in production) and is best effort: if the cache is unreachable a send still
 counts, and the worst case is the at-least-once behaviour the sweeper already guarantees.
 """
@@ -25,7 +27,13 @@ from .base import BaseProvider, OutboundMessage, SendResult
 logger = logging.getLogger(__name__)
 
 JOURNAL_TTL_SECONDS = 2 * 24 * 3600
-_PREFIX = "sendjournal:"
+
+
+def _prefix() -> str:
+    """``sendjournal:<database name>:`` — a delivery id is unique only within its database."""
+    from django.db import connection
+
+    return f"sendjournal:{connection.settings_dict.get('NAME') or ''}:"
 
 
 def _entry(provider_code: str, result: SendResult) -> dict[str, Any]:
@@ -39,8 +47,9 @@ def _entry(provider_code: str, result: SendResult) -> dict[str, Any]:
 
 
 def journal_record(*, provider_code: str, messages: Sequence[OutboundMessage], results: Sequence[Any]) -> None:
+    prefix = _prefix()
     entries = {
-        f"{_PREFIX}{m.idempotency_key}": _entry(provider_code, r)
+        f"{prefix}{m.idempotency_key}": _entry(provider_code, r)
         for m, r in zip(messages, results)
         if m.idempotency_key and isinstance(r, SendResult)
     }
@@ -54,7 +63,8 @@ def journal_record(*, provider_code: str, messages: Sequence[OutboundMessage], r
 
 def journal_lookup(*, keys: Iterable[str]) -> dict[str, dict[str, Any]]:
     """{idempotency key: journal entry} for the keys whose message was already accepted."""
-    wanted = [f"{_PREFIX}{k}" for k in keys if k]
+    prefix = _prefix()
+    wanted = [f"{prefix}{k}" for k in keys if k]
     if not wanted:
         return {}
     try:
@@ -62,13 +72,13 @@ def journal_lookup(*, keys: Iterable[str]) -> dict[str, dict[str, Any]]:
     except Exception:  # noqa: BLE001
         logger.warning("send journal unavailable; sending without the duplicate check")
         return {}
-    return {key.removeprefix(_PREFIX): value for key, value in found.items()}
+    return {key.removeprefix(prefix): value for key, value in found.items()}
 
 
 def journal_forget(*, keys: Iterable[str]) -> None:
     """Drop the entries of messages that are to be sent again on purpose (an operator's retry
     of a bounced delivery, a dead-letter replay): the journal must not answer for them."""
-    wanted = [f"{_PREFIX}{k}" for k in keys if k]
+    wanted = [f"{_prefix()}{k}" for k in keys if k]
     if not wanted:
         return
     try:

@@ -3,9 +3,11 @@ email providers put in `List-Unsubscribe`. Following it is the notification plat
 business (`notifications.engine.unsubscribe`)."""
 from __future__ import annotations
 
+import functools
+
 from django.conf import settings
 from django.core import signing
-from django.urls import reverse
+from django.urls import get_script_prefix, reverse
 
 from common.exceptions import ValidationError
 from notifications.enums import Channel, EventCategory
@@ -19,9 +21,21 @@ def unsubscribe_token(*, user_id: int, channel: str, category: str = "") -> str:
     return signing.dumps({"u": int(user_id), "c": channel, "k": category or ""}, salt=SALT, compress=True)
 
 
+_PLACEHOLDER = "TOKEN0PLACEHOLDER"
+
+
+@functools.lru_cache(maxsize=8)
+def _path_around_token(urlconf: str, script_prefix: str) -> tuple[str, str]:
+    """The unsubscribe path before and after its token, resolved once (not once per recipient)."""
+    path = reverse("unsubscribe", args=[_PLACEHOLDER])
+    before, _, after = path.partition(_PLACEHOLDER)
+    return before, after
+
+
 def unsubscribe_url_for(*, user_id: int, channel: str = Channel.EMAIL, category: str = "") -> str:
     token = unsubscribe_token(user_id=user_id, channel=channel, category=category)
-    return f"{settings.SITE_URL}{reverse('unsubscribe', args=[token])}"
+    before, after = _path_around_token(str(getattr(settings, "ROOT_URLCONF", "")), get_script_prefix())
+    return f"{settings.SITE_URL}{before}{token}{after}"
 
 
 def unsubscribe_token_read(token: str) -> dict:

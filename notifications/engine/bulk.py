@@ -98,19 +98,39 @@ def bulk_insert(model: type[models.Model], objs: Sequence[models.Model], *, batc
 
 
 def bulk_update_rows(model: type, objs: list, fields: list[str]) -> None:
-    """``bulk_update`` in one ``UPDATE … FROM (VALUES …)`` on PostgreSQL.
+    """``bulk_update`` in one ``UPDATE … FROM`` on PostgreSQL.
 
     Django's ``bulk_update`` builds one CASE expression per field and row, which costs more
-    Python time than the whole send for a batch of 100; other databases keep using it.
+    Python time than the whole send for a batch of 100; other databases keep using it. Each
+    column travels as one array (``unnest``), so the query text does not grow with the rows
+    (psycopg scans the text of a client-side bound query for its placeholders); array
+    columns, which ``unnest`` would flatten, use one ``VALUES`` row per object instead.
     """
     if not objs:
         return
     if connection.vendor != "postgresql":
         model.objects.bulk_update(objs, fields)
         return
+    from django.contrib.postgres.fields import ArrayField
+
     meta = model._meta
     columns = [meta.get_field(name) for name in fields]
     pk = meta.pk
+    quote = connection.ops.quote_name
+    assignments = ", ".join(f"{quote(column.column)} = v.{quote(column.column)}" for column in columns)
+    names = ", ".join([quote("pk_")] + [quote(column.column) for column in columns])
+    if not any(isinstance(column, ArrayField) for column in columns):
+        arrays: list[list[Any]] = [[pk.get_db_prep_save(obj.pk, connection) for obj in objs]]
+        for column in columns:
+            arrays.append([column.get_db_prep_save(getattr(obj, column.attname), connection) for obj in objs])
+        casts = ", ".join(f"%s::{field.db_type(connection)}[]" for field in [pk, *columns])
+        sql = (
+            f"UPDATE {quote(meta.db_table)} AS t SET {assignments} "
+            f"FROM unnest({casts}) AS v({names}) WHERE t.{quote(pk.column)} = v.{quote('pk_')}"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, arrays)
+        return
     placeholders = "(" + ", ".join(
         [f"%s::{pk.db_type(connection)}"] + [f"%s::{column.db_type(connection)}" for column in columns]
     ) + ")"
@@ -119,9 +139,6 @@ def bulk_update_rows(model: type, objs: list, fields: list[str]) -> None:
         params.append(pk.get_db_prep_save(obj.pk, connection))
         for column in columns:
             params.append(column.get_db_prep_save(getattr(obj, column.attname), connection))
-    quote = connection.ops.quote_name
-    assignments = ", ".join(f"{quote(column.column)} = v.{quote(column.column)}" for column in columns)
-    names = ", ".join([quote("pk_")] + [quote(column.column) for column in columns])
     sql = (
         f"UPDATE {quote(meta.db_table)} AS t SET {assignments} "
         f"FROM (VALUES {', '.join([placeholders] * len(objs))}) AS v({names}) "

@@ -143,6 +143,7 @@ class AnymailEmailProvider(BaseProvider):
             return [exc] * len(batch)
         email.extra_headers.pop("X-Troubadour-Delivery", None)
         valid = [m for m in batch if m.to and "@" in m.to]
+        valid_ids = {id(m) for m in valid}  # identity: comparing dataclasses would be O(n²)
         email.to = [m.to for m in valid]
         if self.per_message_tracking:
             email.track_opens, email.track_clicks = first.track_opens, first.track_clicks
@@ -156,10 +157,10 @@ class AnymailEmailProvider(BaseProvider):
                 email.send()
         except (AnymailError, ImproperlyConfigured) as exc:
             error = _anymail_error(exc)
-            return [error if m in valid else ProviderPermanentError(f"Invalid email address {m.to!r}.", code="invalid_recipient") for m in batch]
+            return [error if id(m) in valid_ids else ProviderPermanentError(f"Invalid email address {m.to!r}.", code="invalid_recipient") for m in batch]
         out: list[SendResult | Exception] = []
         for m in batch:
-            if m not in valid:
+            if id(m) not in valid_ids:
                 out.append(ProviderPermanentError(f"Invalid email address {m.to!r}.", code="invalid_recipient"))
                 continue
             recipient = email.anymail_status.recipients.get(m.to.lower())

@@ -44,3 +44,26 @@ def test_journaled_sends_are_recorded_not_resent(organization):
     assert recovered.provider_message_id == results[0].provider_message_id
     assert recovered.provider_response == {"recovered_from_send_journal": True}
     assert NotificationDelivery.objects.get(pk=second[0].pk).status in (DeliveryStatus.SENT, DeliveryStatus.DELIVERED)
+
+
+def test_journal_keys_name_the_database_so_two_databases_sharing_one_redis_never_collide(organization):
+    from django.core.cache import cache
+    from django.db import connection
+
+    from providers.base import SendResult
+    from providers.journal import journal_record
+
+    message = OutboundMessage(channel=Channel.SMS, to="+14155550123", text="hello", idempotency_key="4242")
+    journal_record(provider_code="log_sms", messages=[message], results=[SendResult(provider_message_id="SM1")])
+    name = connection.settings_dict["NAME"]
+    assert cache.get(f"sendjournal:{name}:4242")["provider_message_id"] == "SM1"
+    assert set(journal_lookup(keys=["4242"])) == {"4242"}
+
+    # Another database's delivery 4242 is another message: its worker finds nothing journaled.
+    original = connection.settings_dict["NAME"]
+    connection.settings_dict["NAME"] = f"{original}_other"
+    try:
+        assert journal_lookup(keys=["4242"]) == {}
+    finally:
+        connection.settings_dict["NAME"] = original
+    assert set(journal_lookup(keys=["4242"])) == {"4242"}
