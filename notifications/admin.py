@@ -12,16 +12,16 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
-from django.db import models
-from django.forms.models import BaseInlineFormSet
 from django.utils.html import format_html, format_html_join
-from modeltranslation.admin import TabbedTranslationAdmin, TranslationTabularInline
+from modeltranslation.admin import TabbedTranslationAdmin
 from unfold.admin import ModelAdmin, TabularInline
 
 from common.admin import ReadOnlyAdminMixin
 from common.sealing import data_mask
 
 from . import admin_providers, admin_reliability  # noqa: F401  (admin_providers registers itself)
+from .admin_template_editor import TemplateEditorMixin
+from .engine.templates import template_change_record, template_delete
 from .enums import AuditAction, AuditActorType
 from .models import (
     ChannelConfiguration,
@@ -166,39 +166,6 @@ def _validation_messages(exc) -> list[str]:
     return [str(detail)]
 
 
-class TemplateChannelFormSet(BaseInlineFormSet):
-    """Refuses content that does not compile in the sandbox or names an unknown variable."""
-
-    def clean(self) -> None:
-        super().clean()
-        from common.exceptions import ValidationError as DomainValidationError
-        from common.links import template_link_problem
-
-        from .engine.rendering import template_validate
-
-        template = self.instance
-        allowed = _allowed_variables(event_type=template.event_type, declared=template.variables)
-        for form in self.forms:
-            if not hasattr(form, "cleaned_data") or form.cleaned_data.get("DELETE"):
-                continue
-            try:
-                template_validate(channel_contents=_translated_contents(form.cleaned_data), allowed_variables=allowed)
-            except DomainValidationError as exc:
-                for message in _validation_messages(exc):
-                    form.add_error(None, message)
-            link_problem = template_link_problem(form.cleaned_data.get("action_url") or "")
-            if link_problem:
-                form.add_error("action_url", link_problem)
-
-
-class TemplateChannelInline(TranslationTabularInline, TabularInline):
-    model = TemplateChannel
-    formset = TemplateChannelFormSet
-    extra = 0
-    fields = ("channel", "subject", "title", "body", "body_html", "action_label", "action_url", "extra")
-    formfield_overrides = {models.TextField: {"widget": forms.Textarea(attrs={"rows": 4, "cols": 32})}}
-
-
 class TemplateScopeFilter(admin.SimpleListFilter):
     title = "scope"
     parameter_name = "scope"
@@ -215,17 +182,16 @@ class TemplateScopeFilter(admin.SimpleListFilter):
 
 
 @admin.register(NotificationTemplate)
-class NotificationTemplateAdmin(ModelAdmin):
+class NotificationTemplateAdmin(TemplateEditorMixin, ModelAdmin):
+    """The list and the add form; a template's change page is the editor (admin_template_editor)."""
+
     list_display = ("key", "name", "event_type", "organization", "channel_list", "version", "is_active", "is_default", "updated_at")
     list_filter = (TemplateScopeFilter, "is_active", "is_default", "default_criticality")
     search_fields = ("key", "name", "event_type", "organization__name")
     autocomplete_fields = ("organization",)
-    readonly_fields = ("version", "created_by", "updated_by", "created_at", "updated_at")
-    inlines = [TemplateChannelInline]
     fieldsets = (
         (None, {"fields": ("key", "event_type", "name", "description", "organization", "default_criticality")}),
         ("Content", {"fields": ("variables", "is_active", "is_default")}),
-        ("History", {"fields": ("version", "created_by", "updated_by", "created_at", "updated_at")}),
     )
 
     def get_queryset(self, request):
@@ -236,29 +202,16 @@ class NotificationTemplateAdmin(ModelAdmin):
         return ", ".join(channel.channel for channel in obj.channels.all())
 
     def save_model(self, request, obj, form, change):
-        if change:
-            obj.version += 1
-        else:
-            obj.created_by = request.user
+        obj.created_by = request.user
         obj.updated_by = request.user
         super().save_model(request, obj, form, change)
 
     def save_related(self, request, form, formsets, change):
         super().save_related(request, form, formsets, change)
-        changed = _changed_fields(form, formsets)
-        if change and not changed:
-            return
-        _audit(
-            request,
-            action=AuditAction.TEMPLATE_CHANGED if change else AuditAction.TEMPLATE_CREATED,
-            organization_id=form.instance.organization_id,
-            template=form.instance,
-            details={"key": form.instance.key, "version": form.instance.version, "changed": changed},
-        )
+        template_change_record(user=request.user, template=form.instance, created=True, changed=list(form.changed_data))
 
     def delete_model(self, request, obj):
-        _audit(request, action=AuditAction.TEMPLATE_DELETED, organization_id=obj.organization_id, details={"key": obj.key})
-        super().delete_model(request, obj)
+        template_delete(user=request.user, template=obj, source="admin")
 
 
 class TemplateChannelForm(forms.ModelForm):
@@ -293,14 +246,8 @@ class TemplateChannelAdmin(ModelAdmin, TabbedTranslationAdmin):
 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
-        NotificationTemplate.objects.filter(pk=obj.template_id).update(version=models.F("version") + 1, updated_by=request.user)
-        _audit(
-            request,
-            action=AuditAction.TEMPLATE_CHANGED,
-            organization_id=obj.template.organization_id,
-            template=obj.template,
-            details={"key": obj.template.key, "channel": obj.channel, "changed": list(form.changed_data)},
-        )
+        template_change_record(user=request.user, template=obj.template, created=False,
+                               changed=[f"{obj.channel}.{name}" for name in form.changed_data])
 
 
 # --- notifications and deliveries ---------------------------------------------------------

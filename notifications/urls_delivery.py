@@ -24,4 +24,7 @@ api_urlpatterns: list = [
     path("admin/templates/<int:template_id>/", api_templates.TemplateDetailView.as_view(), name="admin-template"),
     path("admin/templates/<int:template_id>/preview/", api_templates.TemplatePreviewView.as_view(), name="admin-template-preview"),
     path("admin/templates/<int:template_id>/test-send/", api_templates.TemplateTestSendView.as_view(), name="admin-template-test-send"),
+    path("admin/templates/<int:template_id>/versions/", api_templates.TemplateVersionListView.as_view(), name="admin-template-versions"),
+    path("admin/templates/<int:template_id>/versions/<int:version>/restore/", api_templates.TemplateVersionRestoreView.as_view(),
+         name="admin-template-version-restore"),
 ]

@@ -21,6 +21,7 @@ from .templates import (  # noqa: F401
     EventType,
     NotificationTemplate,
     TemplateChannel,
+    TemplateVersion,
 )
 from .delivery import (  # noqa: F401
     NotificationBatch,

@@ -128,3 +128,22 @@ class TemplateChannel(models.Model):
 
     def __str__(self) -> str:
         return f"{self.template.key} · {self.channel}"
+
+
+class TemplateVersion(models.Model):
+    """A template as it stood at one version: written by every change (API, console, restore),
+    so the history can show what changed and bring an older state back."""
+
+    template = models.ForeignKey(NotificationTemplate, on_delete=models.CASCADE, related_name="versions")
+    version = models.PositiveIntegerField()
+    content = models.JSONField(help_text="The template's fields and every channel's content in every language.")
+    note = models.CharField(max_length=200, blank=True)
+    created_by = models.ForeignKey(User, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["template_id", "-version"]
+        constraints = [models.UniqueConstraint(fields=["template", "version"], name="uniq_template_version")]
+
+    def __str__(self) -> str:
+        return f"{self.template_id} v{self.version}"

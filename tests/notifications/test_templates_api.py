@@ -134,7 +134,7 @@ def test_preview_renders_sample_data_locale_and_segments(auth_client, global_tem
     by_channel = {c["channel"]: c for c in response.data["channels"]}
     assert by_channel["EMAIL"]["subject"] == "Nouvelle tâche : Réparer <la connexion>"
     assert "Réparer &lt;la connexion&gt;" in by_channel["EMAIL"]["body_html"]
-    assert by_channel["IN_APP"]["action_url"] == "/tasks/[task.id]"
+    assert by_channel["IN_APP"]["action_url"] == "/tasks/4711"  # sample data chosen by the variable's name
     sms = by_channel["SMS"]
     assert sms["body"] == "Alex Martin assigned you Réparer <la connexion>"
     assert sms["sms"] == {"encoding": "GSM-7", "units": len(sms["body"]), "segments": 1, "characters": len(sms["body"])}
@@ -156,3 +156,44 @@ def test_test_send_goes_to_the_caller(auth_client, user, global_template):
     assert message.subject == "[Test] New task: Check the preview"
     assert auth_client.post(f"{URL}{global_template.pk}/test-send/", {"channel": "SMS"}, format="json").status_code == 400
     assert len(mail.outbox) == 1
+
+
+def test_every_change_is_a_version_with_its_diff_and_an_older_one_can_be_restored(auth_client, user, global_template):
+    created = auth_client.post(URL, payload(), format="json").data
+    url = f"{URL}{created['id']}/"
+    auth_client.patch(url, {"channels": [{"channel": "SMS", "content": {"en": {"body": "Now: {{ task.title }}"}}}]}, format="json")
+    history = auth_client.get(url + "versions/").data
+    assert history["current_version"] == 2
+    assert [(v["version"], v["note"]) for v in history["results"]] == [(2, "Changed: channels"), (1, "Created")]
+    changes = history["results"][0]["changes"]
+    assert ["+", "SMS.en.body: Now: {{ task.title }}"] in [list(c) for c in changes]
+    assert ["-", "EMAIL.en.subject: {{ task.title }} for you"] in [list(c) for c in changes]
+    assert history["results"][0]["created_by"] == user.get_username()
+
+    restored = auth_client.post(url + "versions/1/restore/")
+    assert restored.status_code == 200, restored.data
+    assert restored.data["version"] == 3
+    assert {c["channel"] for c in restored.data["channels"]} == {"EMAIL", "SMS"}
+    email = next(c for c in restored.data["channels"] if c["channel"] == "EMAIL")
+    assert email["content"]["fr"]["subject"] == "{{ task.title }} pour vous"
+    audit = NotificationAuditLog.objects.filter(template_id=created["id"], action=AuditAction.TEMPLATE_CHANGED).latest("pk")
+    assert audit.details["note"] == "Restored version 1" and audit.details["version"] == 3
+    assert auth_client.post(url + "versions/9/restore/").status_code == 400
+    # Global templates stay read-only for an organization admin; another organization sees nothing.
+    assert auth_client.post(f"{URL}{global_template.pk}/versions/1/restore/").status_code == 403
+    outsider = APIClient()
+    stranger = UserFactory()
+    MembershipFactory(user=stranger, organization=OrganizationFactory(), role=MembershipRole.ADMIN)
+    outsider.force_authenticate(stranger)
+    assert outsider.get(url + "versions/").status_code in (403, 404)
+    assert outsider.post(url + "versions/1/restore/").status_code in (403, 404)
+    assert NotificationTemplate.objects.get(pk=created["id"]).version == 3
+
+
+def test_a_shipped_template_keeps_its_original_as_the_first_version(global_template):
+    staff = UserFactory(is_staff=True, is_superuser=True)
+    client = APIClient()
+    client.force_authenticate(staff)
+    client.patch(f"{URL}{global_template.pk}/", {"description": "Reviewed"}, format="json")
+    results = client.get(f"{URL}{global_template.pk}/versions/").data["results"]
+    assert [(v["version"], v["note"]) for v in results] == [(2, "Changed: description"), (1, "Before the first recorded change")]
