@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('notifications', '0007_story_invitation_stop_link_and_declined'),
+        ('notifications', '0008_notification_channel_options'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
