@@ -4,9 +4,14 @@ latency from an event's REST answer to the frame on the recipient's socket.
     .venv/bin/python bench/bench_realtime.py        (or `make bench BENCH_ARGS=realtime`)
 
 PostgreSQL (troubadour_bench), RabbitMQ (CELERY_BROKER_URL) and Redis (REDIS_URL) are required.
-Starts the production web tier command (`make serve`) with ONE process, a Celery worker, opens
-BENCH_RT_CONNECTIONS sockets (one user each, Token auth), then POSTs BENCH_RT_RATE events/s
-for BENCH_RT_SECONDS, each to one connected user on IN_APP, and records when the frame arrives.
+Starts the production web tier command (`make serve`) with ONE process that holds the sockets,
+a Celery worker, opens BENCH_RT_CONNECTIONS sockets (one user each, Token auth), then POSTs
+BENCH_RT_RATE events/s for BENCH_RT_SECONDS, each to one connected user on IN_APP, and records
+when the frame arrives (the client acks every frame, as the inbox page does).
+
+The REST trigger goes to a second `make serve` process (BENCH_RT_API=separate, the default), as
+a deployment scales its API apart from the processes holding sockets: both consume the in-app
+exchange and share the Redis channel layer. BENCH_RT_API=same posts to the socket process itself.
 
 Prints connections held by the one process (and its memory), p50/p95/max latency from the
 trigger's answer to the frame, and frames missing.
@@ -35,6 +40,7 @@ CONNECTIONS = int(os.environ.get("BENCH_RT_CONNECTIONS", "2000"))
 RATE = float(os.environ.get("BENCH_RT_RATE", "50"))
 SECONDS = float(os.environ.get("BENCH_RT_SECONDS", "20"))
 PORT = int(os.environ.get("BENCH_RT_PORT", "0"))
+API = os.environ.get("BENCH_RT_API", "separate")
 PREFIX = "bench-rt-"
 
 
@@ -112,7 +118,7 @@ def _rss_mb(pid: int) -> float:
     return 0.0
 
 
-async def _run(port: int, users: list[tuple[int, str]], api_key: str) -> dict[str, float]:
+async def _run(port: int, api_port: int, users: list[tuple[int, str]], api_key: str) -> dict[str, float]:
     import aiohttp
     import websockets
 
@@ -144,13 +150,15 @@ async def _run(port: int, users: list[tuple[int, str]], api_key: str) -> dict[st
     print(f"{len(sockets)} sockets open in {opened:.1f}s", flush=True)
 
     answers: dict[int, float] = {}
+    answer_times: list[float] = []
     statuses: dict[int, int] = {}
     failures = 0
     total = int(RATE * SECONDS)
     async with aiohttp.ClientSession(headers={"Authorization": f"Api-Key {api_key}"}) as session:
         async def trigger(user_id: int) -> None:
             nonlocal failures
-            async with session.post(f"http://127.0.0.1:{port}/api/v1/events/", json={
+            sent = time.perf_counter()
+            async with session.post(f"http://127.0.0.1:{api_port}/api/v1/events/", json={
                 "type": "task.assigned", "recipient_ids": [str(user_id)], "channels": ["IN_APP"],
                 "data": {"taskTitle": "Benchmark"},
             }) as response:
@@ -160,6 +168,7 @@ async def _run(port: int, users: list[tuple[int, str]], api_key: str) -> dict[st
                     statuses[response.status] = statuses.get(response.status, 0) + 1
                     return
                 answers[body["notifications"][0]["id"]] = time.perf_counter()
+                answer_times.append(time.perf_counter() - sent)
 
         tasks = []
         t0 = time.perf_counter()
@@ -183,7 +192,9 @@ async def _run(port: int, users: list[tuple[int, str]], api_key: str) -> dict[st
     def pct(p: float) -> float:
         return latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000 if latencies else float("nan")
 
-    return {"connections": float(len(sockets)), "connect_seconds": opened, "events": float(total),
+    answer_times.sort()
+    answer_p95 = answer_times[int(0.95 * len(answer_times))] * 1000 if answer_times else float("nan")
+    return {"trigger_answer_p95_ms": answer_p95, "connections": float(len(sockets)), "connect_seconds": opened, "events": float(total),
             "trigger_failures": float(failures), "frames_missing": float(missing),
             "p50_ms": pct(0.50), "p95_ms": pct(0.95), "max_ms": latencies[-1] * 1000 if latencies else float("nan")}
 
@@ -207,15 +218,22 @@ def main() -> dict[str, float]:
     worker = _start([sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", ALL_QUEUES, "-c", "2",
                      "-n", f"benchrt-{os.getpid()}@%h", "--without-gossip", "--without-mingle", "--loglevel", "INFO"],
                     env, log_dir / f"bench-rt-worker-{os.getpid()}.log", " ready.")
-    web = None
+    web = api = None
+    serve = [sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.conf.py", "config.asgi:application"]
+    web_env = {**env, "HOST": "127.0.0.1", "WEB_CONCURRENCY": "1", "ALLOWED_HOSTS": "127.0.0.1,localhost",
+               "LOG_LEVEL": "INFO"}
     try:
-        web = _start([sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.conf.py", "config.asgi:application"],
-                     {**env, "PORT": str(port), "HOST": "127.0.0.1", "WEB_CONCURRENCY": "1",
-                      "ALLOWED_HOSTS": "127.0.0.1,localhost", "LOG_LEVEL": "INFO"},
-                     log_dir / f"bench-rt-web-{os.getpid()}.log", "in-app bus: consuming")
+        web = _start(serve, {**web_env, "PORT": str(port)}, log_dir / f"bench-rt-web-{os.getpid()}.log",
+                     "in-app bus: consuming")
+        api_port = port
+        if API == "separate":
+            api_port = _free_port() if not PORT else PORT + 1
+            api = _start(serve, {**web_env, "PORT": str(api_port)}, log_dir / f"bench-rt-api-{os.getpid()}.log",
+                         "in-app bus: consuming")
         print(f"realtime: {CONNECTIONS} sockets on ONE web process (port {port}, fd limit {limit}), "
-              f"{RATE:g} events/s for {SECONDS:g}s", flush=True)
-        figures = asyncio.run(_run(port, users, api_key))
+              f"{RATE:g} events/s for {SECONDS:g}s; REST trigger on "
+              f"{'a second web process' if api else 'the same process'} (port {api_port})", flush=True)
+        figures = asyncio.run(_run(port, api_port, users, api_key))
         children = [int(p) for p in Path(f"/proc/{web.pid}/task/{web.pid}/children").read_text().split()]
         figures["web_process_rss_mb"] = _rss_mb(children[0]) if children else 0.0
         print(f"connections held by one process: {figures['connections']:.0f} "
@@ -223,12 +241,13 @@ def main() -> dict[str, float]:
               flush=True)
         print(f"trigger answer -> frame: p50 {figures['p50_ms']:.0f} ms, p95 {figures['p95_ms']:.0f} ms, "
               f"max {figures['max_ms']:.0f} ms over {figures['events']:.0f} events "
-              f"({figures['frames_missing']:.0f} frames missing, {figures['trigger_failures']:.0f} triggers refused)",
-              flush=True)
+              f"({figures['frames_missing']:.0f} frames missing, {figures['trigger_failures']:.0f} triggers refused; "
+              f"trigger answer p95 {figures['trigger_answer_p95_ms']:.0f} ms)", flush=True)
         return figures
     finally:
-        if web is not None:
-            _stop(web)
+        for proc in (web, api):
+            if proc is not None:
+                _stop(proc)
         _stop(worker)
 
 

@@ -8,8 +8,10 @@ service run exactly this.
 import os
 
 # Under ASGI every request runs its sync code in a thread of its own: a connection kept open
-# per thread (CONN_MAX_AGE) would pile up until PostgreSQL refuses clients. Close per request.
+# per thread (CONN_MAX_AGE) would pile up until PostgreSQL refuses clients, and opening one per
+# request (or per socket frame) costs more than the work. Each process borrows from a pool.
 os.environ.setdefault("DB_CONN_MAX_AGE", "0")
+os.environ.setdefault("DB_POOL_SIZE", "12")
 
 bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))

@@ -114,6 +114,14 @@ DATABASE_URL = os.environ.get("DATABASE_URL", "")
 if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=int(os.environ.get("DB_CONN_MAX_AGE", "60")))}
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # DB_POOL_SIZE > 0 (the web tier sets it): connections come from a psycopg pool shared by the
+    # process's threads instead of one new PostgreSQL connection per request or socket frame.
+    if int(os.environ.get("DB_POOL_SIZE", "0") or 0) > 0:
+        DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool keeps them; Django must not
+        DATABASES["default"]["CONN_HEALTH_CHECKS"] = False
+        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+            "min_size": 2, "max_size": int(os.environ["DB_POOL_SIZE"]), "timeout": 10, "max_idle": 300,
+        }
 else:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES = {
@@ -189,6 +197,10 @@ INAPP_EXCHANGE = os.environ.get("INAPP_EXCHANGE", "notification.inapp.deliver")
 INAPP_QUEUE = os.environ.get("INAPP_QUEUE", "notification.inapp.deliver.web")
 REALTIME_BUS_CONSUMER = env_bool("REALTIME_BUS_CONSUMER", True)  # web processes consume the in-app exchange
 WS_MAX_CONNECTIONS_PER_USER = int(os.environ.get("WS_MAX_CONNECTIONS_PER_USER", "10"))
+# Frames a client may send per connection (acks, presence): a token bucket; presence changes apart.
+WS_CLIENT_FRAMES_PER_SECOND = float(os.environ.get("WS_CLIENT_FRAMES_PER_SECOND", "20"))
+WS_CLIENT_FRAME_BURST = int(os.environ.get("WS_CLIENT_FRAME_BURST", "100"))
+WS_PRESENCE_PER_MINUTE = int(os.environ.get("WS_PRESENCE_PER_MINUTE", "30"))
 PRESENCE_TTL_SECONDS = int(os.environ.get("PRESENCE_TTL_SECONDS", "90"))
 PRESENCE_GRACE_SECONDS = float(os.environ.get("PRESENCE_GRACE_SECONDS", "5"))
 
@@ -346,6 +358,7 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
+        "notifications.realtime.schema.document_realtime",  # the SSE stream and the WebSocket
         "common.schema.document_error_responses",
         "common.schema.document_operations",
     ],

@@ -12,7 +12,7 @@ filesystem transport, so the worker's publish reaches the web process all the sa
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from django.conf import settings
@@ -28,6 +28,7 @@ logger = logging.getLogger(__name__)
 
 ROUTING_KEY = "deliver"
 MESSAGE_VERSION = 1
+ACK_MAX_PER_USER = 500  # ids acknowledged per user in one flush; the rest waits for the next ack
 
 _bus_connection = None
 
@@ -133,26 +134,43 @@ def inapp_mark_delivered(*, user_id: int, notification_ids: Iterable[int]) -> li
     """The client received these inbox items: their IN_APP deliveries SENT → DELIVERED.
     Only the recipient's own; anything else (unknown, someone else's, already further) is ignored.
     Returns the notification ids that changed."""
-    ids = sorted({int(i) for i in notification_ids})[:100]
-    if not ids:
-        return []
+    return inapp_mark_delivered_many(acks={user_id: notification_ids}).get(user_id, [])
+
+
+def inapp_mark_delivered_many(*, acks: Mapping[int, Iterable[int]],
+                              max_per_user: int = ACK_MAX_PER_USER) -> dict[int, list[int]]:
+    """Acknowledgements of many users at once (a web process flushes what its sockets received in
+    one transaction): ``{user id: notification ids}``. Each user's ids count only for that user's
+    own IN_APP deliveries (at most ``max_per_user`` per call); returns ``{user id: changed ids}``."""
+    wanted: dict[int, set[int]] = {}
+    for user_id, ids in acks.items():
+        chosen = sorted({int(i) for i in ids})[:max_per_user]
+        if chosen:
+            wanted[int(user_id)] = set(chosen)
+    if not wanted:
+        return {}
+    all_ids = set().union(*wanted.values())
     now = timezone.now()
     with transaction.atomic():
-        rows = list(
-            NotificationDelivery.objects.select_for_update(skip_locked=True)
-            .filter(notification_id__in=ids, notification__recipient_id=user_id, channel=Channel.IN_APP,
-                    status=DeliveryStatus.SENT)
-            .values_list("pk", "notification_id", "organization_id")
+        candidates = list(
+            NotificationDelivery.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(notification_id__in=sorted(all_ids), notification__recipient_id__in=sorted(wanted),
+                    channel=Channel.IN_APP, status=DeliveryStatus.SENT)
+            .values_list("pk", "notification_id", "organization_id", "notification__recipient_id")
         )
+        rows = [r for r in candidates if r[1] in wanted.get(r[3], ())]
         if not rows:
-            return []
+            return {}
         NotificationDelivery.objects.filter(pk__in=[r[0] for r in rows]).update(
             status=DeliveryStatus.DELIVERED, delivered_at=now, updated_at=now
         )
         NotificationAuditLog.objects.bulk_create([
-            NotificationAuditLog(organization_id=org_id, notification_id=nid, delivery_id=pk, user_id=user_id,
+            NotificationAuditLog(organization_id=org_id, notification_id=nid, delivery_id=pk, user_id=uid,
                                  action=AuditAction.DELIVERY_DELIVERED, actor_type=AuditActorType.USER,
-                                 actor_id=str(user_id), details={"channel": Channel.IN_APP, "via": "websocket"})
-            for pk, nid, org_id in rows
+                                 actor_id=str(uid), details={"channel": Channel.IN_APP, "via": "websocket"})
+            for pk, nid, org_id, uid in rows
         ])
-    return [r[1] for r in rows]
+    changed: dict[int, list[int]] = {}
+    for _, nid, _, uid in rows:
+        changed.setdefault(uid, []).append(nid)
+    return changed

@@ -19,6 +19,9 @@ async def lifespan(scope, receive, send) -> None:
                 bus.start(asyncio.get_running_loop())
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
+            from . import acks
+
+            await acks.flush()  # acknowledgements still pending are written before the process goes
             if settings.REALTIME_BUS_CONSUMER:
                 from . import bus
 

@@ -4,11 +4,18 @@ Server → client: ``{"type": "notification", "notification": {...}}``, ``{"type
 "count": N}`` (and ``{"type": "error", "error": "..."}`` for a frame it could not use).
 Client → server: ``{"type": "ack", "id": N}`` (or ``"ids": [...]``), ``{"type": "presence",
 "status": "online|away|dnd"}``.
+
+Client frames are rate-limited per connection (a token bucket of WS_CLIENT_FRAMES_PER_SECOND,
+bursts of WS_CLIENT_FRAME_BURST; presence changes at most WS_PRESENCE_PER_MINUTE): a frame over
+the limit is dropped and answered once with ``{"type": "error", "error": "rate_limited"}``; a
+client that keeps flooding after that is closed with code 4408. Acks are queued for the process's
+batched writer (``acks``), never written per frame.
 """
 from __future__ import annotations
 
 import json
 import logging
+import time
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
@@ -17,12 +24,32 @@ from django.conf import settings
 from notifications.engine import realtime
 from notifications.enums import PresenceStatus
 
-from . import presence
+from . import acks, presence
 
 logger = logging.getLogger(__name__)
 
 CLOSE_TOO_MANY_CONNECTIONS = 4429
+CLOSE_RATE_LIMITED = 4408
+ACK_IDS_PER_FRAME = 100
 CLIENT_STATUSES = {"online": PresenceStatus.ONLINE, "away": PresenceStatus.AWAY, "dnd": PresenceStatus.DND}
+
+
+class TokenBucket:
+    """``rate`` tokens a second, at most ``burst`` saved up."""
+
+    def __init__(self, *, rate: float, burst: float) -> None:
+        self.rate, self.burst = rate, burst
+        self.tokens = burst
+        self.at = time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
+        self.at = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        return False
 
 
 def _person(user) -> int | None:
@@ -34,9 +61,18 @@ def _person(user) -> int | None:
 class NotificationConsumer(AsyncJsonWebsocketConsumer):
     user_id: int | None = None
     registered = False
+    frames: TokenBucket
+    presence_changes: TokenBucket
+    refused = 0  # frames dropped since the client was told it is rate-limited
+
+    def _limits(self) -> None:
+        self.frames = TokenBucket(rate=settings.WS_CLIENT_FRAMES_PER_SECOND, burst=settings.WS_CLIENT_FRAME_BURST)
+        per_minute = settings.WS_PRESENCE_PER_MINUTE
+        self.presence_changes = TokenBucket(rate=per_minute / 60.0, burst=max(1, per_minute // 2))
 
     async def connect(self) -> None:
         self.user_id = _person(self.scope.get("user"))
+        self._limits()
         if self.user_id is None:
             await self.close()  # before accept: the handshake is answered 403
             return
@@ -67,6 +103,23 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
         except ValueError:
             return None
 
+    async def receive(self, text_data=None, bytes_data=None, **kwargs) -> None:
+        # Counted before anything is parsed: a flood costs a token check per frame, nothing more.
+        if not self.frames.take():
+            await self._over_limit()
+            return
+        if self.refused and self.frames.tokens >= self.frames.burst - 1:
+            self.refused = 0  # the client went quiet long enough to fill the bucket again
+        await super().receive(text_data=text_data, bytes_data=bytes_data, **kwargs)
+
+    async def _over_limit(self) -> None:
+        self.refused += 1
+        if self.refused == 1:
+            await self.send_json({"type": "error", "error": "rate_limited"})
+        elif self.refused > settings.WS_CLIENT_FRAME_BURST:
+            logger.info("socket of user %s closed: client frames over the rate limit", self.user_id)
+            await self.close(code=CLOSE_RATE_LIMITED)
+
     async def receive_json(self, content, **kwargs) -> None:
         if not isinstance(content, dict):
             await self.send_json({"type": "error", "error": "Frames are JSON objects."})
@@ -74,14 +127,18 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
         kind = content.get("type")
         if kind == "ack":
             ids = content.get("ids") if "ids" in content else [content.get("id")]
-            if not isinstance(ids, list) or not ids or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
-                await self.send_json({"type": "error", "error": "ack needs an integer id (or ids)."})
+            if (not isinstance(ids, list) or not ids or len(ids) > ACK_IDS_PER_FRAME
+                    or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids)):
+                await self.send_json({"type": "error", "error": f"ack needs an integer id (or 1-{ACK_IDS_PER_FRAME} ids)."})
                 return
-            await database_sync_to_async(realtime.inapp_mark_delivered)(user_id=self.user_id, notification_ids=ids)
+            acks.ack(user_id=self.user_id, notification_ids=ids)
         elif kind == "presence":
             status = CLIENT_STATUSES.get(content.get("status"))
             if status is None:
                 await self.send_json({"type": "error", "error": "presence status is one of online, away, dnd."})
+                return
+            if not self.presence_changes.take():
+                await self._over_limit()
                 return
             await presence.status_set(user_id=self.user_id, status=status)
         else:
