@@ -91,7 +91,8 @@ def main() -> dict[str, float]:
     from accounts.models import User
     from notifications.engine.intake import event_emit
     from notifications.enums import DELIVERY_SUCCESS_STATUSES, Channel
-    from notifications.models import NotificationDelivery, NotificationProvider
+    from notifications.models import NotificationDelivery
+    from providers.models import NotificationProvider
 
     peer = _TwilioPeer()
     peer.thread.start()

@@ -442,7 +442,7 @@ UNFOLD = {
             ),
             _console_group(
                 "Providers",
-                ("Providers", "hub", "notifications.notificationprovider"),
+                ("Providers", "hub", "providers.notificationprovider"),
                 ("Health checks", "monitor_heart", "providers.providerhealthmetric"),
                 ("Daily costs", "payments", "providers.providercostdaily"),
                 ("Suppressed addresses", "block", "providers.suppressedaddress"),

@@ -19,7 +19,7 @@ from unfold.admin import ModelAdmin, TabularInline
 from common.admin import ReadOnlyAdminMixin
 from common.sealing import data_mask
 
-from . import admin_providers, admin_reliability  # noqa: F401  (admin_providers registers itself)
+from . import admin_reliability  # noqa: F401  (registers itself)
 from .admin_template_editor import TemplateEditorMixin
 from .engine.templates import template_change_record, template_delete
 from .enums import AuditAction, AuditActorType
@@ -514,7 +514,7 @@ class EscalationLevelAdmin(ModelAdmin):
 # --- providers and channel configuration --------------------------------------------------------
 
 
-# NotificationProvider: see admin_providers.py (registered on import below).
+# NotificationProvider: providers/admin_records.py.
 
 
 class CriticalityRoutingInline(TabularInline):

@@ -84,7 +84,7 @@ def provider_rows(rows: list[ProviderRow]) -> list[dict[str, Any]]:
         "scope": r.record.organization.name if r.record.organization_id else "platform",
         "health": r.record.health_status, "circuit": r.circuit,
         "checked": r.record.last_health_check_at,
-        "href": reverse("admin:notifications_notificationprovider_change", args=[r.record.pk]),
+        "href": reverse("admin:providers_notificationprovider_change", args=[r.record.pk]),
         "history_href": _changelist("providers_providerhealthmetric", provider__id__exact=r.record.pk),
         "spark": sparkline(r.response_times),
     } for r in rows]

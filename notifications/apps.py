@@ -9,10 +9,18 @@ class NotificationsConfig(AppConfig):
 
         from config.beat import beat_schedule_post_migrate
         from notifications.engine.provider_events import delivery_status_apply, voice_acknowledge
+        from notifications.engine.provider_reports import (
+            deliveries_sent_by,
+            deliveries_sent_counts,
+            deliveries_sent_summary,
+            provider_audit_write,
+        )
         from providers import hooks
 
-        # What providers report about our deliveries comes up through providers.hooks.
-        hooks.connect(delivery_events=delivery_status_apply, voice_digits=voice_acknowledge)
+        # What providers report about our deliveries comes up through providers.hooks, and so
+        # do their questions about them and their audit rows.
+        hooks.connect(delivery_events=delivery_status_apply, voice_digits=voice_acknowledge, sent_by=deliveries_sent_by,
+                      sent_counts=deliveries_sent_counts, sent_summary=deliveries_sent_summary, audit=provider_audit_write)
 
         # The periodic tasks of config/beat.py land in django-celery-beat's tables on every migrate.
         post_migrate.connect(beat_schedule_post_migrate, sender=self, dispatch_uid="troubadour-beat-sync")

@@ -23,7 +23,8 @@ from notifications.enums import (
     DeliveryStatus,
     NotificationStatus,
 )
-from notifications.models import DeadLetter, Notification, NotificationDelivery, NotificationProvider
+from notifications.models import DeadLetter, Notification, NotificationDelivery
+from providers.models import NotificationProvider
 
 WINDOWS = {"24h": timedelta(hours=24), "7d": timedelta(days=7)}
 

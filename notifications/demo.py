@@ -22,7 +22,8 @@ from notifications.enums import (
     PreferenceLevel,
     QuietHoursAction,
 )
-from notifications.models import EscalationChain, EscalationLevel, NotificationDelivery, NotificationProvider
+from notifications.models import EscalationChain, EscalationLevel, NotificationDelivery
+from providers.models import NotificationProvider
 
 # The key of the README's curl example; for a local demo only (seed_demo is not for production).
 DEMO_API_KEY = "trb_demo-local-key-for-the-readme"

@@ -9,6 +9,7 @@ from django.db import models
 from django.db.models import Case, IntegerField, Value, When
 
 from common.channels import Channel  # noqa: F401  (the notification platform's name for it too)
+from providers.enums import ProviderHealthStatus  # noqa: F401  (provider records are the provider layer's)
 
 
 # Which address a channel needs on the recipient (None: the user account itself).
@@ -224,13 +225,6 @@ class EscalationRecipientType(models.TextChoices):
     ROLE = "ROLE", "Members with a role"
     USER = "USER", "A specific user"
     ON_CALL = "ON_CALL", "Current on-call person"
-
-
-class ProviderHealthStatus(models.TextChoices):
-    HEALTHY = "HEALTHY", "Healthy"
-    DEGRADED = "DEGRADED", "Degraded"
-    UNHEALTHY = "UNHEALTHY", "Unhealthy"
-    UNKNOWN = "UNKNOWN", "Unknown"
 
 
 class RateLimitAction(models.TextChoices):

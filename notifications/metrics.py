@@ -62,7 +62,7 @@ class SystemCollector:
 
     @staticmethod
     def _circuits() -> Iterable[Metric]:
-        from notifications.models import NotificationProvider
+        from providers.models import NotificationProvider
         from providers.resilience import CircuitBreaker, CircuitPolicy
         from providers.selectors import binding_for_record
 

@@ -69,7 +69,7 @@ class TwilioSmsInboundView(TwilioWebhookView):
 
     def candidates(self, request: HttpRequest) -> list[Sender]:
         sent = sms_deliveries_to(from_number=request.POST.get("From", "")).filter(provider__in=TWILIO_CODES)
-        return senders_of(sent) or platform_senders(("twilio_sms",))
+        return senders_of(sent.values_list("provider_record_id", "provider")) or platform_senders(("twilio_sms",))
 
     def handle(self, request: HttpRequest) -> HttpResponse:
         from twilio.twiml.messaging_response import MessagingResponse

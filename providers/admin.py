@@ -1,8 +1,10 @@
+"""Provider tables in the staff console; provider records (accounts) are in admin_records.py."""
 from django.contrib import admin
 from unfold.admin import ModelAdmin
 
 from common.admin import ReadOnlyAdminMixin
 
+from . import admin_records  # noqa: F401  (registers NotificationProvider)
 from .models import (
     ProviderCostDaily,
     ProviderHealthMetric,

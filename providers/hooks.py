@@ -4,12 +4,17 @@ Providers turn what a provider reports (status webhooks, polling answers, a digi
 during a call) into normalized `DeliveryEvent`s and hand them here; the notification
 platform connects its handlers in its `AppConfig.ready()` — the way django-anymail's
 `tracking` signal works, with one handler each and its answer passed back. So the provider
-layer never imports the notification engine (docs/architecture.md).
+layer never imports the notification engine nor its tables (docs/architecture.md).
+
+Besides events, the provider layer asks the owner of the deliveries three questions (who sent
+a message with this id, how did a provider's sends go, what was sent in a period: webhook
+verification, health and cost figures) and hands it the audit rows of provider changes.
 """
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Protocol
+from datetime import datetime
+from typing import Any, Protocol
 
 from .base import DeliveryEvent
 
@@ -24,12 +29,31 @@ class VoiceDigitsHandler(Protocol):
                  unbound_codes: Iterable[str] = ()) -> bool: ...
 
 
+class SentByHandler(Protocol):
+    def __call__(self, *, provider_message_ids: Iterable[str], codes: Iterable[str] | None = None,
+                 channel: str | None = None) -> set[tuple[int | None, str]]: ...
+
+
+class SentCountsHandler(Protocol):
+    def __call__(self, *, provider_id: int, since: datetime) -> tuple[int, int]: ...
+
+
+class SentSummaryHandler(Protocol):
+    def __call__(self, *, start: datetime, end: datetime) -> list[dict[str, Any]]: ...
+
+
+class AuditHandler(Protocol):
+    def __call__(self, *, rows: list[dict[str, Any]]) -> None: ...
+
+
 _handlers: dict[str, Callable] = {}
 
 
-def connect(*, delivery_events: DeliveryEventsHandler, voice_digits: VoiceDigitsHandler) -> None:
+def connect(*, delivery_events: DeliveryEventsHandler, voice_digits: VoiceDigitsHandler, sent_by: SentByHandler,
+            sent_counts: SentCountsHandler, sent_summary: SentSummaryHandler, audit: AuditHandler) -> None:
     """Called once by the app that owns the deliveries."""
-    _handlers.update(delivery_events=delivery_events, voice_digits=voice_digits)
+    _handlers.update(delivery_events=delivery_events, voice_digits=voice_digits, sent_by=sent_by,
+                     sent_counts=sent_counts, sent_summary=sent_summary, audit=audit)
 
 
 def _handler(name: str) -> Callable:
@@ -52,3 +76,29 @@ def voice_digits_report(*, call_sid: str, digits: str, provider_ids: Iterable[in
     """Report the digit pressed during a call; True when it acknowledged the notification."""
     return _handler("voice_digits")(call_sid=call_sid, digits=digits, provider_ids=provider_ids,
                                     unbound_codes=unbound_codes)
+
+
+def sent_by(*, provider_message_ids: Iterable[str], codes: Iterable[str] | None = None,
+            channel: str | None = None) -> set[tuple[int | None, str]]:
+    """(provider record id or None, provider code) of the accounts that sent the messages with
+    these provider ids (optionally only by these codes, on this channel)."""
+    return _handler("sent_by")(provider_message_ids=provider_message_ids, codes=codes, channel=channel)
+
+
+def sent_counts(*, provider_id: int, since: datetime) -> tuple[int, int]:
+    """(succeeded, failed) messages a provider record sent since `since`."""
+    return _handler("sent_counts")(provider_id=provider_id, since=since)
+
+
+def sent_summary(*, start: datetime, end: datetime) -> list[dict[str, Any]]:
+    """Per (provider_record_id, provider, channel): total, delivered, succeeded, failed, cost,
+    priced (how many carried a price) and currency of the messages sent in [start, end)."""
+    return _handler("sent_summary")(start=start, end=end)
+
+
+def audit_report(*rows: dict[str, Any]) -> None:
+    """Audit rows (fields of the audit log: action, outcome, actor_type, actor_label, actor_id,
+    organization_id, provider_id, user_id, delivery_id, notification_id, details,
+    error_message), written at once in the caller's transaction."""
+    if rows:
+        _handler("audit")(rows=list(rows))

@@ -8,7 +8,6 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from django.db import transaction
-from django.db.models import Count, Max, Q, Sum
 from django.utils import timezone
 
 from common.exceptions import (
@@ -16,24 +15,18 @@ from common.exceptions import (
     ProviderTransientError,
 )
 from notifications.enums import (
-    DELIVERY_FAILURE_STATUSES,
-    DELIVERY_SUCCESS_STATUSES,
     AuditAction,
     AuditActorType,
     AuditOutcome,
-    DeliveryStatus,
-    ProviderHealthStatus,
-)
-from notifications.models import (
-    NotificationAuditLog,
-    NotificationDelivery,
-    NotificationProvider,
 )
 
 from .base import (
     HealthResult,
 )
+from .enums import ProviderHealthStatus
+from .hooks import audit_report, sent_counts, sent_summary
 from .models import (
+    NotificationProvider,
     ProviderCostDaily,
     ProviderHealthMetric,
 )
@@ -51,15 +44,11 @@ logger = logging.getLogger(__name__)
 
 
 def provider_success_rate_24h(*, provider_id: int, now: datetime | None = None) -> Decimal | None:
-    since = (now or timezone.now()) - timedelta(hours=24)
-    counts = NotificationDelivery.objects.filter(provider_record_id=provider_id, sent_at__gte=since).aggregate(
-        ok=Count("pk", filter=Q(status__in=DELIVERY_SUCCESS_STATUSES)),
-        failed=Count("pk", filter=Q(status__in=DELIVERY_FAILURE_STATUSES)),
-    )
-    total = counts["ok"] + counts["failed"]
+    ok, failed = sent_counts(provider_id=provider_id, since=(now or timezone.now()) - timedelta(hours=24))
+    total = ok + failed
     if not total:
         return None
-    return (Decimal(counts["ok"]) * 100 / Decimal(total)).quantize(Decimal("0.01"))
+    return (Decimal(ok) * 100 / Decimal(total)).quantize(Decimal("0.01"))
 
 
 def provider_health_check(*, provider_id: int) -> ProviderHealthMetric:
@@ -109,12 +98,12 @@ def provider_health_check(*, provider_id: int) -> ProviderHealthMetric:
             success_rate_24h=provider_success_rate_24h(provider_id=record.pk, now=now), cost_per_message=last_cost,
             rate_limit_remaining=remaining,
         )
-        NotificationAuditLog.objects.create(
+        audit_report(dict(
             organization_id=record.organization_id, action=AuditAction.PROVIDER_HEALTH_CHECK,
             outcome=AuditOutcome.SUCCESS if result.ok else AuditOutcome.FAILURE, actor_type=AuditActorType.SYSTEM,
-            actor_label=record.code, provider=record, details={"status": status, "response_time_ms": result.response_time_ms},
+            actor_label=record.code, provider_id=record.pk, details={"status": status, "response_time_ms": result.response_time_ms},
             error_message="" if result.ok else result.detail[:500],
-        )
+        ))
     if result.ok:
         # A passing check is as good as a successful probe: close a tripped circuit.
         CircuitBreaker(binding.key, CircuitPolicy.for_config(binding.config)).record_success()
@@ -134,19 +123,7 @@ def provider_costs_aggregate(*, day: date) -> int:
     """(Re)compute ProviderCostDaily for `day` from the deliveries sent that day. Idempotent."""
     start = timezone.make_aware(datetime.combine(day, datetime.min.time()), timezone.get_current_timezone())
     end = start + timedelta(days=1)
-    rows = (
-        NotificationDelivery.objects.filter(sent_at__gte=start, sent_at__lt=end).exclude(provider="")
-        .values("provider_record_id", "provider", "channel")
-        .annotate(
-            total=Count("pk"),
-            delivered=Count("pk", filter=Q(status__in=[DeliveryStatus.DELIVERED, DeliveryStatus.OPENED, DeliveryStatus.CLICKED])),
-            succeeded=Count("pk", filter=Q(status__in=DELIVERY_SUCCESS_STATUSES)),
-            failed=Count("pk", filter=Q(status__in=DELIVERY_FAILURE_STATUSES)),
-            cost=Sum("cost_amount"),
-            priced=Count("pk", filter=Q(cost_amount__isnull=False)),
-            currency=Max("cost_currency"),
-        )
-    )
+    rows = sent_summary(start=start, end=end)
     count = 0
     for row in rows:
         total_cost = row["cost"] or Decimal(0)

@@ -1,14 +1,65 @@
-"""Provider-side tables: push subscriptions, the log outbox, health and cost metrics,
-and the suppression list. Provider records themselves are
-`notifications.NotificationProvider`."""
+"""Provider-side tables: provider records (accounts), push subscriptions, the log outbox,
+health and cost metrics, and the suppression list."""
 from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.db.models import Q
 from django.db.models.functions import Lower
 
 from common.channels import Channel
 from common.sealing import SealedJSONField, SealedTextField
+from common.validators import validate_string_dict
+
+from .enums import ProviderHealthStatus
+
+
+class NotificationProvider(models.Model):
+    """A configured provider account. Organization NULL: the platform's own (global) account."""
+
+    organization = models.ForeignKey(
+        "accounts.Organization", on_delete=models.CASCADE, null=True, blank=True, related_name="notification_providers"
+    )
+    code = models.CharField(max_length=50, help_text='Registry code, e.g. "twilio_sms", "sendgrid".')
+    channel = models.CharField(max_length=10, choices=Channel.choices)
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    priority = models.IntegerField(default=0, help_text="Lower is tried first.")
+    is_active = models.BooleanField(default=True)
+    is_default = models.BooleanField(default=False)
+    config = models.JSONField(default=dict, blank=True, help_text="Non-secret settings.")
+    secrets = models.TextField(blank=True, help_text="Encrypted JSON of sensitive parameters (providers.secrets.secrets_encrypt).")
+    secret_env_refs = models.JSONField(
+        default=dict, blank=True, validators=[validate_string_dict],
+        help_text='Sensitive parameters read from the environment, e.g. {"auth_token": "TWILIO_AUTH_TOKEN"}.',
+    )
+    rate_limit_per_minute = models.PositiveIntegerField(null=True, blank=True)
+    daily_limit = models.PositiveIntegerField(null=True, blank=True)
+    health_status = models.CharField(
+        max_length=10, choices=ProviderHealthStatus.choices, default=ProviderHealthStatus.UNKNOWN
+    )
+    health_message = models.CharField(max_length=500, blank=True)
+    last_health_check_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "notifications_notificationprovider"  # moved here from the notifications app, table kept
+        ordering = ["channel", "priority", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["code"], condition=Q(organization__isnull=True), name="uniq_global_provider_code"),
+            models.UniqueConstraint(
+                fields=["organization", "code"], condition=Q(organization__isnull=False), name="uniq_org_provider_code"
+            ),
+        ]
+        indexes = [models.Index(fields=["channel", "is_active", "priority"], name="provider_channel_active_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.code}, {self.organization or 'global'})"
+
+    @property
+    def has_secrets(self) -> bool:
+        return bool(self.secrets)
 
 
 class PushSubscriptionKind(models.TextChoices):
@@ -68,7 +119,7 @@ class ProviderOutbox(models.Model):
 class ProviderHealthMetric(models.Model):
     """One health check (seed 000 `provider_health_metrics`)."""
 
-    provider = models.ForeignKey("notifications.NotificationProvider", on_delete=models.CASCADE, related_name="health_metrics")
+    provider = models.ForeignKey(NotificationProvider, on_delete=models.CASCADE, related_name="health_metrics")
     provider_code = models.CharField(max_length=50)
     channel = models.CharField(max_length=16, choices=Channel.choices)
     checked_at = models.DateTimeField(db_index=True)
@@ -92,7 +143,7 @@ class ProviderCostDaily(models.Model):
     in one currency; deliveries without a reported price count as messages, not as cost."""
 
     provider = models.ForeignKey(
-        "notifications.NotificationProvider", on_delete=models.SET_NULL, null=True, blank=True, related_name="daily_costs"
+        NotificationProvider, on_delete=models.SET_NULL, null=True, blank=True, related_name="daily_costs"
     )
     provider_code = models.CharField(max_length=50)
     channel = models.CharField(max_length=16, choices=Channel.choices)

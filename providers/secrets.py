@@ -167,7 +167,7 @@ def resolve_credentials(provider_record=None, *, code: str | None = None, global
     platform = None
     if organization_record:
         if global_records is None:
-            from notifications.models import NotificationProvider
+            from .models import NotificationProvider
 
             global_records = NotificationProvider.objects.filter(organization__isnull=True, code=code, is_active=True).order_by("priority", "pk")[:1]
         platform = next((r for r in global_records if r.code == code and r.organization_id is None), None)

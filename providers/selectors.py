@@ -9,8 +9,10 @@ from django.db.models import Q, QuerySet
 from django.db.models.functions import Lower
 
 from common.exceptions import NotFound
-from notifications.enums import Channel, ProviderHealthStatus
-from notifications.models import NotificationProvider
+from common.channels import Channel
+
+from .enums import ProviderHealthStatus
+from .models import NotificationProvider
 
 from .models import SuppressedAddress
 from .registry import registry

@@ -21,16 +21,11 @@ from common.exceptions import (
     ProviderTransientError,
     ValidationError,
 )
+from common.channels import Channel
 from notifications.enums import (
     AuditAction,
     AuditActorType,
     AuditOutcome,
-    Channel,
-    ProviderHealthStatus,
-)
-from notifications.models import (
-    NotificationAuditLog,
-    NotificationProvider,
 )
 
 from .base import (
@@ -38,7 +33,10 @@ from .base import (
     OutboundMessage,
     SendResult,
 )
+from .enums import ProviderHealthStatus
+from .hooks import audit_report
 from .models import (
+    NotificationProvider,
     PushSubscription,
     PushSubscriptionKind,
     SuppressedAddress,
@@ -150,12 +148,10 @@ def _with_attempts(exc: Exception, attempts: list[SendAttempt]) -> Exception:
 
 
 def _failover_audit(*, organization_id: int | None, message: OutboundMessage, attempts: list[SendAttempt]) -> None:
-    rows = _failover_audit_rows(organization_id=organization_id, message=message, attempts=attempts)
-    if rows:
-        NotificationAuditLog.objects.bulk_create(rows)
+    audit_report(*_failover_audit_rows(organization_id=organization_id, message=message, attempts=attempts))
 
 
-def _failover_audit_rows(*, organization_id: int | None, message: OutboundMessage, attempts: list[SendAttempt]) -> list[NotificationAuditLog]:
+def _failover_audit_rows(*, organization_id: int | None, message: OutboundMessage, attempts: list[SendAttempt]) -> list[dict[str, Any]]:
     """One PROVIDER_FAILOVER row per provider that failed transiently and was passed over."""
     rows = []
     delivery_id = message.metadata.get("delivery_id")
@@ -164,7 +160,7 @@ def _failover_audit_rows(*, organization_id: int | None, message: OutboundMessag
         if attempt.outcome != AttemptOutcome.TRANSIENT_ERROR:
             continue
         later = [a for a in attempts[index + 1:] if a.outcome in (AttemptOutcome.SENT, AttemptOutcome.TRANSIENT_ERROR, AttemptOutcome.PERMANENT_ERROR)]
-        rows.append(NotificationAuditLog(
+        rows.append(dict(
             organization_id=organization_id,
             action=AuditAction.PROVIDER_FAILOVER,
             outcome=AuditOutcome.SUCCESS if any(a.outcome == AttemptOutcome.SENT for a in later) else AuditOutcome.FAILURE,
@@ -210,20 +206,6 @@ def _unavailable_code(attempts: list[SendAttempt]) -> str:
     return "no_provider_available"
 
 
-def _fill_unsubscribe_user(*messages: OutboundMessage) -> None:
-    """Email needs the recipient user (for its one-click unsubscribe link): one query for all."""
-    wanted = {int(m.metadata["notification_id"]): m for m in messages
-              if m.channel == Channel.EMAIL and not m.unsubscribe_url and not m.metadata.get("user_id") and m.metadata.get("notification_id")}
-    if not wanted:
-        return
-    from notifications.models import Notification
-
-    for pk, recipient_id, category in Notification.objects.filter(pk__in=list(wanted)).values_list("pk", "recipient_id", "category"):
-        if recipient_id:
-            wanted[pk].metadata["user_id"] = recipient_id
-            wanted[pk].metadata.setdefault("category", category)
-
-
 def provider_send_with_failover(*, organization_id: int | None, channel: str, message: OutboundMessage) -> SendOutcome:
     """Send one message through the channel's providers in priority order.
 
@@ -240,7 +222,6 @@ def provider_send_with_failover(*, organization_id: int | None, channel: str, me
         if suppressed:
             reason = next(iter(suppressed.values()))
             raise ProviderPermanentError(f"Address is suppressed ({reason}).", code="suppressed")
-    _fill_unsubscribe_user(message)
     bindings, global_records = provider_bindings_for_channel(organization_id=organization_id, channel=channel)
     attempts: list[SendAttempt] = []
     retry_hints: list[float] = []
@@ -299,7 +280,6 @@ def provider_send_batch_with_failover(*, organization_id: int | None, channel: s
             results[i] = ProviderPermanentError(f"Address is suppressed ({reason}).", code="suppressed")
         else:
             pending.append(i)
-    _fill_unsubscribe_user(*(messages[i] for i in pending))
     bindings, global_records = provider_bindings_for_channel(organization_id=organization_id, channel=channel)
     retry_hints: list[float] = []
     for binding in bindings:
@@ -360,8 +340,7 @@ def provider_send_batch_with_failover(*, organization_id: int | None, channel: s
         results[i] = _with_attempts(error, attempts[i])
     audit_rows = [row for i, message in enumerate(messages)
                   for row in _failover_audit_rows(organization_id=organization_id, message=message, attempts=attempts[i])]
-    if audit_rows:
-        NotificationAuditLog.objects.bulk_create(audit_rows)
+    audit_report(*audit_rows)
     return [r for r in results if r is not None]
 
 
@@ -501,12 +480,12 @@ def provider_delete(*, provider_id: int, actor_id: int | None = None) -> None:
 
 
 def _configured_audit(record: NotificationProvider, *, actor_id: int | None, change: str, keys: list[str], fields: list[str] | None = None) -> None:
-    NotificationAuditLog.objects.create(
+    audit_report(dict(
         organization_id=record.organization_id, action=AuditAction.PROVIDER_CONFIGURED, actor_type=AuditActorType.USER if actor_id else AuditActorType.SYSTEM,
-        actor_id=str(actor_id or ""), provider=record if change != "deleted" else None, user_id=actor_id,
+        actor_id=str(actor_id or ""), provider_id=record.pk if change != "deleted" else None, user_id=actor_id,
         # Names of the secrets changed, never their values.
         details={"change": change, "code": record.code, "provider_id": record.pk, "secret_keys": keys, "fields": fields or []},
-    )
+    ))
 
 
 # --- push subscriptions ------------------------------------------------------------------------

@@ -28,7 +28,6 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
-from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseForbidden, JsonResponse
 from django.utils.crypto import constant_time_compare
 from django.utils.decorators import method_decorator
@@ -36,10 +35,10 @@ from django.views import View
 from django.views.decorators.csrf import csrf_exempt
 
 from .base import DeliveryEvent, DeliveryEventType
-from .hooks import delivery_events_report, voice_digits_report
+from .hooks import delivery_events_report, sent_by, voice_digits_report
 
 if TYPE_CHECKING:
-    from notifications.models import NotificationProvider
+    from .models import NotificationProvider
 
 logger = logging.getLogger(__name__)
 
@@ -75,11 +74,12 @@ def senders_scope(senders: Iterable[Sender]) -> dict[str, list]:
             "unbound_codes": sorted({s.code for s in senders if s.record is None})}
 
 
-def senders_of(deliveries: QuerySet) -> list[Sender]:
-    """The provider accounts that sent these deliveries (one query)."""
-    from notifications.models import NotificationProvider
+def senders_of(pairs: Iterable[tuple[int | None, str]]) -> list[Sender]:
+    """The provider accounts behind these (provider record id or None, code) pairs, as
+    `hooks.sent_by` answers them (one query)."""
+    from .models import NotificationProvider
 
-    pairs = set(deliveries.values_list("provider_record_id", "provider"))
+    pairs = set(pairs)
     records = NotificationProvider.objects.in_bulk([pk for pk, _ in pairs if pk is not None])
     senders = {Sender(code=code, record=records[pk]) for pk, code in pairs if pk in records}
     senders |= {Sender(code=code) for pk, code in pairs if pk is None and code}
@@ -88,7 +88,7 @@ def senders_of(deliveries: QuerySet) -> list[Sender]:
 
 def platform_senders(codes: Iterable[str]) -> list[Sender]:
     """The platform's own accounts for these codes: its active records, else its environment."""
-    from notifications.models import NotificationProvider
+    from .models import NotificationProvider
 
     codes = list(codes)
     records = list(NotificationProvider.objects.filter(organization__isnull=True, code__in=codes, is_active=True).order_by("pk"))
@@ -159,11 +159,8 @@ class TwilioWebhookView(SignedWebhookView):
         return verified
 
 
-def _deliveries_with_id(provider_message_id: str, codes: Iterable[str], channel: str | None = None) -> QuerySet:
-    from notifications.models import NotificationDelivery
-
-    qs = NotificationDelivery.objects.filter(provider_message_id=provider_message_id, provider__in=list(codes))
-    return qs.filter(channel=channel) if channel else qs
+def _sent_with_id(provider_message_id: str, codes: Iterable[str], channel: str | None = None) -> set[tuple[int | None, str]]:
+    return sent_by(provider_message_ids=[provider_message_id], codes=codes, channel=channel)
 
 
 class TwilioStatusWebhookView(TwilioWebhookView):
@@ -172,7 +169,7 @@ class TwilioStatusWebhookView(TwilioWebhookView):
 
     def candidates(self, request: HttpRequest) -> list[Sender]:
         sid = request.POST.get("CallSid") or request.POST.get("MessageSid") or request.POST.get("SmsSid") or ""
-        senders = senders_of(_deliveries_with_id(sid, TWILIO_CODES)) if sid else []
+        senders = senders_of(_sent_with_id(sid, TWILIO_CODES)) if sid else []
         return senders or platform_senders(TWILIO_CODES)  # an unknown id: a platform callback, or nobody's
 
     def handle(self, request: HttpRequest) -> HttpResponse:
@@ -190,7 +187,7 @@ class TwilioGatherWebhookView(TwilioWebhookView):
 
     def candidates(self, request: HttpRequest) -> list[Sender]:
         call_sid = request.POST.get("CallSid", "")
-        senders = senders_of(_deliveries_with_id(call_sid, ("twilio_voice",), channel="VOICE")) if call_sid else []
+        senders = senders_of(_sent_with_id(call_sid, ("twilio_voice",), channel="VOICE")) if call_sid else []
         return senders or platform_senders(("twilio_voice",))
 
     def handle(self, request: HttpRequest) -> HttpResponse:
@@ -241,15 +238,13 @@ class MetaWhatsAppWebhookView(SignedWebhookView):
         return HttpResponseForbidden("invalid verify token")
 
     def verify(self, request: HttpRequest) -> list[Sender]:
-        from notifications.models import NotificationDelivery
-
         header = request.headers.get("X-Hub-Signature-256", "")
         if not header.startswith("sha256="):
             return []
         given = header.split("=", 1)[1]
         ids = _meta_message_ids(request.body)
-        sent = NotificationDelivery.objects.filter(provider_message_id__in=ids, provider="meta_whatsapp") if ids else None
-        candidates = (senders_of(sent) if sent is not None else []) or platform_senders(("meta_whatsapp",))
+        sent = sent_by(provider_message_ids=ids, codes=("meta_whatsapp",)) if ids else set()
+        candidates = senders_of(sent) or platform_senders(("meta_whatsapp",))
         verified = []
         for sender in candidates:
             secret = str(sender.credentials().get("app_secret") or "")
@@ -517,7 +512,7 @@ def anymail_tracking(request: HttpRequest, esp: str, provider_id: int | None = N
     Only the hardened views above exist, and each only while an active provider record uses
     that ESP: every other ESP and inbound URL of django-anymail, an ESP nobody configured, an
     inactive or unknown record are 404 before anything is parsed."""
-    from notifications.models import NotificationProvider
+    from .models import NotificationProvider
 
     view_class = ANYMAIL_TRACKING_VIEWS.get(esp)
     if view_class is None:

@@ -73,12 +73,12 @@ from notifications.models import (
     NotificationAuditLog,
     NotificationDelivery,
     NotificationPreference,
-    NotificationProvider,
     NotificationTemplate,
     QuietHours,
     TemplateChannel,
     Webhook,
 )
+from providers.models import NotificationProvider
 from providers.models import PushSubscription
 from providers.services import provider_create
 

@@ -38,7 +38,6 @@ from .preferences import (  # noqa: F401
 from .configuration import (  # noqa: F401
     EscalationChain,
     EscalationLevel,
-    NotificationProvider,
     ChannelConfiguration,
     CriticalityRouting,
     Webhook,

@@ -1,4 +1,4 @@
-"""Escalation chains, provider records, channel configuration and organization webhooks."""
+"""Escalation chains, channel configuration and organization webhooks."""
 from __future__ import annotations
 
 import uuid
@@ -13,7 +13,6 @@ from ..enums import (
     Criticality,
     EscalationCondition,
     EscalationRecipientType,
-    ProviderHealthStatus,
     RateLimitAction,
     WebhookAuthType,
     WebhookDirection,
@@ -22,7 +21,6 @@ from .validators import (
     validate_channel_list,
     validate_string_list,
     validate_category_list,
-    validate_string_dict,
 )
 
 User = settings.AUTH_USER_MODEL
@@ -87,54 +85,7 @@ class EscalationLevel(models.Model):
             raise ValidationError({"recipient_role": "Required when escalating to a role."})
 
 
-# --- providers and channel configuration ---------------------------------------------
-
-
-class NotificationProvider(models.Model):
-    """A configured provider account. Organization NULL: the platform's own (global) account."""
-
-    organization = models.ForeignKey(
-        ORG, on_delete=models.CASCADE, null=True, blank=True, related_name="notification_providers"
-    )
-    code = models.CharField(max_length=50, help_text='Registry code, e.g. "twilio_sms", "sendgrid".')
-    channel = models.CharField(max_length=10, choices=Channel.choices)
-    name = models.CharField(max_length=200)
-    description = models.TextField(blank=True)
-    priority = models.IntegerField(default=0, help_text="Lower is tried first.")
-    is_active = models.BooleanField(default=True)
-    is_default = models.BooleanField(default=False)
-    config = models.JSONField(default=dict, blank=True, help_text="Non-secret settings.")
-    secrets = models.TextField(blank=True, help_text="Encrypted JSON of sensitive parameters (providers.secrets.secrets_encrypt).")
-    secret_env_refs = models.JSONField(
-        default=dict, blank=True, validators=[validate_string_dict],
-        help_text='Sensitive parameters read from the environment, e.g. {"auth_token": "TWILIO_AUTH_TOKEN"}.',
-    )
-    rate_limit_per_minute = models.PositiveIntegerField(null=True, blank=True)
-    daily_limit = models.PositiveIntegerField(null=True, blank=True)
-    health_status = models.CharField(
-        max_length=10, choices=ProviderHealthStatus.choices, default=ProviderHealthStatus.UNKNOWN
-    )
-    health_message = models.CharField(max_length=500, blank=True)
-    last_health_check_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
-
-    class Meta:
-        ordering = ["channel", "priority", "id"]
-        constraints = [
-            models.UniqueConstraint(fields=["code"], condition=Q(organization__isnull=True), name="uniq_global_provider_code"),
-            models.UniqueConstraint(
-                fields=["organization", "code"], condition=Q(organization__isnull=False), name="uniq_org_provider_code"
-            ),
-        ]
-        indexes = [models.Index(fields=["channel", "is_active", "priority"], name="provider_channel_active_idx")]
-
-    def __str__(self) -> str:
-        return f"{self.name} ({self.code}, {self.organization or 'global'})"
-
-    @property
-    def has_secrets(self) -> bool:
-        return bool(self.secrets)
+# --- channel configuration (provider records: providers.NotificationProvider) ---------------------------------------------
 
 
 class ChannelConfiguration(models.Model):
@@ -146,7 +97,7 @@ class ChannelConfiguration(models.Model):
     channel = models.CharField(max_length=10, choices=Channel.choices)
     enabled = models.BooleanField(default=True)
     default_provider = models.ForeignKey(
-        NotificationProvider, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        "providers.NotificationProvider", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
     rate_limit_user_per_minute = models.PositiveIntegerField(null=True, blank=True)
     rate_limit_user_per_hour = models.PositiveIntegerField(null=True, blank=True)

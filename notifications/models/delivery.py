@@ -193,7 +193,7 @@ class NotificationDelivery(models.Model):
 
     provider = models.CharField(max_length=50, blank=True, help_text="Registry code of the provider used, e.g. twilio_sms.")
     provider_record = models.ForeignKey(
-        "NotificationProvider", on_delete=models.SET_NULL, null=True, blank=True, related_name="deliveries", db_index=False
+        "providers.NotificationProvider", on_delete=models.SET_NULL, null=True, blank=True, related_name="deliveries", db_index=False
     )
     provider_message_id = models.CharField(max_length=255, blank=True, db_index=True)
     provider_response = models.JSONField(null=True, blank=True)

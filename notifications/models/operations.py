@@ -41,7 +41,7 @@ class NotificationAuditLog(models.Model):
         "notifications.NotificationTemplate", on_delete=models.SET_NULL, null=True, blank=True, related_name="+", db_index=False
     )
     provider = models.ForeignKey(
-        "notifications.NotificationProvider", on_delete=models.SET_NULL, null=True, blank=True, related_name="+", db_index=False
+        "providers.NotificationProvider", on_delete=models.SET_NULL, null=True, blank=True, related_name="+", db_index=False
     )
     webhook = models.ForeignKey("notifications.Webhook", on_delete=models.SET_NULL, null=True, blank=True, related_name="+", db_index=False)
     user = models.ForeignKey(User, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", db_index=False)

@@ -5,6 +5,8 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 
+from common.validators import validate_string_dict  # noqa: F401  (migration 0001 names it here)
+
 from ..enums import Channel, EventCategory
 
 
@@ -45,6 +47,3 @@ def validate_variable_mapping(value: Any) -> None:
         raise ValidationError('Expected an object mapping template variables to event paths, e.g. {"task.title": "data.taskTitle"}.')
 
 
-def validate_string_dict(value: Any) -> None:
-    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
-        raise ValidationError("Expected an object of strings.")

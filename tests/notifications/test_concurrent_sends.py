@@ -13,7 +13,8 @@ from django.test.utils import CaptureQueriesContext
 
 from notifications.engine.delivery import deliver_batch
 from notifications.enums import AuditAction, Channel, DeliveryStatus
-from notifications.models import NotificationAuditLog, NotificationDelivery, NotificationProvider
+from notifications.models import NotificationAuditLog, NotificationDelivery
+from providers.models import NotificationProvider
 from providers.secrets import secrets_encrypt
 from tests.providers.peers import HttpPeer, Recorded, Reply
 

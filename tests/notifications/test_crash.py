@@ -26,7 +26,8 @@ from common.queues import Queue
 from notifications.engine.delivery import deliveries_enqueue
 from notifications.engine.sweeper import deliveries_sweep
 from notifications.enums import DELIVERY_SUCCESS_STATUSES, Channel, DeliveryStatus, EventCategory, NotificationStatus
-from notifications.models import Notification, NotificationDelivery, NotificationProvider
+from notifications.models import Notification, NotificationDelivery
+from providers.models import NotificationProvider
 from tests.conftest import start_worker, wait_until
 from tests.factories import MembershipFactory, UserFactory
 

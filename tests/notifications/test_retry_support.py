@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from notifications.enums import Channel, DeliveryStatus, EventCategory, NotificationStatus
-from notifications.models import Notification, NotificationDelivery, NotificationProvider
+from notifications.models import Notification, NotificationDelivery
+from providers.models import NotificationProvider
 from tests.providers.peers import HttpPeer, Recorded, Reply
 
 WA_PATH = r"/v21\.0/[^/]+/messages"

@@ -44,7 +44,6 @@ from notifications.models import (
     NotificationBatch,
     NotificationDelivery,
     NotificationPreference,
-    NotificationProvider,
     NotificationTemplate,
     QuietHours,
     QuietHoursChannelRule,
@@ -54,6 +53,7 @@ from notifications.models import (
     UserPresence,
     Webhook,
 )
+from providers.models import NotificationProvider
 from notifications.catalogue import EVENTS
 from notifications.taxonomy import catalog_load
 
@@ -497,7 +497,7 @@ def test_delivery_admin_is_read_only(staff_client, sample_rows):
 
 def test_provider_secrets_are_refused_without_an_encryption_key(staff_client, settings):
     settings.FIELD_ENCRYPTION_KEYS = []
-    response = staff_client.post(reverse("admin:notifications_notificationprovider_add") + "?code=twilio_sms", {
+    response = staff_client.post(reverse("admin:providers_notificationprovider_add") + "?code=twilio_sms", {
         "code": "twilio_sms", "name": "Twilio", "priority": "0", "config": "{}", "secret_env_refs": "{}",
         "config__account_sid": "AC1", "secret__auth_token": "sk-very-secret-value-123", "save_without_check": "on",
     })
@@ -510,7 +510,7 @@ def test_provider_secrets_are_stored_encrypted_and_never_shown(staff_client, set
     from cryptography.fernet import Fernet
 
     settings.FIELD_ENCRYPTION_KEYS = [Fernet.generate_key().decode()]
-    add_url = reverse("admin:notifications_notificationprovider_add")
+    add_url = reverse("admin:providers_notificationprovider_add")
     response = staff_client.post(add_url + "?code=twilio_sms", {
         "code": "twilio_sms", "name": "Twilio", "priority": "0", "is_active": "on", "config": "{}", "secret_env_refs": "{}",
         "config__account_sid": "AC1", "secret__auth_token": "sk-very-secret-value-123", "save_without_check": "on",
@@ -521,12 +521,12 @@ def test_provider_secrets_are_stored_encrypted_and_never_shown(staff_client, set
     from providers.secrets import secrets_decrypt
 
     assert secrets_decrypt(provider.secrets) == {"auth_token": "sk-very-secret-value-123"}
-    for url in (reverse("admin:notifications_notificationprovider_change", args=[provider.pk]), reverse("admin:notifications_notificationprovider_changelist")):
+    for url in (reverse("admin:providers_notificationprovider_change", args=[provider.pk]), reverse("admin:providers_notificationprovider_changelist")):
         html = staff_client.get(url).content.decode()
         assert "sk-very-secret-value-123" not in html and provider.secrets not in html
         assert "•••• set" in html
     # Saving without new secrets keeps them; the audit row names no value.
-    change_url = reverse("admin:notifications_notificationprovider_change", args=[provider.pk])
+    change_url = reverse("admin:providers_notificationprovider_change", args=[provider.pk])
     staff_client.post(change_url, {"name": "Twilio 2", "priority": "1", "is_active": "on", "config": '{"account_sid": "AC1"}',
                                    "secret_env_refs": "{}", "config__account_sid": "AC1", "secret__auth_token": "",
                                    "save_without_check": "on"})

@@ -32,9 +32,9 @@ from notifications.models import (
     NotificationAuditLog,
     NotificationDelivery,
     NotificationPreference,
-    NotificationProvider,
     QuietHours,
 )
+from providers.models import NotificationProvider
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]

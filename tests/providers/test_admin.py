@@ -28,11 +28,11 @@ def test_the_admin_never_renders_a_secret_and_validates_credentials_with_a_healt
     sendgrid = peer().on("GET", "/v3/scopes", Reply(200, {"scopes": ["mail.send"]}))
     record = make_provider("sendgrid", config={"api_url": f"{sendgrid.url}/v3/"}, secrets={"api_key": SECRET})
 
-    for url in ("/admin/notifications/notificationprovider/", f"/admin/notifications/notificationprovider/{record.pk}/change/"):
+    for url in ("/admin/providers/notificationprovider/", f"/admin/providers/notificationprovider/{record.pk}/change/"):
         page = staff_client.get(url)
         assert page.status_code == 200 and SECRET not in page.content.decode() and record.secrets not in page.content.decode()
 
-    response = staff_client.post("/admin/notifications/notificationprovider/", {
+    response = staff_client.post("/admin/providers/notificationprovider/", {
         "action": "validate_credentials", "_selected_action": [record.pk]}, follow=True)
     assert response.status_code == 200 and "credentials work" in response.content.decode()
     assert sendgrid.calls()[0].header("Authorization") == f"Bearer {SECRET}"

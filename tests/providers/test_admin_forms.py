@@ -13,7 +13,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from notifications.enums import AuditAction
-from notifications.models import NotificationAuditLog, NotificationProvider
+from notifications.models import NotificationAuditLog
+from providers.models import NotificationProvider
 from providers.models import ProviderHealthMetric
 from providers.secrets import secrets_decrypt
 from tests.factories import UserFactory
@@ -23,7 +24,7 @@ from .peers import Reply
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
 
 TOKEN = "twilio-auth-token-never-shown-123"
-ADD = "admin:notifications_notificationprovider_add"
+ADD = "admin:providers_notificationprovider_add"
 
 
 @pytest.fixture
@@ -78,7 +79,7 @@ def test_a_checked_provider_is_saved_by_the_service_and_its_secret_never_shown(s
     created = NotificationAuditLog.objects.get(action=AuditAction.PROVIDER_CONFIGURED, provider=record)
     assert created.details["change"] == "created" and created.details["secret_keys"] == ["auth_token"]  # the service's audit
 
-    change = reverse("admin:notifications_notificationprovider_change", args=[record.pk])
+    change = reverse("admin:providers_notificationprovider_change", args=[record.pk])
     html = staff_client.get(change).content.decode()
     assert TOKEN not in html and record.secrets not in html and "•••• set" in html
     assert re.search(r'<input type="password" name="secret__auth_token"(?![^>]*value=)[^>]*>', html)
@@ -95,7 +96,7 @@ def test_the_change_page_draws_the_health_history(staff_client, make_provider):
     for i in range(6):
         ProviderHealthMetric.objects.create(provider=record, provider_code="log_sms", channel="SMS", is_healthy=i != 3,
                                             response_time_ms=20 + i, checked_at=now - timedelta(minutes=6 - i))
-    html = staff_client.get(reverse("admin:notifications_notificationprovider_change", args=[record.pk])).content.decode()
+    html = staff_client.get(reverse("admin:providers_notificationprovider_change", args=[record.pk])).content.decode()
     svg = re.search(r'<svg class="provider-sparkline".*?</svg>', html, re.S).group(0)
     assert len(re.search(r'points="([^"]+)"', svg).group(1).split()) == 6
     assert svg.count("<circle") == 1

@@ -21,8 +21,8 @@ from notifications.models import (
     ChannelPreference,
     NotificationAuditLog,
     NotificationPreference,
-    NotificationProvider,
 )
+from providers.models import NotificationProvider
 from providers.models import ProviderCostDaily, ProviderHealthMetric, PushSubscription
 from providers.secrets import secrets_decrypt
 from providers.maintenance import provider_costs_aggregate

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from notifications.models import NotificationProvider
+from providers.models import NotificationProvider
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
 

@@ -20,7 +20,8 @@ from cryptography.x509.oid import NameOID
 from django.test import Client
 
 from notifications.enums import DeliveryStatus
-from notifications.models import NotificationDelivery, NotificationProvider
+from notifications.models import NotificationDelivery
+from providers.models import NotificationProvider
 from providers.models import SuppressedAddress, SuppressionReason
 
 from .factories import DeliveryFactory

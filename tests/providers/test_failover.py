@@ -8,7 +8,8 @@ from django.core import mail
 
 from common.exceptions import ProviderPermanentError, ProviderTransientError
 from notifications.enums import AuditAction, Channel, ProviderHealthStatus
-from notifications.models import NotificationAuditLog, NotificationProvider
+from notifications.models import NotificationAuditLog
+from providers.models import NotificationProvider
 from providers.base import OutboundMessage
 from providers.models import ProviderOutbox, SuppressionReason
 from providers.resilience import CircuitBreaker, CircuitPolicy, CircuitState
@@ -184,7 +185,10 @@ def test_batch_emails_carry_each_recipients_unsubscribe_link(two_sendgrids, orga
     primary, _, _, _ = two_sendgrids
     primary.on("POST", "/v3/mail/send", Reply(202))
     deliveries = [DeliveryFactory(organization=organization, notification__organization=organization) for _ in range(2)]
-    messages = [_email(to=d.recipient_address, metadata={"notification_id": d.notification_id, "delivery_id": d.pk}) for d in deliveries]
+    # As the delivery engine builds them: the recipient user names the unsubscribe link.
+    messages = [_email(to=d.recipient_address, metadata={"notification_id": d.notification_id, "delivery_id": d.pk,
+                                                         "user_id": d.notification.recipient_id, "category": d.notification.category})
+                for d in deliveries]
     provider_send_batch_with_failover(organization_id=organization.pk, channel=Channel.EMAIL, messages=messages)
 
     links = [p["headers"]["List-Unsubscribe"] for p in primary.calls()[0].json["personalizations"]]

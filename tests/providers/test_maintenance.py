@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from config.beat import BEAT_SCHEDULE
 from notifications.enums import Channel, DeliveryStatus, ProviderHealthStatus
-from notifications.models import NotificationProvider
+from providers.models import NotificationProvider
 from notifications import tasks as notification_tasks
 from providers import tasks
 from providers.models import ProviderCostDaily, ProviderHealthMetric

@@ -48,7 +48,7 @@ def pages(live_server, settings, user, organization):
         "/me/preferences/": "user",
         "/outbox/": "superuser",
         "/admin/": "superuser",
-        "/admin/notifications/notificationprovider/add/": "superuser",
+        "/admin/providers/notificationprovider/add/": "superuser",
         f"/admin/accounts/user/{user.pk}/change/": "superuser",
         "/admin/notifications/notification/": "superuser",
         "/api/v1/docs/": "superuser",
@@ -124,7 +124,7 @@ def test_pages_run_in_chromium_without_a_single_csp_violation(browser, live_serv
                 page.locator(".swagger-ui .opblock").first.wait_for()  # Swagger UI ran and drew the schema
             if path == "/api/v1/redoc/":
                 page.locator("redoc [data-section-id], .api-content").first.wait_for()
-            if path.startswith("/admin/notifications/notificationprovider/add/"):
+            if path.startswith("/admin/providers/notificationprovider/add/"):
                 # The admin's own scripts run: the related-object widgets get their buttons.
                 page.locator("#id_organization").wait_for(state="attached")
                 assert page.evaluate("typeof django !== 'undefined' && typeof django.jQuery === 'function'")

@@ -18,7 +18,8 @@ from invitations.models import StoryInvitation
 from narrations.services import story_create
 from notifications.engine.escalation import escalation_start_for, escalations_advance
 from notifications.enums import Channel, Criticality, EscalationRecipientType
-from notifications.models import EscalationChain, EscalationLevel, Notification, NotificationDelivery, NotificationProvider
+from notifications.models import EscalationChain, EscalationLevel, Notification, NotificationDelivery
+from providers.models import NotificationProvider
 from providers.secrets import resolve_credentials
 from tests.factories import MembershipFactory, OrganizationFactory, UserFactory
 from tests.notifications.intake_support import EVENT, intake_event_type, member
@@ -139,7 +140,7 @@ def test_a_stored_reference_to_a_platform_secret_resolves_nothing(db, settings, 
 def test_admin_provider_form_refuses_a_platform_secret_reference(client, settings):
     settings.PROVIDER_SECRET_ENV_ALLOWLIST = []
     client.force_login(UserFactory(is_staff=True, is_superuser=True))
-    answer = client.post("/admin/notifications/notificationprovider/add/", {
+    answer = client.post("/admin/providers/notificationprovider/add/", {
         "code": "sendgrid", "channel": "EMAIL", "name": "Platform", "priority": "0", "config": "{}",
         "secret_env_refs": '{"api_key": "SECRET_KEY"}', "new_secrets": ""})
     assert answer.status_code == 200 and "secret_env_refs" in answer.context["adminform"].form.errors

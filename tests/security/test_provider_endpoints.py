@@ -9,7 +9,7 @@ import pytest
 from accounts.models import MembershipRole
 from common.exceptions import ProviderPermanentError
 from notifications.enums import Channel
-from notifications.models import NotificationProvider
+from providers.models import NotificationProvider
 from providers.base import OutboundMessage
 from providers.selectors import binding_for_record
 from providers.services import provider_create, provider_instantiate

@@ -17,8 +17,8 @@ from django.utils.html import format_html, format_html_join
 from unfold.admin import ModelAdmin
 
 from common.exceptions import ValidationError as ServiceValidationError
-from providers.admin_actions import validate_credentials
-from providers.registry import registry
+from .admin_actions import validate_credentials
+from .registry import registry
 
 from .models import NotificationProvider
 
@@ -72,7 +72,7 @@ class NotificationProviderForm(forms.ModelForm):
                 self.fields[name].initial = (self.instance.config or {}).get(name[len(_SETTING):], "")
 
     def clean_secret_env_refs(self) -> Any:
-        from providers.secrets import env_references_check
+        from .secrets import env_references_check
 
         value = self.cleaned_data.get("secret_env_refs")
         problems = env_references_check(value)
@@ -102,7 +102,7 @@ class NotificationProviderForm(forms.ModelForm):
         if self.new_secrets:
             from django.core.exceptions import ImproperlyConfigured
 
-            from providers.secrets import secrets_encrypt
+            from .secrets import secrets_encrypt
 
             try:
                 secrets_encrypt(self.new_secrets)
@@ -119,8 +119,8 @@ class NotificationProviderForm(forms.ModelForm):
         return data
 
     def _check(self, cls, config: dict[str, Any]):
-        from providers.base import HealthResult
-        from providers.secrets import secrets_decrypt
+        from .base import HealthResult
+        from .secrets import secrets_decrypt
 
         credentials = {} if self.cleaned_data.get("clear_secrets") else secrets_decrypt(self.instance.secrets or "")
         credentials.update(self.new_secrets)
@@ -137,7 +137,7 @@ class NotificationProviderForm(forms.ModelForm):
 
 def health_sparkline(record: NotificationProvider, *, limit: int = 48) -> str:
     """The last health checks as an inline SVG: response time, failed checks as red dots."""
-    from providers.models import ProviderHealthMetric
+    from .models import ProviderHealthMetric
 
     checks = list(ProviderHealthMetric.objects.filter(provider=record).order_by("-checked_at")
                   .values_list("response_time_ms", "is_healthy")[:limit])[::-1]
@@ -225,7 +225,7 @@ class NotificationProviderAdmin(ModelAdmin):
             return HttpResponseRedirect(request.get_full_path())
 
     def save_model(self, request: HttpRequest, obj: NotificationProvider, form: NotificationProviderForm, change: bool) -> None:
-        from providers.services import provider_create, provider_update
+        from .services import provider_create, provider_update
 
         data = form.cleaned_data
         secrets: dict[str, Any] = dict(getattr(form, "new_secrets", {}))
@@ -235,7 +235,7 @@ class NotificationProviderAdmin(ModelAdmin):
         fields["secret_env_refs"] = fields["secret_env_refs"] or {}
         if change:
             if data.get("clear_secrets"):
-                from providers.secrets import secrets_decrypt
+                from .secrets import secrets_decrypt
 
                 secrets = {**{key: None for key in secrets_decrypt(obj.secrets or "")}, **secrets}
             record = provider_update(provider_id=obj.pk, actor_id=request.user.pk, secrets=secrets, **fields)
