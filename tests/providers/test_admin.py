@@ -6,7 +6,7 @@ import pytest
 from django.test import Client
 
 from notifications.enums import ProviderHealthStatus
-from notifications.models import NotificationProvider
+from providers.models import NotificationProvider
 from providers.models import ProviderHealthMetric
 from tests.factories import UserFactory
 
