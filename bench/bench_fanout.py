@@ -89,7 +89,7 @@ def _start_workers(database_url: str, log_dir: Path) -> list[tuple[subprocess.Po
     for index in range(WORKERS):
         log_path = log_dir / f"bench-fanout-worker-{os.getpid()}-{index}.log"  # concurrent runs keep their own logs
         cmd = [
-            sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", Queue.DELIVERY.value, "-c", "1",
+            sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", f"{Queue.DELIVERY.value},{Queue.DELIVERY_BULK.value}", "-c", "1",
             "-P", "prefork", "-n", f"bench{index}-{os.getpid()}@%h", "--without-gossip", "--without-mingle",
             "--without-heartbeat", "--loglevel", "INFO",
         ]

@@ -16,6 +16,8 @@ class Queue(StrEnum):
     DEFAULT = "default"
     EVENTS = "events"
     DELIVERY = "delivery"
+    # An organization's deliveries beyond its fair share (notifications.engine.fairness).
+    DELIVERY_BULK = "delivery_bulk"
     NARRATION = "narration"
     MAINTENANCE = "maintenance"
 

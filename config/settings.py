@@ -290,7 +290,14 @@ PROVIDER_CIRCUIT_COOLDOWN_SECONDS = int(os.environ.get("PROVIDER_CIRCUIT_COOLDOW
 PROVIDER_CIRCUIT_WINDOW_SECONDS = int(os.environ.get("PROVIDER_CIRCUIT_WINDOW_SECONDS", "120"))
 # Sends in flight at once per provider record in one worker process (a batch's messages go out
 # concurrently from a thread pool; rendering and recording stay in the worker's own thread).
-PROVIDER_MAX_IN_FLIGHT = int(os.environ.get("PROVIDER_MAX_IN_FLIGHT", "16"))
+PROVIDER_MAX_IN_FLIGHT = int(os.environ.get("PROVIDER_MAX_IN_FLIGHT", "32"))
+# How long a batch may wait inside the worker for per-second rate-limit slots (a record's
+# config `rate_limit_per_second`) before handing the rest back without using an attempt.
+PROVIDER_RATE_WAIT_SECONDS = float(os.environ.get("PROVIDER_RATE_WAIT_SECONDS", "5"))
+# Fair sharing (notifications/engine/fairness.py): past this many deliveries enqueued within
+# the window, an organization's batches go to the delivery_bulk queue.
+DELIVERY_FAIR_BURST = int(os.environ.get("DELIVERY_FAIR_BURST", "1000"))
+DELIVERY_FAIR_WINDOW_SECONDS = int(os.environ.get("DELIVERY_FAIR_WINDOW_SECONDS", "30"))
 
 # --- narration -------------------------------------------------------------------
 ELEVENLABS_API_KEY = os.environ.get("ELEVENLABS_API_KEY", "")

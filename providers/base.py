@@ -16,8 +16,10 @@ to point a provider at a loopback peer (`base_url`, `endpoint_url`, hosts) lives
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -231,6 +233,28 @@ class BaseProvider:
         for value in _credential_strings(self.credentials.values()):
             text = text.replace(value, REDACTED)
         return text
+
+    def pooled(self, kind: str, factory: Callable[[], Any]) -> Any:
+        """A long-lived client (``factory()``) shared by this record's sends in this process.
+
+        Kept per provider record and per configuration: a changed secret or endpoint gets a
+        new client, never a connection or signer made for the old one. Without a record (a
+        one-off provider built by hand), every call gets a new client.
+        """
+        if self.record_id is None:
+            return factory()
+        from .concurrency import http_session
+
+        fingerprint = hashlib.sha256(
+            json.dumps([self.config, self.credentials], sort_keys=True, default=str).encode()
+        ).hexdigest()
+        return http_session((self.code, self.record_id, kind, fingerprint), factory)
+
+    def http(self) -> Any:
+        """This record's kept-alive ``requests`` session (pool sized to the in-flight limit)."""
+        from .concurrency import requests_session
+
+        return self.pooled("requests", requests_session)
 
     def require(self, key: str) -> Any:
         value = self.setting(key)

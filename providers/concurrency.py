@@ -94,6 +94,18 @@ def send_concurrently(key: Any, send: Callable[[M], T], messages: Sequence[M],
     return results
 
 
+def requests_session() -> Any:
+    """A ``requests`` session whose keep-alive pool holds as many connections as may be in flight."""
+    import requests
+    from requests.adapters import HTTPAdapter
+
+    session = requests.Session()
+    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max_in_flight())
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return session
+
+
 def http_session(key: Any, factory: Callable[[], T]) -> T:
     """One long-lived HTTP client per provider record (``key``) in this process."""
     _pool()  # resets the sessions after a fork

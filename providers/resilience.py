@@ -122,10 +122,16 @@ class RateDecision:
 
 
 class RateLimiter:
-    """Fixed windows per minute and per UTC day, counted by every worker together."""
+    """Fixed windows per second, per minute and per UTC day, counted by every worker together.
 
-    def __init__(self, provider_key: str, *, per_minute: int | None, per_day: int | None) -> None:
+    The per-second window (a Twilio long code sends about one segment per second) is taken
+    from the record's config, ``rate_limit_per_second``; the others are the record's fields.
+    """
+
+    def __init__(self, provider_key: str, *, per_minute: int | None, per_day: int | None,
+                 per_second: float | int | None = None) -> None:
         self.key = provider_key
+        self.per_second = int(per_second) if per_second else None
         self.per_minute = per_minute or None
         self.per_day = per_day or None
 
@@ -134,35 +140,56 @@ class RateLimiter:
         day = datetime.fromtimestamp(now, tz=UTC).strftime("%Y%m%d")
         return f"{PREFIX}:rl:{self.key}:m:{minute}", f"{PREFIX}:rl:{self.key}:d:{day}"
 
-    def acquire(self) -> RateDecision:
-        """Take one slot in both windows, or none (a refused slot is given back)."""
-        if not self.per_minute and not self.per_day:
-            return RateDecision(True)
-        now = time.time()
+    def _windows(self, now: float) -> list[tuple[int, str, int, float]]:
+        """(limit, key, ttl, seconds until the window ends) of every window that has a limit."""
         minute_key, day_key = self._keys(now)
-        remaining_minute = remaining_day = None
+        windows = []
+        if self.per_second:
+            windows.append((self.per_second, f"{PREFIX}:rl:{self.key}:s:{int(now)}", 5, 1 - (now % 1)))
         if self.per_minute:
-            used = _incr(minute_key, 120)
-            if used > self.per_minute:
-                cache.decr(minute_key)
-                return RateDecision(False, retry_after=max(1.0, 60 - (now % 60)), remaining_minute=0)
-            remaining_minute = self.per_minute - used
+            windows.append((self.per_minute, minute_key, 120, max(1.0, 60 - (now % 60))))
         if self.per_day:
-            used = _incr(day_key, 2 * 86400)
-            if used > self.per_day:
-                cache.decr(day_key)
-                if self.per_minute:
-                    cache.decr(minute_key)
-                return RateDecision(False, retry_after=max(1.0, 86400 - (now % 86400)), remaining_day=0)
-            remaining_day = self.per_day - used
-        return RateDecision(True, remaining_minute=remaining_minute, remaining_day=remaining_day)
+            windows.append((self.per_day, day_key, 2 * 86400, max(1.0, 86400 - (now % 86400))))
+        return windows
+
+    def acquire_many(self, count: int) -> tuple[int, float]:
+        """Take up to ``count`` slots in every window at once: (slots granted, seconds until more).
+
+        Two atomic INCRBYs per window whatever ``count``; slots a later window refuses are
+        given back to the earlier ones, so no window ever counts a message that was not sent.
+        """
+        if count <= 0:
+            return 0, 0.0
+        now = time.time()
+        windows = self._windows(now)
+        if not windows:
+            return count, 0.0
+        granted = count
+        retry_after = 0.0
+        taken: list[str] = []
+        for limit, key, ttl, left in windows:
+            used = _incr(key, ttl, granted)
+            over = used - limit
+            if over > 0:
+                give = min(over, granted)
+                cache.decr(key, give)
+                for earlier in taken:
+                    cache.decr(earlier, give)
+                granted -= give
+                retry_after = max(retry_after, left)
+                if granted == 0:
+                    break
+            taken.append(key)
+        return granted, retry_after
+
+    def acquire(self) -> RateDecision:
+        """Take one slot in every window, or none (a refused slot is given back)."""
+        granted, retry_after = self.acquire_many(1)
+        if not granted:
+            return RateDecision(False, retry_after=retry_after, remaining_minute=0)
+        return RateDecision(True)
 
     def remaining(self) -> int | None:
         now = time.time()
-        minute_key, day_key = self._keys(now)
-        values = []
-        if self.per_minute:
-            values.append(self.per_minute - int(cache.get(minute_key) or 0))
-        if self.per_day:
-            values.append(self.per_day - int(cache.get(day_key) or 0))
+        values = [limit - int(cache.get(key) or 0) for limit, key, _ttl, _left in self._windows(now)]
         return max(0, min(values)) if values else None

@@ -176,6 +176,18 @@ def _failover_audit_rows(*, organization_id: int | None, message: OutboundMessag
     return rows
 
 
+def _rate_limiter(binding: ProviderBinding) -> RateLimiter:
+    return RateLimiter(binding.key, per_minute=binding.rate_limit_per_minute, per_day=binding.daily_limit,
+                       per_second=(binding.config or {}).get("rate_limit_per_second"))
+
+
+def _rate_wait_budget() -> float:
+    """Seconds a batch may wait inside the worker for per-second slots (PROVIDER_RATE_WAIT_SECONDS)."""
+    from django.conf import settings
+
+    return float(getattr(settings, "PROVIDER_RATE_WAIT_SECONDS", 5))
+
+
 def _gate(binding: ProviderBinding, attempts: list[SendAttempt], retry_hints: list[float]) -> CircuitBreaker | None:
     """Circuit, health and rate limit checks; None when this provider must be skipped."""
     if binding.health_status == ProviderHealthStatus.UNHEALTHY:
@@ -187,7 +199,11 @@ def _gate(binding: ProviderBinding, attempts: list[SendAttempt], retry_hints: li
         attempts.append(SendAttempt(binding.record_id, binding.code, AttemptOutcome.SKIPPED_CIRCUIT_OPEN))
         retry_hints.append(policy.cooldown)
         return None
-    decision = RateLimiter(binding.key, per_minute=binding.rate_limit_per_minute, per_day=binding.daily_limit).acquire()
+    decision = _rate_limiter(binding).acquire()
+    if not decision.allowed and 0 < decision.retry_after < 1 <= _rate_wait_budget():
+        # A per-second window: the slot is a moment away, wait for it here (no retry burnt).
+        time.sleep(decision.retry_after)
+        decision = _rate_limiter(binding).acquire()
     if not decision.allowed:
         attempts.append(SendAttempt(binding.record_id, binding.code, AttemptOutcome.RATE_LIMITED))
         retry_hints.append(decision.retry_after)
@@ -266,6 +282,36 @@ def provider_send_with_failover(*, organization_id: int | None, channel: str, me
     raise _with_attempts(error, attempts)
 
 
+def _send_wave(binding: ProviderBinding, global_records, channel: str, messages: list[OutboundMessage], wave: list[int],
+               attempts: dict[int, list[SendAttempt]], results: list, provider: BaseProvider | None):
+    """One provider call (batch or concurrent sends) for the messages at ``wave``; fills
+    ``results`` and ``attempts``. Returns the provider, the indexes that failed transiently
+    (to try on the next provider) and whether any message was accepted."""
+    started = time.monotonic()
+    try:
+        provider = provider or _instantiate_or_transient(binding, global_records)
+        outcomes = send_journaled(provider, [messages[i] for i in wave])
+    except (ProviderTransientError, ProviderPermanentError) as exc:
+        outcomes = [exc] * len(wave)
+    record_provider_call(channel=channel, provider=binding.code, seconds=time.monotonic() - started, outcomes=outcomes)
+    failed_over: list[int] = []
+    any_success = False
+    for i, outcome in zip(wave, outcomes):
+        if isinstance(outcome, ProviderError):
+            _redact(outcome, provider)
+        if isinstance(outcome, SendResult):
+            any_success = True
+            attempts[i].append(SendAttempt(binding.record_id, binding.code, AttemptOutcome.SENT))
+            results[i] = SendOutcome(result=outcome, provider_code=binding.code, provider_id=binding.record_id, attempts=attempts[i])
+        elif isinstance(outcome, ProviderTransientError):
+            attempts[i].append(SendAttempt(binding.record_id, binding.code, AttemptOutcome.TRANSIENT_ERROR, str(outcome.detail)[:300], outcome.code or ""))
+            failed_over.append(i)
+        else:
+            attempts[i].append(SendAttempt(binding.record_id, binding.code, AttemptOutcome.PERMANENT_ERROR, str(getattr(outcome, "detail", outcome))[:300]))
+            results[i] = _with_attempts(outcome, attempts[i])
+    return provider, failed_over, any_success
+
+
 def provider_send_batch_with_failover(*, organization_id: int | None, channel: str, messages: list[OutboundMessage]) -> list[SendOutcome | Exception]:
     """Batch variant: each provider gets the still-unsent messages in one `send_batch`
     (anymail merge data, FCM fan-out). Results are in the order of `messages`."""
@@ -291,44 +337,45 @@ def provider_send_batch_with_failover(*, organization_id: int | None, channel: s
             for i in pending:
                 attempts[i].extend(probe)
             continue
-        # The gate took one rate-limit slot; take one per further message, send what fits.
-        limiter = RateLimiter(binding.key, per_minute=binding.rate_limit_per_minute, per_day=binding.daily_limit)
-        allowed = [pending[0]]
-        for i in pending[1:]:
-            decision = limiter.acquire()
-            if not decision.allowed:
-                retry_hints.append(decision.retry_after)
-                attempts[i].append(SendAttempt(binding.record_id, binding.code, AttemptOutcome.RATE_LIMITED))
-                continue
-            allowed.append(i)
+        # The gate took one rate-limit slot; the others are taken in waves: what the windows
+        # grant goes out at once, and while the next slot is a moment away (a per-second window)
+        # the rest waits for it here, within PROVIDER_RATE_WAIT_SECONDS, instead of burning a retry.
+        limiter = _rate_limiter(binding)
+        deadline = time.monotonic() + _rate_wait_budget()
+        wave, queue = [pending[0]], pending[1:]
+        granted, wait = limiter.acquire_many(len(queue))
+        wave += queue[:granted]
+        queue = queue[granted:]
+        still: list[int] = []
         provider = None
-        started = time.monotonic()
-        try:
-            provider = _instantiate_or_transient(binding, global_records)
-            outcomes = send_journaled(provider, [messages[i] for i in allowed])
-        except (ProviderTransientError, ProviderPermanentError) as exc:
-            outcomes = [exc] * len(allowed)
-        record_provider_call(channel=channel, provider=binding.code, seconds=time.monotonic() - started, outcomes=outcomes)
-        for outcome in outcomes:
-            if isinstance(outcome, ProviderError):
-                _redact(outcome, provider)
-        still: list[int] = [i for i in pending if i not in allowed]
-        any_success = False
-        for i, outcome in zip(allowed, outcomes):
-            if isinstance(outcome, SendResult):
-                any_success = True
-                attempts[i].append(SendAttempt(binding.record_id, binding.code, AttemptOutcome.SENT))
-                results[i] = SendOutcome(result=outcome, provider_code=binding.code, provider_id=binding.record_id, attempts=attempts[i])
-            elif isinstance(outcome, ProviderTransientError):
-                attempts[i].append(SendAttempt(binding.record_id, binding.code, AttemptOutcome.TRANSIENT_ERROR, str(outcome.detail)[:300], outcome.code or ""))
-                still.append(i)
-            else:
-                attempts[i].append(SendAttempt(binding.record_id, binding.code, AttemptOutcome.PERMANENT_ERROR, str(getattr(outcome, "detail", outcome))[:300]))
-                results[i] = _with_attempts(outcome, attempts[i])
-        if any_success:
-            breaker.record_success()
-        elif any(isinstance(o, ProviderTransientError) for o in outcomes):
-            breaker.record_failure()
+        failing = False
+        while wave:
+            provider, failed_over, any_success = _send_wave(binding, global_records, channel, messages, wave, attempts,
+                                                            results, provider)
+            still += failed_over
+            if any_success:
+                breaker.record_success()
+            elif failed_over:
+                breaker.record_failure()
+                failing = True  # the rest goes to the next provider, untried here
+                break
+            # Only a per-second window is worth waiting for (it alone ends in under a second).
+            if not queue or not 0 < wait < 1 or time.monotonic() + wait > deadline:
+                break
+            time.sleep(wait)
+            granted, wait = limiter.acquire_many(len(queue))
+            wave, queue = queue[:granted], queue[granted:]
+        if failing:
+            still += queue
+        elif queue:
+            rate_hint = wait if wait > 0 else 1.0
+            if limiter.per_second:
+                # Spread the hand-back over the time the window needs for all of them.
+                rate_hint = max(rate_hint, len(queue) / limiter.per_second)
+            retry_hints.append(rate_hint)
+            for i in queue:
+                attempts[i].append(SendAttempt(binding.record_id, binding.code, AttemptOutcome.RATE_LIMITED))
+            still += queue
         pending = sorted(still)
     for i in pending:
         tried = any(a.outcome == AttemptOutcome.TRANSIENT_ERROR for a in attempts[i])

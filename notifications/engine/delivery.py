@@ -26,6 +26,7 @@ from django.utils import timezone
 from common.exceptions import ProviderTransientError, ValidationError
 from common.links import link_safe_or_empty
 from common.publish import tasks_publish_on_commit
+from common.queues import Queue
 from notifications.engine.delivery_content import (  # noqa: F401 - re-exported for callers
     Templates,
     _recipient_name,
@@ -72,16 +73,59 @@ def _chunks(ids: list[int], size: int) -> Iterable[list[int]]:
         yield ids[start : start + size]
 
 
-def deliveries_enqueue(*, delivery_ids: Iterable[int]) -> None:
-    """Queue ``notifications.deliver_batch`` tasks of at most BATCH_SIZE ids, after commit.
+# Ids per deliver_batch task and channel: as many as the provider takes in one call or keeps
+# in flight (SendGrid/Mailgun merge 1,000 recipients per request, FCM 500 messages per batch).
+BATCH_SIZES = {
+    Channel.EMAIL: 1000,
+    Channel.PUSH: 500,
+    Channel.SMS: 250,
+    Channel.WHATSAPP: 250,
+    Channel.VOICE: 100,
+    Channel.IN_APP: 500,
+}
 
-    Safe inside or outside a transaction: ``on_commit`` runs at once when no transaction
-    is open, and never if the surrounding transaction rolls back.
+
+def batch_size_for(channel: str) -> int:
+    return BATCH_SIZES.get(channel, BATCH_SIZE)
+
+
+def deliveries_enqueue(*, delivery_ids: Iterable[int]) -> None:
+    """Queue ``notifications.deliver_batch`` tasks, one channel and organization per task, after commit.
+
+    A task holds up to ``batch_size_for(channel)`` ids (ids whose row is not found: BATCH_SIZE).
+    Its queue is the organization's fair share (``engine/fairness``): beyond its burst within
+    the window an organization's batches go to ``delivery_bulk``, so they do not hold up the
+    other organizations' notifications. Safe inside or outside a transaction: ``on_commit``
+    runs at once when no transaction is open, and never if the surrounding transaction rolls back.
     """
+    from notifications.engine.fairness import delivery_queue_for, organization_volume_add
+
     ids = sorted({int(pk) for pk in delivery_ids})
+    if not ids:
+        return
+    groups: dict[tuple[int | None, str, bool], list[int]] = defaultdict(list)
+    found: set[int] = set()
+    for pk, organization_id, channel, criticality in NotificationDelivery.objects.filter(pk__in=ids).values_list(
+        "pk", "organization_id", "channel", "notification__criticality"
+    ):
+        found.add(pk)
+        groups[(organization_id, channel, criticality in ("HIGH", "CRITICAL"))].append(pk)
+    unknown = [pk for pk in ids if pk not in found]
+    volumes: dict[int | None, int] = {}
+    for organization_id in {org for org, _, _ in groups}:
+        count = sum(len(v) for (org, _, _), v in groups.items() if org == organization_id)
+        volumes[organization_id] = organization_volume_add(organization_id, count)
+    by_queue: dict[str, list[list[int]]] = defaultdict(list)
+    for (organization_id, channel, urgent), pks in sorted(groups.items(), key=lambda item: (item[0][2] is False, item[1][0])):
+        queue = delivery_queue_for(organization_id=organization_id, volume=volumes[organization_id],
+                                   criticality="CRITICAL" if urgent else "")
+        by_queue[queue].extend(_chunks(sorted(pks), batch_size_for(channel)))
+    if unknown:
+        by_queue[Queue.DELIVERY.value].extend(_chunks(unknown, BATCH_SIZE))
     # Robust: the rows are committed whatever happens to the publish. If the broker is down
     # the caller still gets its answer, and the sweeper queues the rows again later.
-    tasks_publish_on_commit("notifications.deliver_batch", calls=([chunk] for chunk in _chunks(ids, BATCH_SIZE)))
+    for queue, chunks in by_queue.items():
+        tasks_publish_on_commit("notifications.deliver_batch", calls=([chunk] for chunk in chunks), queue=queue)
 
 
 # --- claim -------------------------------------------------------------------------------

@@ -9,6 +9,8 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import logging
+
 from django.db import transaction
 from django.utils import timezone
 
@@ -24,6 +26,8 @@ from notifications.enums import (
     NotificationStatus,
 )
 from notifications.models import DeadLetter, Notification, NotificationAuditLog, NotificationDelivery
+
+logger = logging.getLogger(__name__)
 
 # Waits before the 2nd, 3rd and 4th attempt; later attempts reuse the last one.
 RETRY_BACKOFF = (timedelta(minutes=5), timedelta(minutes=15), timedelta(hours=1))
@@ -106,6 +110,7 @@ def _record(
     updated: list[NotificationDelivery] = []
     audits: list[NotificationAuditLog] = []
     dead_letters: list[DeadLetter] = []
+    waiting: list[tuple[int, datetime]] = []  # rate limited: (delivery id, when its slot comes)
     for outcome in outcomes:
         d = outcome.delivery
         d.updated_at = now
@@ -154,6 +159,7 @@ def _record(
                 audit.action = AuditAction.DELIVERY_RETRY_SCHEDULED
                 audit.details["next_retry_at"] = d.next_retry_at.isoformat()
                 report.retried += 1
+                waiting.append((d.pk, d.next_retry_at))
             elif outcome.transient and d.attempts < d.max_attempts:
                 d.status = DeliveryStatus.PENDING
                 d.next_retry_at = retry_at(attempts=d.attempts, now=now, retry_after=outcome.retry_after)
@@ -218,6 +224,8 @@ def _record(
                         details={"status": status},
                     ))
         bulk_insert(NotificationAuditLog, audits)
+        if waiting:
+            _rate_limited_requeue(waiting, now=now)
         if dead_letters:
             DeadLetter.objects.bulk_create(dead_letters, ignore_conflicts=True)
         from notifications.engine.webhooks_outgoing import STATUS_EVENTS, webhooks_enqueue
@@ -232,3 +240,20 @@ def _record(
             from notifications.engine.realtime import inapp_publish_after_commit
 
             inapp_publish_after_commit(notifications=in_app_rows, delivery_ids=in_app_deliveries or {})
+
+
+def _rate_limited_requeue(waiting: list[tuple[int, datetime]], *, now: datetime) -> None:
+    """Deliveries handed back by a rate limit come back by themselves when their slot is due
+    (a task with a countdown, after commit), not only at the next retry sweep."""
+    from common.publish import task_publish
+
+    ids = sorted(pk for pk, _ in waiting)
+    countdown = max(0.0, (max(at for _, at in waiting) - now).total_seconds())
+
+    def publish() -> None:
+        try:
+            task_publish("notifications.deliver_batch", args=[ids], countdown=countdown)
+        except Exception:  # noqa: BLE001 - the rows are PENDING: the retry sweep takes them anyway
+            logger.warning("could not queue %d rate-limited deliveries; the retry sweep will", len(ids))
+
+    transaction.on_commit(publish)

@@ -73,12 +73,32 @@ class AnymailEmailProvider(BaseProvider):
     per_message_tracking: ClassVar[bool] = True
     # One API call for many recipients with merge data; SES only batches stored templates.
     merge_batches: ClassVar[bool] = True
+    # Recipients per merged call: SendGrid takes 1,000 personalizations, Mailgun 1,000
+    # recipient-variables, Postmark 500 messages per batch call.
+    merge_batch_size: ClassVar[int] = 1000
+    concurrent_sends = True  # single sends are one HTTP call over the record's kept-alive session
 
     def connection_kwargs(self) -> dict[str, Any]:
         raise NotImplementedError
 
     def _connection(self):
-        return get_connection(self.backend, fail_silently=False, **self.connection_kwargs())
+        """The record's ESP backend, opened once per process and configuration: its HTTP session
+        (keep-alive pool sized to the in-flight limit) serves every send, concurrent ones too."""
+        return self.pooled("anymail", self._open_connection)
+
+    def _open_connection(self):
+        connection = get_connection(self.backend, fail_silently=False, **self.connection_kwargs())
+        connection.open()
+        session = getattr(connection, "session", None)
+        if session is not None:
+            from requests.adapters import HTTPAdapter
+
+            from ..concurrency import max_in_flight
+
+            adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max_in_flight())
+            session.mount("https://", adapter)
+            session.mount("http://", adapter)
+        return connection
 
     def _apply_options(self, email: AnymailMessage, message: OutboundMessage) -> None:
         if self.per_message_tracking:
@@ -110,28 +130,43 @@ class AnymailEmailProvider(BaseProvider):
         """Messages with identical content go out as one ESP call with per-recipient merge data
         (each recipient gets a separate message; unsubscribe headers and delivery ids differ)."""
         messages = list(messages)
-        if not self.merge_batches:
-            return super().send_batch(messages)
         results: list[SendResult | Exception | None] = [None] * len(messages)
         groups: OrderedDict[tuple, list[int]] = OrderedDict()
+        seen: dict[tuple, int] = {}
         for index, m in enumerate(messages):
-            if m.attachments:
+            if m.attachments or not self.merge_batches:
                 groups[("single", index)] = [index]
                 continue
             key = (m.subject, m.title, m.text, m.html, m.from_address, m.reply_to, m.track_opens, m.track_clicks,
                    tuple(sorted(m.headers.items())))
-            groups.setdefault(key, []).append(index)
+            # Merge data is keyed by address: a second message to the same address in this batch
+            # goes in another call. Each call holds at most `merge_batch_size` recipients.
+            occurrence = seen.get((key, (m.to or "").lower()), 0)
+            seen[(key, (m.to or "").lower())] = occurrence + 1
+            part = (key, occurrence, 0)
+            while len(groups.get(part, ())) >= self.merge_batch_size:
+                part = (key, occurrence, part[2] + 1)
+            groups.setdefault(part, []).append(index)
         connection = self._connection()
-        for indexes in groups.values():
+
+        def send_group(indexes: list[int]) -> list[SendResult | Exception]:
             if len(indexes) == 1:
                 try:
-                    results[indexes[0]] = self.send(messages[indexes[0]])
+                    return [self.send(messages[indexes[0]])]
                 except (ProviderTransientError, ProviderPermanentError) as exc:
-                    results[indexes[0]] = exc
-                continue
-            batch = [messages[i] for i in indexes]
-            for i, outcome in zip(indexes, self._send_merged(batch, connection)):
-                results[i] = outcome
+                    return [exc]
+            return self._send_merged([messages[i] for i in indexes], connection)
+
+        from ..concurrency import send_concurrently
+
+        # Each merged call (up to 1,000 recipients) and each single message is one request:
+        # they go out side by side, at most PROVIDER_MAX_IN_FLIGHT per record.
+        index_groups = list(groups.values())
+        outcomes = send_concurrently(("send", self.code, self.record_id or id(self)), send_group, index_groups,
+                                     catch=(ProviderTransientError, ProviderPermanentError))
+        for indexes, outcome in zip(index_groups, outcomes):
+            for i, result in zip(indexes, outcome if isinstance(outcome, list) else [outcome] * len(indexes)):
+                results[i] = result
         return [r for r in results if r is not None]
 
     def _send_merged(self, batch: list[OutboundMessage], connection) -> list[SendResult | Exception]:
@@ -244,6 +279,7 @@ class PostmarkProvider(AnymailEmailProvider):
     sensitive_params = ("server_token", "webhook_secret")
     required_params = ("server_token",)
     env_credentials = {"server_token": "POSTMARK_SERVER_TOKEN"}
+    merge_batch_size = 500  # /email/batch takes 500 messages
 
     def _api_url(self) -> str:
         return (self.config.get("api_url") or "https://api.postmarkapp.com/").rstrip("/") + "/"

@@ -1,9 +1,10 @@
 """Firebase Cloud Messaging HTTP v1 with a service account (google-auth).
 
 Credentials: service_account (the JSON key, as an object or a string). Config: project_id
-(default: the key's), base_url (default https://fcm.googleapis.com), concurrency.
-FCM v1 has no multicast endpoint any more; `send_batch` and multi-device sends fan out
-concurrently over one authorized session. A token FCM reports UNREGISTERED is deleted.
+(default: the key's), base_url (default https://fcm.googleapis.com).
+FCM v1 has no multicast or batch endpoint any more; `send_batch` (a delivery batch of up to
+500 push messages) and multi-device sends fan out concurrently over the record's kept-alive
+authorized session, at most PROVIDER_MAX_IN_FLIGHT at once (providers/concurrency.py). A token FCM reports UNREGISTERED is deleted.
 """
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ import json
 import threading
 import time
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import requests
@@ -50,6 +50,18 @@ def _credentials(info: dict[str, Any]) -> service_account.Credentials:
             creds = service_account.Credentials.from_service_account_info(info, scopes=SCOPES)
             _credentials_cache[fingerprint] = creds
         return creds
+
+
+def _authorized_session(creds) -> AuthorizedSession:
+    from requests.adapters import HTTPAdapter
+
+    from ..concurrency import max_in_flight
+
+    session = AuthorizedSession(creds)
+    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max_in_flight())
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return session
 
 
 @register
@@ -99,7 +111,7 @@ class FcmProvider(BaseProvider):
                 except requests.RequestException as exc:
                     raise ProviderTransientError(f"FCM token endpoint unreachable: {exc.__class__.__name__}", code="connection") from None
         base = (self.config.get("base_url") or "https://fcm.googleapis.com").rstrip("/")
-        return AuthorizedSession(creds), f"{base}/v1/projects/{project}/messages:send"
+        return self.pooled("fcm", lambda: _authorized_session(creds)), f"{base}/v1/projects/{project}/messages:send"
 
     def _body(self, message: OutboundMessage, token: str) -> dict[str, Any]:
         ttl, urgency = push_options(message.criticality)
@@ -183,9 +195,13 @@ class FcmProvider(BaseProvider):
             jobs.extend((i, pk, token) for pk, token in tokens[user_id])
         if jobs:
             session, url = self._session()
-            workers = max(1, min(int(self.config.get("concurrency") or 8), len(jobs)))
-            with ThreadPoolExecutor(max_workers=workers) as pool:
-                answers = list(pool.map(lambda job: self._post(session, url, self._body(messages[job[0]], job[2])), jobs))
+            from ..concurrency import send_concurrently
+
+            # FCM's HTTP v1 API takes one message per request (its multi-message batch endpoint
+            # is retired): a deliver_batch's 500 messages go out side by side over the record's
+            # kept-alive session, at most PROVIDER_MAX_IN_FLIGHT at once per record.
+            answers = send_concurrently(("send", self.code, self.record_id or id(self)),
+                                        lambda job: self._post(session, url, self._body(messages[job[0]], job[2])), jobs)
             names: dict[int, list[str]] = {}
             errors: dict[int, list[Exception]] = {}
             gone: list[int] = []

@@ -29,11 +29,15 @@ class SnsSmsProvider(BaseProvider):
     code = "sns_sms"
     channel = Channel.SMS
     name = "Amazon SNS SMS"
+    concurrent_sends = True  # one API call; the boto3 client is kept per record (thread-safe)
     sensitive_params = ("secret_access_key",)
     env_credentials = {"access_key_id": "AWS_ACCESS_KEY_ID", "secret_access_key": "AWS_SECRET_ACCESS_KEY"}
     endpoint_domains = AWS_DOMAINS
 
     def client(self):
+        return self.pooled("sns", self._new_client)
+
+    def _new_client(self):
         import boto3
         from botocore.config import Config
 

@@ -48,12 +48,20 @@ class VonageSmsProvider(BaseProvider):
     code = "vonage_sms"
     channel = Channel.SMS
     name = "Vonage SMS"
+    concurrent_sends = True  # one HTTP call; the client (and its session) is kept per record
     sensitive_params = ("api_secret", "signature_secret")
     required_params = ("api_key", "api_secret", "from_number")
     env_credentials = {"api_key": "VONAGE_API_KEY", "api_secret": "VONAGE_API_SECRET"}
     supports_webhooks = True
 
     def client(self) -> Vonage:
+        import threading
+
+        # The SDK keeps per-request state on its client (headers, the last response): one kept-
+        # alive client per send thread, never shared by two requests at once.
+        return self.pooled(f"vonage-{threading.get_ident()}", self._new_client)
+
+    def _new_client(self) -> Vonage:
         options = {"timeout": int(self.timeout), "max_retries": 0}
         if self.config.get("rest_host"):
             options["rest_host"] = self.config["rest_host"]

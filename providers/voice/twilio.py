@@ -55,6 +55,7 @@ class TwilioVoiceProvider(TwilioMixin):
     code = "twilio_voice"
     channel = Channel.VOICE
     name = "Twilio Voice"
+    concurrent_sends = True  # one HTTP call over the record's shared Twilio client
 
     def send(self, message: OutboundMessage) -> SendResult:
         to = normalize_e164(message.to)

@@ -48,6 +48,7 @@ class MetaWhatsAppProvider(BaseProvider):
     code = "meta_whatsapp"
     channel = Channel.WHATSAPP
     name = "Meta WhatsApp Cloud API"
+    concurrent_sends = True  # one HTTPS call over the record's kept-alive session
     sensitive_params = ("access_token", "app_secret")
     required_params = ("access_token", "phone_number_id")
     env_credentials = {"access_token": "WHATSAPP_ACCESS_TOKEN", "app_secret": "WHATSAPP_APP_SECRET"}
@@ -93,7 +94,8 @@ class MetaWhatsAppProvider(BaseProvider):
     def send(self, message: OutboundMessage) -> SendResult:
         body = self._body(message)
         try:
-            response = requests.post(self._url(f"{self.require('phone_number_id')}/messages"), json=body, headers=self._headers(), timeout=self.timeout)
+            response = self.http().post(self._url(f"{self.require('phone_number_id')}/messages"), json=body,
+                                        headers=self._headers(), timeout=self.timeout)
         except requests.RequestException as exc:
             raise ProviderTransientError(f"Meta Graph API unreachable: {exc.__class__.__name__}", code="connection") from None
         if response.status_code >= 300:

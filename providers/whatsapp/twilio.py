@@ -22,6 +22,7 @@ class TwilioWhatsAppProvider(TwilioMixin):
     code = "twilio_whatsapp"
     channel = Channel.WHATSAPP
     name = "Twilio WhatsApp"
+    concurrent_sends = True  # one HTTP call over the record's shared Twilio client
 
     def send(self, message: OutboundMessage) -> SendResult:
         to = normalize_e164(message.to)

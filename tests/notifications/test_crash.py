@@ -142,7 +142,7 @@ def test_kill_9_mid_batch_then_new_worker_and_sweeper_deliver_everything_once(or
     total = 2000
     ids = _deliveries(organization, total)
     sink.delay = 0.002  # a realistic provider round trip keeps the batch in flight when the kill lands
-    first = workers("crash-a", queues=Queue.DELIVERY.value, concurrency=2)
+    first = workers("crash-a", queues=f"{Queue.DELIVERY.value},{Queue.DELIVERY_BULK.value}", concurrency=2)
     started = time.monotonic()
     deliveries_enqueue(delivery_ids=ids)  # no transaction open: published at once
     wait_until(lambda: sink.total >= total // 3, timeout=120, interval=0.05, message="a third of the sends")
@@ -151,7 +151,7 @@ def test_kill_9_mid_batch_then_new_worker_and_sweeper_deliver_everything_once(or
     reached_at_kill = sink.total
     in_flight = set(NotificationDelivery.objects.filter(pk__in=ids, status=DeliveryStatus.SENDING).values_list("pk", flat=True))
 
-    workers("crash-b", queues=Queue.DELIVERY.value, concurrency=2)
+    workers("crash-b", queues=f"{Queue.DELIVERY.value},{Queue.DELIVERY_BULK.value}", concurrency=2)
     sweeps = _sweep_until_done(ids, timeout=180)
     recovered_after = time.monotonic() - killed_at
 
@@ -246,7 +246,7 @@ def _postgres_cluster() -> tuple[str, str]:
 
 def test_postgresql_restart_workers_recover_on_their_own(organization, sink, workers):
     ids_before = _deliveries(organization, 200)
-    workers("pg", queues=Queue.DELIVERY.value, concurrency=2)
+    workers("pg", queues=f"{Queue.DELIVERY.value},{Queue.DELIVERY_BULK.value}", concurrency=2)
     deliveries_enqueue(delivery_ids=ids_before)
     wait_until(lambda: _sent_count(ids_before) == 200, timeout=60, message="first wave sent")
 
