@@ -2,8 +2,13 @@ import os
 
 from celery import Celery
 from celery.signals import before_task_publish, task_prerun
+from kombu.transport import TRANSPORT_ALIASES
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+# The embedded run's broker (`filesystem://`) writes each message atomically; see common/embedded_broker.py.
+# Every process imports this module (config/__init__.py), so the worker, beat, the web tier and the
+# consumers all read and write the broker folder the same way.
+TRANSPORT_ALIASES["filesystem"] = "common.embedded_broker:Transport"
 
 app = Celery("troubadour")
 app.config_from_object("django.conf:settings", namespace="CELERY")
