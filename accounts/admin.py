@@ -16,7 +16,7 @@ class UserAdmin(BaseUserAdmin, ModelAdmin):
     list_display = ("username", "email", "display_name", "timezone", "locale", "is_staff", "is_active")
     list_filter = ("is_staff", "is_active", "locale")
     search_fields = ("username", "email", "display_name", "phone")
-    fieldsets = BaseUserAdmin.fieldsets + (("Troubadour", {"fields": ("display_name", "phone", "timezone", "locale")}),)
+    fieldsets = (*(BaseUserAdmin.fieldsets or ()), ("Troubadour", {"fields": ("display_name", "phone", "timezone", "locale")}))
 
 
 class MembershipInline(TabularInline):

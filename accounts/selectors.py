@@ -103,3 +103,14 @@ def request_organization(request) -> Organization | None:
             lookup = {"slug": wanted}
         return qs.filter(**lookup).first()
     return user_primary_organization(user=user)
+
+
+def request_user(request) -> User:
+    """The signed-in person behind a request (a page behind `login_required`, a session-only
+    endpoint); anyone else — anonymous, an organization API key — is refused."""
+    from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+
+    user = getattr(request, "user", None)
+    if not isinstance(user, User):
+        raise DjangoPermissionDenied("This needs a signed-in user.")
+    return user

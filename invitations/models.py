@@ -156,7 +156,7 @@ class StoryInvitation(models.Model):
 
     @property
     def content_title(self) -> str:
-        if self.story_id is not None and self.content_type in ("", "story"):
+        if self.story is not None and self.content_type in ("", "story"):
             return self.story.title
         return str((self.content_metadata or {}).get("title") or self.story or "")
 

@@ -198,7 +198,7 @@ def invitation_public_serialize(invitation: StoryInvitation, *, narration: dict[
     payload: dict[str, Any] = {
         **invitation_content_fields(invitation),
         # `story` for story content (and roleplay roles), `content` for every kind.
-        "story": {"id": invitation.story_id, "title": invitation.story.title} if invitation.story_id else None,
+        "story": {"id": invitation.story_id, "title": invitation.story.title} if invitation.story is not None else None,
         "content": kind.public_content(invitation, content),
         "inviter": {"display_name": invitation.inviter.get_display_name()},
         "conversation_style": invitation.conversation_style,

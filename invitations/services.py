@@ -98,14 +98,14 @@ def _raise_item_errors(
     raise ValidationError(detail)
 
 
-def invitations_send(*, story: Story, inviter, items: list[dict], message: str = "") -> InvitationBatchResult:
+def invitations_send(*, story: Story, inviter, items: Any, message: str = "") -> InvitationBatchResult:
     """Invite a batch of people to hear `story` (see `content_invitations_send`)."""
     return content_invitations_send(kind=STORY, content=story, inviter=inviter, items=items, message=message)
 
 
 @transaction.atomic(durable=True)
 def content_invitations_send(
-    *, kind: ContentKind, content: Any, inviter, items: list[dict], message: str = ""
+    *, kind: ContentKind, content: Any, inviter, items: Any, message: str = ""
 ) -> InvitationBatchResult:
     """Invite a batch of people to `content` (a story, a news article...); all or nothing, a fixed
     number of queries. `kind` is the content's registration (invitations.content_types).

@@ -11,7 +11,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from accounts.models import User
-from accounts.selectors import user_primary_organization
+from accounts.selectors import request_user, user_primary_organization
 from common.exceptions import Gone, NotFound, RateLimited
 from common.exceptions import ValidationError as DomainValidationError
 from narrations.models import ConversationStyle
@@ -52,7 +52,7 @@ def home(request: HttpRequest) -> HttpResponse:
                 title=form.cleaned_data["title"],
                 content=form.cleaned_data["content"],
                 characters=form.cleaned_data["characters"],
-                organization=user_primary_organization(user=request.user),
+                organization=user_primary_organization(user=request_user(request)),
             )
         except DomainValidationError as exc:
             form.add_error(None, _flatten(exc.detail))
@@ -93,7 +93,8 @@ def story_detail(request: HttpRequest, story_id: int) -> HttpResponse:
     style_labels = {code: label for code, label in ConversationStyle.choices}
     delivery_states = selectors.invitations_delivery_states(invitations=invitations)
     for invitation in invitations:
-        invitation.delivery_list = [
+        # A display-only attribute the template reads, never saved.
+        invitation.delivery_list = [  # type: ignore[attr-defined]
             {"channel": channel, "state": state, "label": _delivery_label(state)}
             for channel, state in delivery_states[invitation.pk].items()
         ]

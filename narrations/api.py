@@ -24,7 +24,8 @@ class CharacterInSerializer(serializers.Serializer):
 class StoryInSerializer(serializers.Serializer):
     title = serializers.CharField(max_length=200)
     content = serializers.CharField(max_length=CONTENT_MAX)
-    characters = CharacterInSerializer(many=True, required=False, max_length=CHARACTERS_MAX)
+    # many=True hands max_length to the ListSerializer it builds; the stubs only know the child's arguments.
+    characters = CharacterInSerializer(many=True, required=False, max_length=CHARACTERS_MAX)  # type: ignore[call-arg]
 
     def validate_characters(self, value: list[dict]) -> list[dict]:
         seen: set[str] = set()

@@ -65,6 +65,9 @@ class Segmenter:
         names = sorted({n.strip() for n in character_names if n and n.strip()}, key=len, reverse=True)
         # Canonical spelling for a case-insensitive match ("mira" in the text → "Mira").
         self._canonical = {n.lower(): n for n in names}
+        self._line: re.Pattern[str] | None
+        self._after: re.Pattern[str] | None
+        self._before: re.Pattern[str] | None
         if names:
             alternation = "|".join(re.escape(n) for n in names)
             self._line = re.compile(rf"^\s*(?P<name>{alternation})\s*:\s*(?P<text>.+?)\s*$", re.IGNORECASE)

@@ -22,7 +22,6 @@ from common.queues import Queue
 from .engines import NarrationJob, get_engine
 from .models import (
     DEFAULT_NARRATOR_PROFILE,
-    NarrationBase,
     NarrationStatus,
     Story,
     StoryCharacter,
@@ -33,8 +32,8 @@ from .styles import get_style
 
 logger = logging.getLogger(__name__)
 
-TITLE_MAX = Story._meta.get_field("title").max_length
-CHARACTER_NAME_MAX = StoryCharacter._meta.get_field("name").max_length
+TITLE_MAX: int = Story._meta.get_field("title").max_length or 0
+CHARACTER_NAME_MAX: int = StoryCharacter._meta.get_field("name").max_length or 0
 CONTENT_MAX = 100_000
 CHARACTERS_MAX = 50
 
@@ -109,7 +108,7 @@ def narrations_ensure_shared(
 
 def narrations_ensure_shared_rows(
     *,
-    model: type[NarrationBase],
+    model: Any,  # StoryNarration or NewsNarration: the abstract base has neither manager nor user
     content_field: str,
     content: Any,
     styles: Iterable[str],
@@ -161,7 +160,7 @@ def narrations_ensure_shared_rows(
 def _job_for(narration: StoryNarration) -> NarrationJob:
     story = Story.objects.select_related("owner").get(pk=narration.story_id)
     characters = list(StoryCharacter.objects.filter(story=story).values_list("name", "voice_id"))
-    invitee = narration.user.get_display_name() if narration.user_id else None
+    invitee = narration.user.get_display_name() if narration.user is not None else None
     style = get_style(narration.conversation_style)
     return NarrationJob(
         narration_id=narration.pk,
@@ -196,7 +195,7 @@ def narration_generate(*, narration_id: int, force: bool = False) -> StoryNarrat
 
 
 def narration_generate_row(
-    *, model: type[NarrationBase], narration_id: int, job_for: Callable[[Any], NarrationJob], force: bool = False
+    *, model: Any, narration_id: int, job_for: Callable[[Any], NarrationJob], force: bool = False
 ) -> Any:
     """Generate one narration row of any content (`model`, its script from `job_for(row)`) once,
     however many callers ask at the same moment.

@@ -18,7 +18,7 @@ def _job_for(narration: NewsNarration) -> NarrationJob:
     """The summary read in the relationship's style: its greeting, the summary, its sign-off."""
     article = NewsArticle.objects.select_related("created_by").get(pk=narration.article_id)
     style = get_style(narration.conversation_style)
-    inviter = article.created_by.get_display_name() if article.created_by_id else None
+    inviter = article.created_by.get_display_name() if article.created_by is not None else None
     return NarrationJob(
         narration_id=narration.pk,
         story_id=0,

@@ -19,10 +19,10 @@ from common.queues import Queue
 from .models import NewsArticle
 
 WORDS_PER_MINUTE = 200  # silent reading speed for reading_time_minutes
-TITLE_MAX = NewsArticle._meta.get_field("title").max_length
+TITLE_MAX: int = NewsArticle._meta.get_field("title").max_length or 0
 SUMMARY_MAX = 5_000
 CONTENT_MAX = 200_000
-CATEGORY_MAX = NewsArticle._meta.get_field("category").max_length
+CATEGORY_MAX: int = NewsArticle._meta.get_field("category").max_length or 0
 TAGS_MAX, TAG_MAX = 20, 50
 _LANGUAGE_RE = re.compile(r"^[a-z]{2,3}([-_][A-Za-z0-9]{2,8})?$")
 _url = URLValidator(schemes=["http", "https"])

@@ -16,16 +16,17 @@ from ..enums import Channel, Criticality, EventCategory
 
 C = Channel
 IN_APP, EMAIL, PUSH, SMS, WHATSAPP, VOICE = C.IN_APP, C.EMAIL, C.PUSH, C.SMS, C.WHATSAPP, C.VOICE
-ALL_CHANNELS = [IN_APP, EMAIL, PUSH, SMS, WHATSAPP, VOICE]
+ALL_CHANNELS: list[str] = [IN_APP, EMAIL, PUSH, SMS, WHATSAPP, VOICE]
 
 # (default channels, allowed channels) presets.
-INFO = ([IN_APP], [IN_APP, EMAIL, PUSH])
-STANDARD = ([IN_APP, EMAIL], [IN_APP, EMAIL, PUSH, SMS])  # the seed's task.assigned mapping
-URGENT = ([IN_APP, EMAIL, PUSH], [IN_APP, EMAIL, PUSH, SMS, WHATSAPP])
-INCIDENT = ([IN_APP, EMAIL, PUSH, SMS], ALL_CHANNELS)  # the seed's incident.created mapping
-CRITICAL = ([IN_APP, EMAIL, PUSH, SMS, VOICE], ALL_CHANNELS)
-INVITATION = ([IN_APP, EMAIL, SMS], [IN_APP, EMAIL, PUSH, SMS, WHATSAPP])
-ACCEPTED = ([IN_APP, EMAIL], [IN_APP, EMAIL, PUSH, SMS])
+ChannelPreset = tuple[list[str], list[str]]
+INFO: ChannelPreset = ([IN_APP], [IN_APP, EMAIL, PUSH])
+STANDARD: ChannelPreset = ([IN_APP, EMAIL], [IN_APP, EMAIL, PUSH, SMS])  # the seed's task.assigned mapping
+URGENT: ChannelPreset = ([IN_APP, EMAIL, PUSH], [IN_APP, EMAIL, PUSH, SMS, WHATSAPP])
+INCIDENT: ChannelPreset = ([IN_APP, EMAIL, PUSH, SMS], ALL_CHANNELS)  # the seed's incident.created mapping
+CRITICAL: ChannelPreset = ([IN_APP, EMAIL, PUSH, SMS, VOICE], ALL_CHANNELS)
+INVITATION: ChannelPreset = ([IN_APP, EMAIL, SMS], [IN_APP, EMAIL, PUSH, SMS, WHATSAPP])
+ACCEPTED: ChannelPreset = ([IN_APP, EMAIL], [IN_APP, EMAIL, PUSH, SMS])
 
 LANGUAGES = ("en", "fr")
 
