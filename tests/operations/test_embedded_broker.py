@@ -11,10 +11,11 @@ import common.embedded_broker as embedded_broker
 
 
 def _options(tmp_path) -> dict:
-    for sub in ("out", "processed"):
+    for sub in ("out", "processed", "control"):
         (tmp_path / sub).mkdir()
     return {"data_folder_in": str(tmp_path / "out"), "data_folder_out": str(tmp_path / "out"),
-            "processed_folder": str(tmp_path / "processed"), "store_processed": False}
+            "processed_folder": str(tmp_path / "processed"), "control_folder": str(tmp_path / "control"),
+            "store_processed": False}
 
 
 def test_filesystem_urls_use_the_atomic_transport():
