@@ -97,6 +97,13 @@ BEAT_SCHEDULE: tuple[BeatEntry, ...] = (
         description="Health-check every active provider; records a ProviderHealthMetric row each.",
     ),
     BeatEntry(
+        name="check dead-letter rate",
+        task="notifications.dead_letter_rate_check",
+        schedule=crontab(minute="*/5"),
+        expires=280,
+        description="Alert the platform's operators when too many deliveries end in the dead-letter queue.",
+    ),
+    BeatEntry(
         name="poll delivery status",
         task="providers.poll_delivery_status",
         schedule=crontab(minute="*/10"),

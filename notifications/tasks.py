@@ -53,6 +53,13 @@ def poll_delivery_status_task() -> int:
 _OPTIONS = {"acks_late": True, "ignore_result": True}
 
 
+@shared_task(name="notifications.dead_letter_rate_check", **_OPTIONS)
+def dead_letter_rate_check_task() -> dict[str, Any]:
+    from notifications.engine.operator_alerts import dead_letter_rate_check
+
+    return dead_letter_rate_check()
+
+
 @shared_task(name="notifications.retries_enqueue_due", **_OPTIONS)
 def retries_enqueue_due_task() -> dict[str, int]:
     return retries_run()

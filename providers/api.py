@@ -23,7 +23,7 @@ from common.api import DB_BIGINT_MAX, DB_INT_MAX, DB_INT_MIN
 from common.exceptions import PermissionDenied, ValidationError
 from common.channels import Channel
 
-from . import maintenance, services
+from . import maintenance, services, subscriptions
 from .models import PushSubscriptionKind
 from .registry import registry
 from .secrets import mask_record_secrets
@@ -173,7 +173,7 @@ class ProviderListView(APIView):
             target = data.pop("organization_id", organization_id)
             if target != organization_id:
                 raise PermissionDenied("Organization admins manage their own organization's providers only.")
-        record = services.provider_create(organization_id=target, actor_id=request.user.pk, **data)
+        record = services.provider_create(organization_id=target, actor_id=request.user.pk, check_credentials=True, **data)
         return Response(ProviderOutSerializer(record, context={"request": request}).data, status=status.HTTP_201_CREATED)
 
 
@@ -198,7 +198,8 @@ class ProviderDetailView(APIView):
         serializer.is_valid(raise_exception=True)
         data = dict(serializer.validated_data)
         _refuse_env_refs_unless_platform_admin(request, data)
-        record = services.provider_update(provider_id=record.pk, actor_id=request.user.pk, secrets=data.pop("secrets", None), **data)
+        record = services.provider_update(provider_id=record.pk, actor_id=request.user.pk, secrets=data.pop("secrets", None),
+                                           check_credentials=True, **data)
         return Response(ProviderOutSerializer(record, context={"request": request}).data)
 
     @extend_schema(responses={204: None})
@@ -278,7 +279,7 @@ class PushSubscriptionView(APIView):
         serializer = PushSubscriptionInSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        subscription = services.push_subscription_save(
+        subscription = subscriptions.push_subscription_save(
             user_id=user_id, endpoint=data["endpoint"], p256dh=data["keys"].get("p256dh", ""), auth=data["keys"].get("auth", ""),
             kind=data["kind"], device_id=data["device_id"], user_agent=request.headers.get("User-Agent", ""),
         )
@@ -294,5 +295,5 @@ class PushSubscriptionView(APIView):
         endpoint = request.data.get("endpoint") if hasattr(request.data, "get") else None
         if not endpoint:
             raise ValidationError({"endpoint": ["This field is required."]})
-        services.push_subscription_delete(user_id=user_id, endpoint=endpoint)
+        subscriptions.push_subscription_delete(user_id=user_id, endpoint=endpoint)
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -30,6 +30,7 @@ from common.exceptions import ProviderPermanentError, ProviderTransientError
 __all__ = [
     "Attachment",
     "BaseProvider",
+    "CREDENTIALS_ERROR_CODES",
     "DeliveryEvent",
     "DeliveryEventType",
     "HealthResult",
@@ -129,6 +130,8 @@ class HealthResult:
     response_time_ms: int | None = None
     detail: str = ""
     rate_limit_remaining: int | None = None
+    # The service refused the credentials (401/403): saving such a record is refused.
+    credentials_refused: bool = False
 
 
 class DeliveryEventType:
@@ -156,6 +159,11 @@ class DeliveryEvent:
     hard: bool = False
     cost_amount: Decimal | None = None
     cost_currency: str = ""
+
+
+# `ProviderPermanentError.code` of refused credentials: "auth" (a provider's own mapping) or the
+# HTTP status. Such an error is the provider account's fault, not the message's (providers.services).
+CREDENTIALS_ERROR_CODES = frozenset({"auth", "401", "403"})
 
 
 def transient_or_permanent_for_status(status: int | None, detail: str, *, response: Any = None, retry_after: float | None = None):

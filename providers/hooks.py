@@ -12,11 +12,14 @@ verification, health and cost figures) and hands it the audit rows of provider c
 """
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any, Protocol
 
 from .base import DeliveryEvent
+
+logger = logging.getLogger(__name__)
 
 
 class DeliveryEventsHandler(Protocol):
@@ -46,14 +49,28 @@ class AuditHandler(Protocol):
     def __call__(self, *, rows: list[dict[str, Any]]) -> None: ...
 
 
+class ProviderAlertKind:
+    UNHEALTHY = "provider_unhealthy"  # a health check failed
+    CIRCUIT_OPEN = "circuit_open"  # too many transient failures in a row
+    CREDENTIALS_REFUSED = "credentials_refused"  # 401/403 while sending
+
+
+class ProviderAlertHandler(Protocol):
+    def __call__(self, *, kind: str, provider_id: int | None, provider_code: str, channel: str,
+                 organization_id: int | None, detail: str) -> bool: ...
+
+
 _handlers: dict[str, Callable] = {}
 
 
 def connect(*, delivery_events: DeliveryEventsHandler, voice_digits: VoiceDigitsHandler, sent_by: SentByHandler,
-            sent_counts: SentCountsHandler, sent_summary: SentSummaryHandler, audit: AuditHandler) -> None:
+            sent_counts: SentCountsHandler, sent_summary: SentSummaryHandler, audit: AuditHandler,
+            provider_alert: ProviderAlertHandler | None = None) -> None:
     """Called once by the app that owns the deliveries."""
     _handlers.update(delivery_events=delivery_events, voice_digits=voice_digits, sent_by=sent_by,
                      sent_counts=sent_counts, sent_summary=sent_summary, audit=audit)
+    if provider_alert is not None:
+        _handlers["provider_alert"] = provider_alert
 
 
 def _handler(name: str) -> Callable:
@@ -102,3 +119,19 @@ def audit_report(*rows: dict[str, Any]) -> None:
     error_message), written at once in the caller's transaction."""
     if rows:
         _handler("audit")(rows=list(rows))
+
+
+def provider_alert_report(*, kind: str, provider_id: int | None, provider_code: str, channel: str,
+                          organization_id: int | None, detail: str) -> bool:
+    """A provider went wrong (`ProviderAlertKind`): operators hear of it through the platform,
+    deduplicated there. Never raises: an alert must not fail the send that noticed the outage."""
+    logger.warning("provider %s (%s, %s): %s — %s", provider_id, provider_code, channel, kind, detail[:200])
+    handler = _handlers.get("provider_alert")
+    if handler is None:
+        return False
+    try:
+        return bool(handler(kind=kind, provider_id=provider_id, provider_code=provider_code, channel=channel,
+                            organization_id=organization_id, detail=detail))
+    except Exception:  # noqa: BLE001 - see the docstring
+        logger.exception("provider alert %s for %s could not be raised", kind, provider_code)
+        return False

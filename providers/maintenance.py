@@ -25,6 +25,7 @@ from .base import (
 )
 from .enums import ProviderHealthStatus
 from .hooks import audit_report, sent_counts, sent_summary
+from .hooks import ProviderAlertKind, provider_alert_report
 from .models import (
     NotificationProvider,
     ProviderCostDaily,
@@ -35,7 +36,8 @@ from .selectors import (
     binding_for_record,
 )
 
-from .services import EndpointRefused, provider_instantiate
+from .endpoints import EndpointRefused
+from .services import provider_instantiate
 
 logger = logging.getLogger(__name__)
 
@@ -107,6 +109,9 @@ def provider_health_check(*, provider_id: int) -> ProviderHealthMetric:
     if result.ok:
         # A passing check is as good as a successful probe: close a tripped circuit.
         CircuitBreaker(binding.key, CircuitPolicy.for_config(binding.config)).record_success()
+    elif record.health_status != ProviderHealthStatus.UNHEALTHY and record.is_active:
+        provider_alert_report(kind=ProviderAlertKind.UNHEALTHY, provider_id=record.pk, provider_code=record.code,
+                              channel=record.channel, organization_id=record.organization_id, detail=result.detail)
     return metric
 
 

@@ -109,6 +109,11 @@ class CircuitBreaker:
             return CircuitState.OPEN
         return CircuitState.CLOSED
 
+    def trip(self) -> None:
+        """Open now, whatever the count (refused credentials will not get better by retrying)."""
+        cache.set(self._opened, time.time(), self._opened_ttl())
+        cache.delete_many([self._failures, self._probe])
+
     def reset(self) -> None:
         cache.delete_many([self._opened, self._failures, self._probe])
 

@@ -3,10 +3,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
+from django.core.cache import cache
 from django.db.models import Q, QuerySet
 from django.db.models.functions import Lower
+from django.utils import timezone
 
 from common.exceptions import NotFound
 from common.channels import Channel
@@ -121,3 +125,28 @@ def deliveries_sent_by_q(*, provider_ids: Iterable[int] = (), unbound_codes: Ite
     if codes:
         scope |= Q(provider_record__isnull=True, provider__in=codes)
     return scope
+
+
+SUCCESS_RATE_CACHE_SECONDS = 60
+
+
+def provider_success_rates_24h(provider_ids: Iterable[int], *, now: datetime | None = None) -> dict[int, Decimal | None]:
+    """{record id: % of its messages of the last 24 h that succeeded} (None without any), as the
+    platform counts them (providers.hooks.sent_counts). The selection strategy reads it for every
+    batch: cached for a minute."""
+    from .hooks import sent_counts
+
+    ids = sorted({int(i) for i in provider_ids if i is not None})
+    if not ids:
+        return {}
+    key = "prov:sr24:" + ",".join(map(str, ids))
+    if now is None and (hit := cache.get(key)) is not None:
+        return {int(k): (Decimal(v) if v is not None else None) for k, v in hit.items()}
+    since = (now or timezone.now()) - timedelta(hours=24)
+    rates: dict[int, Decimal | None] = {}
+    for pk in ids:
+        ok, failed = sent_counts(provider_id=pk, since=since)
+        rates[pk] = (Decimal(ok) * 100 / Decimal(ok + failed)).quantize(Decimal("0.01")) if ok + failed else None
+    if now is None:
+        cache.set(key, {k: (str(v) if v is not None else None) for k, v in rates.items()}, SUCCESS_RATE_CACHE_SECONDS)
+    return rates

@@ -34,20 +34,23 @@ from .base import (
     SendResult,
 )
 from .enums import ProviderHealthStatus
-from .hooks import audit_report
 from .models import (
     NotificationProvider,
-    PushSubscription,
-    PushSubscriptionKind,
     SuppressedAddress,
 )
+from .endpoints import endpoint_errors, endpoints_refuse_internal
 from .journal import journal_record, send_journaled
 from .registry import registry
+from .faults import breaker_failure, is_credentials_error, provider_credentials_refused
+from .hooks import audit_report
 from .resilience import CircuitBreaker, CircuitPolicy, RateLimiter
-from .secrets import CONNECTION_PARAMS, env_references_check, resolve_credentials, secrets_decrypt, secrets_encrypt
+from .selection import Selection, SelectionPolicy, provider_config_errors, provider_select
+from .secrets import env_references_check, resolve_credentials, secrets_decrypt, secrets_encrypt
 from .selectors import (
     ProviderBinding,
+    binding_for_record,
     provider_bindings_for_channel,
+    provider_success_rates_24h,
     suppression_check,
 )
 
@@ -66,6 +69,18 @@ class AttemptOutcome:
     SKIPPED_CIRCUIT_OPEN = "skipped_circuit_open"
     SKIPPED_UNHEALTHY = "skipped_unhealthy"
     RATE_LIMITED = "rate_limited"
+    # 401/403: the provider's credentials, not the message — its circuit opens, the next one is tried.
+    CREDENTIALS_REFUSED = "credentials_refused"
+
+
+# What a passed-over provider's attempt is called in the delivery's trace.
+_PASSED_OVER = {
+    AttemptOutcome.SKIPPED_UNHEALTHY: "unhealthy",
+    AttemptOutcome.SKIPPED_CIRCUIT_OPEN: "circuit open",
+    AttemptOutcome.RATE_LIMITED: "rate limited",
+    AttemptOutcome.CREDENTIALS_REFUSED: "credentials refused",
+}
+_FAILED_OVER = (AttemptOutcome.TRANSIENT_ERROR, AttemptOutcome.CREDENTIALS_REFUSED)
 
 
 @dataclass
@@ -84,45 +99,41 @@ class SendOutcome:
     provider_code: str
     provider_id: int | None
     attempts: list[SendAttempt] = field(default_factory=list)
+    selection: str = ""  # why this provider, for the delivery's trace
 
     @property
     def failed_over(self) -> bool:
-        return any(a.outcome == AttemptOutcome.TRANSIENT_ERROR for a in self.attempts)
+        return any(a.outcome in _FAILED_OVER for a in self.attempts)
 
     def as_dict(self) -> dict[str, Any]:
         return {"provider_code": self.provider_code, "provider_id": self.provider_id, "result": self.result.as_dict(),
-                "attempts": [asdict(a) for a in self.attempts]}
+                "attempts": [asdict(a) for a in self.attempts], "selection": self.selection}
+
+
+def _passed_over(attempts: Iterable[SendAttempt]) -> list[tuple[str, str]]:
+    return [(a.provider_code, _PASSED_OVER.get(a.outcome) or f"failed: {a.error_code or 'error'}")
+            for a in attempts if a.outcome != AttemptOutcome.SENT]
+
+
+def _select(bindings: list[ProviderBinding], policy: SelectionPolicy | None, message: OutboundMessage) -> Selection:
+    return provider_select(bindings, policy=policy, address=message.to, seed=str(message.idempotency_key or ""),
+                           success_rates=provider_success_rates_24h)
+
+
+def _no_coverage(selection: Selection, channel: str) -> ProviderPermanentError:
+    # Nothing will change until a provider covering the country is configured: not worth retries.
+    error = ProviderPermanentError(f"No {channel} provider covers {selection.region} ({', '.join(selection.excluded)} do not).",
+                                   code="no_coverage")
+    error.selection = selection.explain_none()  # type: ignore[attr-defined]
+    return error
 
 
 def provider_instantiate(binding: ProviderBinding, *, global_records: Iterable[NotificationProvider] | None = None) -> BaseProvider:
     cls = registry.get(binding.code)
     credentials = resolve_credentials(binding.record, code=binding.code, global_records=global_records)
     if binding.organization_id is not None:
-        _refuse_internal_endpoints(binding, config=binding.config, credentials=credentials)
+        endpoints_refuse_internal(binding, config=binding.config, credentials=credentials)
     return cls(config=binding.config, credentials=credentials, record_id=binding.record_id)
-
-
-class EndpointRefused(ImproperlyConfigured):
-    """An organization's record points at a non-public address: treated as misconfigured."""
-
-
-def _refuse_internal_endpoints(binding: ProviderBinding, *, config: dict[str, Any], credentials: dict[str, Any]) -> None:
-    """An organization's record may name its own endpoints (a regional API, its SMTP relay), but
-    they must resolve to public addresses now, not only when saved: the provider (and its health
-    check) would otherwise probe the platform's network for whoever set the record."""
-    from common import outbound
-
-    for key in CONNECTION_PARAMS:
-        for source in (config, credentials):
-            value = source.get(key)
-            if value in (None, ""):
-                continue
-            url = str(value) if key.endswith("_url") else f"https://{value}"
-            try:
-                outbound.url_resolve_public(url, schemes=("https", "http"))
-            except outbound.OutboundRefused as exc:
-                logger.warning("provider %s (%s): %s refused: %s", binding.record_id, binding.code, key, exc.reason)
-                raise EndpointRefused(f"Provider {binding.code}: its {key} cannot be used.") from None
 
 
 def _instantiate_or_transient(binding: ProviderBinding, global_records: Iterable[NotificationProvider]) -> BaseProvider:
@@ -157,9 +168,9 @@ def _failover_audit_rows(*, organization_id: int | None, message: OutboundMessag
     delivery_id = message.metadata.get("delivery_id")
     notification_id = message.metadata.get("notification_id")
     for index, attempt in enumerate(attempts):
-        if attempt.outcome != AttemptOutcome.TRANSIENT_ERROR:
+        if attempt.outcome not in _FAILED_OVER:
             continue
-        later = [a for a in attempts[index + 1:] if a.outcome in (AttemptOutcome.SENT, AttemptOutcome.TRANSIENT_ERROR, AttemptOutcome.PERMANENT_ERROR)]
+        later = [a for a in attempts[index + 1:] if a.outcome in (AttemptOutcome.SENT, AttemptOutcome.PERMANENT_ERROR, *_FAILED_OVER)]
         rows.append(dict(
             organization_id=organization_id,
             action=AuditAction.PROVIDER_FAILOVER,
@@ -222,13 +233,17 @@ def _unavailable_code(attempts: list[SendAttempt]) -> str:
     return "no_provider_available"
 
 
-def provider_send_with_failover(*, organization_id: int | None, channel: str, message: OutboundMessage) -> SendOutcome:
-    """Send one message through the channel's providers in priority order.
+def provider_send_with_failover(*, organization_id: int | None, channel: str, message: OutboundMessage,
+                                policy: SelectionPolicy | None = None) -> SendOutcome:
+    """Send one message through the channel's providers in the order `policy` chooses
+    (providers.selection; priority when None).
 
     Skips UNHEALTHY providers, open circuits and providers over their rate limit. A
     transient error counts against the provider's circuit and moves on to the next one
     (a PROVIDER_FAILOVER audit row is written, linked to `message.metadata["delivery_id"]`);
-    a permanent error stops at once (no other provider would do better). When nothing
+    a permanent error stops at once (no other provider would do better) — except refused
+    credentials (401/403), the provider's fault: its circuit opens, it is marked unhealthy,
+    operators are alerted and the next provider is tried. When nothing
     succeeded, raises ProviderTransientError with `retry_after` (seconds, when known) and
     `attempts` — the message is never dropped. Suppressed addresses fail permanently.
     """
@@ -239,11 +254,14 @@ def provider_send_with_failover(*, organization_id: int | None, channel: str, me
             reason = next(iter(suppressed.values()))
             raise ProviderPermanentError(f"Address is suppressed ({reason}).", code="suppressed")
     bindings, global_records = provider_bindings_for_channel(organization_id=organization_id, channel=channel)
+    selection = _select(bindings, policy, message)
+    if not selection.candidates:
+        raise _no_coverage(selection, channel)
     attempts: list[SendAttempt] = []
     retry_hints: list[float] = []
-    last_transient: ProviderTransientError | None = None
+    last_transient: ProviderError | None = None
     try:
-        for binding in bindings:
+        for binding in selection.candidates:
             breaker = _gate(binding, attempts, retry_hints)
             if breaker is None:
                 continue
@@ -255,7 +273,7 @@ def provider_send_with_failover(*, organization_id: int | None, channel: str, me
                 journal_record(provider_code=binding.code, messages=[message], results=[result])
             except ProviderTransientError as exc:
                 _redact(exc, provider)
-                breaker.record_failure()
+                breaker_failure(binding, breaker)
                 attempts.append(SendAttempt(binding.record_id, binding.code, AttemptOutcome.TRANSIENT_ERROR, str(exc.detail)[:300],
                                             exc.code or "", int((time.monotonic() - started) * 1000)))
                 hint = getattr(exc, "retry_after", None)
@@ -265,56 +283,37 @@ def provider_send_with_failover(*, organization_id: int | None, channel: str, me
                 continue
             except ProviderPermanentError as exc:
                 _redact(exc, provider)
-                attempts.append(SendAttempt(binding.record_id, binding.code, AttemptOutcome.PERMANENT_ERROR, str(exc.detail)[:300],
-                                            exc.code or "", int((time.monotonic() - started) * 1000)))
+                refused = is_credentials_error(exc)
+                attempts.append(SendAttempt(binding.record_id, binding.code,
+                                            AttemptOutcome.CREDENTIALS_REFUSED if refused else AttemptOutcome.PERMANENT_ERROR,
+                                            str(exc.detail)[:300], exc.code or "", int((time.monotonic() - started) * 1000)))
+                if refused:
+                    provider_credentials_refused(binding=binding, breaker=breaker, detail=str(exc.detail))
+                    last_transient = exc
+                    continue
+                exc.selection = selection.explain(binding, _passed_over(attempts[:-1]))  # type: ignore[attr-defined]
                 raise _with_attempts(exc, attempts)
             breaker.record_success()
             attempts.append(SendAttempt(binding.record_id, binding.code, AttemptOutcome.SENT, duration_ms=int((time.monotonic() - started) * 1000)))
-            return SendOutcome(result=result, provider_code=binding.code, provider_id=binding.record_id, attempts=attempts)
+            return SendOutcome(result=result, provider_code=binding.code, provider_id=binding.record_id, attempts=attempts,
+                               selection=selection.explain(binding, _passed_over(attempts)))
     finally:
         _failover_audit(organization_id=organization_id, message=message, attempts=attempts)
-    tried = [a for a in attempts if a.outcome == AttemptOutcome.TRANSIENT_ERROR]
+    tried = [a for a in attempts if a.outcome in _FAILED_OVER]
     detail = (f"All {len(tried)} provider(s) for {channel} failed; last: {last_transient.detail}" if last_transient
               else f"No {channel} provider available right now ({', '.join(sorted({a.outcome for a in attempts}))}).")
     error = ProviderTransientError(detail, code="all_providers_failed" if last_transient else _unavailable_code(attempts))
     # The soonest moment any provider may take it again (rate window, cooldown, Retry-After).
     error.retry_after = min(retry_hints) if retry_hints else None  # type: ignore[attr-defined]
+    error.selection = selection.explain_none(_passed_over(attempts))  # type: ignore[attr-defined]
     raise _with_attempts(error, attempts)
 
 
-def _send_wave(binding: ProviderBinding, global_records, channel: str, messages: list[OutboundMessage], wave: list[int],
-               attempts: dict[int, list[SendAttempt]], results: list, provider: BaseProvider | None):
-    """One provider call (batch or concurrent sends) for the messages at ``wave``; fills
-    ``results`` and ``attempts``. Returns the provider, the indexes that failed transiently
-    (to try on the next provider) and whether any message was accepted."""
-    started = time.monotonic()
-    try:
-        provider = provider or _instantiate_or_transient(binding, global_records)
-        outcomes = send_journaled(provider, [messages[i] for i in wave])
-    except (ProviderTransientError, ProviderPermanentError) as exc:
-        outcomes = [exc] * len(wave)
-    record_provider_call(channel=channel, provider=binding.code, seconds=time.monotonic() - started, outcomes=outcomes)
-    failed_over: list[int] = []
-    any_success = False
-    for i, outcome in zip(wave, outcomes):
-        if isinstance(outcome, ProviderError):
-            _redact(outcome, provider)
-        if isinstance(outcome, SendResult):
-            any_success = True
-            attempts[i].append(SendAttempt(binding.record_id, binding.code, AttemptOutcome.SENT))
-            results[i] = SendOutcome(result=outcome, provider_code=binding.code, provider_id=binding.record_id, attempts=attempts[i])
-        elif isinstance(outcome, ProviderTransientError):
-            attempts[i].append(SendAttempt(binding.record_id, binding.code, AttemptOutcome.TRANSIENT_ERROR, str(outcome.detail)[:300], outcome.code or ""))
-            failed_over.append(i)
-        else:
-            attempts[i].append(SendAttempt(binding.record_id, binding.code, AttemptOutcome.PERMANENT_ERROR, str(getattr(outcome, "detail", outcome))[:300]))
-            results[i] = _with_attempts(outcome, attempts[i])
-    return provider, failed_over, any_success
-
-
-def provider_send_batch_with_failover(*, organization_id: int | None, channel: str, messages: list[OutboundMessage]) -> list[SendOutcome | Exception]:
+def provider_send_batch_with_failover(*, organization_id: int | None, channel: str, messages: list[OutboundMessage],
+                                      policy: SelectionPolicy | None = None) -> list[SendOutcome | Exception]:
     """Batch variant: each provider gets the still-unsent messages in one `send_batch`
-    (anymail merge data, FCM fan-out). Results are in the order of `messages`."""
+    (anymail merge data, FCM fan-out). Messages whose selection orders the providers alike
+    (the same strategy, country and draw) travel together. Results are in the order of `messages`."""
     results: list[SendOutcome | Exception | None] = [None] * len(messages)
     attempts: dict[int, list[SendAttempt]] = {i: [] for i in range(len(messages))}
     pending: list[int] = []
@@ -327,8 +326,73 @@ def provider_send_batch_with_failover(*, organization_id: int | None, channel: s
         else:
             pending.append(i)
     bindings, global_records = provider_bindings_for_channel(organization_id=organization_id, channel=channel)
+    groups: dict[tuple[str, ...], tuple[Selection, list[int]]] = {}
+    selections: dict[int, Selection] = {}
+    for i in pending:
+        selection = selections[i] = _select(bindings, policy, messages[i])
+        if not selection.candidates:
+            results[i] = _no_coverage(selection, channel)
+            continue
+        groups.setdefault(selection.order_key, (selection, []))[1].append(i)
     retry_hints: list[float] = []
-    for binding in bindings:
+    for selection, indexes in groups.values():
+        _send_batch_through(selection.candidates, indexes, messages=messages, results=results, attempts=attempts,
+                            retry_hints=retry_hints, global_records=global_records, channel=channel)
+    for i, result in enumerate(results):
+        if i in selections and isinstance(result, SendOutcome):
+            chosen = next(b for b in selections[i].candidates if b.record_id == result.provider_id and b.code == result.provider_code)
+            result.selection = selections[i].explain(chosen, _passed_over(attempts[i]))
+        elif i in selections and result is not None and not getattr(result, "selection", ""):
+            result.selection = selections[i].explain_none(_passed_over(attempts[i]))  # type: ignore[union-attr]
+    audit_rows = [row for i, message in enumerate(messages)
+                  for row in _failover_audit_rows(organization_id=organization_id, message=message, attempts=attempts[i])]
+    audit_report(*audit_rows)
+    return [r for r in results if r is not None]
+
+
+def _send_wave(binding: ProviderBinding, global_records, channel: str, messages: list[OutboundMessage], wave: list[int],
+               attempts: dict[int, list[SendAttempt]], results: list, provider: BaseProvider | None):
+    """One provider call (batch or concurrent sends) for the messages at ``wave``; fills
+    ``results`` and ``attempts``. Returns the provider, the indexes to try on the next provider
+    (transient failures, refused credentials), whether any message was accepted and the
+    provider's answer when it refused its credentials."""
+    started = time.monotonic()
+    try:
+        provider = provider or _instantiate_or_transient(binding, global_records)
+        outcomes = send_journaled(provider, [messages[i] for i in wave])
+    except (ProviderTransientError, ProviderPermanentError) as exc:
+        outcomes = [exc] * len(wave)
+    record_provider_call(channel=channel, provider=binding.code, seconds=time.monotonic() - started, outcomes=outcomes)
+    failed_over: list[int] = []
+    any_success = False
+    refused = ""
+    for i, outcome in zip(wave, outcomes):
+        if isinstance(outcome, ProviderError):
+            _redact(outcome, provider)
+        if isinstance(outcome, SendResult):
+            any_success = True
+            attempts[i].append(SendAttempt(binding.record_id, binding.code, AttemptOutcome.SENT))
+            results[i] = SendOutcome(result=outcome, provider_code=binding.code, provider_id=binding.record_id, attempts=attempts[i])
+        elif isinstance(outcome, ProviderTransientError):
+            attempts[i].append(SendAttempt(binding.record_id, binding.code, AttemptOutcome.TRANSIENT_ERROR, str(outcome.detail)[:300], outcome.code or ""))
+            failed_over.append(i)
+        elif is_credentials_error(outcome):
+            refused = str(outcome.detail)
+            attempts[i].append(SendAttempt(binding.record_id, binding.code, AttemptOutcome.CREDENTIALS_REFUSED, refused[:300], outcome.code or ""))
+            failed_over.append(i)
+        else:
+            attempts[i].append(SendAttempt(binding.record_id, binding.code, AttemptOutcome.PERMANENT_ERROR, str(getattr(outcome, "detail", outcome))[:300],
+                                           getattr(outcome, "code", "") or ""))
+            results[i] = _with_attempts(outcome, attempts[i])
+    return provider, failed_over, any_success, refused
+
+
+def _send_batch_through(candidates: list[ProviderBinding], indexes: list[int], *, messages: list[OutboundMessage],
+                        results: list[SendOutcome | Exception | None], attempts: dict[int, list[SendAttempt]],
+                        retry_hints: list[float], global_records: list[NotificationProvider], channel: str) -> None:
+    """Send `messages[indexes]` through `candidates` in order, failing over what did not go."""
+    pending = list(indexes)
+    for binding in candidates:
         if not pending:
             break
         probe: list[SendAttempt] = []
@@ -350,13 +414,17 @@ def provider_send_batch_with_failover(*, organization_id: int | None, channel: s
         provider = None
         failing = False
         while wave:
-            provider, failed_over, any_success = _send_wave(binding, global_records, channel, messages, wave, attempts,
-                                                            results, provider)
+            provider, failed_over, any_success, refused = _send_wave(binding, global_records, channel, messages, wave, attempts,
+                                                                     results, provider)
             still += failed_over
+            if refused:
+                provider_credentials_refused(binding=binding, breaker=breaker, detail=refused)
+                failing = True
+                break
             if any_success:
                 breaker.record_success()
             elif failed_over:
-                breaker.record_failure()
+                breaker_failure(binding, breaker)
                 failing = True  # the rest goes to the next provider, untried here
                 break
             # Only a per-second window is worth waiting for (it alone ends in under a second).
@@ -378,17 +446,13 @@ def provider_send_batch_with_failover(*, organization_id: int | None, channel: s
             still += queue
         pending = sorted(still)
     for i in pending:
-        tried = any(a.outcome == AttemptOutcome.TRANSIENT_ERROR for a in attempts[i])
+        tried = any(a.outcome in _FAILED_OVER for a in attempts[i])
         code = "all_providers_failed" if tried else _unavailable_code(attempts[i])
         detail = (f"Every {channel} provider is at its rate limit; waiting for a slot." if code == RATE_LIMITED_CODE
                   else f"No {channel} provider could send this message now.")
         error = ProviderTransientError(detail, code=code)
         error.retry_after = min(retry_hints) if retry_hints else None  # type: ignore[attr-defined]
         results[i] = _with_attempts(error, attempts[i])
-    audit_rows = [row for i, message in enumerate(messages)
-                  for row in _failover_audit_rows(organization_id=organization_id, message=message, attempts=attempts[i])]
-    audit_report(*audit_rows)
-    return [r for r in results if r is not None]
 
 
 # --- suppression -----------------------------------------------------------------------------
@@ -420,14 +484,14 @@ def _validate_record(*, code: str, channel: str, config: dict[str, Any], credent
     leaked = sorted(set(config) & set(cls.sensitive_params))
     if leaked:
         raise ValidationError({"config": [f"Sensitive parameters belong in secrets: {', '.join(leaked)}."]})
-    problems = cls.config_errors(config)
+    problems = cls.config_errors(config) + provider_config_errors(config)
     if problems:
         raise ValidationError({"config": problems})
     env_problems = env_references_check(env_refs)
     if env_problems:
         raise ValidationError({"secret_env_refs": env_problems})
     if organization_id is not None and not _platform_admin(actor_id):
-        endpoint_problems = _endpoint_errors(cls, config=config, credentials=credentials)
+        endpoint_problems = endpoint_errors(cls, config=config, credentials=credentials)
         if endpoint_problems:
             raise ValidationError({"config": endpoint_problems})
 
@@ -442,44 +506,13 @@ def _platform_admin(actor_id: int | None) -> bool:
     return get_user_model().objects.filter(pk=actor_id, is_superuser=True, is_active=True).exists()
 
 
-def _endpoint_errors(cls, *, config: dict[str, Any], credentials: dict[str, Any]) -> list[str]:
-    """Where an organization admin may send a provider's requests (and its credentials): https
-    URLs with a valid port, no literal internal address, and the service's own domains when
-    the provider declares them (`endpoint_domains`: Amazon's for SES and SNS)."""
-    from common import outbound
-
-    schemes = ("https", "http") if outbound.loopback_allowed() else ("https",)
-    problems: list[str] = []
-    for key in CONNECTION_PARAMS:
-        for source in (config, credentials):
-            value = source.get(key)
-            if value in (None, ""):
-                continue
-            url = str(value) if key.endswith("_url") else f"https://{value}"
-            try:
-                outbound.url_check_syntax(url, schemes=schemes)
-            except outbound.OutboundRefused as exc:
-                problems.append(f"{key}: {exc.reason}.")
-                continue
-            if key.endswith("_url") and cls.endpoint_domains and not _on_domains(url, cls.endpoint_domains):
-                problems.append(f"{key}: only the service's own endpoints (https://*.{cls.endpoint_domains[0]}) may be "
-                                "set by an organization; ask platform staff for another.")
-    return problems
-
-
-def _on_domains(url: str, domains: tuple[str, ...]) -> bool:
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    host = (parts.hostname or "").lower().rstrip(".")
-    return parts.scheme == "https" and any(host == d or host.endswith("." + d) for d in domains)
-
-
 @transaction.atomic(durable=True)
 def provider_create(*, organization_id: int | None, code: str, name: str, channel: str = "", description: str = "", priority: int = 0, is_active: bool = True,
                     is_default: bool = False, config: dict[str, Any] | None = None, secrets: dict[str, Any] | None = None,
                     secret_env_refs: dict[str, str] | None = None, rate_limit_per_minute: int | None = None,
-                    daily_limit: int | None = None, actor_id: int | None = None) -> NotificationProvider:
+                    daily_limit: int | None = None, actor_id: int | None = None, check_credentials: bool = False) -> NotificationProvider:
+    """`check_credentials` (the API and the admin): an active record given secrets whose service
+    refuses them is not saved (one health check against the service)."""
     cls = registry.get(code)
     config, secrets, secret_env_refs = dict(config or {}), dict(secrets or {}), dict(secret_env_refs or {})
     _validate_record(code=code, channel=channel, config=config, credentials=secrets, env_refs=secret_env_refs,
@@ -491,13 +524,17 @@ def provider_create(*, organization_id: int | None, code: str, name: str, channe
         is_default=is_default, config=config, secrets=secrets_encrypt(secrets), secret_env_refs=secret_env_refs,
         rate_limit_per_minute=rate_limit_per_minute, daily_limit=daily_limit,
     )
+    if check_credentials and is_active and secrets:
+        _credentials_check(record)
     _configured_audit(record, actor_id=actor_id, change="created", keys=sorted(secrets))
     return record
 
 
 @transaction.atomic(durable=True)
-def provider_update(*, provider_id: int, actor_id: int | None = None, secrets: dict[str, Any] | None = None, **fields: Any) -> NotificationProvider:
-    """Partial update. `secrets` merges into the stored ones; a key set to null or "" is removed."""
+def provider_update(*, provider_id: int, actor_id: int | None = None, secrets: dict[str, Any] | None = None,
+                    check_credentials: bool = False, **fields: Any) -> NotificationProvider:
+    """Partial update. `secrets` merges into the stored ones; a key set to null or "" is removed.
+    `check_credentials`: as for `provider_create`, when new secrets are given."""
     record = NotificationProvider.objects.select_for_update().get(pk=provider_id)
     allowed = {"name", "priority", "is_active", "is_default", "config", "secret_env_refs", "rate_limit_per_minute", "daily_limit", "description"}
     unknown = set(fields) - allowed
@@ -515,8 +552,29 @@ def provider_update(*, provider_id: int, actor_id: int | None = None, secrets: d
                      organization_id=record.organization_id, actor_id=actor_id)
     record.secrets = secrets_encrypt(merged)
     record.save()
+    if check_credentials and record.is_active and any(v not in (None, "") for v in (secrets or {}).values()):
+        _credentials_check(record)
     _configured_audit(record, actor_id=actor_id, change="updated", keys=sorted(secrets or {}), fields=sorted(fields))
     return record
+
+
+def _credentials_check(record: NotificationProvider) -> None:
+    """Refuse (and so roll back) a record whose service answers that its credentials are wrong.
+    Anything else (unreachable, slow) is the health check's business, not a reason to refuse."""
+    try:
+        provider = provider_instantiate(binding_for_record(record))
+        result = provider.health_check()
+    except (ImproperlyConfigured, ProviderError) as exc:
+        if isinstance(exc, ProviderPermanentError) and exc.code == "configuration":
+            raise ValidationError({"secrets": [str(exc.detail)]}) from None
+        return
+    if result.credentials_refused:
+        raise ValidationError({"secrets": [f"{record.code}: the service refused these credentials ({provider.redact(result.detail)[:200]})."]},
+                              code="credentials_refused")
+    if record.health_status == ProviderHealthStatus.UNHEALTHY and result.ok:
+        # New credentials that work end the outage a refusal had declared.
+        NotificationProvider.objects.filter(pk=record.pk).update(health_status=ProviderHealthStatus.HEALTHY, health_message="")
+        CircuitBreaker(f"db{record.pk}", CircuitPolicy.for_config(record.config)).reset()
 
 
 @transaction.atomic(durable=True)
@@ -533,31 +591,3 @@ def _configured_audit(record: NotificationProvider, *, actor_id: int | None, cha
         # Names of the secrets changed, never their values.
         details={"change": change, "code": record.code, "provider_id": record.pk, "secret_keys": keys, "fields": fields or []},
     ))
-
-
-# --- push subscriptions ------------------------------------------------------------------------
-
-
-def push_subscription_save(*, user_id: int, endpoint: str, p256dh: str = "", auth: str = "", kind: str = PushSubscriptionKind.WEBPUSH,
-                           device_id: str = "", user_agent: str = "") -> PushSubscription:
-    if kind == PushSubscriptionKind.WEBPUSH:
-        from common import outbound
-
-        try:
-            # The server will post to this URL: https, a valid port, no literal internal address
-            # (each send resolves it again and refuses non-public answers).
-            outbound.url_check_syntax(endpoint, schemes=("https", "http") if outbound.loopback_allowed() else ("https",))
-        except outbound.OutboundRefused as exc:
-            raise ValidationError({"endpoint": [f"Not a usable Web Push endpoint: {exc.reason}."]}) from None
-        if not p256dh or not auth:
-            raise ValidationError({"keys": ["Web Push subscriptions need keys.p256dh and keys.auth."]})
-    subscription, _ = PushSubscription.objects.update_or_create(
-        user_id=user_id, endpoint=endpoint,
-        defaults={"kind": kind, "p256dh": p256dh, "auth": auth, "device_id": device_id[:128], "user_agent": user_agent[:300]},
-    )
-    return subscription
-
-
-def push_subscription_delete(*, user_id: int, endpoint: str) -> int:
-    deleted, _ = PushSubscription.objects.filter(user_id=user_id, endpoint=endpoint).delete()
-    return deleted

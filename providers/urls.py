@@ -9,6 +9,7 @@ urlpatterns = [
     path("webhooks/anymail/<slug:esp>/tracking/<int:provider_id>/", webhooks.anymail_tracking, name="providers-anymail-tracking-record"),
     path("webhooks/twilio/status/", webhooks.TwilioStatusWebhookView.as_view(), name="providers-twilio-status"),
     path("webhooks/twilio/voice/gather/", webhooks.TwilioGatherWebhookView.as_view(), name="providers-twilio-gather"),
+    path("webhooks/vonage/voice/event/", webhooks.VonageVoiceEventWebhookView.as_view(), name="providers-vonage-voice-event"),
     path("webhooks/meta/whatsapp/", webhooks.MetaWhatsAppWebhookView.as_view(), name="providers-meta-whatsapp"),
 ]
 

@@ -266,6 +266,70 @@ class MetaWhatsAppWebhookView(SignedWebhookView):
         return HttpResponse(status=200)
 
 
+# --- Vonage Voice ------------------------------------------------------------------------------
+
+VONAGE_JWT_MAX_AGE_SECONDS = 300
+
+
+class VonageVoiceEventWebhookView(SignedWebhookView):
+    """Call events and the digit pressed (`dtmf`), signed by Vonage with a JWT (HS256) in the
+    Authorization header: made with the signature secret of the account that placed the
+    call, issued within five minutes, used once (`jti`), and whose `payload_hash` is the
+    SHA-256 of this very body."""
+
+    provider_code = "vonage_voice"
+
+    def verify(self, request: HttpRequest) -> list[Sender]:
+        import jwt
+        from django.core.cache import cache
+
+        header = request.headers.get("Authorization", "")
+        if not header.startswith("Bearer "):
+            return []
+        token = header[len("Bearer "):].strip()
+        try:
+            payload = json.loads(request.body)
+        except ValueError:
+            return []
+        call_uuid = str(payload.get("uuid") or "") if isinstance(payload, dict) else ""
+        senders = senders_of(_sent_with_id(call_uuid, ("vonage_voice",), channel="VOICE")) if call_uuid else []
+        body_hash = hashlib.sha256(request.body).hexdigest()
+        verified, claims = [], {}
+        for sender in senders or platform_senders(("vonage_voice",)):
+            secret = str(sender.credentials().get("signature_secret") or "")
+            if not secret:
+                continue
+            try:
+                claims = jwt.decode(token, secret, algorithms=["HS256"], options={"require": ["iat", "jti", "payload_hash"]})
+            except jwt.PyJWTError:
+                continue
+            fresh = abs(datetime.now(UTC).timestamp() - float(claims["iat"])) <= VONAGE_JWT_MAX_AGE_SECONDS
+            if fresh and hmac.compare_digest(str(claims["payload_hash"]), body_hash):
+                verified.append(sender)
+        if verified and not cache.add(f"prov:vonage-jti:{claims['jti']}", 1, 2 * VONAGE_JWT_MAX_AGE_SECONDS):
+            logger.warning("vonage_voice webhook: token %s replayed", str(claims["jti"])[:40])
+            return []
+        return verified
+
+    def handle(self, request: HttpRequest) -> HttpResponse:
+        from .registry import registry
+
+        payload = json.loads(request.body)
+        if not isinstance(payload, dict):
+            return JsonResponse({"detail": "Body is not an object."}, status=400)
+        dtmf = payload.get("dtmf")
+        if isinstance(dtmf, dict):
+            acknowledged = voice_digits_report(call_sid=str(payload.get("uuid") or ""), digits=str(dtmf.get("digits") or ""),
+                                               **senders_scope(self.senders))
+            text = "Acknowledged. Thank you." if acknowledged else "No acknowledgment recorded. Goodbye."
+            return JsonResponse([{"action": "talk", "text": text}], safe=False)
+        events = registry.get("vonage_voice")().parse_webhook(payload)
+        for sender in self.senders if events else []:
+            delivery_events_report(provider_code="vonage_voice", events=events, provider_id=sender.provider_id,
+                                   unbound_codes=() if sender.record is not None else ("vonage_voice",))
+        return HttpResponse(status=204)
+
+
 # --- anymail (email) -------------------------------------------------------------------------------
 
 ANYMAIL_EVENTS = {

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import Prefetch
+from django.db.models.fields.json import KT
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
@@ -124,9 +125,10 @@ class NotificationTraceView(APIView):
     @extend_schema(responses={200: OpenApiTypes.OBJECT})
     def get(self, request: Request, pk: int) -> Response:
         n = notification_get_for_trace(request=request, notification_id=pk)
+        # `selection`: why that provider (providers.selection), e.g. "chose plivo: cheapest healthy provider covering GB".
         deliveries = NotificationDelivery.objects.filter(notification_id=n.pk).order_by("escalation_level", "channel").values(
             "id", "channel", "status", "skip_reason", "next_retry_at", "attempts", "provider", "sent_at", "error",
-            "escalation_level",
+            "escalation_level", selection=KT("provider_response__selection"),
         )
         return Response(
             {

@@ -432,6 +432,7 @@ class _ChannelConfigurationSerializer(serializers.Serializer):
     rate_limit_org_per_hour = serializers.IntegerField(min_value=1, max_value=DB_INT_MAX, required=False, allow_null=True)
     rate_limit_action = serializers.ChoiceField(choices=RateLimitAction.choices, required=False)
     settings = serializers.DictField(required=False)
+    default_provider_id = serializers.IntegerField(min_value=1, max_value=DB_BIGINT_MAX, required=False, allow_null=True)
 
     def validate_fallback_channels(self, value: list[str]) -> list[str]:
         if len(set(value)) != len(value):
@@ -453,6 +454,7 @@ def _configuration(config: ChannelConfiguration) -> dict[str, Any]:
         "rate_limit_org_per_hour": config.rate_limit_org_per_hour,
         "rate_limit_action": config.rate_limit_action,
         "settings": config.settings,
+        "default_provider_id": config.default_provider_id,
         "updated_at": config.updated_at,
     }
 

@@ -205,19 +205,22 @@ def _outcome_from_result(delivery: NotificationDelivery, result: Any, content: d
     """Map what the provider layer answered (a SendOutcome or an exception) to an outcome."""
     raw_attempts = getattr(result, "attempts", None) or []
     attempts = _safe_response(raw_attempts) or None
+    selection = getattr(result, "selection", "") or ""
     if isinstance(result, ProviderTransientError):
         error = str(result.detail)
         last = next((a.error for a in reversed(raw_attempts) if getattr(a, "error", "")), "")
         if last and last not in error:
             error = f"{error} Last error: {last}"
+        tried = next((a.provider_id for a in reversed(raw_attempts) if a.outcome in ("transient_error", "credentials_refused")), None)
         return Outcome(delivery, DeliveryStatus.PENDING, error=error, error_code=result.code or "transient",
-                        transient=True, retry_after=getattr(result, "retry_after", None),
-                        provider_response={"attempts": attempts} if attempts else None, rendered=content)
+                       transient=True, retry_after=getattr(result, "retry_after", None), provider_id=tried,
+                       provider_response=_with_selection({"attempts": attempts} if attempts else {}, selection), rendered=content)
     if isinstance(result, Exception):
         detail = getattr(result, "detail", None) or str(result) or result.__class__.__name__
         code = getattr(result, "code", None) or "permanent"
-        return Outcome(delivery, DeliveryStatus.FAILED, error=str(detail), error_code=code,
-                        provider_response={"attempts": attempts} if attempts else None, rendered=content)
+        refused_by = next((a.provider_id for a in reversed(raw_attempts) if a.outcome == "permanent_error"), None)
+        return Outcome(delivery, DeliveryStatus.FAILED, error=str(detail), error_code=code, provider_id=refused_by,
+                       provider_response=_with_selection({"attempts": attempts} if attempts else {}, selection), rendered=content)
     sent = result.result
     response: dict[str, Any] = {"result": _safe_response(sent.raw)} if sent.raw else {}
     if attempts:
@@ -226,12 +229,20 @@ def _outcome_from_result(delivery: NotificationDelivery, result: Any, content: d
         delivery,
         DeliveryStatus.DELIVERED if sent.status == "delivered" else DeliveryStatus.SENT,
         provider=result.provider_code,
+        provider_id=result.provider_id,
         provider_message_id=sent.provider_message_id or "",
-        provider_response=response or None,
+        provider_response=_with_selection(response, selection),
         cost_amount=sent.cost_amount,
         cost_currency=sent.cost_currency or "",
         rendered=content,
     )
+
+
+def _with_selection(response: dict[str, Any], selection: str) -> dict[str, Any] | None:
+    """The provider choice, in words, beside the provider's answer (the delivery's trace)."""
+    if selection:
+        response["selection"] = selection
+    return response or None
 
 
 def _journaled_outcomes(to_send: list[tuple[NotificationDelivery, Notification, dict[str, Any]]]) -> list[Outcome]:
@@ -267,6 +278,7 @@ def _journaled_outcomes(to_send: list[tuple[NotificationDelivery, Notification, 
 
 def _send_groups(pending: list[tuple[NotificationDelivery, Notification, dict[str, Any]]]) -> list[Outcome]:
     """Send through the provider registry: one batch call per (organization, channel)."""
+    from notifications.engine.provider_choice import selection_policies
     from providers.services import provider_send_batch_with_failover
 
     groups: dict[tuple[int, str], list[tuple[NotificationDelivery, Notification, dict[str, Any]]]] = defaultdict(list)
@@ -277,10 +289,12 @@ def _send_groups(pending: list[tuple[NotificationDelivery, Notification, dict[st
                                      error_code="no_address", rendered=content))
             continue
         groups[(notification.organization_id, delivery.channel)].append((delivery, notification, content))
+    policies = selection_policies(groups.keys())
     for (organization_id, channel), items in groups.items():
         messages = [_outbound_message(d, n, c) for d, n, c in items]
         try:
-            results = provider_send_batch_with_failover(organization_id=organization_id, channel=channel, messages=messages)
+            results = provider_send_batch_with_failover(organization_id=organization_id, channel=channel, messages=messages,
+                                                        policy=policies.get((organization_id, channel)))
         except Exception as exc:  # noqa: BLE001 - a bug in one provider must not strand the batch in SENDING
             logger.exception("deliveries %s: unexpected error while sending", [d.pk for d, _, _ in items])
             error = ProviderTransientError(f"Unexpected error: {exc.__class__.__name__}", code="unexpected")

@@ -39,6 +39,7 @@ class Outcome:
     delivery: NotificationDelivery
     status: str  # a DeliveryStatus
     provider: str = ""
+    provider_id: int | None = None  # the provider record that sent (or refused) it
     provider_message_id: str = ""
     provider_response: Any = None
     cost_amount: Decimal | None = None
@@ -118,6 +119,8 @@ def _record(
             d.rendered = {k: v for k, v in outcome.rendered.items() if k not in NOT_STORED}
         if outcome.provider:
             d.provider = outcome.provider
+        if outcome.provider_id is not None:
+            d.provider_record_id = outcome.provider_id
         if outcome.provider_response is not None:
             d.provider_response = outcome.provider_response
         audit = NotificationAuditLog(
@@ -199,7 +202,7 @@ def _record(
         bulk_update_rows(
             NotificationDelivery,
             updated,
-            ["status", "provider", "provider_message_id", "provider_response", "rendered", "sent_at", "delivered_at",
+            ["status", "provider", "provider_record", "provider_message_id", "provider_response", "rendered", "sent_at", "delivered_at",
              "failed_at", "next_retry_at", "error", "error_history", "cost_amount", "cost_currency",
              "attempts", "updated_at"],
         )

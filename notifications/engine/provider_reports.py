@@ -29,7 +29,8 @@ def deliveries_sent_by(*, provider_message_ids: Iterable[str], codes: Iterable[s
 
 
 def deliveries_sent_counts(*, provider_id: int, since: datetime) -> tuple[int, int]:
-    counts = NotificationDelivery.objects.filter(provider_record_id=provider_id, sent_at__gte=since).aggregate(
+    # A message refused at once was never sent: it counts by when it failed.
+    counts = NotificationDelivery.objects.filter(Q(sent_at__gte=since) | Q(failed_at__gte=since), provider_record_id=provider_id).aggregate(
         ok=Count("pk", filter=Q(status__in=DELIVERY_SUCCESS_STATUSES)),
         failed=Count("pk", filter=Q(status__in=DELIVERY_FAILURE_STATUSES)),
     )

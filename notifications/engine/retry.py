@@ -50,6 +50,7 @@ from notifications.models import (
     NotificationAuditLog,
     NotificationDelivery,
 )
+from providers.models import NotificationProvider
 
 logger = logging.getLogger(__name__)
 
@@ -486,7 +487,7 @@ def delivery_retry_now(*, delivery_id: int, organization_id: int | None, user_id
 
 CHANNEL_CONFIGURATION_FIELDS = (
     "enabled", "fallback_channels", "rate_limit_user_per_minute", "rate_limit_user_per_hour", "rate_limit_org_per_minute",
-    "rate_limit_org_per_hour", "rate_limit_action", "settings",
+    "rate_limit_org_per_hour", "rate_limit_action", "settings", "default_provider_id",
 )
 
 
@@ -522,9 +523,26 @@ def channel_configuration_save(
             setattr(config, attr, data[attr])
     if config.channel in (config.fallback_channels or []):
         raise ValidationError({"fallback_channels": ["A channel cannot fall back to itself."]})
+    _provider_choice_validate(config)
     config.save()
     _configuration_audit(config=config, user_id=user_id, change="created" if before is None else "changed", before=before)
     return config
+
+
+def _provider_choice_validate(config: ChannelConfiguration) -> None:
+    """The selection keys of `settings` (providers.selection) and a default provider this
+    organization may use (its own or the platform's) on this channel."""
+    from providers.selection import policy_settings_errors
+
+    if not isinstance(config.settings, dict):
+        raise ValidationError({"settings": ["Expected an object."]})
+    errors = policy_settings_errors(config.settings)
+    if errors:
+        raise ValidationError({"settings": errors})
+    if config.default_provider_id is not None and not NotificationProvider.objects.filter(
+            Q(organization__isnull=True) | Q(organization_id=config.organization_id),
+            pk=config.default_provider_id, channel=config.channel).exists():
+        raise ValidationError({"default_provider_id": [f"No {config.channel} provider {config.default_provider_id} for this organization."]})
 
 
 @transaction.atomic

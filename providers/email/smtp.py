@@ -17,7 +17,8 @@ from .common import build_email, smtp_error
 
 @register
 class SmtpEmailProvider(BaseProvider):
-    """Config: host, port, use_tls, use_ssl, from_email. Credentials: username, password."""
+    """Config: host, port, use_tls, use_ssl, from_email, helo_name (EHLO name; default this
+    machine's). Credentials: username, password."""
 
     code = "smtp"
     channel = Channel.EMAIL
@@ -27,7 +28,7 @@ class SmtpEmailProvider(BaseProvider):
     env_credentials = {"username": "EMAIL_HOST_USER", "password": "EMAIL_HOST_PASSWORD"}
 
     def _backend(self) -> SmtpBackend:
-        return SmtpBackend(
+        backend = SmtpBackend(
             host=self.require("host"),
             port=int(self.setting("port", 25)),
             username=self.setting("username", ""),
@@ -37,6 +38,10 @@ class SmtpEmailProvider(BaseProvider):
             timeout=self.timeout,
             fail_silently=False,
         )
+        helo = self.setting("helo_name")
+        if helo:
+            backend.connection_class = _greeting_as(str(helo))
+        return backend
 
     def send(self, message: OutboundMessage) -> SendResult:
         email = build_email(message, from_email=self.setting("from_email"))
@@ -56,5 +61,17 @@ class SmtpEmailProvider(BaseProvider):
             backend.connection.noop()
             backend.close()
         except (smtplib.SMTPException, OSError) as exc:
-            return HealthResult(ok=False, response_time_ms=self._elapsed_ms(started), detail=str(smtp_error(exc)))
+            return HealthResult(ok=False, response_time_ms=self._elapsed_ms(started), detail=str(smtp_error(exc)),
+                                credentials_refused=isinstance(exc, smtplib.SMTPAuthenticationError))
         return HealthResult(ok=True, response_time_ms=self._elapsed_ms(started))
+
+
+def _greeting_as(name: str) -> type[smtplib.SMTP]:
+    """smtplib.SMTP introducing itself (EHLO) as `name`: relays that accept mail by the sender's
+    address or domain (Google Workspace's) check it, and a container's hostname is meaningless."""
+
+    class GreetingSMTP(smtplib.SMTP):
+        def __init__(self, host: str = "", port: int = 0, local_hostname: str | None = None, **kwargs) -> None:
+            super().__init__(host, port, local_hostname=name, **kwargs)
+
+    return GreetingSMTP

@@ -57,9 +57,27 @@ def test_primary_503_fails_over_to_the_secondary_with_an_audit_row(two_sendgrids
     assert audit.details["to"] == "sendgrid" and audit.outcome == "SUCCESS"
 
 
-def test_primary_401_is_permanent_and_does_not_fail_over(two_sendgrids, organization):
-    primary, secondary, _, _ = two_sendgrids
+def test_primary_401_is_the_providers_fault_opens_its_circuit_and_fails_over(two_sendgrids, organization):
+    primary, secondary, own, platform = two_sendgrids
     primary.on("POST", "/v3/mail/send", Reply(401, {"errors": [{"message": "bad key"}]}))
+
+    outcome = provider_send_with_failover(organization_id=organization.pk, channel=Channel.EMAIL, message=_email())
+
+    assert outcome.provider_id == platform.pk and len(secondary.calls()) == 1
+    assert [a.outcome for a in outcome.attempts] == [AttemptOutcome.CREDENTIALS_REFUSED, AttemptOutcome.SENT]
+    assert outcome.selection == "chose sendgrid: first healthy provider by priority; passed over sendgrid (credentials refused)"
+    assert CircuitBreaker(f"db{own.pk}", CircuitPolicy.for_config(own.config)).state() == CircuitState.OPEN
+    own.refresh_from_db()
+    assert own.health_status == ProviderHealthStatus.UNHEALTHY and own.health_message.startswith("Credentials refused")
+    assert NotificationAuditLog.objects.get(action=AuditAction.PROVIDER_FAILOVER).details["error_code"] == "401"
+    # The next message does not knock on the refusing provider again.
+    provider_send_with_failover(organization_id=organization.pk, channel=Channel.EMAIL, message=_email())
+    assert len(primary.calls()) == 1 and len(secondary.calls()) == 2
+
+
+def test_a_permanent_error_about_the_message_does_not_fail_over(two_sendgrids, organization):
+    primary, secondary, _, _ = two_sendgrids
+    primary.on("POST", "/v3/mail/send", Reply(400, {"errors": [{"message": "invalid to address"}]}))
     with pytest.raises(ProviderPermanentError) as err:
         provider_send_with_failover(organization_id=organization.pk, channel=Channel.EMAIL, message=_email())
     assert secondary.calls() == []
