@@ -118,7 +118,10 @@ def batch_jobs_refresh(*, job_ids: Iterable[int] | None = None) -> int:
 def batch_jobs_refresh_for_deliveries(*, delivery_ids: list[int]) -> int:
     """After a delivery chunk: refresh the jobs these deliveries belong to (one UPDATE)."""
     events = Notification.objects.filter(deliveries__pk__in=delivery_ids).values("event_id")
-    return _refresh(BatchJob.objects.filter(status=BatchJobStatus.PROCESSING, event_id__in=events))
+    # Most chunks belong to no job (events of 100 recipients or fewer): one cheap lookup spares
+    # building and running the counting UPDATE for nothing.
+    job_ids = list(BatchJob.objects.filter(status=BatchJobStatus.PROCESSING, event_id__in=events).values_list("pk", flat=True))
+    return _refresh(BatchJob.objects.filter(pk__in=job_ids)) if job_ids else 0
 
 
 def batch_jobs_refresh_for_story(*, story) -> int:

@@ -72,8 +72,11 @@ def _collected_var_dir(env: dict[str, str]) -> str:
     return _var_dir
 
 
-def start_web_tier(tmp_path: Path, *, workers: int = 2, env: dict[str, str] | None = None) -> WebTier:
-    """Exactly `make serve` (gunicorn -c config/gunicorn.conf.py config.asgi:application)."""
+def start_web_tier(tmp_path: Path, *, workers: int = 2, env: dict[str, str] | None = None,
+                   consuming: bool = True) -> WebTier:
+    """Exactly `make serve` (gunicorn -c config/gunicorn.conf.py config.asgi:application).
+    ``consuming=False``: the processes are started without the in-app bus consumer (the caller's
+    env says REALTIME_BUS_CONSUMER=false), so readiness is not waited for on it."""
     port = free_port()
     log_path = tmp_path / f"web-{port}.log"
     from django.conf import settings
@@ -94,7 +97,7 @@ def start_web_tier(tmp_path: Path, *, workers: int = 2, env: dict[str, str] | No
         if proc.poll() is not None:
             break
         # Every process has started its in-app bus consumer once it logs "consuming".
-        if tier.log.count("in-app bus: consuming") >= workers:
+        if not consuming or tier.log.count("in-app bus: consuming") >= workers:
             try:
                 if requests.get(f"{tier.url}/health/live", timeout=2).status_code == 200:
                     return tier
