@@ -256,3 +256,15 @@ def pytest_collection_modifyitems(config, items):
     # The crash tests stop RabbitMQ and restart PostgreSQL; run them last so no other test
     # (or a session-scoped live server thread) holds a connection across the restart.
     items.sort(key=lambda item: 1 if item.get_closest_marker("slow") else 0)
+
+
+@pytest.fixture
+def phone_consent(db):
+    """The platform's SMS, WhatsApp and voice configurations say consent is given for bare numbers
+    (seed 004 §4.2 `requiresOptIn: false`); without it routing refuses bare numbers on them."""
+    from notifications.models import ChannelConfiguration
+
+    for channel in ("SMS", "WHATSAPP", "VOICE"):
+        ChannelConfiguration.objects.update_or_create(
+            organization=None, channel=channel, defaults={"settings": {"requiresOptIn": False}},
+        )

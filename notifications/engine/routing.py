@@ -183,13 +183,19 @@ class ChannelRules:
     org_per_minute: int | None
     org_per_hour: int | None
     rate_limit_action: str
-    # Seed 004 §4.2 `requiresOptIn`, from the configuration's settings: when true, a bare
-    # address (no account that gave this number) gets nothing on the channel.
-    requires_opt_in: bool = False
+    # Seed 004 §4.2 `requiresOptIn`, from the configuration's settings (None: not said, the
+    # seed's default for the channel applies). When true, a bare number (no account that gave
+    # it) gets nothing on the channel; `false` is the configuration saying consent is given.
+    requires_opt_in: bool | None = None
 
     @classmethod
     def default(cls) -> ChannelRules:
         return cls(None, "default", True, {}, {}, None, None, None, None, RateLimitAction.HOLD)
+
+
+def _opt_in_setting(settings: Any) -> bool | None:
+    value = settings.get("requiresOptIn") if isinstance(settings, dict) else None
+    return value if isinstance(value, bool) else None
 
 
 def channel_rules_load(*, organization_id: int) -> dict[str, ChannelRules]:
@@ -212,14 +218,23 @@ def channel_rules_load(*, organization_id: int) -> dict[str, ChannelRules]:
             org_per_minute=config.rate_limit_org_per_minute,
             org_per_hour=config.rate_limit_org_per_hour,
             rate_limit_action=config.rate_limit_action,
-            requires_opt_in=bool((config.settings or {}).get("requiresOptIn", False)) if isinstance(config.settings, dict) else False,
+            requires_opt_in=_opt_in_setting(config.settings),
         )
     return rules
 
 
 # Channels that reach a person at an address of theirs (the suppression list applies).
 SUPPRESSIBLE_CHANNELS = (Channel.EMAIL, Channel.SMS, Channel.WHATSAPP, Channel.VOICE)
+# Seed 004 §4.2: `requiresOptIn: true` for these (push needs a subscription, so a user, anyway).
 OPT_IN_CHANNELS = (Channel.SMS, Channel.WHATSAPP, Channel.VOICE)
+
+
+def requires_opt_in(rules: ChannelRules, channel: str) -> bool:
+    """Does a bare number need consent on record for `channel`? The configuration's own
+    `requiresOptIn` (organization's, else the platform's), else the seed's default: yes."""
+    if channel not in OPT_IN_CHANNELS:
+        return False
+    return True if rules.requires_opt_in is None else rules.requires_opt_in
 
 
 def suppressions_load(*, organization_id: int, channels: list[str], recipients: list[Recipient]) -> dict[tuple[str, str], str]:
@@ -316,9 +331,14 @@ def _route_channel(
     if why:
         steps.append({"check": "suppression", "result": "fail", "reason": why})
         return _skipped(route, "suppressed", f"The recipient's address is on the suppression list for {channel} ({why.lower()}).")
-    if channel in OPT_IN_CHANNELS and recipient.user_id is None and rules.requires_opt_in:
-        steps.append({"check": "consent", "result": "fail", "requires_opt_in": True})
-        return _skipped(route, "opt_in_required", f"{channel} needs the recipient's opt-in; a bare number has none on record.")
+    if recipient.user_id is None and requires_opt_in(rules, channel):
+        steps.append({"check": "consent", "result": "fail", "requires_opt_in": True,
+                      "configuration": rules.scope})
+        return _skipped(route, "opt_in_required", f"{channel} needs the recipient's consent: a bare number has none on record, "
+                                                  f"and the {rules.scope} {channel} configuration does not say consent is given "
+                                                  f"(settings.requiresOptIn: false).")
+    if recipient.user_id is None and channel in OPT_IN_CHANNELS:
+        steps.append({"check": "consent", "result": "pass", "configuration": rules.scope})
 
     if decision.only_when_offline:
         if online:

@@ -58,7 +58,7 @@ def worker(refusing_smtp, request):
     return request.getfixturevalue("live_worker")
 
 
-def test_roleplay_batch_with_failures_counts_the_real_outcome(worker, refusing_smtp, auth_client, story, template, settings):  # noqa: F811
+def test_roleplay_batch_with_failures_counts_the_real_outcome(phone_consent, worker, refusing_smtp, auth_client, story, template, settings):  # noqa: F811
     settings.CELERY_TASK_ALWAYS_EAGER = False
     roles = roles_of(template)
     response = auth_client.post(f"/api/v1/stories/{story.pk}/invitations/", {"invitations": [

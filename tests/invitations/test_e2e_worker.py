@@ -42,7 +42,7 @@ def _mail_text(mail_dir) -> str:
     return "".join(path.read_text(errors="replace") for path in sorted(mail_dir.glob("*.log")))
 
 
-def test_posted_invitations_are_delivered_by_the_worker(mail_worker, mail_dir, auth_client, story, settings):
+def test_posted_invitations_are_delivered_by_the_worker(phone_consent, mail_worker, mail_dir, auth_client, story, settings):
     # The web process queues to the broker; only the worker process sends.
     settings.CELERY_TASK_ALWAYS_EAGER = False
     settings.SITE_URL = "https://troubadour.example"

@@ -38,7 +38,7 @@ def by_token(token: str, action: str = "") -> str:
     return f"/api/v1/invitations/by-token/{token}/" + (f"{action}/" if action else "")
 
 
-def test_list_shows_status_and_delivery_per_channel(auth_client, story, django_capture_on_commit_callbacks, django_assert_max_num_queries):
+def test_list_shows_status_and_delivery_per_channel(phone_consent, auth_client, story, django_capture_on_commit_callbacks, django_assert_max_num_queries):
     body = {"invitations": [{"email": "a@example.com", "conversation_style": "jovial"},
                             {"phone": "+14155550100", "conversation_style": "jovial"},
                             {"email": "b@example.com", "phone": "+14155550101", "conversation_style": "business"}]}

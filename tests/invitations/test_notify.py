@@ -24,7 +24,7 @@ def _post(client, story, body, capture):
 
 
 def test_each_invitee_gets_their_own_link_by_email_or_sms(
-    auth_client, story, user, settings, mailoutbox, django_capture_on_commit_callbacks
+    phone_consent, auth_client, story, user, settings, mailoutbox, django_capture_on_commit_callbacks
 ):
     settings.SITE_URL = "https://troubadour.example"
     sent = _post(

@@ -15,7 +15,7 @@ from .conftest import share_url
 pytestmark = [pytest.mark.postgres, pytest.mark.rabbitmq, pytest.mark.slow]
 
 
-def test_shared_article_is_delivered_by_the_worker_in_english_and_french(mail_worker, mail_dir, auth_client, article, settings):
+def test_shared_article_is_delivered_by_the_worker_in_english_and_french(phone_consent, mail_worker, mail_dir, auth_client, article, settings):
     settings.CELERY_TASK_ALWAYS_EAGER = False
     settings.SITE_URL = "https://troubadour.example"
     response = auth_client.post(

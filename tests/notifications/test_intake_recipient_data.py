@@ -25,7 +25,7 @@ def _recipient(i: int, **extra) -> dict:
     }
 
 
-def test_each_recipient_gets_its_own_data_merged_over_the_event(organization, settings, mailoutbox, django_capture_on_commit_callbacks):
+def test_each_recipient_gets_its_own_data_merged_over_the_event(phone_consent, organization, settings, mailoutbox, django_capture_on_commit_callbacks):
     settings.CELERY_TASK_ALWAYS_EAGER = True
     with django_capture_on_commit_callbacks(execute=True):
         result = event_emit(

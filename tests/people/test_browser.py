@@ -99,7 +99,7 @@ def test_signup_profile_then_a_preference_change_shapes_the_next_delivery(browse
 
 
 @pytest.mark.django_db(transaction=True)
-def test_dashboard_charts_from_real_deliveries_and_every_page_at_390px(browser, live_server, settings, user):
+def test_dashboard_charts_from_real_deliveries_and_every_page_at_390px(phone_consent, browser, live_server, settings, user):
     settings.SITE_URL = live_server.url
     story = story_create(owner=user, title="The Lighthouse", content="The lamp had not been lit for years.", characters=[])
     invitations_send(story=story, inviter=user, items=[

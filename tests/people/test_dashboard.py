@@ -93,7 +93,7 @@ def test_signing_up_later_brings_earlier_invitations_into_the_history(client, wo
     assert row.created_at == row.invitation.created_at
 
 
-def test_delivery_analytics_per_channel_and_day_in_two_queries(auth_client, user, world, django_assert_num_queries):
+def test_delivery_analytics_per_channel_and_day_in_two_queries(phone_consent, auth_client, user, world, django_assert_num_queries):
     deliveries = NotificationDelivery.objects.filter(notification__in=StoryInvitation.objects.filter(inviter=user).values("notification"))
     email = list(deliveries.filter(channel="EMAIL").order_by("pk"))
     NotificationDelivery.objects.filter(pk=email[0].pk).update(status=DeliveryStatus.DELIVERED)

@@ -124,17 +124,35 @@ def test_sms_keywords_other_than_stop_and_start_are_left_to_acknowledgments(monk
     assert not SuppressedAddress.objects.exists()
 
 
-def test_phone_channels_need_opt_in_for_bare_numbers_when_the_configuration_says_so(organization, user):
-    ChannelConfiguration.objects.create(organization=organization, channel=Channel.SMS, settings={"requiresOptIn": True})
+def _sms_by_address(organization, user, channels=("SMS",), type="task.assigned"):
+    result = event_emit(organization=organization, type=type, channels=list(channels),
+                        recipient_ids=[user.pk], recipients=[{"phone": "+14155550100"}], data={"taskTitle": "Fix login"})
+    ids = [n[0] for n in result.notifications]
+    return {(d.recipient_address, d.channel): d for d in NotificationDelivery.objects.filter(notification_id__in=ids)}
+
+
+def test_bare_numbers_get_no_sms_whatsapp_or_voice_unless_the_configuration_says_consent_is_given(organization, user):
     user.phone = "+14155550199"
     user.save()
 
-    result = event_emit(organization=organization, type="task.assigned", channels=["SMS"],
-                        recipient_ids=[user.pk], recipients=[{"phone": "+14155550100"}], data={"taskTitle": "Fix login"})
-    by_address = dict(NotificationDelivery.objects.filter(notification_id__in=[n[0] for n in result.notifications])
-                      .values_list("recipient_address", "skip_reason"))
-    assert by_address["+14155550199"] == ""  # a member who gave their number
-    assert "opt-in" in by_address["+14155550100"]
+    # The seed's default (004 §4.2 requiresOptIn: true): refused at intake, with the reason in the trace.
+    deliveries = _sms_by_address(organization, user, channels=("SMS", "WHATSAPP", "VOICE"), type="incident.created")
+    for channel in ("SMS", "WHATSAPP", "VOICE"):
+        bare = deliveries[("+14155550100", channel)]
+        assert bare.status == DeliveryStatus.SKIPPED and "consent" in bare.skip_reason, channel
+        assert {"check": "consent", "result": "fail", "requires_opt_in": True, "configuration": "default"} in \
+            bare.notification.trace[channel]["steps"], channel
+        assert "consent" not in deliveries[("+14155550199", channel)].skip_reason, channel  # a member who gave their number
+
+    # The platform's configuration says consent is given: bare numbers are reached.
+    ChannelConfiguration.objects.create(organization=None, channel=Channel.SMS, settings={"requiresOptIn": False})
+    assert _sms_by_address(organization, user)[("+14155550100", "SMS")].skip_reason == ""
+    # The organization's own configuration says otherwise: it wins over the platform's.
+    ChannelConfiguration.objects.create(organization=organization, channel=Channel.SMS, settings={"requiresOptIn": True})
+    assert "consent" in _sms_by_address(organization, user)[("+14155550100", "SMS")].skip_reason
+    # A configuration that does not mention it keeps the seed's default.
+    ChannelConfiguration.objects.filter(organization=organization).update(settings={"note": "ours"})
+    assert "consent" in _sms_by_address(organization, user)[("+14155550100", "SMS")].skip_reason
 
 
 def test_the_inviter_hears_of_a_decline(user, organization, send, django_capture_on_commit_callbacks):
@@ -151,7 +169,7 @@ def test_the_inviter_hears_of_a_decline(user, organization, send, django_capture
 
 
 def test_a_stop_signed_by_an_organizations_own_account_silences_the_number_for_that_organization_only(
-    settings, organization, other_user
+    phone_consent, settings, organization, other_user
 ):
     from cryptography.fernet import Fernet
 

@@ -56,7 +56,7 @@ def _assert_nowhere_at_rest(tokens: list[str]) -> None:
         assert columns_holding(token) == [], f"token {token[:6]}… stored in clear"
 
 
-def test_links_work_through_retry_and_replay_and_no_token_is_ever_at_rest(worker, live_server, user, smtp_port):
+def test_links_work_through_retry_and_replay_and_no_token_is_ever_at_rest(phone_consent, worker, live_server, user, smtp_port):
     story = story_create(owner=user, title="The Lighthouse", content="The lamp at the end of the pier.", characters=[])
     narrations_ensure_shared(story=story, styles=["jovial"])
     http = requests.Session()
