@@ -16,9 +16,9 @@ from django.template.loader import render_to_string
 from accounts.models import User
 from accounts.selectors import user_primary_organization
 from common.exceptions import ProviderError
+from notifications.engine.failover import send_with_failover_audit
 from notifications.enums import Channel
 from providers.base import OutboundMessage
-from providers.services import provider_send_with_failover
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ def account_email_send(*, user: User, template: str, context: dict, to: str | No
     )
     organization = user_primary_organization(user=user)
     try:
-        provider_send_with_failover(
+        send_with_failover_audit(
             organization_id=organization.pk if organization else None, channel=Channel.EMAIL, message=message
         )
     except ProviderError as exc:

@@ -25,7 +25,6 @@ from common.channels import Channel
 from notifications.enums import (
     AuditAction,
     AuditActorType,
-    AuditOutcome,
 )
 
 from .base import (
@@ -158,35 +157,6 @@ def _with_attempts(exc: Exception, attempts: list[SendAttempt]) -> Exception:
     return exc
 
 
-def _failover_audit(*, organization_id: int | None, message: OutboundMessage, attempts: list[SendAttempt]) -> None:
-    audit_report(*_failover_audit_rows(organization_id=organization_id, message=message, attempts=attempts))
-
-
-def _failover_audit_rows(*, organization_id: int | None, message: OutboundMessage, attempts: list[SendAttempt]) -> list[dict[str, Any]]:
-    """One PROVIDER_FAILOVER row per provider that failed transiently and was passed over."""
-    rows = []
-    delivery_id = message.metadata.get("delivery_id")
-    notification_id = message.metadata.get("notification_id")
-    for index, attempt in enumerate(attempts):
-        if attempt.outcome not in _FAILED_OVER:
-            continue
-        later = [a for a in attempts[index + 1:] if a.outcome in (AttemptOutcome.SENT, AttemptOutcome.PERMANENT_ERROR, *_FAILED_OVER)]
-        rows.append(dict(
-            organization_id=organization_id,
-            action=AuditAction.PROVIDER_FAILOVER,
-            outcome=AuditOutcome.SUCCESS if any(a.outcome == AttemptOutcome.SENT for a in later) else AuditOutcome.FAILURE,
-            actor_type=AuditActorType.PROVIDER,
-            actor_label=attempt.provider_code,
-            provider_id=attempt.provider_id,
-            delivery_id=delivery_id,
-            notification_id=notification_id,
-            details={"channel": message.channel, "from": attempt.provider_code, "to": later[0].provider_code if later else None,
-                     "error_code": attempt.error_code},
-            error_message=attempt.error[:500],
-        ))
-    return rows
-
-
 def _rate_limiter(binding: ProviderBinding) -> RateLimiter:
     return RateLimiter(binding.key, per_minute=binding.rate_limit_per_minute, per_day=binding.daily_limit,
                        per_second=(binding.config or {}).get("rate_limit_per_second"))
@@ -239,8 +209,9 @@ def provider_send_with_failover(*, organization_id: int | None, channel: str, me
     (providers.selection; priority when None).
 
     Skips UNHEALTHY providers, open circuits and providers over their rate limit. A
-    transient error counts against the provider's circuit and moves on to the next one
-    (a PROVIDER_FAILOVER audit row is written, linked to `message.metadata["delivery_id"]`);
+    transient error counts against the provider's circuit and moves on to the next one (the
+    outcome, or the error raised, lists every attempt: the notification platform writes the
+    PROVIDER_FAILOVER audit rows in its own transaction);
     a permanent error stops at once (no other provider would do better) — except refused
     credentials (401/403), the provider's fault: its circuit opens, it is marked unhealthy,
     operators are alerted and the next provider is tried. When nothing
@@ -260,45 +231,42 @@ def provider_send_with_failover(*, organization_id: int | None, channel: str, me
     attempts: list[SendAttempt] = []
     retry_hints: list[float] = []
     last_transient: ProviderError | None = None
-    try:
-        for binding in selection.candidates:
-            breaker = _gate(binding, attempts, retry_hints)
-            if breaker is None:
-                continue
-            started = time.monotonic()
-            provider = None
-            try:
-                provider = _instantiate_or_transient(binding, global_records)
-                result = provider.send(message)
-                journal_record(provider_code=binding.code, messages=[message], results=[result])
-            except ProviderTransientError as exc:
-                _redact(exc, provider)
-                breaker_failure(binding, breaker)
-                attempts.append(SendAttempt(binding.record_id, binding.code, AttemptOutcome.TRANSIENT_ERROR, str(exc.detail)[:300],
-                                            exc.code or "", int((time.monotonic() - started) * 1000)))
-                hint = getattr(exc, "retry_after", None)
-                if hint:
-                    retry_hints.append(float(hint))
+    for binding in selection.candidates:
+        breaker = _gate(binding, attempts, retry_hints)
+        if breaker is None:
+            continue
+        started = time.monotonic()
+        provider = None
+        try:
+            provider = _instantiate_or_transient(binding, global_records)
+            result = provider.send(message)
+            journal_record(provider_code=binding.code, messages=[message], results=[result])
+        except ProviderTransientError as exc:
+            _redact(exc, provider)
+            breaker_failure(binding, breaker)
+            attempts.append(SendAttempt(binding.record_id, binding.code, AttemptOutcome.TRANSIENT_ERROR, str(exc.detail)[:300],
+                                        exc.code or "", int((time.monotonic() - started) * 1000)))
+            hint = getattr(exc, "retry_after", None)
+            if hint:
+                retry_hints.append(float(hint))
+            last_transient = exc
+            continue
+        except ProviderPermanentError as exc:
+            _redact(exc, provider)
+            refused = is_credentials_error(exc)
+            attempts.append(SendAttempt(binding.record_id, binding.code,
+                                        AttemptOutcome.CREDENTIALS_REFUSED if refused else AttemptOutcome.PERMANENT_ERROR,
+                                        str(exc.detail)[:300], exc.code or "", int((time.monotonic() - started) * 1000)))
+            if refused:
+                provider_credentials_refused(binding=binding, breaker=breaker, detail=str(exc.detail))
                 last_transient = exc
                 continue
-            except ProviderPermanentError as exc:
-                _redact(exc, provider)
-                refused = is_credentials_error(exc)
-                attempts.append(SendAttempt(binding.record_id, binding.code,
-                                            AttemptOutcome.CREDENTIALS_REFUSED if refused else AttemptOutcome.PERMANENT_ERROR,
-                                            str(exc.detail)[:300], exc.code or "", int((time.monotonic() - started) * 1000)))
-                if refused:
-                    provider_credentials_refused(binding=binding, breaker=breaker, detail=str(exc.detail))
-                    last_transient = exc
-                    continue
-                exc.selection = selection.explain(binding, _passed_over(attempts[:-1]))  # type: ignore[attr-defined]
-                raise _with_attempts(exc, attempts)
-            breaker.record_success()
-            attempts.append(SendAttempt(binding.record_id, binding.code, AttemptOutcome.SENT, duration_ms=int((time.monotonic() - started) * 1000)))
-            return SendOutcome(result=result, provider_code=binding.code, provider_id=binding.record_id, attempts=attempts,
-                               selection=selection.explain(binding, _passed_over(attempts)))
-    finally:
-        _failover_audit(organization_id=organization_id, message=message, attempts=attempts)
+            exc.selection = selection.explain(binding, _passed_over(attempts[:-1]))  # type: ignore[attr-defined]
+            raise _with_attempts(exc, attempts)
+        breaker.record_success()
+        attempts.append(SendAttempt(binding.record_id, binding.code, AttemptOutcome.SENT, duration_ms=int((time.monotonic() - started) * 1000)))
+        return SendOutcome(result=result, provider_code=binding.code, provider_id=binding.record_id, attempts=attempts,
+                           selection=selection.explain(binding, _passed_over(attempts)))
     tried = [a for a in attempts if a.outcome in _FAILED_OVER]
     detail = (f"All {len(tried)} provider(s) for {channel} failed; last: {last_transient.detail}" if last_transient
               else f"No {channel} provider available right now ({', '.join(sorted({a.outcome for a in attempts}))}).")
@@ -344,9 +312,6 @@ def provider_send_batch_with_failover(*, organization_id: int | None, channel: s
             result.selection = selections[i].explain(chosen, _passed_over(attempts[i]))
         elif i in selections and result is not None and not getattr(result, "selection", ""):
             result.selection = selections[i].explain_none(_passed_over(attempts[i]))  # type: ignore[union-attr]
-    audit_rows = [row for i, message in enumerate(messages)
-                  for row in _failover_audit_rows(organization_id=organization_id, message=message, attempts=attempts[i])]
-    audit_report(*audit_rows)
     return [r for r in results if r is not None]
 
 

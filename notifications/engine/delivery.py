@@ -214,13 +214,15 @@ def _outcome_from_result(delivery: NotificationDelivery, result: Any, content: d
         tried = next((a.provider_id for a in reversed(raw_attempts) if a.outcome in ("transient_error", "credentials_refused")), None)
         return Outcome(delivery, DeliveryStatus.PENDING, error=error, error_code=result.code or "transient",
                        transient=True, retry_after=getattr(result, "retry_after", None), provider_id=tried,
-                       provider_response=_with_selection({"attempts": attempts} if attempts else {}, selection), rendered=content)
+                       provider_response=_with_selection({"attempts": attempts} if attempts else {}, selection), rendered=content,
+                       attempts=list(raw_attempts))
     if isinstance(result, Exception):
         detail = getattr(result, "detail", None) or str(result) or result.__class__.__name__
         code = getattr(result, "code", None) or "permanent"
         refused_by = next((a.provider_id for a in reversed(raw_attempts) if a.outcome == "permanent_error"), None)
         return Outcome(delivery, DeliveryStatus.FAILED, error=str(detail), error_code=code, provider_id=refused_by,
-                       provider_response=_with_selection({"attempts": attempts} if attempts else {}, selection), rendered=content)
+                       provider_response=_with_selection({"attempts": attempts} if attempts else {}, selection), rendered=content,
+                       attempts=list(raw_attempts))
     sent = result.result
     response: dict[str, Any] = {"result": _safe_response(sent.raw)} if sent.raw else {}
     if attempts:
@@ -235,6 +237,7 @@ def _outcome_from_result(delivery: NotificationDelivery, result: Any, content: d
         cost_amount=sent.cost_amount,
         cost_currency=sent.cost_currency or "",
         rendered=content,
+        attempts=list(raw_attempts),
     )
 
 

@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from common import sealing
 from notifications.engine.bulk import bulk_insert, bulk_update_rows
+from notifications.engine.failover import failover_audit_rows
 from notifications.engine.payload import NOT_STORED, inbox_fields
 from notifications.engine.status import notifications_status_refresh
 from notifications.enums import (
@@ -49,6 +50,7 @@ class Outcome:
     transient: bool = False
     retry_after: float | None = None
     rendered: dict[str, Any] = field(default_factory=dict)
+    attempts: list[Any] = field(default_factory=list)  # the provider layer's SendAttempts
 
 
 @dataclass
@@ -123,6 +125,9 @@ def _record(
             d.provider_record_id = outcome.provider_id
         if outcome.provider_response is not None:
             d.provider_response = outcome.provider_response
+        # Providers passed over on the way (written with the delivery, in its transaction).
+        audits.extend(failover_audit_rows(organization_id=d.organization_id, channel=d.channel, attempts=outcome.attempts,
+                                          delivery_id=d.pk, notification_id=d.notification_id))
         audit = NotificationAuditLog(
             organization_id=d.organization_id, notification_id=d.notification_id, delivery_id=d.pk,
             actor_label=outcome.provider or d.provider, details={"channel": d.channel, "attempt": d.attempts},

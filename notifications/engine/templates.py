@@ -316,7 +316,7 @@ def template_test_send(*, user: Any, template: NotificationTemplate, channel: st
     ``channels`` (the editor's unsaved content) replaces the stored content when given.
     """
     from providers.base import OutboundMessage
-    from providers.services import provider_send_with_failover
+    from notifications.engine.failover import send_with_failover_audit
 
     if channel == Channel.IN_APP:
         raise ValidationError({"channel": ["Use preview for in-app content: the inbox only holds real events."]})
@@ -338,7 +338,7 @@ def template_test_send(*, user: Any, template: NotificationTemplate, channel: st
         data={"template_id": str(template.pk), "test": "true"},
         metadata={"template_id": template.pk, "test": True},
     )
-    outcome = provider_send_with_failover(organization_id=getattr(organization, "pk", None), channel=channel, message=message)
+    outcome = send_with_failover_audit(organization_id=getattr(organization, "pk", None), channel=channel, message=message)
     result = getattr(outcome, "result", outcome)
     return {
         "channel": channel,

@@ -8,6 +8,7 @@ from django.core import mail
 
 from common.exceptions import ProviderPermanentError, ProviderTransientError
 from notifications.enums import AuditAction, Channel, ProviderHealthStatus
+from notifications.engine.failover import failover_audit_rows, send_with_failover_audit
 from notifications.models import NotificationAuditLog
 from providers.models import NotificationProvider
 from providers.base import OutboundMessage
@@ -52,16 +53,33 @@ def test_primary_503_fails_over_to_the_secondary_with_an_audit_row(two_sendgrids
     assert [a.outcome for a in outcome.attempts] == [AttemptOutcome.TRANSIENT_ERROR, AttemptOutcome.SENT]
     assert len(primary.calls()) == 1 and len(secondary.calls()) == 1
     assert secondary.calls()[0].header("Authorization") == "Bearer SG.global-key-000000"
-    audit = NotificationAuditLog.objects.get(action=AuditAction.PROVIDER_FAILOVER)
+    # The provider layer only reports its attempts; the notification platform audits them
+    # (the delivery engine in the delivery's own transaction: tests/notifications/test_concurrent_sends.py).
+    assert not NotificationAuditLog.objects.filter(action=AuditAction.PROVIDER_FAILOVER).exists()
+    [audit] = failover_audit_rows(organization_id=organization.pk, channel=Channel.EMAIL, attempts=outcome.attempts,
+                                  delivery_id=delivery.pk, notification_id=delivery.notification_id)
     assert (audit.provider_id, audit.delivery_id, audit.organization_id) == (own.pk, delivery.pk, organization.pk)
     assert audit.details["to"] == "sendgrid" and audit.outcome == "SUCCESS"
+
+
+def test_a_send_outside_the_engine_audits_its_failovers_too(two_sendgrids, organization):
+    primary, secondary, own, platform = two_sendgrids
+    primary.on("POST", "/v3/mail/send", Reply(503, {"errors": [{"message": "unavailable"}]}))
+    secondary.on("POST", "/v3/mail/send", Reply(503, {"errors": [{"message": "unavailable"}]}))
+
+    with pytest.raises(ProviderTransientError):
+        send_with_failover_audit(organization_id=organization.pk, channel=Channel.EMAIL, message=_email())
+
+    rows = NotificationAuditLog.objects.filter(action=AuditAction.PROVIDER_FAILOVER).order_by("pk")
+    assert [(r.provider_id, r.outcome, r.details["to"]) for r in rows] == [(own.pk, "FAILURE", "sendgrid"), (platform.pk, "FAILURE", None)]
+    assert {r.delivery_id for r in rows} == {None}
 
 
 def test_primary_401_is_the_providers_fault_opens_its_circuit_and_fails_over(two_sendgrids, organization):
     primary, secondary, own, platform = two_sendgrids
     primary.on("POST", "/v3/mail/send", Reply(401, {"errors": [{"message": "bad key"}]}))
 
-    outcome = provider_send_with_failover(organization_id=organization.pk, channel=Channel.EMAIL, message=_email())
+    outcome = send_with_failover_audit(organization_id=organization.pk, channel=Channel.EMAIL, message=_email())
 
     assert outcome.provider_id == platform.pk and len(secondary.calls()) == 1
     assert [a.outcome for a in outcome.attempts] == [AttemptOutcome.CREDENTIALS_REFUSED, AttemptOutcome.SENT]
@@ -82,6 +100,7 @@ def test_a_permanent_error_about_the_message_does_not_fail_over(two_sendgrids, o
         provider_send_with_failover(organization_id=organization.pk, channel=Channel.EMAIL, message=_email())
     assert secondary.calls() == []
     assert [a.outcome for a in err.value.attempts] == [AttemptOutcome.PERMANENT_ERROR]
+    assert failover_audit_rows(organization_id=organization.pk, channel=Channel.EMAIL, attempts=err.value.attempts) == []
     assert not NotificationAuditLog.objects.filter(action=AuditAction.PROVIDER_FAILOVER).exists()
 
 
