@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+import uuid
 
 from kombu import Connection
 
@@ -48,18 +49,20 @@ def test_a_message_is_invisible_while_it_is_written(tmp_path, monkeypatch):
 def test_a_consumer_draining_while_a_producer_writes_reads_every_message_whole(tmp_path):
     options = _options(tmp_path)
     total = 150
+    # The transport keeps declared bindings for the whole process: a queue name of its own.
+    name = f"drain-{uuid.uuid4().hex}"
 
     def produce():
         with Connection("filesystem://", transport=embedded_broker.Transport, transport_options=options) as conn:
-            queue = conn.SimpleQueue("q")
+            queue = conn.SimpleQueue(name)
             for i in range(total):
                 queue.put({"i": i, "pad": "x" * 100_000})
 
-    producer = threading.Thread(target=produce)
-    producer.start()
     received = []
     with Connection("filesystem://", transport=embedded_broker.Transport, transport_options=options) as conn:
-        queue = conn.SimpleQueue("q")
+        queue = conn.SimpleQueue(name)  # declared (and bound) before anything is published, as a worker does
+        producer = threading.Thread(target=produce)
+        producer.start()
         while len(received) < total:
             message = queue.get(timeout=10)
             received.append(message.payload["i"])
