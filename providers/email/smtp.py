@@ -28,7 +28,8 @@ class SmtpEmailProvider(BaseProvider):
     env_credentials = {"username": "EMAIL_HOST_USER", "password": "EMAIL_HOST_PASSWORD"}
 
     def _backend(self) -> SmtpBackend:
-        backend = SmtpBackend(
+        helo = self.setting("helo_name")
+        backend = (_greeting_backend(str(helo)) if helo else SmtpBackend)(
             host=self.require("host"),
             port=int(self.setting("port", 25)),
             username=self.setting("username", ""),
@@ -38,9 +39,6 @@ class SmtpEmailProvider(BaseProvider):
             timeout=self.timeout,
             fail_silently=False,
         )
-        helo = self.setting("helo_name")
-        if helo:
-            backend.connection_class = _greeting_as(str(helo))
         return backend
 
     def send(self, message: OutboundMessage) -> SendResult:
@@ -66,12 +64,22 @@ class SmtpEmailProvider(BaseProvider):
         return HealthResult(ok=True, response_time_ms=self._elapsed_ms(started))
 
 
-def _greeting_as(name: str) -> type[smtplib.SMTP]:
-    """smtplib.SMTP introducing itself (EHLO) as `name`: relays that accept mail by the sender's
-    address or domain (Google Workspace's) check it, and a container's hostname is meaningless."""
+def _greeting_backend(name: str) -> type[SmtpBackend]:
+    """Django's SMTP backend introducing itself (EHLO) as `name`: relays that accept mail by the
+    sender's address or domain (Google Workspace's) check it, and a container's hostname is
+    meaningless."""
 
     class GreetingSMTP(smtplib.SMTP):
         def __init__(self, host: str = "", port: int = 0, local_hostname: str | None = None, **kwargs) -> None:
             super().__init__(host, port, local_hostname=name, **kwargs)
 
-    return GreetingSMTP
+    class GreetingSMTPSSL(smtplib.SMTP_SSL):
+        def __init__(self, host: str = "", port: int = 0, local_hostname: str | None = None, **kwargs) -> None:
+            super().__init__(host, port, local_hostname=name, **kwargs)
+
+    class GreetingBackend(SmtpBackend):
+        @property
+        def connection_class(self):
+            return GreetingSMTPSSL if self.use_ssl else GreetingSMTP
+
+    return GreetingBackend
