@@ -86,7 +86,11 @@ BATCH_SIZES = {
 
 
 def batch_size_for(channel: str) -> int:
-    return BATCH_SIZES.get(channel, BATCH_SIZE)
+    """Ids per task for ``channel`` (``DELIVERY_BATCH_SIZES`` in settings overrides the defaults)."""
+    from django.conf import settings
+
+    sizes = {**BATCH_SIZES, **(getattr(settings, "DELIVERY_BATCH_SIZES", None) or {})}
+    return int(sizes.get(channel, BATCH_SIZE))
 
 
 def deliveries_enqueue(*, delivery_ids: Iterable[int]) -> None:
