@@ -11,7 +11,8 @@ import pytest
 
 from notifications.engine.delivery import deliver_batch
 from notifications.enums import DeliveryStatus
-from notifications.models import NotificationDelivery, NotificationProvider
+from notifications.models import NotificationDelivery
+from providers.models import NotificationProvider
 from tests.providers.peers import Recorded, Reply
 
 from .test_concurrent_sends import MESSAGES, SlowTwilio, _sms_deliveries, _twilio_record
