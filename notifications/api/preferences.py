@@ -1,10 +1,10 @@
-"""REST API of the intake side: events, traces, preferences, quiet hours, DND, presence."""
+"""REST API of a person's settings: preferences (and an organization admin's levels), quiet hours,
+DND, presence."""
 from __future__ import annotations
 
 from typing import Any
 
 from django.db.models import Prefetch
-from django.db.models.fields.json import KT
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
@@ -13,13 +13,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.authentication import ServicePrincipal
-from accounts.models import ApiKey, Organization, Project, Team
-from accounts.selectors import request_organization, user_is_org_admin, user_is_platform_admin
-from common.exceptions import NotFound, PermissionDenied, ValidationError
+from accounts.models import Organization, Project, Team
+from accounts.selectors import request_organization, user_is_org_admin
+from common.exceptions import PermissionDenied, ValidationError
 from common.query import query_id
 from notifications import services
-from notifications.engine.event_limits import organization_events_check
 from notifications.engine.preferences import preferences_effective
 from notifications.engine.presence import presence_effective_status
 from notifications.engine.quiet_hours import (
@@ -31,15 +29,11 @@ from notifications.enums import AuditActorType, PreferenceLevel
 from notifications.models import (
     ChannelPreference,
     EventType,
-    Notification,
-    NotificationDelivery,
     NotificationPreference,
 )
 from notifications.serializers_intake import (
     AdminPreferencesPutSerializer,
     DndSerializer,
-    EventInSerializer,
-    EventOutSerializer,
     HeartbeatSerializer,
     PreferenceOutSerializer,
     PreferencesPutSerializer,
@@ -47,104 +41,8 @@ from notifications.serializers_intake import (
     QuietHoursPutSerializer,
 )
 
-
-def _is_service(request: Request) -> bool:
-    return isinstance(request.user, ServicePrincipal) or isinstance(request.auth, ApiKey)
-
-
-def _person(request: Request):
-    """The signed-in person (API keys act for an organization, not for a user)."""
-    if _is_service(request):
-        raise PermissionDenied("This endpoint is for signed-in users, not API keys.")
-    return request.user
-
-
-def _validated(serializer_class, data: Any, **kwargs) -> dict[str, Any]:
-    serializer = serializer_class(data=data, **kwargs)
-    if not serializer.is_valid():
-        raise ValidationError(serializer.errors)
-    return serializer.validated_data
-
-
-# --- events ------------------------------------------------------------------------------------------
-
-
-class EventsView(APIView):
-    """POST /api/v1/events/ — an organization's API key, or a platform administrator."""
-
-    permission_classes = (IsAuthenticated,)
-
-    @extend_schema(request=EventInSerializer, responses={202: EventOutSerializer})
-    def post(self, request: Request) -> Response:
-        raw = request.data
-        payload = services.event_validated_payload(raw)
-        if _is_service(request):
-            organization = request.user.organization
-            actor = services.AuditActor(type=AuditActorType.API_KEY, id=str(request.auth.pk), label=request.auth.name)
-        else:
-            if not user_is_platform_admin(request.user):
-                raise PermissionDenied("Events are sent with an organization API key (or by a platform administrator).")
-            declared = payload.get("organization_id")
-            organization = services.organization_resolve(declared) if declared else request_organization(request)
-            if organization is None:
-                raise ValidationError({"organization_id": ["This field is required."]})
-            actor = services.AuditActor(type=AuditActorType.USER, id=str(request.user.pk), label=request.user.get_username())
-        # One tenant cannot flood the shared intake: 429 + Retry-After, nothing saved.
-        organization_events_check(organization=organization)
-        answer = services.events_emit_idempotent(
-            organization=organization, payload=payload, raw_body=raw,
-            idempotency_key=request.headers.get("Idempotency-Key"), source="api", audit_actor=actor,
-        )
-        response = Response(EventOutSerializer(answer.body).data, status=answer.status_code)
-        if answer.replayed:
-            response["Idempotency-Replay"] = "true"
-        return response
-
-
-# --- trace ---------------------------------------------------------------------------------------------
-
-
-def notification_get_for_trace(*, request: Request, notification_id: int) -> Notification:
-    """The notification if the caller is its recipient or an admin of its organization; else 404."""
-    notification = Notification.objects.select_related("organization").filter(pk=notification_id).first()
-    if notification is None:
-        raise NotFound()
-    if _is_service(request):
-        if request.user.organization.pk == notification.organization_id:
-            return notification
-        raise NotFound()
-    user = request.user
-    if notification.recipient_id == user.pk or user_is_org_admin(user=user, organization=notification.organization):
-        return notification
-    raise NotFound()
-
-
-class NotificationTraceView(APIView):
-    permission_classes = (IsAuthenticated,)
-
-    @extend_schema(responses={200: OpenApiTypes.OBJECT})
-    def get(self, request: Request, pk: int) -> Response:
-        n = notification_get_for_trace(request=request, notification_id=pk)
-        # `selection`: why that provider (providers.selection), e.g. "chose plivo: cheapest healthy provider covering GB".
-        deliveries = NotificationDelivery.objects.filter(notification_id=n.pk).order_by("escalation_level", "channel").values(
-            "id", "channel", "status", "skip_reason", "next_retry_at", "attempts", "provider", "sent_at", "error",
-            "escalation_level", selection=KT("provider_response__selection"),
-        )
-        return Response(
-            {
-                "id": n.pk,
-                "event_id": str(n.event_id),
-                "event_type": n.event_type,
-                "category": n.category,
-                "criticality": n.criticality,
-                "status": n.status,
-                "recipient_id": str(n.recipient_id) if n.recipient_id else None,
-                "channels_requested": n.channels_requested,
-                "created_at": n.created_at,
-                "trace": n.trace,
-                "deliveries": list(deliveries),
-            }
-        )
+from .base import person as _person
+from .base import validated as _validated
 
 
 # --- preferences -----------------------------------------------------------------------------------------
