@@ -12,9 +12,9 @@ import asyncio
 import logging
 from collections.abc import Iterable
 
-from channels.db import database_sync_to_async
 
 from notifications.engine import realtime
+from notifications.realtime.db import db_async
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ async def flush() -> dict[int, list[int]]:
         return {}
     batch, _pending, _pending_count = _pending, {}, 0
     try:
-        return await database_sync_to_async(realtime.inapp_mark_delivered_many)(acks=batch)
+        return await db_async(realtime.inapp_mark_delivered_many)(acks=batch)
     except Exception:  # noqa: BLE001 - the deliveries stay SENT; the client may ack again
         logger.warning("in-app acks of %d users not recorded", len(batch), exc_info=True)
         return {}

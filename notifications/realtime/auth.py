@@ -9,12 +9,12 @@ API key is not a person and has no inbox: refused like an anonymous caller.
 from __future__ import annotations
 
 from channels.auth import AuthMiddlewareStack
-from channels.db import database_sync_to_async
 from channels.security.websocket import AllowedHostsOriginValidator
 from django.contrib.auth.models import AnonymousUser
+from notifications.realtime.db import db_async
 
 
-@database_sync_to_async
+@db_async
 def _user_for_token(key: str):
     from rest_framework.authtoken.models import Token
 

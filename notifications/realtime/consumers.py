@@ -17,7 +17,6 @@ import json
 import logging
 import time
 
-from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
@@ -25,6 +24,7 @@ from notifications.engine import realtime
 from notifications.enums import PresenceStatus
 
 from . import acks, presence
+from notifications.realtime.db import db_async
 
 logger = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
         await self.accept()
         from notifications.engine.inbox import inbox_unread_count
 
-        count = await database_sync_to_async(inbox_unread_count)(user_id=self.user_id)
+        count = await db_async(inbox_unread_count)(user_id=self.user_id)
         await self.send_json({"type": "unread_count", "count": count})
 
     async def disconnect(self, code) -> None:

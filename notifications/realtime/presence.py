@@ -12,11 +12,11 @@ import asyncio
 import logging
 import time
 
-from channels.db import database_sync_to_async
 from django.conf import settings
 
 from notifications.engine import presence as engine_presence
 from notifications.enums import PresenceStatus
+from notifications.realtime.db import db_async
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ async def connection_open(*, user_id: int, connection: str, cap: int) -> bool:
     _local[connection] = user_id
     _ensure_refresher()
     status = await current_status(user_id=user_id)
-    await database_sync_to_async(engine_presence.presence_record)(
+    await db_async(engine_presence.presence_record)(
         user_id=user_id, status=status, device_type="web", connection_id=connection
     )
     return True
@@ -95,7 +95,7 @@ async def status_set(*, user_id: int, status: str) -> None:
     client = _client()
     if client is not None:
         await client.set(engine_presence.status_key(user_id), status, ex=_ttl())
-    await database_sync_to_async(engine_presence.presence_record)(user_id=user_id, status=status, device_type="web")
+    await db_async(engine_presence.presence_record)(user_id=user_id, status=status, device_type="web")
 
 
 async def live_count(*, user_id: int) -> int:
@@ -141,7 +141,7 @@ async def _offline_after_grace(user_id: int, grace: float) -> None:
     await asyncio.sleep(grace + 0.05)
     try:
         if await live_count(user_id=user_id) == 0:
-            await database_sync_to_async(_mirror_offline)(user_id)
+            await db_async(_mirror_offline)(user_id)
     except Exception:  # noqa: BLE001
         logger.warning("presence: user %s not marked offline", user_id, exc_info=True)
 
@@ -186,7 +186,7 @@ async def refresh_local() -> None:
             pipe.expire(engine_presence.connections_key(user_id), _ttl() * 2)
             pipe.expire(engine_presence.status_key(user_id), _ttl())
         await pipe.execute()
-    await database_sync_to_async(engine_presence.presence_touch)(user_ids={u for _, u in entries})
+    await db_async(engine_presence.presence_touch)(user_ids={u for _, u in entries})
 
 
 def local_connection_count() -> int:

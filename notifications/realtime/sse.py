@@ -12,7 +12,6 @@ import json
 import time
 from typing import Any
 
-from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.http import HttpRequest, JsonResponse, StreamingHttpResponse
@@ -20,6 +19,7 @@ from django.http import HttpRequest, JsonResponse, StreamingHttpResponse
 from notifications.engine import realtime
 
 from . import presence
+from notifications.realtime.db import db_async
 
 HEARTBEAT_SECONDS = 15.0
 MAX_STREAM_SECONDS = 300.0
@@ -57,7 +57,7 @@ async def inbox_events(*, user_id: int, channel: str, heartbeat: float = HEARTBE
     # Join before reading the count: an item pushed in between is not lost.
     await layer.group_add(group, channel)
     try:
-        count = await database_sync_to_async(inbox_unread_count)(user_id=user_id)
+        count = await db_async(inbox_unread_count)(user_id=user_id)
         yield f"retry: {RECONNECT_MS}\n" + sse_event("unread_count", {"count": count})
         deadline = time.monotonic() + max_seconds
         while (left := deadline - time.monotonic()) > 0:
@@ -78,7 +78,7 @@ async def inbox_events(*, user_id: int, channel: str, heartbeat: float = HEARTBE
 async def stream_view(request: HttpRequest):
     # Each database call gives its connection back (to the pool) when done: a stream that held
     # one for its whole life would starve every other request of the process.
-    user, error = await database_sync_to_async(_authenticate)(request)
+    user, error = await db_async(_authenticate)(request)
     if user is None or not user.is_authenticated:
         return JsonResponse({"detail": error or "Authentication credentials were not provided."}, status=401)
     if getattr(user, "pk", None) is None:
