@@ -417,7 +417,7 @@ UNFOLD = {
     "SITE_TITLE": "Troubadour console",
     "SITE_HEADER": "Troubadour",
     "SITE_SYMBOL": "campaign",
-    "DASHBOARD_CALLBACK": "notifications.admin_dashboard.dashboard_callback",
+    "DASHBOARD_CALLBACK": "notifications.admin.dashboard.dashboard_callback",
     "STYLES": [lambda request: static("admin_console/console.css")],
     "SIDEBAR": {
         "show_search": True,

@@ -1,5 +1,6 @@
 """Who may import whom (docs/architecture.md), held by reading every import of the project,
-function-local ones included (scripts/import_graph.py does the reading).
+function-local ones included (scripts/import_graph.py does the reading), and how long a
+module may grow.
 
 The lists of known exceptions below may only shrink: no change may add one, and a change
 that removes one removes it here too."""
@@ -52,3 +53,21 @@ def test_no_module_joins_an_import_circle():
     members = {m for group in import_graph.cycles(edges) for m in group}
     new = members - KNOWN_CIRCLE_MEMBERS
     assert not new, f"new import circle through {sorted(new)}: {import_graph.cycles(edges)}"
+
+
+def _sized_modules() -> dict[str, Path]:
+    """Every project module but migrations and tests: the apps, scripts/ and bench/."""
+    root = import_graph.ROOT
+    modules = dict(import_graph.project_modules())
+    for folder in ("scripts", "bench"):
+        for path in sorted((root / folder).rglob("*.py")):
+            modules[str(path.relative_to(root))] = path
+    modules["manage"] = root / "manage.py"
+    return modules
+
+
+def test_no_module_is_over_600_lines():
+    sizes = import_graph.line_counts(_sized_modules())
+    assert len(sizes) > 100 and "notifications.engine.delivery" in sizes  # the reader sees the project
+    big = {module: n for module, n in sizes.items() if n > import_graph.SIZE_LIMIT}
+    assert not big, f"modules over {import_graph.SIZE_LIMIT} lines (split them along their seams): {big}"

@@ -25,7 +25,8 @@ from notifications.models import (
 
 from .audit import AuditActor
 from .normalize import event_payload_normalize
-from .intake import EmitResult, _as_id, event_emit
+from .intake import EmitResult, event_emit
+from .intake_input import _as_id
 
 
 EMIT_FIELDS = (

@@ -537,7 +537,7 @@ def test_provider_secrets_are_stored_encrypted_and_never_shown(staff_client, set
 
 
 def _template_post(template: NotificationTemplate, *, body_en: str) -> dict[str, str]:
-    # The template editor's form (notifications/admin_template_editor.py): one field per channel, language and text.
+    # The template editor's form (notifications/admin/template_editor.py): one field per channel, language and text.
     return {
         "name": template.name, "description": "", "default_criticality": "MEDIUM", "is_active": "on",
         "PUSH__en__title": "Task", "PUSH__fr__title": "Tâche", "PUSH__en__body": body_en, "PUSH__fr__body": "",
