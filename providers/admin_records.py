@@ -233,9 +233,6 @@ class NotificationProviderAdmin(ModelAdmin):
                                                      "secret_env_refs", "rate_limit_per_minute", "daily_limit")}
         fields["config"] = fields["config"] or {}
         fields["secret_env_refs"] = fields["secret_env_refs"] or {}
-        # The form ran the full check already, unless told to save without it: then the service
-        # still refuses credentials the provider answers are wrong (as the API does).
-        fields["check_credentials"] = getattr(form, "check_result", None) is None
         if change:
             if data.get("clear_secrets"):
                 from .secrets import secrets_decrypt

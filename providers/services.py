@@ -476,7 +476,8 @@ def provider_create(*, organization_id: int | None, code: str, name: str, channe
                     is_default: bool = False, config: dict[str, Any] | None = None, secrets: dict[str, Any] | None = None,
                     secret_env_refs: dict[str, str] | None = None, rate_limit_per_minute: int | None = None,
                     daily_limit: int | None = None, actor_id: int | None = None, check_credentials: bool = False) -> NotificationProvider:
-    """`check_credentials` (the API and the admin): an active record given secrets whose service
+    """`check_credentials` (the API; the admin form runs the full health check itself, with an
+    explicit "save without checking"): an active record given secrets whose service
     refuses them is not saved (one health check against the service)."""
     cls = registry.get(code)
     config, secrets, secret_env_refs = dict(config or {}), dict(secrets or {}), dict(secret_env_refs or {})

@@ -130,7 +130,9 @@ class TwilioMixin(BaseProvider):
             if exc.code in TWILIO_TRANSIENT_CODES:
                 return ProviderTransientError(detail, code=str(exc.code))
             err = transient_or_permanent_for_status(exc.status, detail)
-            if exc.code:
+            if exc.status in (401, 403):
+                err.code = "auth"  # the account's credentials (20003): the provider's fault, not the message's
+            elif exc.code:
                 err.code = str(exc.code)
             return err
         if isinstance(exc, requests.RequestException):
@@ -142,8 +144,9 @@ class TwilioMixin(BaseProvider):
         try:
             account = self.client().api.v2010.accounts(self.require("account_sid")).fetch()
         except (TwilioException, requests.RequestException, ProviderPermanentError) as exc:
-            detail = str(self.twilio_error(exc)) if not isinstance(exc, ProviderPermanentError) else str(exc)
-            return HealthResult(ok=False, response_time_ms=self._elapsed_ms(started), detail=detail)
+            error = self.twilio_error(exc) if not isinstance(exc, ProviderPermanentError) else exc
+            return HealthResult(ok=False, response_time_ms=self._elapsed_ms(started), detail=str(error),
+                                credentials_refused=getattr(error, "code", "") == "auth")
         ok = (account.status or "active") == "active"
         return HealthResult(ok=ok, response_time_ms=self._elapsed_ms(started), detail="" if ok else f"account {account.status}")
 

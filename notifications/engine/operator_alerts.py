@@ -65,7 +65,7 @@ def _alert(*, subject: str, organization_id: int | None, component: str, impact:
     NotificationAuditLog.objects.create(
         organization_id=organization.pk if organization else None, action=AuditAction.PROVIDER_HEALTH_CHECK,
         outcome=AuditOutcome.FAILURE, actor_type=AuditActorType.SYSTEM, actor_label="operator-alert",
-        provider_id=details.get("provider_id"), details={"alert": kind, "component": component, "operators": len(operators), **details},
+        details={"alert": kind, "component": component, "operators": len(operators), **details},
         error_message=impact[:500],
     )
     if not operators:
