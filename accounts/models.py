@@ -24,6 +24,8 @@ class User(AbstractUser):
     locale = models.CharField(max_length=10, default="en")
     # Set when the user followed the link of the verification email (ACCOUNT_EMAIL_VERIFICATION).
     email_verified_at = models.DateTimeField(null=True, blank=True)
+    # Set when the user typed the code we texted to `phone`; a new number clears it.
+    phone_verified_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         indexes = [models.Index(fields=["email"])]

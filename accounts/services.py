@@ -170,6 +170,9 @@ def user_profile_update(*, user: User, changes: dict[str, Any]) -> User:
     changed = [name for name, value in clean.items() if getattr(user, name) != value]
     for name in changed:
         setattr(user, name, clean[name])
+    if "phone" in changed and user.phone_verified_at is not None:
+        user.phone_verified_at = None  # the code we texted confirmed the old number, not this one
+        changed.append("phone_verified_at")
     if changed:
         user.save(update_fields=changed)
     if "timezone" in changed:

@@ -257,26 +257,46 @@ def content_invitations_send(
 
 
 def _record_received(invitations: list[StoryInvitation]) -> None:
-    """A `received` history row for each invitee who has an account at the invited address (one query)."""
-    emails = {i.invitee_email for i in invitations if i.invitee_email}
-    if not emails:
-        return
+    """A `received` history row for each invitee who has an account at the invited address, or
+    at the invited number once they confirmed it (one query)."""
     from accounts.models import User
 
-    people = dict(User.objects.annotate(address=Lower("email")).filter(address__in=emails).values_list("address", "pk"))
-    if people:
-        InvitationHistory.objects.bulk_create([
-            InvitationHistory(invitation=i, user_id=people[i.invitee_email], action=HistoryAction.RECEIVED)
-            for i in invitations if i.invitee_email in people
-        ])
+    emails = {i.invitee_email for i in invitations if i.invitee_email}
+    phones = {i.invitee_phone for i in invitations if i.invitee_phone}
+    if not emails and not phones:
+        return
+    by_email: dict[str, int] = {}
+    by_phone: dict[str, int] = {}
+    people = User.objects.annotate(address=Lower("email")).filter(
+        Q(address__in=emails) | Q(phone__in=phones, phone_verified_at__isnull=False)
+    ).values_list("pk", "address", "phone", "phone_verified_at")
+    for pk, address, phone, phone_verified_at in people:
+        if address in emails:
+            by_email[address] = pk
+        if phone in phones and phone_verified_at is not None:
+            by_phone[phone] = pk
+    rows = []
+    for i in invitations:
+        user_id = by_email.get(i.invitee_email) if i.invitee_email else None
+        if user_id is None and i.invitee_phone:
+            user_id = by_phone.get(i.invitee_phone)
+        if user_id is not None:
+            rows.append(InvitationHistory(invitation=i, user_id=user_id, action=HistoryAction.RECEIVED))
+    if rows:
+        InvitationHistory.objects.bulk_create(rows)
 
 
 def invitations_record_received_for(*, user) -> int:
-    """At sign-up: the invitations already sent to the new person's address join their history,
-    dated when they were sent. Two queries."""
-    if not user.email:
+    """At sign-up, and when a number is confirmed: the invitations already sent to the person's
+    address (or confirmed number) join their history, dated when they were sent. Two queries."""
+    match = Q()
+    if user.email:
+        match |= Q(invitee_email=user.email.lower())
+    if user.phone and user.phone_verified_at is not None:
+        match |= Q(invitee_phone=user.phone)
+    if not match:
         return 0
-    invitations = StoryInvitation.objects.filter(invitee_email=user.email.lower()).exclude(
+    invitations = StoryInvitation.objects.filter(match).exclude(
         history__action=HistoryAction.RECEIVED, history__user=user
     )
     rows = InvitationHistory.objects.bulk_create(

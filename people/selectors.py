@@ -25,11 +25,16 @@ HISTORY_ACTIONS = ["sent", "received", "viewed", "accepted", "declined", "revoke
 
 def user_history(*, user: User) -> QuerySet[InvitationHistory]:
     """The person's invitation history (seed `user_invitation_history`): what happened to the
-    invitations they sent, and the invitations addressed to them (`received`) — those only once
-    their address is confirmed, or anyone signing up with someone's address would read their mail."""
+    invitations they sent, and the invitations addressed to them (`received`) by email or by
+    phone — each only while that address is confirmed and still theirs, or anyone typing in
+    someone's address or number would read their mail."""
     mine = Q(invitation__inviter=user) & ~Q(action__in=[HistoryAction.RECEIVED, HistoryAction.STYLE_CHANGED, HistoryAction.LINK_REISSUED])
-    if user.email_verified_at is not None:
-        mine |= Q(action=HistoryAction.RECEIVED, user=user)
+    addressed = Q(pk__in=[])
+    if user.email and user.email_verified_at is not None:
+        addressed |= Q(invitation__invitee_email__iexact=user.email)
+    if user.phone and user.phone_verified_at is not None:
+        addressed |= Q(invitation__invitee_phone=user.phone)
+    mine |= Q(action=HistoryAction.RECEIVED, user=user) & addressed
     return InvitationHistory.objects.filter(mine)
 
 

@@ -163,3 +163,17 @@ def person_digest_save(*, user: User, organization: Organization | None, frequen
         "digest_frequency": frequency, "digest_hour": hour if frequency in ("DAILY", "WEEKLY") else None,
         "digest_day_of_week": day_of_week if frequency == "WEEKLY" else None,
     }}}])
+
+
+@transaction.atomic(durable=True)
+def person_phone_confirm(*, user: User, code: str) -> User:
+    """Confirm the person's number with the code we texted to it; the invitations already sent
+    to that number join their history."""
+    from .phone import phone_code_check
+
+    locked = User.objects.select_for_update().get(pk=user.pk)
+    phone_code_check(user=locked, code=code)
+    locked.phone_verified_at = timezone.now()
+    locked.save(update_fields=["phone_verified_at"])
+    invitations_record_received_for(user=locked)
+    return locked

@@ -13,6 +13,8 @@ urlpatterns = [
     path("me/", views.dashboard, name="me-dashboard"),
     path("me/profile/", views.profile, name="me-profile"),
     path("me/preferences/", views.preferences, name="me-preferences"),
+    path("me/phone/code/", views.phone_code, name="me-phone-code"),
+    path("me/phone/confirm/", views.phone_confirm, name="me-phone-confirm"),
 ]
 
 api_urlpatterns = [

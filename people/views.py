@@ -11,16 +11,19 @@ from django.utils import timezone
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
 from accounts.selectors import user_primary_organization
 from accounts.services import user_profile_update
+from common.exceptions import ProviderError
 from common.exceptions import ValidationError as DomainValidationError
 from notifications.engine.quiet_hours import quiet_hours_get_for_user
 from notifications.enums import Channel, DigestFrequency, QuietHoursAction
 
 from .charts import PALETTE, channel_bars, daily_series
 from .forms import DndForm, DigestForm, ProfileForm, QuietHoursForm, matrix_choices_parse
+from .phone import phone_code_pending, phone_code_send
 from .preferences import digest_settings, preference_matrix
 from .selectors import (
     HISTORY_ACTIONS,
@@ -29,7 +32,13 @@ from .selectors import (
     user_history_filtered,
     user_invitation_summary,
 )
-from .services import person_digest_save, person_dnd_save, person_preferences_matrix_save, person_quiet_hours_save
+from .services import (
+    person_digest_save,
+    person_dnd_save,
+    person_phone_confirm,
+    person_preferences_matrix_save,
+    person_quiet_hours_save,
+)
 from .verification import verification_mode
 
 
@@ -60,9 +69,40 @@ def profile(request: HttpRequest) -> HttpResponse:
             "form": form,
             "organization": user_primary_organization(user=user),
             "verification": verification_mode(),
+            "phone_code_pending": phone_code_pending(user=user),
         },
         status=400 if form.errors else 200,
     )
+
+
+@login_required
+@require_http_methods(["POST"])
+def phone_code(request: HttpRequest) -> HttpResponse:
+    try:
+        phone_code_send(user=request.user)
+    except DomainValidationError as exc:
+        for errors in (exc.detail.values() if isinstance(exc.detail, dict) else [[exc.detail]]):
+            for error in errors:
+                messages.error(request, error)
+    except ProviderError:
+        messages.error(request, "We could not send a text message just now. Please try again in a few minutes.")
+    else:
+        messages.success(request, f"We texted a code to {request.user.phone}. Type it below.")
+    return redirect(f"{reverse('me-profile')}#phone")
+
+
+@login_required
+@require_http_methods(["POST"])
+def phone_confirm(request: HttpRequest) -> HttpResponse:
+    try:
+        person_phone_confirm(user=request.user, code=request.POST.get("code", "")[:20])
+    except DomainValidationError as exc:
+        for errors in (exc.detail.values() if isinstance(exc.detail, dict) else [[exc.detail]]):
+            for error in errors:
+                messages.error(request, error)
+    else:
+        messages.success(request, "Your phone number is confirmed.")
+    return redirect(f"{reverse('me-profile')}#phone")
 
 
 # --- preference center -----------------------------------------------------------------------

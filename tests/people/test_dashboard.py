@@ -1,6 +1,7 @@
 """The dashboard: invitation history and delivery analytics of the signed-in person only, in aggregate queries."""
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -136,3 +137,71 @@ def test_key_callers_are_refused(key_client):
     for path in ("summary/", "history/"):
         assert key_client.get(f"/api/v1/me/invitations/{path}").status_code == 403
     assert key_client.get("/api/v1/me/delivery-analytics/").status_code == 403
+
+
+def _texted_code(phone: str) -> str:
+    from providers.models import ProviderOutbox
+
+    sms = ProviderOutbox.objects.filter(channel="SMS", to=phone).latest("pk")
+    return re.search(r"\b(\d{6})\b", sms.text).group(1)
+
+
+def test_received_matches_the_confirmed_phone_as_well_as_the_email(client, user, other_user, django_capture_on_commit_callbacks):
+    user.email_verified_at = timezone.now()
+    user.phone = "+14155550123"
+    user.save()
+    _send(other_user, "By Text", [{"phone": "+14155550123", "conversation_style": "jovial"}], django_capture_on_commit_callbacks)
+    client.force_login(user)
+    summary = lambda: client.get("/api/v1/me/invitations/summary/").json()["invitations_received"]  # noqa: E731
+    assert summary() == 0  # a number typed in a profile proves nothing yet
+
+    page = client.get("/me/profile/").content.decode()
+    assert "not confirmed" in page and 'id="phone-code-send"' in page
+    assert client.post("/me/phone/code/").status_code == 302
+    assert 'id="phone-confirm-form"' in client.get("/me/profile/").content.decode()
+    code = _texted_code("+14155550123")
+    wrong = "000000" if code != "000000" else "111111"
+    response = client.post("/me/phone/confirm/", {"code": wrong}, follow=True)
+    assert "not the code we sent" in response.content.decode()
+    user.refresh_from_db()
+    assert user.phone_verified_at is None and summary() == 0
+
+    response = client.post("/me/phone/confirm/", {"code": code}, follow=True)
+    assert "Your phone number is confirmed." in response.content.decode()
+    user.refresh_from_db()
+    assert user.phone_verified_at is not None
+    assert summary() == 1  # the invitation sent before, brought in
+    history = client.get("/api/v1/me/invitations/history/?action=received").json()["results"]
+    assert [e["response_data"]["story_title"] for e in history] == ["By Text"]
+    assert client.post("/me/phone/confirm/", {"code": code}).status_code == 302  # used up: no second confirmation
+    assert "By Text" in client.get("/me/?action=received").content.decode()
+
+    # sent after the confirmation: recorded at once; one row even when email and phone both match
+    _send(other_user, "Both", [{"email": user.email, "phone": "+14155550123", "conversation_style": "jovial"}],
+          django_capture_on_commit_callbacks)
+    assert summary() == 2
+
+    # a new number is not confirmed: what the old one received is no longer shown
+    client.post("/me/profile/", {"display_name": "", "phone": "+14155550124", "locale": "en", "timezone": "UTC"})
+    user.refresh_from_db()
+    assert user.phone_verified_at is None
+    assert summary() == 1  # the one to the confirmed email stays
+
+
+def test_someone_typing_anothers_number_sees_none_of_their_invitations(client, other_user, django_capture_on_commit_callbacks):
+    owner = UserFactory(username="owner", phone="+14155550155", phone_verified_at=timezone.now())
+    _send(other_user, "Private", [{"phone": "+14155550155", "conversation_style": "jovial"}], django_capture_on_commit_callbacks)
+    squatter = UserFactory(username="squatter", phone="+14155550155")
+    client.force_login(squatter)
+    assert client.get("/api/v1/me/invitations/summary/").json()["invitations_received"] == 0
+    client.force_login(owner)
+    assert client.get("/api/v1/me/invitations/summary/").json()["invitations_received"] == 1
+    # a wrong code five times uses the code up
+    client.force_login(squatter)
+    client.post("/me/phone/code/")
+    for _ in range(5):
+        client.post("/me/phone/confirm/", {"code": "abcdef"})
+    response = client.post("/me/phone/confirm/", {"code": _texted_code("+14155550155")}, follow=True)
+    assert "Too many wrong codes" in response.content.decode()
+    squatter.refresh_from_db()
+    assert squatter.phone_verified_at is None
