@@ -294,6 +294,15 @@ PROVIDER_MAX_IN_FLIGHT = int(os.environ.get("PROVIDER_MAX_IN_FLIGHT", "32"))
 # How long a batch may wait inside the worker for per-second rate-limit slots (a record's
 # config `rate_limit_per_second`) before handing the rest back without using an attempt.
 PROVIDER_RATE_WAIT_SECONDS = float(os.environ.get("PROVIDER_RATE_WAIT_SECONDS", "5"))
+# Operator alerts (notifications/engine/operator_alerts.py): a provider turning unhealthy, its
+# circuit opening or refusing its credentials, and the dead-letter rate, as one system.outage
+# notification per outage to the owners/admins of the provider's organization — for the
+# platform's own providers and the dead-letter rate, of the organization with this slug.
+OPERATOR_ALERTS_ORGANIZATION = os.environ.get("OPERATOR_ALERTS_ORGANIZATION", "")
+OPERATOR_ALERT_DEDUP_SECONDS = int(os.environ.get("OPERATOR_ALERT_DEDUP_SECONDS", "3600"))
+DEAD_LETTER_ALERT_PERCENT = float(os.environ.get("DEAD_LETTER_ALERT_PERCENT", "5"))
+DEAD_LETTER_ALERT_MINIMUM = int(os.environ.get("DEAD_LETTER_ALERT_MINIMUM", "20"))
+DEAD_LETTER_ALERT_WINDOW_MINUTES = int(os.environ.get("DEAD_LETTER_ALERT_WINDOW_MINUTES", "15"))
 # Fair sharing (notifications/engine/fairness.py): past this many deliveries enqueued within
 # the window, an organization's batches go to the delivery_bulk queue.
 DELIVERY_FAIR_BURST = int(os.environ.get("DELIVERY_FAIR_BURST", "1000"))
