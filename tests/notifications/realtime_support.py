@@ -73,11 +73,12 @@ def _collected_var_dir(env: dict[str, str]) -> str:
 
 
 def start_web_tier(tmp_path: Path, *, workers: int = 2, env: dict[str, str] | None = None,
-                   consuming: bool = True) -> WebTier:
+                   consuming: bool = True, port: int | None = None) -> WebTier:
     """Exactly `make serve` (gunicorn -c config/gunicorn.conf.py config.asgi:application).
     ``consuming=False``: the processes are started without the in-app bus consumer (the caller's
-    env says REALTIME_BUS_CONSUMER=false), so readiness is not waited for on it."""
-    port = free_port()
+    env says REALTIME_BUS_CONSUMER=false), so readiness is not waited for on it. ``port``: a
+    restart on the port of a tier stopped before (open pages reconnect to it)."""
+    port = port or free_port()
     log_path = tmp_path / f"web-{port}.log"
     from django.conf import settings
 

@@ -116,6 +116,39 @@ def test_bell_and_inbox_update_live_over_the_socket(browser, web_tier, user, org
     context.close()
 
 
+def test_the_page_reconnects_after_the_web_tier_restarts_and_loses_nothing(browser, web_tier, user, organization, tmp_path):
+    """The web tier goes down with the page open, an item is published meanwhile; the restarted
+    tier (same port) gets it from the durable queue and the page, reconnecting with backoff,
+    shows it; a later item arrives live and shows a toast (the default IN_APP type)."""
+    event_type_with_template()
+    context = browser.new_context()
+    page = _sign_in(context, web_tier, user)
+    page.locator("#notification-bell-count").wait_for(state="hidden")  # nothing unread yet
+    wait_until(lambda: presence_online_user_ids(user_ids=[user.pk]) == {user.pk}, timeout=10, message="socket open")
+
+    port, env = web_tier.port, web_tier.env
+    web_tier.stop()
+    during, deliveries = notification_with_deliveries(organization=organization, recipient=user, title="While down")
+    deliver_batch(delivery_ids=[d.pk for d in deliveries])  # published to the exchange; nobody consumes
+    restarted = start_web_tier(tmp_path, port=port, env={k: env[k] for k in ("VAPID_PUBLIC_KEY", "VAPID_PRIVATE_KEY")})
+    try:
+        _count_is(page, "1")
+        page.locator(f'#inbox-list li[data-id="{during.pk}"]').wait_for()
+        wait_until(lambda: presence_online_user_ids(user_ids=[user.pk]) == {user.pk}, timeout=30,
+                   message="the page reconnected")
+
+        live, deliveries = notification_with_deliveries(organization=organization, recipient=user)
+        deliver_batch(delivery_ids=[d.pk for d in deliveries])
+        _count_is(page, "2")
+        page.locator(f'#inbox-list li[data-id="{live.pk}"]').wait_for()
+        page.locator(".toast", has_text="Alice assigned you Fix <login>").wait_for()
+        wait_until(lambda: NotificationDelivery.objects.get(pk=deliveries[0].pk).status == DeliveryStatus.DELIVERED,
+                   timeout=10, message="the page's ack after the restart")
+    finally:
+        context.close()
+        restarted.stop()
+
+
 def test_without_websocket_the_page_falls_back_to_the_stream(browser, web_tier, user, organization):
     event_type_with_template()
     context = browser.new_context()

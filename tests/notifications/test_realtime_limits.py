@@ -7,12 +7,15 @@ published loses none of them; the realtime endpoints are in the OpenAPI schema.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
 
 import pytest
 from websockets.exceptions import ConnectionClosed
 
 from notifications.engine.delivery import deliver_batch
+from notifications.engine.presence import presence_online_user_ids
 from notifications.enums import AuditAction, DeliveryStatus
 from notifications.models import NotificationAuditLog, NotificationDelivery, UserPresence
 from tests.conftest import wait_until
@@ -153,3 +156,21 @@ def test_the_stream_and_the_socket_are_in_the_openapi_schema(auth_client):
     assert set(frames["ServerFrame"]["properties"]["type"]["enum"]) == {"notification", "unread_count", "error"}
     assert set(frames["ClientFrame"]["properties"]["type"]["enum"]) == {"ack", "presence"}
     assert frames["ServerFrame"]["properties"]["notification"]["allOf"][0]["$ref"].endswith("/InboxNotification")
+
+
+def test_a_crashed_web_process_leaves_nobody_online_past_the_presence_ttl(tmp_path, transactional_db, user, settings):
+    """Presence lives in Redis with a TTL: a process killed outright (no close, no grace, no
+    mirror update) cannot keep its users online; routing sees them offline once it expires."""
+    settings.PRESENCE_TTL_SECONDS = 3  # every process of a deployment shares the setting
+    tier = start_web_tier(tmp_path, workers=1, env={"PRESENCE_TTL_SECONDS": "3"})
+    try:
+        conn = ws(tier, token=token_for(user))
+        frame(conn)
+        assert presence_online_user_ids(user_ids=[user.pk]) == {user.pk}
+        os.killpg(tier.proc.pid, signal.SIGKILL)
+        tier.proc.wait(timeout=10)
+        assert presence_online_user_ids(user_ids=[user.pk]) == {user.pk}  # nothing closed it
+        wait_until(lambda: presence_online_user_ids(user_ids=[user.pk]) == set(), timeout=10,
+                   message="offline once the crashed process's entries expire")
+    finally:
+        tier.stop()
