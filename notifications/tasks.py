@@ -17,7 +17,7 @@ from notifications.engine.delivery import deliver_batch
 from notifications.engine.digest import digests_send_due
 from notifications.engine.escalation import escalation_start_recent, escalations_advance
 from notifications.engine.housekeeping import housekeeping_run
-from notifications.engine.provider_events import delivery_statuses_poll
+from notifications.engine.provider_events import deliveries_unconfirmed_note, delivery_statuses_poll
 from notifications.engine.retry import retries_run
 from notifications.engine.scheduling import held_release, notifications_expire_due, scheduled_release
 from notifications.engine.sweeper import deliveries_sweep
@@ -45,7 +45,7 @@ def webhook_send_task(webhook_id: int, message: dict[str, Any], attempt: int) ->
 # polling are asked about deliveries still SENT.
 @shared_task(name="providers.poll_delivery_status", ignore_result=True)
 def poll_delivery_status_task() -> int:
-    return delivery_statuses_poll()
+    return delivery_statuses_poll() + deliveries_unconfirmed_note()
 
 
 # --- periodic (config/beat.py) ---------------------------------------------------------------

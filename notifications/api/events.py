@@ -83,7 +83,7 @@ class NotificationTraceView(APIView):
         # `selection`: why that provider (providers.selection), e.g. "chose plivo: cheapest healthy provider covering GB".
         deliveries = NotificationDelivery.objects.filter(notification_id=n.pk).order_by("escalation_level", "channel").values(
             "id", "channel", "status", "skip_reason", "next_retry_at", "attempts", "provider", "sent_at", "error",
-            "escalation_level", selection=KT("provider_response__selection"),
+            "escalation_level", selection=KT("provider_response__selection"), status_note=KT("provider_response__status_note"),
         )
         return Response(
             {

@@ -212,6 +212,26 @@ def delivery_statuses_poll(*, max_age_hours: int = 48, limit: int = 500) -> int:
                for (code, record_id), events in events_by_sender.items())
 
 
+def deliveries_unconfirmed_note(*, max_age_hours: int = 48, limit: int = 500) -> int:
+    """Deliveries still SENT `max_age_hours` after sending get the reason in their trace
+    (`provider_response.status_note`): no report came, or the provider gives none. Polling
+    stops at that age, so nothing else would ever explain them. Returns how many were noted."""
+    before = timezone.now() - timedelta(hours=max_age_hours)
+    rows = list(NotificationDelivery.objects.filter(status=DeliveryStatus.SENT, sent_at__lt=before)
+                .exclude(provider_response__has_key="status_note").order_by("sent_at").only("pk", "provider", "provider_response")[:limit])
+    for row in rows:
+        cls = registry.get(row.provider) if row.provider and row.provider in registry else None
+        if cls is None or not (cls.supports_webhooks or cls.supports_status_polling):
+            note = f"{row.provider or 'The provider'} reports no delivery status: SENT (handed over) is the last one known."
+        else:
+            how = " and ".join(w for w, ok in (("by webhook", cls.supports_webhooks), ("to polling", cls.supports_status_polling)) if ok)
+            note = (f"No delivery report from {row.provider} within {max_age_hours} h (it answers {how}); "
+                    "SENT (handed over) is the last status known.")
+        row.provider_response = {**(row.provider_response or {}), "status_note": note}
+    NotificationDelivery.objects.bulk_update(rows, ["provider_response"])
+    return len(rows)
+
+
 def voice_acknowledge(*, call_sid: str, digits: str, provider_ids: Iterable[int] = (), unbound_codes: Iterable[str] = ()) -> bool:
     """The callee pressed a key during the Gather: the acknowledgment digit acknowledges the
     notification and its escalation copies (which stops the chain). Only a call placed by
