@@ -294,6 +294,14 @@ def template_preview_channels(*, event_type_key: str, channels: list[dict[str, A
         }
         if block["channel"] in (Channel.SMS, Channel.WHATSAPP):
             entry["sms"] = rendering.sms_segments(rendered.body)
+        if block["channel"] == Channel.SMS:
+            # The template's max_segments refuses the preview as it would refuse the send.
+            from notifications.engine.payload import PayloadError, sms_segments_check
+
+            try:
+                sms_segments_check(rendered.body, block.get("extra") or {})
+            except PayloadError as exc:
+                raise ValidationError({"SMS": [str(exc.detail)]}, code="too_many_segments") from None
         results.append(entry)
     if channel and not results:
         raise ValidationError({"channel": [f"This template has no {channel} content."]})

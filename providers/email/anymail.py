@@ -109,6 +109,11 @@ class AnymailEmailProvider(BaseProvider):
         tags = message.metadata.get("tags")
         if tags:
             email.tags = [str(t) for t in tags][:5]
+        template_id = message.options.get("template_id")
+        if template_id:
+            # The ESP's own stored template, filled with the event's template data.
+            email.template_id = str(template_id)
+            email.merge_global_data = dict(message.options.get("template_data") or {})
 
     def send(self, message: OutboundMessage) -> SendResult:
         email = build_email(message, message_class=AnymailMessage, from_email=self.setting("from_email"), connection=self._connection())
@@ -134,7 +139,7 @@ class AnymailEmailProvider(BaseProvider):
         groups: OrderedDict[tuple, list[int]] = OrderedDict()
         seen: dict[tuple, int] = {}
         for index, m in enumerate(messages):
-            if m.attachments or not self.merge_batches:
+            if m.attachments or m.cc or m.bcc or m.options.get("template_id") or not self.merge_batches:
                 groups[("single", index)] = [index]
                 continue
             key = (m.subject, m.title, m.text, m.html, m.from_address, m.reply_to, m.track_opens, m.track_clicks,

@@ -34,7 +34,9 @@ def build_email(message: OutboundMessage, *, message_class: type[EmailMultiAlter
     # A line break in a header would let content forge headers (Bcc:…); Django refuses the whole
     # send with BadHeaderError, which no retry fixes: fail this one message, permanently.
     for label, value in (("subject", message.subject or message.title), ("recipient", message.to),
-                         ("reply-to", message.reply_to), ("from", message.from_address)):
+                         ("reply-to", message.reply_to), ("from", message.from_address),
+                         *(("copy", address) for address in (*message.cc, *message.bcc)),
+                         *(("header", f"{name}: {text}") for name, text in message.headers.items())):
         if value and ("\r" in value or "\n" in value):
             raise ProviderPermanentError(f"The email {label} contains a line break.", code="bad_header")
     headers = dict(message.headers)
@@ -47,6 +49,8 @@ def build_email(message: OutboundMessage, *, message_class: type[EmailMultiAlter
         body=message.text,
         from_email=message.from_address or from_email or settings.DEFAULT_FROM_EMAIL,
         to=[message.to],
+        cc=list(message.cc) or None,
+        bcc=list(message.bcc) or None,
         reply_to=[message.reply_to] if message.reply_to else None,
         headers=headers,
         connection=connection,
@@ -54,6 +58,16 @@ def build_email(message: OutboundMessage, *, message_class: type[EmailMultiAlter
     if message.html:
         email.attach_alternative(message.html, "text/html")
     for attachment in message.attachments:
+        if attachment.content_id:
+            # An inline image the HTML names by cid:…
+            from email.mime.image import MIMEImage
+
+            if attachment.mimetype.startswith("image/"):
+                part = MIMEImage(attachment.content, _subtype=attachment.mimetype.split("/", 1)[1])
+                part.add_header("Content-ID", f"<{attachment.content_id}>")
+                part.add_header("Content-Disposition", "inline", filename=attachment.filename)
+                email.attach(part)
+                continue
         email.attach(attachment.filename, attachment.content, attachment.mimetype)
     return email
 

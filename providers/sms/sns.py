@@ -71,8 +71,9 @@ class SnsSmsProvider(BaseProvider):
 
         to = normalize_e164(message.to)
         attributes = {"AWS.SNS.SMS.SMSType": {"DataType": "String", "StringValue": self.config.get("sms_type") or "Transactional"}}
-        if self.config.get("sender_id"):
-            attributes["AWS.SNS.SMS.SenderID"] = {"DataType": "String", "StringValue": self.config["sender_id"]}
+        sender = message.options.get("from") or self.config.get("sender_id")
+        if sender:
+            attributes["AWS.SNS.SMS.SenderID"] = {"DataType": "String", "StringValue": str(sender)}
         try:
             response = self.client().publish(PhoneNumber=to, Message=message.text, MessageAttributes=attributes)
         except (BotoCoreError, ClientError) as exc:

@@ -26,16 +26,21 @@ class TwilioSmsProvider(TwilioMixin):
     def send(self, message: OutboundMessage) -> SendResult:
         to = normalize_e164(message.to)
         segments = count_segments(message.text)
-        max_segments = int(self.config.get("max_segments") or 10)
+        max_segments = int(message.options.get("max_segments") or self.config.get("max_segments") or 10)
         if segments.segments > max_segments:
             from common.exceptions import ProviderPermanentError
 
             raise ProviderPermanentError(f"Message needs {segments.segments} segments (limit {max_segments}).", code="too_long")
         params = {"to": to, "body": message.text, "status_callback": status_callback_url(self.config)}
-        if self.setting("messaging_service_sid"):
+        if message.options.get("from"):
+            params["from_"] = message.options["from"]  # the organization's or the event's sender id
+        elif self.setting("messaging_service_sid"):
             params["messaging_service_sid"] = self.setting("messaging_service_sid")
         else:
             params["from_"] = self.require("from_number")
+        if message.options.get("unicode") is False and segments.unicode:
+            # Not as UCS-2: Twilio replaces look-alike characters with their GSM-7 twins.
+            params["smart_encoded"] = True
         try:
             sent = self.client().messages.create(**params)
         except (TwilioException, requests.RequestException) as exc:

@@ -91,9 +91,9 @@ class VonageSmsProvider(BaseProvider):
         segments = count_segments(message.text)
         sms = SmsMessage(
             to=to.lstrip("+"),
-            from_=str(self.require("from_number")).lstrip("+"),
+            from_=str(message.options.get("from") or self.require("from_number")).lstrip("+"),
             text=message.text,
-            type="unicode" if segments.unicode else "text",
+            type="unicode" if segments.unicode or message.options.get("unicode") else "text",
             client_ref=str(message.idempotency_key)[:100] if message.idempotency_key else None,
             callback=self.config.get("status_callback_url") or None,
         )
