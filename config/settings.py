@@ -340,6 +340,9 @@ EVENTS_RATE_PER_MINUTE = int(os.environ.get("EVENTS_RATE_PER_MINUTE", "600"))
 EVENTS_BURST = int(os.environ.get("EVENTS_BURST", "600"))
 TEMPLATE_MAX_LOOP_ITERATIONS = int(os.environ.get("TEMPLATE_MAX_LOOP_ITERATIONS", "10000"))
 TEMPLATE_MAX_OUTPUT_CHARS = int(os.environ.get("TEMPLATE_MAX_OUTPUT_CHARS", "500000"))
+# Email attachments of an event's channel_options: each, and all together (README "Channel options").
+EMAIL_ATTACHMENT_MAX_BYTES = int(os.environ.get("EMAIL_ATTACHMENT_MAX_BYTES", str(5 * 1024 * 1024)))
+EMAIL_ATTACHMENTS_TOTAL_MAX_BYTES = int(os.environ.get("EMAIL_ATTACHMENTS_TOTAL_MAX_BYTES", str(10 * 1024 * 1024)))
 
 # --- REST framework ----------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -259,7 +259,9 @@ class MetaWhatsAppWebhookView(SignedWebhookView):
             payload = json.loads(request.body)
         except ValueError:
             return JsonResponse({"detail": "Body is not JSON."}, status=400)
-        events = registry.get("meta_whatsapp")().parse_webhook(payload if isinstance(payload, dict) else {})
+        payload = payload if isinstance(payload, dict) else {}
+        registry.get("meta_whatsapp").inbound_record(payload)  # customers who wrote: their 24 h window opens
+        events = registry.get("meta_whatsapp")().parse_webhook(payload)
         for sender in self.senders if events else []:
             delivery_events_report(provider_code="meta_whatsapp", events=events, provider_id=sender.provider_id,
                                    unbound_codes=() if sender.record is not None else ("meta_whatsapp",))

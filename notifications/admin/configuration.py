@@ -7,6 +7,7 @@ from django import forms
 from django.contrib import admin
 from unfold.admin import ModelAdmin, TabularInline
 
+from common.channels import CHANNEL_DEFINITIONS
 
 from ..enums import AuditAction
 from ..models import (
@@ -67,13 +68,32 @@ class CriticalityRoutingInline(TabularInline):
 
 @admin.register(ChannelConfiguration)
 class ChannelConfigurationAdmin(ModelAdmin):
-    list_display = ("channel", "organization", "enabled", "rate_limit_user_per_hour", "rate_limit_org_per_hour", "rate_limit_action", "fallback_channels")
+    list_display = ("channel", "organization", "enabled", "cost_tier", "requires_opt_in", "carries", "rate_limit_user_per_hour",
+                    "rate_limit_org_per_hour", "rate_limit_action", "fallback_channels")
     list_filter = ("channel", "enabled", "rate_limit_action")
     search_fields = ("organization__name", "channel")
     autocomplete_fields = ("organization", "default_provider")
     list_select_related = ("organization",)
-    readonly_fields = ("created_at", "updated_at")
+    readonly_fields = ("cost_tier", "requires_opt_in", "carries", "created_at", "updated_at")
     inlines = [CriticalityRoutingInline]
+
+    # Seed 004 §4.2: what the channel is, from common.channels.CHANNEL_DEFINITIONS.
+    @admin.display(description="cost tier")
+    def cost_tier(self, obj) -> str:
+        return CHANNEL_DEFINITIONS[obj.channel].cost_tier if obj.channel in CHANNEL_DEFINITIONS else ""
+
+    @admin.display(description="requires opt-in", boolean=True)
+    def requires_opt_in(self, obj) -> bool | None:
+        return CHANNEL_DEFINITIONS[obj.channel].requires_opt_in if obj.channel in CHANNEL_DEFINITIONS else None
+
+    @admin.display(description="carries")
+    def carries(self, obj) -> str:
+        d = CHANNEL_DEFINITIONS.get(obj.channel)
+        if d is None:
+            return ""
+        kinds = [name for name, on in (("rich content", d.supports_rich_content), ("actions", d.supports_actions),
+                                       ("attachments", d.supports_attachments)) if on]
+        return ", ".join(kinds) or "plain text"
 
     def save_related(self, request, form, formsets, change):
         super().save_related(request, form, formsets, change)

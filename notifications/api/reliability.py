@@ -19,6 +19,7 @@ from rest_framework.views import APIView
 
 from accounts.models import MembershipRole, Organization
 from accounts.selectors import request_organization, user_is_org_admin, user_is_platform_admin
+from common.channels import CHANNEL_DEFINITIONS
 from common.api import DB_BIGINT_MAX, DB_INT_MAX
 from common.exceptions import NotFound, PermissionDenied, ValidationError
 from common.query import is_db_id, query_datetime, query_id, query_int
@@ -456,6 +457,8 @@ def _configuration(config: ChannelConfiguration) -> dict[str, Any]:
         "settings": config.settings,
         "default_provider_id": config.default_provider_id,
         "updated_at": config.updated_at,
+        # What the channel can carry and what it costs (seed 004 §4.2).
+        "definition": CHANNEL_DEFINITIONS[config.channel].as_dict() if config.channel in CHANNEL_DEFINITIONS else None,
     }
 
 

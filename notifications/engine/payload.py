@@ -36,6 +36,7 @@ from notifications.enums import Channel
 logger = logging.getLogger(__name__)
 
 ATTACHMENT_FETCH_TIMEOUT = 10.0
+DEFAULT_REDIAL_DELAY = 120  # seconds before calling again after no answer or busy
 # Template-side WhatsApp parameters (shipped templates): sandboxed template strings per component.
 _WA_TEMPLATE_PARAMETERS = (("header_parameters", "header"), ("body_parameters", "body"), ("button_parameters", "button"))
 
@@ -206,6 +207,14 @@ def delivery_payload_prepare(
     options = delivery_options(channel=channel, organization_id=organization_id, event_options=event_options,
                                template_extra=content.get("extra"), all_settings=all_settings, context=context)
     content["options"] = options
+    if channel == Channel.VOICE:
+        # Stored with the rendered content: the digit the callee must press, and the redial plan
+        # applied when the call reports no answer or busy (notifications.engine.provider_events).
+        if options.get("require_acknowledgment") and options.get("acknowledgment_digit"):
+            content["acknowledgment_digit"] = str(options["acknowledgment_digit"])[:1]
+        if options.get("max_retries"):
+            content["voice_retry"] = {"max_retries": int(options["max_retries"]),
+                                      "retry_delay": int(options.get("retry_delay") or DEFAULT_REDIAL_DELAY)}
     if channel == Channel.SMS:
         sms_segments_check(content.get("body") or "", options)
     elif channel == Channel.EMAIL and options.get("attachments"):

@@ -87,6 +87,29 @@ def _apply_event(delivery: NotificationDelivery, event: DeliveryEvent) -> bool:
     return changed
 
 
+REDIAL_REASONS = ("call no-answer", "call busy")
+
+
+def voice_redial_schedule(delivery: NotificationDelivery, event: DeliveryEvent) -> bool:
+    """A call nobody answered (or busy) is placed again after `retry_delay`, up to `max_retries`
+    times (seed 004 §4.8): the delivery goes back to PENDING and the retry sweep sends it."""
+    if delivery.channel != Channel.VOICE or event.event != DeliveryEventType.FAILED or event.reason not in REDIAL_REASONS:
+        return False
+    plan = (delivery.rendered or {}).get("voice_retry") or {}
+    max_retries = int(plan.get("max_retries") or 0)
+    if delivery.attempts > max_retries:  # attempts counts the calls placed so far
+        return False
+    delay = int(plan.get("retry_delay") or 120)
+    now = timezone.now()
+    delivery.status = DeliveryStatus.PENDING
+    delivery.failed_at = None
+    delivery.next_retry_at = now + timedelta(seconds=delay)
+    delivery.max_attempts = max(delivery.max_attempts, delivery.attempts + 1)
+    delivery.error = f"{event.reason}: calling again in {delay} s (retry {delivery.attempts} of {max_retries})"
+    delivery.provider_message_id = ""  # the next call has its own sid; a late report of this one changes nothing
+    return True
+
+
 def delivery_status_apply(*, provider_code: str, events: Iterable[DeliveryEvent], provider_id: int | None,
                           unbound_codes: Iterable[str] = ()) -> int:
     """Apply normalized provider events to the deliveries **the reporting provider sent**.
@@ -127,6 +150,15 @@ def delivery_status_apply(*, provider_code: str, events: Iterable[DeliveryEvent]
             before = delivery.status
             if _apply_event(delivery, event):
                 changed[delivery.pk] = delivery
+                if voice_redial_schedule(delivery, event):
+                    audits.append(NotificationAuditLog(
+                        organization_id=delivery.organization_id, action=AuditAction.DELIVERY_RETRY_SCHEDULED,
+                        outcome=AuditOutcome.FAILURE, actor_type=AuditActorType.PROVIDER, actor_label=provider_code,
+                        delivery_id=delivery.pk, notification_id=delivery.notification_id,
+                        details={"event": event.event, "reason": event.reason, "next_retry_at": delivery.next_retry_at.isoformat()},
+                        error_message=event.reason[:500],
+                    ))
+                    continue
                 if delivery.status != before and event.event in _EVENT_AUDIT:
                     audits.append(NotificationAuditLog(
                         organization_id=delivery.organization_id, action=_EVENT_AUDIT[event.event],
@@ -155,7 +187,8 @@ def delivery_status_apply(*, provider_code: str, events: Iterable[DeliveryEvent]
                 d.updated_at = now
             NotificationDelivery.objects.bulk_update(
                 list(changed.values()),
-                ["status", "delivered_at", "opened_at", "clicked_at", "failed_at", "error", "cost_amount", "cost_currency", "updated_at"],
+                ["status", "delivered_at", "opened_at", "clicked_at", "failed_at", "error", "cost_amount", "cost_currency", "updated_at",
+                 "next_retry_at", "max_attempts", "provider_message_id"],
             )
             notifications_status_refresh(notification_ids={d.notification_id for d in changed.values()})
         if audits:

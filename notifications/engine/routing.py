@@ -24,6 +24,7 @@ from typing import Any
 from django.db.models import Prefetch, Q
 from django.db.models.functions import Lower
 
+from common.channels import CHANNEL_DEFINITIONS
 from notifications.enums import (
     CHANNEL_ADDRESS_FIELD,
     Channel,
@@ -110,6 +111,7 @@ class ChannelRoute:
             "reason": self.reason,
             "detail": self.detail,
             "steps": self.steps,
+            "cost_tier": CHANNEL_DEFINITIONS[self.channel].cost_tier if self.channel in CHANNEL_DEFINITIONS else "",
         }
         if self.hold_until:
             out["hold_until"] = self.hold_until.isoformat()
@@ -225,8 +227,9 @@ def channel_rules_load(*, organization_id: int) -> dict[str, ChannelRules]:
 
 # Channels that reach a person at an address of theirs (the suppression list applies).
 SUPPRESSIBLE_CHANNELS = (Channel.EMAIL, Channel.SMS, Channel.WHATSAPP, Channel.VOICE)
-# Seed 004 §4.2: `requiresOptIn: true` for these (push needs a subscription, so a user, anyway).
-OPT_IN_CHANNELS = (Channel.SMS, Channel.WHATSAPP, Channel.VOICE)
+# Seed 004 §4.2 channel definitions (`requiresOptIn`), among the channels that reach an address
+# (push needs a subscription, so a user, anyway): SMS, WhatsApp, voice.
+OPT_IN_CHANNELS = tuple(code for code, d in CHANNEL_DEFINITIONS.items() if d.requires_opt_in and code in SUPPRESSIBLE_CHANNELS)
 
 
 def requires_opt_in(rules: ChannelRules, channel: str) -> bool:

@@ -34,7 +34,7 @@ from ..base import (
     transient_or_permanent_for_status,
 )
 from ..registry import register
-from .common import push_options, push_payload, recipient_user_id
+from .common import click_url, device_targets, push_data, push_payload, push_ttl, recipient_user_id
 
 SCOPES = ["https://www.googleapis.com/auth/firebase.messaging"]
 _credentials_cache: dict[str, service_account.Credentials] = {}
@@ -114,24 +114,58 @@ class FcmProvider(BaseProvider):
         return self.pooled("fcm", lambda: _authorized_session(creds)), f"{base}/v1/projects/{project}/messages:send"
 
     def _body(self, message: OutboundMessage, token: str) -> dict[str, Any]:
-        ttl, urgency = push_options(message.criticality)
+        ttl, urgency = push_ttl(message)
         payload = push_payload(message)
-        data = {k: str(v) for k, v in (message.data or {}).items()}
+        options = message.options
+        data = push_data(message)
         if message.idempotency_key:
             data["delivery_id"] = str(message.idempotency_key)
-        if message.action_url:
-            data["url"] = message.action_url
-        return {
+        url = click_url(message)
+        if url:
+            data["url"] = url
+        android = options.get("android") or {}
+        android_notification = {k: v for k, v in (
+            ("channel_id", android.get("channel_id")), ("icon", options.get("icon")), ("sound", options.get("sound")),
+            ("click_action", options.get("click_action") if options.get("click_action") != url else None),
+        ) if v not in (None, "")}
+        if isinstance(options.get("badge"), int):
+            android_notification["notification_count"] = options["badge"]
+        ios = options.get("ios") or {}
+        aps: dict[str, Any] = {}
+        badge = ios.get("badge", options.get("badge") if isinstance(options.get("badge"), int) else None)
+        if badge is not None:
+            aps["badge"] = badge
+        if ios.get("sound") or options.get("sound"):
+            aps["sound"] = ios.get("sound") or options.get("sound")
+        if ios.get("content_available"):
+            aps["content-available"] = 1
+        web = options.get("web") or {}
+        web_notification = {k: v for k, v in (
+            ("icon", web.get("icon") or options.get("icon")),
+            ("badge", web.get("badge") or (options.get("badge") if isinstance(options.get("badge"), str) else None)),
+            ("requireInteraction", True if web.get("require_interaction") else None),
+        ) if v not in (None, "")}
+        webpush: dict[str, Any] = {"headers": {"TTL": str(ttl), "Urgency": urgency}}
+        if web_notification:
+            webpush["notification"] = web_notification
+        if url.startswith("https://"):
+            webpush["fcm_options"] = {"link": url}
+        body = {
             "message": {
                 "token": token,
                 "notification": {"title": payload["title"], "body": payload["body"]},
                 "data": data,
                 "android": {"ttl": f"{ttl}s", "priority": "HIGH" if urgency == "high" else "NORMAL"},
-                "webpush": {"headers": {"TTL": str(ttl), "Urgency": urgency}},
+                "webpush": webpush,
                 "apns": {"headers": {"apns-priority": "10" if urgency == "high" else "5",
                                      "apns-expiration": str(int(time.time()) + ttl)}},
             }
         }
+        if android_notification:
+            body["message"]["android"]["notification"] = android_notification
+        if aps:
+            body["message"]["apns"]["payload"] = {"aps": aps}
+        return body
 
     def _post(self, session: AuthorizedSession, url: str, body: dict[str, Any]) -> tuple[str | None, Exception | None, bool]:
         """→ (message name, error, token gone)."""
@@ -192,7 +226,11 @@ class FcmProvider(BaseProvider):
             if not tokens.get(user_id):
                 out[i] = ProviderPermanentError("The recipient has no FCM device.", code="no_subscription")
                 continue
-            jobs.extend((i, pk, token) for pk, token in tokens[user_id])
+            targets = device_targets(messages[i], tokens[user_id], endpoint_of=lambda item: item[1])
+            if not targets:
+                out[i] = ProviderPermanentError("None of the targeted devices belongs to the recipient.", code="no_subscription")
+                continue
+            jobs.extend((i, pk, token) for pk, token in targets)
         if jobs:
             session, url = self._session()
             from ..concurrency import send_concurrently

@@ -27,7 +27,7 @@ from ..base import (
     transient_or_permanent_for_status,
 )
 from ..registry import register
-from .common import push_options, push_payload, recipient_user_id
+from .common import device_targets, push_payload, push_ttl, recipient_user_id
 
 logger = logging.getLogger(__name__)
 
@@ -54,10 +54,11 @@ class WebPushProvider(BaseProvider):
 
         user_id = recipient_user_id(message)
         subscriptions = list(PushSubscription.objects.filter(user_id=user_id, kind=PushSubscriptionKind.WEBPUSH))
+        subscriptions = device_targets(message, subscriptions, endpoint_of=lambda item: item.endpoint)
         if not subscriptions:
             raise ProviderPermanentError("The recipient has no Web Push subscription.", code="no_subscription")
         key, claims = self._vapid()
-        ttl, urgency = push_options(message.criticality)
+        ttl, urgency = push_ttl(message)
         data = json.dumps(push_payload(message))
         delivered: list[str] = []
         gone: list[int] = []

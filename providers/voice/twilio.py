@@ -41,7 +41,9 @@ def build_twiml(message: OutboundMessage, *, config: dict) -> str:
         raise ProviderPermanentError("Voice message has neither text nor audio.", code="validation")
     if message.require_acknowledgment:
         digit = (message.acknowledgment_digit or "1")[:1]
-        gather = Gather(num_digits=1, action=gather_url(config), method="POST", timeout=int(config.get("gather_timeout") or 8))
+        # "#" ends a Gather by default: when it is the digit to press, nothing may end it early.
+        extra = {"finish_on_key": ""} if digit == "#" else {}
+        gather = Gather(num_digits=1, action=gather_url(config), method="POST", timeout=int(config.get("gather_timeout") or 8), **extra)
         prompt = ACK_PROMPTS.get((message.locale or "en")[:2], ACK_PROMPTS["en"]).format(digit=digit)
         gather.say(prompt, voice=voice, language=language)
         response.append(gather)
@@ -70,6 +72,8 @@ class TwilioVoiceProvider(TwilioMixin):
         }
         if self.config.get("machine_detection"):
             params["machine_detection"] = self.config["machine_detection"]
+        if message.options.get("record"):
+            params["record"] = True
         try:
             call = self.client().calls.create(**params)
         except (TwilioException, requests.RequestException) as exc:

@@ -27,6 +27,7 @@ from ..base import (
 )
 from ..phone import normalize_e164
 from ..registry import register
+from .window import window_open, window_record
 
 # Graph error codes: throttling and temporary trouble → another provider or later.
 META_TRANSIENT_CODES = {1, 2, 4, 17, 80007, 130429, 131016, 131048, 131056, 133004}
@@ -38,6 +39,52 @@ STATUS_EVENTS = {
     "read": DeliveryEventType.OPENED,
     "failed": DeliveryEventType.FAILED,
 }
+
+
+def template_components(message: OutboundMessage) -> list[dict[str, Any]]:
+    """The template's components, with the media header and the buttons' parameters the options add
+    (an approved template fixes its buttons; the message fills their payloads and URL suffixes)."""
+    components = [dict(c) for c in message.template_components or []]
+    options = message.options
+    kinds = {c.get("type") for c in components}
+    media_url, media_type = options.get("media_url"), options.get("media_type") or "image"
+    if media_url and "header" not in kinds:
+        components.insert(0, {"type": "header", "parameters": [{"type": media_type, media_type: {"link": media_url}}]})
+    if options.get("buttons") and "button" not in kinds:
+        for index, button in enumerate(options["buttons"]):
+            if button.get("type") == "url":
+                parameter = {"type": "text", "text": button.get("url", "")}
+                components.append({"type": "button", "sub_type": "url", "index": str(index), "parameters": [parameter]})
+            else:
+                parameter = {"type": "payload", "payload": button.get("id") or button.get("text", "")}
+                components.append({"type": "button", "sub_type": "quick_reply", "index": str(index), "parameters": [parameter]})
+    return components
+
+
+def free_form(message: OutboundMessage) -> dict[str, Any]:
+    """A message inside the window: text, media with a caption, or interactive buttons."""
+    options = message.options
+    buttons = options.get("buttons") or []
+    media_url, media_type = options.get("media_url"), options.get("media_type") or "image"
+    if buttons:
+        url_buttons = [b for b in buttons if b.get("type") == "url"]
+        interactive: dict[str, Any] = {"body": {"text": message.text or message.title or "-"}}
+        if media_url and media_type in ("image", "video", "document"):
+            interactive["header"] = {"type": media_type, media_type: {"link": media_url}}
+        if url_buttons:  # WhatsApp shows one call-to-action URL button
+            interactive.update(type="cta_url", action={"name": "cta_url", "parameters": {
+                "display_text": url_buttons[0]["text"], "url": url_buttons[0]["url"]}})
+        else:
+            interactive.update(type="button", action={"buttons": [
+                {"type": "reply", "reply": {"id": (b.get("id") or f"b{i}")[:256], "title": b["text"][:20]}}
+                for i, b in enumerate(buttons)]})
+        return {"type": "interactive", "interactive": interactive}
+    if media_url:
+        media: dict[str, Any] = {"link": media_url}
+        if message.text:
+            media["caption"] = message.text
+        return {"type": media_type, media_type: media}
+    return {"type": "text", "text": {"preview_url": bool(message.action_url), "body": message.text}}
 
 
 @register
@@ -64,16 +111,22 @@ class MetaWhatsAppProvider(BaseProvider):
     def _body(self, message: OutboundMessage) -> dict[str, Any]:
         to = normalize_e164(message.to).lstrip("+")
         body: dict[str, Any] = {"messaging_product": "whatsapp", "recipient_type": "individual", "to": to}
+        options = message.options
         if message.template_name:
             template: dict[str, Any] = {"name": message.template_name,
                                         "language": {"code": message.template_language or message.locale or "en"}}
-            if message.template_components:
-                template["components"] = message.template_components
+            components = template_components(message)
+            if components:
+                template["components"] = components
             body.update(type="template", template=template)
         else:
-            if not message.text:
+            if not window_open(business_number_id=str(self.setting("phone_number_id") or ""), customer=to):
+                raise ProviderPermanentError(
+                    "Outside the 24-hour customer service window WhatsApp accepts only an approved template "
+                    "(template_name), not free text.", code="window_closed")
+            if not message.text and not options.get("media_url"):
                 raise ProviderPermanentError("WhatsApp message has neither a template nor text.", code="validation")
-            body.update(type="text", text={"preview_url": bool(message.action_url), "body": message.text})
+            body.update(free_form(message))
         if message.idempotency_key:
             body["biz_opaque_callback_data"] = str(message.idempotency_key)
         return body
@@ -120,6 +173,25 @@ class MetaWhatsAppProvider(BaseProvider):
             return HealthResult(ok=False, response_time_ms=self._elapsed_ms(started), detail=str(self._error(response)))
         quality = response.json().get("quality_rating", "")
         return HealthResult(ok=quality != "RED", response_time_ms=self._elapsed_ms(started), detail=f"quality {quality}" if quality else "")
+
+    @staticmethod
+    def inbound_record(payload: dict[str, Any]) -> int:
+        """Open the 24-hour window of every customer who wrote to us in this (verified) webhook."""
+        from datetime import datetime
+
+        opened = 0
+        for entry in payload.get("entry", []) or []:
+            for change in entry.get("changes", []) or []:
+                value = change.get("value") or {}
+                number_id = str((value.get("metadata") or {}).get("phone_number_id") or "")
+                for inbound in value.get("messages", []) or []:
+                    ts = str(inbound.get("timestamp") or "")
+                    age = int(datetime.now(UTC).timestamp()) - int(ts) if ts.isdigit() else 0
+                    if number_id and inbound.get("from"):
+                        window_record(business_number_id=number_id, customer=str(inbound["from"]),
+                                      seconds_left=24 * 3600 - max(age, 0))
+                        opened += 1
+        return opened
 
     def parse_webhook(self, payload: dict[str, Any]) -> list[DeliveryEvent]:
         from datetime import datetime

@@ -43,6 +43,8 @@ class TwilioWhatsAppProvider(TwilioMixin):
                 params["content_variables"] = json.dumps(variables)
         else:
             params["body"] = message.text
+            if message.options.get("media_url"):
+                params["media_url"] = [message.options["media_url"]]
         try:
             sent = self.client().messages.create(**params)
         except (TwilioException, requests.RequestException) as exc:

@@ -38,8 +38,16 @@ def test_meta_whatsapp_template_message(peer):
 
 
 def test_meta_whatsapp_free_text_and_the_24h_window_error(peer):
+    from providers.whatsapp.window import window_close, window_record
+
+    window_close(business_number_id="1055", customer="33612345678")  # the cache outlives a test run
     graph = peer().on("POST", "/v21.0/1055/messages", Reply(400, {"error": {"code": 131047, "message": "Re-engagement message"}}))
     text = OutboundMessage(channel=Channel.WHATSAPP, to="+33612345678", text="Are you there?")
+    with pytest.raises(ProviderPermanentError) as err:  # no message from them: refused before any call
+        _meta(graph.url).send(text)
+    assert err.value.code == "window_closed" and graph.calls() == []
+    # they wrote (as far as we know): Meta still has the last word
+    window_record(business_number_id="1055", customer="33612345678")
     with pytest.raises(ProviderPermanentError) as err:
         _meta(graph.url).send(text)
     assert "131047" in str(err.value.detail)
