@@ -141,6 +141,7 @@ def delivery_status_apply(*, provider_code: str, events: Iterable[DeliveryEvent]
             .order_by("pk")
         }
         changed: dict[int, NotificationDelivery] = {}
+        redials: list[int] = []
         audits: list[NotificationAuditLog] = []
         suppressions: list[SuppressedAddress] = []
         for event in events:
@@ -151,6 +152,7 @@ def delivery_status_apply(*, provider_code: str, events: Iterable[DeliveryEvent]
             if _apply_event(delivery, event):
                 changed[delivery.pk] = delivery
                 if voice_redial_schedule(delivery, event):
+                    redials.append(delivery.pk)
                     audits.append(NotificationAuditLog(
                         organization_id=delivery.organization_id, action=AuditAction.DELIVERY_RETRY_SCHEDULED,
                         outcome=AuditOutcome.FAILURE, actor_type=AuditActorType.PROVIDER, actor_label=provider_code,
@@ -195,6 +197,10 @@ def delivery_status_apply(*, provider_code: str, events: Iterable[DeliveryEvent]
             NotificationAuditLog.objects.bulk_create(audits)
         if suppressions:
             SuppressedAddress.objects.bulk_create(suppressions, ignore_conflicts=True)
+    if redials:
+        from providers.journal import journal_forget
+
+        journal_forget(keys=[str(pk) for pk in redials])  # the next call is placed on purpose
     return len(changed)
 
 
