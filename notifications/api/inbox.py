@@ -82,6 +82,17 @@ class AcknowledgeView(_ItemActionView):
     service = staticmethod(inbox.notification_acknowledge)
 
 
+class ActionView(APIView):
+    """The recipient chose one of the item's IN_APP actions (a custom one calls the organization back)."""
+
+    permission_classes = [IsPerson]
+
+    @extend_schema(request=None, responses={200: InboxNotificationSerializer})
+    def post(self, request: Request, notification_id: int, action_id: str) -> Response:
+        notification = inbox.notification_action(user_id=request.user.pk, notification_id=notification_id, action_id=action_id)
+        return Response(InboxNotificationSerializer(notification).data)
+
+
 class ReadAllView(APIView):
     permission_classes = [IsPerson]
 

@@ -22,6 +22,7 @@ api_urlpatterns: list = [
     path("notifications/read-all/", inbox.ReadAllView.as_view(), name="inbox-read-all"),
     path("notifications/stream/", sse.stream_view, name="inbox-stream"),
     path("notifications/<int:notification_id>/read/", inbox.ReadView.as_view(), name="inbox-read"),
+    path("notifications/<int:notification_id>/actions/<str:action_id>/", inbox.ActionView.as_view(), name="inbox-action"),
     path("notifications/<int:notification_id>/unread/", inbox.UnreadView.as_view(), name="inbox-unread"),
     path("notifications/<int:notification_id>/archive/", inbox.ArchiveView.as_view(), name="inbox-archive"),
     path("notifications/<int:notification_id>/acknowledge/", inbox.AcknowledgeView.as_view(), name="inbox-acknowledge"),

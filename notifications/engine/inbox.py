@@ -180,3 +180,38 @@ def notification_acknowledge(*, user_id: int, notification_id: int) -> Notificat
             _publish_count_on_commit(user_id)
     notification.refresh_from_db()
     return notification
+
+
+@transaction.atomic
+def notification_action(*, user_id: int, notification_id: int, action_id: str) -> Notification:
+    """The user chose one of the item's IN_APP actions (seed 004 §4.3): navigate and custom mark it
+    read and its in-app delivery CLICKED, dismiss archives it; a custom action is the
+    organization's callback — its outgoing webhooks get `notification.action` with the action's
+    id and data. An action the item does not offer is a 404."""
+    notification = _locked(user_id, notification_id)
+    options = (notification.channel_options or {}).get(Channel.IN_APP) or {}
+    action = next((a for a in options.get("actions") or [] if str(a.get("id")) == str(action_id)), None)
+    if action is None:
+        raise NotFound("This notification has no such action.")
+    now = timezone.now()
+    if action.get("action") == "dismiss":
+        notification.archived_at = notification.archived_at or now
+    notification.read_at = notification.read_at or now
+    notification.save(update_fields=["read_at", "archived_at", "updated_at"])
+    NotificationDelivery.objects.filter(
+        notification_id=notification.pk, channel=Channel.IN_APP, status__in=list(DELIVERY_SUCCESS_STATUSES),
+    ).update(status=DeliveryStatus.CLICKED, clicked_at=Coalesce("clicked_at", Value(now)),
+             opened_at=Coalesce("opened_at", Value(now)), delivered_at=Coalesce("delivered_at", Value(now)), updated_at=now)
+    NotificationAuditLog.objects.create(
+        organization_id=notification.organization_id, notification=notification, user_id=user_id,
+        action=AuditAction.DELIVERY_CLICKED, actor_type=AuditActorType.USER, actor_id=str(user_id),
+        details={"action_id": str(action.get("id")), "action": action.get("action")},
+    )
+    if action.get("action") == "custom":
+        from notifications.engine.webhooks_outgoing import ACTION_EVENT, webhooks_enqueue
+
+        webhooks_enqueue(events=[(notification.pk, f"{ACTION_EVENT}:{action.get('id')}")],
+                         organization_ids=[notification.organization_id])
+    _publish_count_on_commit(user_id)
+    return notification
+

@@ -64,6 +64,8 @@ STATUS_EVENTS = {
     NotificationStatus.FAILED: "notification.failed",
 }
 TEST_EVENT = "webhook.test"
+# A custom in-app action chosen by the recipient: queued as "notification.action:<action id>".
+ACTION_EVENT = "notification.action"
 DISPATCH_CHUNK = 500
 MAX_RETRY_DELAY_SECONDS = 300
 _DELIVERY_NAMESPACE = uuid.UUID("5b0f1c52-8f5e-4a55-9d0e-6f1f8e2f7a10")
@@ -313,6 +315,18 @@ def _send_isolated(hook: Webhook, batch: list[_Message], *, attempt: int, report
     _record_outcomes(hook, outcomes, attempt=attempt, report=report, now=timezone.now())
 
 
+def _action_body(row: Mapping[str, Any], kind: str, body: dict[str, Any]) -> dict[str, Any]:
+    """A custom in-app action's callback: type `notification.action`, with the action's id and data."""
+    if not kind.startswith(ACTION_EVENT + ":"):
+        return body
+    action_id = kind.split(":", 1)[1]
+    actions = ((row.get("channel_options") or {}).get("IN_APP") or {}).get("actions") or []
+    action = next((a for a in actions if str(a.get("id")) == action_id), {})
+    body["type"] = ACTION_EVENT
+    body["data"]["action"] = {"id": action_id, "label": action.get("label", ""), "data": action.get("data") or {}}
+    return body
+
+
 def webhooks_dispatch(*, events: Sequence[Sequence[Any]]) -> DispatchReport:
     """Post these (notification id, event type) pairs to the matching outgoing webhooks.
 
@@ -324,7 +338,7 @@ def webhooks_dispatch(*, events: Sequence[Sequence[Any]]) -> DispatchReport:
     rows = {
         row["id"]: row
         for row in Notification.objects.filter(pk__in={pk for pk, _ in wanted}).values(
-            "id", "organization_id", "event_type", "category", "criticality", "status", "recipient_id"
+            "id", "organization_id", "event_type", "category", "criticality", "status", "recipient_id", "channel_options"
         )
     }
     if not rows:
@@ -357,7 +371,7 @@ def webhooks_dispatch(*, events: Sequence[Sequence[Any]]) -> DispatchReport:
             hooks[hook.pk] = hook
             messages[hook.pk].append(_Message(
                 notification_id=pk, event=kind, delivery_id=_delivery_id(hook.pk, pk, kind),
-                body={
+                body=_action_body(row, kind, {
                     "id": str(uuid.uuid5(_DELIVERY_NAMESPACE, f"{pk}:{kind}")),
                     "type": kind,
                     "created_at": now.isoformat(),
@@ -367,7 +381,7 @@ def webhooks_dispatch(*, events: Sequence[Sequence[Any]]) -> DispatchReport:
                         "recipient_id": str(row["recipient_id"]) if row["recipient_id"] else None,
                         "channels": channels.get(pk, {}),
                     },
-                },
+                }),
             ))
     for hook_id, batch in messages.items():
         _send_isolated(hooks[hook_id], batch, attempt=0, report=report)
