@@ -370,7 +370,8 @@ def webhooks_dispatch(*, events: Sequence[Sequence[Any]]) -> DispatchReport:
                 continue
             hooks[hook.pk] = hook
             messages[hook.pk].append(_Message(
-                notification_id=pk, event=kind, delivery_id=_delivery_id(hook.pk, pk, kind),
+                notification_id=pk, event=ACTION_EVENT if kind.startswith(ACTION_EVENT + ":") else kind,
+                delivery_id=_delivery_id(hook.pk, pk, kind),
                 body=_action_body(row, kind, {
                     "id": str(uuid.uuid5(_DELIVERY_NAMESPACE, f"{pk}:{kind}")),
                     "type": kind,

@@ -377,3 +377,34 @@ def test_a_real_worker_posts_the_delivered_event(
         worker.kill(signal.SIGTERM)
     events = sorted(_verified(c, hook["secret"])["type"] for c in calls)
     assert events == ["notification.created", "notification.delivered"]
+
+
+@pytest.mark.django_db
+def test_a_custom_in_app_action_calls_the_organization_back(
+    auth_client, organization, user, receiver, keys, loopback_allowed, eager, django_capture_on_commit_callbacks
+):
+    hook = _outgoing(auth_client, receiver.url("/actions"))
+    actions = [{"id": "rollback", "label": "Roll back", "action": "custom", "data": {"deploy": "D-7"}},
+               {"id": "later", "label": "Later", "action": "dismiss"}]
+    with django_capture_on_commit_callbacks(execute=True):
+        result = event_emit(organization=organization, type=EVENT, recipient_ids=[user.pk], channels=[Channel.IN_APP],
+                            channel_options={"IN_APP": {"actions": actions}})
+    [(notification_id, _, _)] = result.notifications
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = auth_client.post(f"/api/v1/notifications/{notification_id}/actions/rollback/")
+    assert response.status_code == 200 and response.json()["is_read"] is True
+    (call,) = [c for c in receiver.received("/actions") if c["headers"][EVENT_HEADER] == "notification.action"]
+    body = _verified(call, hook["secret"])
+    assert body["type"] == "notification.action" and body["data"]["notification_id"] == notification_id
+    assert body["data"]["action"] == {"id": "rollback", "label": "Roll back", "data": {"deploy": "D-7"}}
+    assert NotificationAuditLog.objects.filter(action=AuditAction.DELIVERY_CLICKED, notification_id=notification_id).exists()
+
+    # dismiss archives it and calls nobody; an action the item does not offer is a 404
+    assert auth_client.post(f"/api/v1/notifications/{notification_id}/actions/nope/").status_code == 404
+    with django_capture_on_commit_callbacks(execute=True):
+        assert auth_client.post(f"/api/v1/notifications/{notification_id}/actions/later/").json()["archived_at"]
+    assert len([c for c in receiver.received("/actions") if c["headers"][EVENT_HEADER] == "notification.action"]) == 1
+    # nobody else may choose it
+    stranger = _client(member(organization))
+    assert stranger.post(f"/api/v1/notifications/{notification_id}/actions/rollback/").status_code == 404
