@@ -55,7 +55,7 @@ class OneSignalProvider(BaseProvider):
         base = (self.config.get("base_url") or "https://api.onesignal.com").rstrip("/")
         headers = {"Authorization": f"Key {self.require('rest_api_key')}", "Accept": "application/json"}
         try:
-            response = requests.request(method, f"{base}/{path.lstrip('/')}", headers=headers, timeout=self.timeout, **kwargs)
+            response = self.http().request(method, f"{base}/{path.lstrip('/')}", headers=headers, timeout=self.timeout, **kwargs)
         except requests.RequestException as exc:
             raise ProviderTransientError(f"OneSignal unreachable: {exc.__class__.__name__}", code="connection") from None
         if response.status_code >= 300:

@@ -59,7 +59,7 @@ class MessageBirdSmsProvider(BaseProvider):
         base = (self.config.get("base_url") or "https://rest.messagebird.com").rstrip("/")
         headers = {"Authorization": f"AccessKey {self.require('access_key')}", "Accept": "application/json"}
         try:
-            response = requests.request(method, f"{base}/{path.lstrip('/')}", headers=headers, timeout=self.timeout, **kwargs)
+            response = self.http().request(method, f"{base}/{path.lstrip('/')}", headers=headers, timeout=self.timeout, **kwargs)
         except requests.RequestException as exc:
             raise ProviderTransientError(f"MessageBird unreachable: {exc.__class__.__name__}", code="connection") from None
         if response.status_code >= 300:

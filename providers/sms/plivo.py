@@ -62,7 +62,7 @@ class PlivoSmsProvider(BaseProvider):
 
     def _call(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         try:
-            response = requests.request(method, self._url(path), auth=(str(self.require("auth_id")), str(self.require("auth_token"))),
+            response = self.http().request(method, self._url(path), auth=(str(self.require("auth_id")), str(self.require("auth_token"))),
                                         timeout=self.timeout, **kwargs)
         except requests.RequestException as exc:
             raise ProviderTransientError(f"Plivo unreachable: {exc.__class__.__name__}", code="connection") from None

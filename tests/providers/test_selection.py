@@ -181,3 +181,18 @@ def test_weighted_split_follows_the_weights_and_is_stable_per_delivery(sms_provi
 ])
 def test_the_recipients_region(address, declared, region):
     assert recipient_region(address, declared=declared) == region
+
+
+def test_one_batch_splits_by_each_recipients_best_provider(sms_providers, organization):
+    from providers.services import provider_send_batch_with_failover
+
+    _, peers = sms_providers
+    messages = [OutboundMessage(channel=Channel.SMS, to=to, text="x", idempotency_key=str(i))
+                for i, to in enumerate([US, GB, US, "+33612345678"])]
+    results = provider_send_batch_with_failover(organization_id=organization.pk, channel=Channel.SMS, messages=messages,
+                                                policy=SelectionPolicy(strategy=SelectionStrategy.LOWEST_COST))
+    assert [getattr(r, "provider_code", None) for r in results] == ["twilio_sms", "plivo_sms", "twilio_sms", "plivo_sms"]
+    assert results[3].selection == ("chose plivo_sms: cheapest healthy provider covering FR (0.009 per message); "
+                                    "not covering FR: twilio_sms, messagebird_sms")
+    assert len(peers["twilio_sms"][0].calls("POST")) == 2 and len(peers["plivo_sms"][0].calls("POST")) == 2
+    assert peers["messagebird_sms"][0].calls() == []
