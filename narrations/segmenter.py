@@ -98,7 +98,7 @@ class Segmenter:
                 if after:
                     speaker = self._speaker(after)
                     consumed_until = after.end()
-                else:
+                elif self._before is not None:
                     before = self._before.search(before_text)
                     if before:
                         speaker = self._speaker(before)

@@ -33,7 +33,7 @@ class SignupForm(forms.Form):
         return value
 
     def clean(self):
-        data = super().clean()
+        data = super().clean() or {}
         p1, p2 = data.get("password1"), data.get("password2")
         if p1 and p2 and p1 != p2:
             self.add_error("password2", "The two passwords differ.")
@@ -119,7 +119,7 @@ class QuietHoursForm(forms.Form):
             self.fields[f"rule:{channel}"] = forms.ChoiceField(choices=[("", "as by default"), *QuietHoursAction.choices], required=False)
 
     def clean(self):
-        data = super().clean()
+        data = super().clean() or {}
         if data.get("enabled") and not self.errors and (data.get("start") is None or data.get("end") is None):
             self.add_error("start", "Give the start and the end of the quiet time.")
         return data
@@ -139,7 +139,7 @@ class DndForm(forms.Form):
                                 error_messages={"invalid": "Pick a date and time."})
 
     def clean(self):
-        data = super().clean()
+        data = super().clean() or {}
         if data.get("action") != "clear" and not self.errors and data.get("until") is None:
             self.add_error("until", "Pick a date and time.")
         return data
@@ -155,9 +155,12 @@ class DndForm(forms.Form):
 class DigestForm(forms.Form):
     frequency = forms.ChoiceField(choices=DigestFrequency.choices,
                                   error_messages={"invalid_choice": f"Choose one of {', '.join(DigestFrequency.values)}."})
-    hour = forms.TypedChoiceField(choices=[(h, f"{h:02d}:00") for h in range(24)], coerce=int, required=False, empty_value=8,
+    # TypedChoiceField takes any value as empty_value (here the default hour); the stubs say str.
+    hour = forms.TypedChoiceField(choices=[(h, f"{h:02d}:00") for h in range(24)], coerce=int, required=False,
+                                  empty_value=8,  # type: ignore[arg-type]
                                   error_messages={"invalid_choice": "An hour from 0 to 23."})
-    day_of_week = forms.TypedChoiceField(choices=DAY_CHOICES, coerce=int, required=False, empty_value=0,
+    day_of_week = forms.TypedChoiceField(choices=DAY_CHOICES, coerce=int, required=False,
+                                         empty_value=0,  # type: ignore[arg-type]
                                          error_messages={"invalid_choice": "A day from Monday to Sunday."})
 
     def service_kwargs(self) -> dict[str, Any]:

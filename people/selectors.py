@@ -72,12 +72,9 @@ def _invitation_deliveries(*, user: User) -> QuerySet[NotificationDelivery]:
     )
 
 
-def _counts() -> dict[str, Any]:
-    return {
-        "total_sent": Count("pk"),
-        "successful_deliveries": Count("pk", filter=Q(status__in=SUCCESS)),
-        "failed_deliveries": Count("pk", filter=Q(status__in=FAILURE)),
-    }
+def _counts() -> tuple[Count, Count, Count]:
+    """(total sent, successful, failed), named where they are used so the row keys are known."""
+    return Count("pk"), Count("pk", filter=Q(status__in=SUCCESS)), Count("pk", filter=Q(status__in=FAILURE))
 
 
 def user_delivery_analytics(*, user: User, days: int = 30, today: date | None = None) -> dict[str, Any]:
@@ -85,7 +82,10 @@ def user_delivery_analytics(*, user: User, days: int = 30, today: date | None = 
     Two aggregate queries (one per chart), whatever the number of invitations."""
     deliveries = _invitation_deliveries(user=user)
     by_channel = []
-    for row in deliveries.values("channel").annotate(**_counts()).order_by("channel"):
+    total_sent, successful, failed = _counts()
+    for row in deliveries.values("channel").annotate(
+        total_sent=total_sent, successful_deliveries=successful, failed_deliveries=failed,
+    ).order_by("channel"):
         total = row["total_sent"]
         by_channel.append({
             "delivery_type": row["channel"].lower(),
@@ -100,7 +100,8 @@ def user_delivery_analytics(*, user: User, days: int = 30, today: date | None = 
         {"date": row["day"].isoformat(), "delivery_type": row["channel"].lower(), "total_sent": row["total_sent"],
          "successful_deliveries": row["successful_deliveries"]}
         for row in deliveries.filter(created_at__date__gte=start)
-        .annotate(day=TruncDate("created_at")).values("day", "channel").annotate(**_counts()).order_by("day", "channel")
+        .annotate(day=TruncDate("created_at")).values("day", "channel")
+        .annotate(total_sent=total_sent, successful_deliveries=successful, failed_deliveries=failed).order_by("day", "channel")
     ]
     return {"by_channel": by_channel, "daily": daily, "since": start.isoformat(), "until": today.isoformat()}
 

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import zoneinfo
+from collections.abc import Callable
 from datetime import date, timedelta
+from typing import Any
 from urllib.parse import urlencode
 
 from django.contrib import messages
@@ -14,7 +16,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
-from accounts.selectors import user_primary_organization
+from accounts.selectors import request_user, user_primary_organization
 from accounts.services import user_profile_update
 from common.exceptions import ProviderError
 from common.exceptions import ValidationError as DomainValidationError
@@ -51,7 +53,7 @@ def _add_domain_errors(form, exc: DomainValidationError) -> None:
 @login_required
 @require_http_methods(["GET", "POST"])
 def profile(request: HttpRequest) -> HttpResponse:
-    user = request.user
+    user = request_user(request)
     initial = {"display_name": user.display_name, "phone": user.phone, "locale": user.locale, "timezone": user.timezone}
     form = ProfileForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
@@ -132,7 +134,8 @@ def _quiet_context(user) -> dict:
     }
 
 
-SECTIONS = {
+# Each section: its form, the service that saves it (called with user, organization and the form's kwargs), a message.
+SECTIONS: dict[str, tuple[Any, Callable[..., Any], str]] = {
     "quiet_hours": (QuietHoursForm, person_quiet_hours_save, "Quiet hours saved."),
     "dnd": (DndForm, person_dnd_save, "Do not disturb updated."),
     "digest": (DigestForm, person_digest_save, "Digest saved."),
@@ -146,7 +149,7 @@ def _form_errors(form) -> dict:
 @login_required
 @require_http_methods(["GET", "POST"])
 def preferences(request: HttpRequest) -> HttpResponse:
-    user = request.user
+    user = request_user(request)
     organization = user_primary_organization(user=user)
     projects = list(organization_projects(organization=organization)) if organization else []
     project = None
@@ -212,7 +215,7 @@ TILES = [
 
 @login_required
 def dashboard(request: HttpRequest) -> HttpResponse:
-    user = request.user
+    user = request_user(request)
     action = request.GET.get("action", "")
     query = request.GET.get("q", "")[:200].replace("\x00", "")
     summary = user_invitation_summary(user=user)

@@ -73,7 +73,7 @@ def signup(request: HttpRequest) -> HttpResponse:
                 return render(request, "accounts/signup_check_email.html", {"email": user.email})
             login(request, user, backend="django.contrib.auth.backends.ModelBackend")
             messages.success(request, "Welcome to Troubadour! Add your phone and time zone so notifications reach you at the right time.")
-            return redirect(_next_url(request, reverse_lazy("me-profile")))
+            return redirect(_next_url(request, str(reverse_lazy("me-profile"))))
     return render(request, "accounts/signup.html", {"form": form, "next": _next_url(request, "")},
                   status=400 if form.errors else 200)
 

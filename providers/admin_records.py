@@ -81,7 +81,7 @@ class NotificationProviderForm(forms.ModelForm):
         return value
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        data = super().clean() or {}
         cls = _provider_class(data.get("code") or self.instance.code)
         if cls is None:
             return data
@@ -229,7 +229,7 @@ class NotificationProviderAdmin(ModelAdmin):
 
         data = form.cleaned_data
         secrets: dict[str, Any] = dict(getattr(form, "new_secrets", {}))
-        fields = {name: data.get(name) for name in ("name", "description", "priority", "is_active", "is_default", "config",
+        fields: dict[str, Any] = {name: data.get(name) for name in ("name", "description", "priority", "is_active", "is_default", "config",
                                                      "secret_env_refs", "rate_limit_per_minute", "daily_limit")}
         fields["config"] = fields["config"] or {}
         fields["secret_env_refs"] = fields["secret_env_refs"] or {}

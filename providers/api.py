@@ -18,7 +18,7 @@ from rest_framework.views import APIView
 
 from accounts.authentication import ServicePrincipal
 from accounts.models import Organization
-from accounts.selectors import request_organization, user_is_org_admin, user_is_platform_admin
+from accounts.selectors import request_organization, request_user, user_is_org_admin, user_is_platform_admin
 from common.api import DB_BIGINT_MAX, DB_INT_MAX, DB_INT_MIN
 from common.exceptions import PermissionDenied, ValidationError
 from common.channels import Channel
@@ -125,9 +125,10 @@ class ProviderInSerializer(serializers.Serializer):
 
 
 class ProviderPatchSerializer(ProviderInSerializer):
-    code = None  # a record's provider cannot change; create another one
-    organization_id = None
-    channel = None
+    # None removes an inherited field (DRF); the stubs only allow another field there.
+    code = None  # type: ignore[assignment]  # a record's provider cannot change; create another one
+    organization_id = None  # type: ignore[assignment]
+    channel = None  # type: ignore[assignment]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, partial=True, **kwargs)
@@ -271,7 +272,7 @@ class PushSubscriptionView(APIView):
     def _user_id(self, request: Request) -> int:
         if isinstance(request.user, ServicePrincipal):
             raise PermissionDenied("Push subscriptions belong to a signed-in user.")
-        return request.user.pk
+        return request_user(request).pk
 
     @extend_schema(request=PushSubscriptionInSerializer, responses={201: OpenApiTypes.OBJECT})
     def post(self, request: Request) -> Response:

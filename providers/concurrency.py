@@ -61,8 +61,8 @@ def _limit(key: Any) -> threading.BoundedSemaphore:
 
 
 def send_concurrently(key: Any, send: Callable[[M], T], messages: Sequence[M],
-                      on_result: Callable[[M, T | BaseException], None] | None = None,
-                      catch: tuple[type[BaseException], ...] = (Exception,)) -> list[T | BaseException]:
+                      on_result: Callable[[M, T | Exception], None] | None = None,
+                      catch: tuple[type[Exception], ...] = (Exception,)) -> list[T | Exception]:
     """``send(message)`` for every message, at most ``max_in_flight()`` at once for ``key``.
 
     Results (or the caught exception) are in the order of ``messages``. ``on_result`` runs in
@@ -76,11 +76,11 @@ def send_concurrently(key: Any, send: Callable[[M], T], messages: Sequence[M],
             return send(message)
 
     futures = [_pool().submit(one, m) for m in messages]
-    results: list[T | BaseException] = []
+    results: list[T | Exception] = []
     unexpected: BaseException | None = None
     for message, future in zip(messages, futures):
         try:
-            result: T | BaseException = future.result()
+            result: T | Exception = future.result()
         except catch as exc:
             result = exc
         except BaseException as exc:  # noqa: BLE001 - raised once all sends are done

@@ -3,7 +3,7 @@ Both are the provider account's trouble, not the message's: the failover loop
 (providers.services) moves on to the next provider and operators are alerted (providers.hooks)."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeGuard
 
 from .base import CREDENTIALS_ERROR_CODES, ProviderPermanentError
 from .enums import ProviderHealthStatus
@@ -13,7 +13,7 @@ from .resilience import CircuitBreaker, CircuitState
 from .selectors import ProviderBinding
 
 
-def is_credentials_error(exc: Any) -> bool:
+def is_credentials_error(exc: Any) -> TypeGuard[ProviderPermanentError]:
     """401/403 or a provider's own "bad credentials" answer: the account is broken, not the message."""
     return isinstance(exc, ProviderPermanentError) and str(exc.code or "") in CREDENTIALS_ERROR_CODES
 
@@ -23,7 +23,7 @@ def provider_credentials_refused(*, binding: ProviderBinding, breaker: CircuitBr
     a save with new credentials clears it) and alert operators — once per outage."""
     breaker.trip()
     if binding.record is not None:
-        changed = NotificationProvider.objects.filter(pk=binding.record_id).exclude(health_status=ProviderHealthStatus.UNHEALTHY).update(
+        changed = NotificationProvider.objects.filter(pk=binding.record.pk).exclude(health_status=ProviderHealthStatus.UNHEALTHY).update(
             health_status=ProviderHealthStatus.UNHEALTHY, health_message=f"Credentials refused: {detail}"[:500])
         binding.record.health_status = ProviderHealthStatus.UNHEALTHY
         if changed:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from typing import Any
 
 from common.channels import Channel
 
@@ -26,7 +27,7 @@ class LogProvider(BaseProvider):
 
         if self.config.get("simulate_outage"):
             raise ProviderTransientError(f"{self.code}: simulated outage (config simulate_outage)", code="simulated_outage")
-        payload = {
+        payload: dict[str, Any] = {
             "title": message.title,
             "html": bool(message.html),
             "criticality": message.criticality,

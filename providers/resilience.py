@@ -46,9 +46,9 @@ class CircuitPolicy:
     def for_config(cls, config: dict[str, Any] | None = None) -> CircuitPolicy:
         config = config or {}
         return cls(
-            threshold=int(config.get("circuit_failure_threshold") or getattr(settings, "PROVIDER_CIRCUIT_FAILURE_THRESHOLD", 5)),
-            cooldown=float(config.get("circuit_cooldown_seconds") or getattr(settings, "PROVIDER_CIRCUIT_COOLDOWN_SECONDS", 60)),
-            window=float(config.get("circuit_window_seconds") or getattr(settings, "PROVIDER_CIRCUIT_WINDOW_SECONDS", 120)),
+            threshold=int(config.get("circuit_failure_threshold") or getattr(settings, "PROVIDER_CIRCUIT_FAILURE_THRESHOLD", 5) or 5),
+            cooldown=float(config.get("circuit_cooldown_seconds") or getattr(settings, "PROVIDER_CIRCUIT_COOLDOWN_SECONDS", 60) or 60),
+            window=float(config.get("circuit_window_seconds") or getattr(settings, "PROVIDER_CIRCUIT_WINDOW_SECONDS", 120) or 120),
         )
 
 

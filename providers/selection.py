@@ -88,7 +88,7 @@ def provider_config_errors(config: Mapping[str, Any]) -> list[str]:
         for country, price in prices.items():
             if country != WORLDWIDE and str(country).upper() not in phonenumbers.SUPPORTED_REGIONS:
                 problems.append(f"cost_per_message: {country!r} is not an ISO 3166 alpha-2 country code.")
-            elif _decimal(price) is None or _decimal(price) < 0:
+            elif (amount := _decimal(price)) is None or amount < 0:
                 problems.append(f"cost_per_message: {price!r} is not a non-negative decimal.")
     coverage = config.get("coverage")
     if coverage is not None:
@@ -222,11 +222,12 @@ def provider_select(
         costs = {b.key: cost_for(b.config, region) for b in ordered}
         ordered = sorted(ordered, key=lambda b: (costs[b.key] is None, costs[b.key] or 0))
         for rank, b in enumerate(ordered):
-            if costs[b.key] is None:
+            cost = costs[b.key]
+            if cost is None:
                 reasons[b.key] = f"no declared cost; the cheaper healthy providers{where} were unavailable"
             else:
-                reasons[b.key] = (f"cheapest healthy provider{where} ({costs[b.key].normalize():f} per message)" if rank == 0
-                                  else f"cheapest healthy provider{where} still available ({costs[b.key].normalize():f} per message)")
+                reasons[b.key] = (f"cheapest healthy provider{where} ({cost.normalize():f} per message)" if rank == 0
+                                  else f"cheapest healthy provider{where} still available ({cost.normalize():f} per message)")
     elif strategy == SelectionStrategy.SUCCESS_RATE:
         ids = [b.record_id for b in ordered if b.record_id is not None]
         rates = dict(success_rates(ids)) if (success_rates and ids) else {}

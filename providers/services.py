@@ -432,7 +432,9 @@ def suppression_add(*, address: str, channel: str, reason: str, organization_id:
         with transaction.atomic():
             obj.save()
     except IntegrityError:
-        obj = SuppressedAddress.objects.get(organization_id=organization_id, address__iexact=address.strip(), channel=channel)
+        # organization_id=None is the IS NULL lookup (the platform-wide row); the stubs refuse None.
+        obj = SuppressedAddress.objects.get(organization_id=organization_id,  # type: ignore[misc]
+                                            address__iexact=address.strip(), channel=channel)
     return obj
 
 
@@ -483,7 +485,8 @@ def provider_create(*, organization_id: int | None, code: str, name: str, channe
     config, secrets, secret_env_refs = dict(config or {}), dict(secrets or {}), dict(secret_env_refs or {})
     _validate_record(code=code, channel=channel, config=config, credentials=secrets, env_refs=secret_env_refs,
                      organization_id=organization_id, actor_id=actor_id)
-    if NotificationProvider.objects.filter(organization_id=organization_id, code=code).exists():
+    # organization_id=None is the IS NULL lookup (a global record); the stubs refuse None.
+    if NotificationProvider.objects.filter(organization_id=organization_id, code=code).exists():  # type: ignore[misc]
         raise ValidationError({"code": [f"A {code!r} provider already exists for this scope."]})
     record = NotificationProvider.objects.create(
         organization_id=organization_id, code=code, channel=cls.channel, name=name, description=description, priority=priority, is_active=is_active,

@@ -38,7 +38,14 @@ from .base import DeliveryEvent, DeliveryEventType
 from .hooks import delivery_events_report, sent_by, voice_digits_report
 
 if TYPE_CHECKING:
+    from anymail.webhooks.base import AnymailBaseWebhookView
+    # The mixin is only ever combined with one of anymail's tracking views (the last base):
+    # for the type checker it is one, so basic_auth, esp_name and post() are known.
+    from anymail.webhooks.base import AnymailBaseWebhookView as _AnymailView
+
     from .models import NotificationProvider
+else:
+    _AnymailView = object
 
 logger = logging.getLogger(__name__)
 
@@ -402,7 +409,7 @@ class _CollectedEvents:
         self.events.append(event)
 
 
-class VerifiedAnymailMixin:
+class VerifiedAnymailMixin(_AnymailView):
     """403 unless the request is authenticated: when nothing to verify it with is configured
     (anymail would accept it with a warning) and when verification fails (anymail: 400).
     Accepted events change only the deliveries of `provider_record` (and, on the platform's
@@ -522,7 +529,7 @@ class AmazonSesTrackingView(VerifiedAnymailMixin, AmazonSESTrackingWebhookView):
 
 # --- which ESP tracking URLs answer ----------------------------------------------------------------
 
-ANYMAIL_TRACKING_VIEWS: dict[str, type] = {
+ANYMAIL_TRACKING_VIEWS: dict[str, type[AnymailBaseWebhookView]] = {
     "sendgrid": SendGridTrackingView,
     "mailgun": MailgunTrackingView,
     "postmark": PostmarkTrackingView,

@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from collections.abc import Iterable
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import requests
 from anymail.exceptions import (
@@ -116,7 +116,9 @@ class AnymailEmailProvider(BaseProvider):
             email.merge_global_data = dict(message.options.get("template_data") or {})
 
     def send(self, message: OutboundMessage) -> SendResult:
-        email = build_email(message, message_class=AnymailMessage, from_email=self.setting("from_email"), connection=self._connection())
+        # build_email builds an instance of message_class: an AnymailMessage here.
+        email = cast(AnymailMessage, build_email(message, message_class=AnymailMessage, from_email=self.setting("from_email"),
+                                                 connection=self._connection()))
         self._apply_options(email, message)
         try:
             email.send()
@@ -177,8 +179,8 @@ class AnymailEmailProvider(BaseProvider):
     def _send_merged(self, batch: list[OutboundMessage], connection) -> list[SendResult | Exception]:
         first = batch[0]
         try:
-            email = build_email(first, message_class=AnymailMessage, from_email=self.setting("from_email"),
-                                connection=connection, per_recipient_headers=False)
+            email = cast(AnymailMessage, build_email(first, message_class=AnymailMessage, from_email=self.setting("from_email"),
+                                                     connection=connection, per_recipient_headers=False))
         except ProviderPermanentError as exc:
             return [exc] * len(batch)
         email.extra_headers.pop("X-Troubadour-Delivery", None)

@@ -56,7 +56,8 @@ class SmtpEmailProvider(BaseProvider):
         backend = self._backend()
         try:
             backend.open()
-            backend.connection.noop()
+            if backend.connection is not None:
+                backend.connection.noop()
             backend.close()
         except (smtplib.SMTPException, OSError) as exc:
             return HealthResult(ok=False, response_time_ms=self._elapsed_ms(started), detail=str(smtp_error(exc)),

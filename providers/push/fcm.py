@@ -243,7 +243,10 @@ class FcmProvider(BaseProvider):
             names: dict[int, list[str]] = {}
             errors: dict[int, list[Exception]] = {}
             gone: list[int] = []
-            for (i, pk, _token), (name, error, is_gone) in zip(jobs, answers):
+            for (i, pk, _token), answer in zip(jobs, answers):
+                if isinstance(answer, Exception):
+                    raise answer  # _post answers every failure of the request itself: this is a bug
+                name, error, is_gone = answer
                 if is_gone:
                     gone.append(pk)
                 if name:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import requests
 from twilio.base.exceptions import TwilioException
@@ -34,7 +35,7 @@ class TwilioWhatsAppProvider(TwilioMixin):
         if message.template_name:
             content_sid = (self.config.get("templates") or {}).get(message.template_name) or message.template_name
             params["content_sid"] = content_sid
-            variables = {}
+            variables: dict[str, Any] = {}
             for component in message.template_components:
                 for index, parameter in enumerate(component.get("parameters", []), start=1):
                     if parameter.get("type", "text") == "text":

@@ -179,3 +179,19 @@ def test_amazon_ses_batch_sends_each_recipient_its_own_message(peer):
     results = provider.send_batch(messages)
     assert [type(r).__name__ for r in results] == ["SendResult", "SendResult"]
     assert len({r.provider_message_id for r in results}) == 2
+
+
+def test_smtp_provider_greets_with_its_helo_name(smtp_server):
+    greetings = []
+
+    async def handle_EHLO(server, session, envelope, hostname, responses):
+        greetings.append(hostname)
+        session.host_name = hostname
+        return responses
+
+    smtp_server.handle_EHLO = handle_EHLO
+    provider = registry.get("smtp")(config={"host": "127.0.0.1", "port": smtp_server.port, "helo_name": "mail.troubadour.test",
+                                           "from_email": "no-reply@troubadour.test"})
+    provider.send(_message(attachments=[]))
+    assert greetings == ["mail.troubadour.test"] and len(smtp_server.messages) == 1
+    assert provider.health_check().ok
