@@ -31,7 +31,7 @@ from notifications.enums import IdempotencyStatus
 from notifications.models import IdempotencyRecord
 
 # The column's length: a longer key is refused, never cut (two keys would become one).
-IDEMPOTENCY_KEY_MAX_LENGTH = IdempotencyRecord._meta.get_field("key").max_length
+IDEMPOTENCY_KEY_MAX_LENGTH: int = IdempotencyRecord._meta.get_field("key").max_length or 0
 
 __all__ = [
     "AuditActor",

@@ -81,7 +81,7 @@ def sparkline(values: list[int]) -> dict[str, Any]:
 def provider_rows(rows: list[ProviderRow]) -> list[dict[str, Any]]:
     return [{
         "name": r.record.name, "code": r.record.code, "channel": r.record.channel,
-        "scope": r.record.organization.name if r.record.organization_id else "platform",
+        "scope": r.record.organization.name if r.record.organization is not None else "platform",
         "health": r.record.health_status, "circuit": r.circuit,
         "checked": r.record.last_health_check_at,
         "href": reverse("admin:providers_notificationprovider_change", args=[r.record.pk]),

@@ -23,6 +23,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from unfold.admin import ModelAdmin
 
+from accounts.selectors import request_user
 from common.admin import ReadOnlyAdminMixin
 from common.exceptions import ProviderError, TroubadourError, ValidationError
 from notifications.engine import rendering
@@ -32,7 +33,7 @@ from notifications.models import EventType, NotificationTemplate, TemplateVersio
 
 FIELD_LABELS = {"subject": "Subject", "title": "Title", "body": "Text", "body_html": "HTML", "action_label": "Button label"}
 # The fields each channel actually shows; the others stay hidden (and empty) for that channel.
-CHANNEL_FIELDS = {
+CHANNEL_FIELDS: dict[str, tuple[str, ...]] = {
     Channel.EMAIL: ("subject", "title", "body", "body_html", "action_label"),
     Channel.IN_APP: ("title", "body", "action_label"),
     Channel.PUSH: ("title", "body"),
@@ -185,7 +186,7 @@ class TemplateEditorMixin:
                                  ensure_ascii=False),
             "preview_url": reverse("admin:notifications_template_preview", args=[template.pk]),
             "test_send_url": reverse("admin:notifications_template_test_send", args=[template.pk]),
-            "operator_email": request.user.email, "operator_phone": getattr(request.user, "phone", ""),
+            "operator_email": request_user(request).email, "operator_phone": request_user(request).phone,
             "has_delete_permission": self.has_delete_permission(request, template),  # type: ignore[attr-defined]
             **(extra_context or {}),
         }
@@ -212,7 +213,7 @@ class TemplateEditorMixin:
             channels = template_service.template_preview_channels(
                 event_type_key=template.event_type, channels=data["channels"], channel=None,
                 locale=request.POST.get("preview_locale"), variables=self._sample(request),
-                recipient_name=request.user.get_full_name() or request.user.get_username(),
+                recipient_name=request_user(request).get_full_name() or request_user(request).get_username(),
                 organization_name=template.organization.name if template.organization else "Example organization",
             )
         except ValidationError as exc:

@@ -17,6 +17,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.models import User
 from accounts.selectors import request_organization, user_is_org_admin, user_is_platform_admin
 from common.exceptions import NotFound, PermissionDenied
 from common.links import template_link_problem
@@ -33,7 +34,7 @@ def _caller_context(request: Request) -> tuple[Any, bool]:
     organization = request_organization(request)
     if user_is_platform_admin(user):
         return organization, True
-    if getattr(user, "pk", None) is None:
+    if not isinstance(user, User):
         raise PermissionDenied("Template administration needs a signed-in organization admin.")
     if organization is None or not user_is_org_admin(user=user, organization=organization):
         raise PermissionDenied("Only organization owners and admins manage templates.")
@@ -167,7 +168,8 @@ class TemplateListView(APIView):
         organization, platform_admin = _caller_context(request)
         serializer = TemplateWriteSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        data = dict(serializer.validated_data, scope=request.data.get("scope"))
+        scope = request.data.get("scope") if isinstance(request.data, dict) else None
+        data = dict(serializer.validated_data, scope=scope)
         template = template_service.template_create(user=request.user, organization=organization, platform_admin=platform_admin, data=data)
         return Response(template_as_dict(template), status=status.HTTP_201_CREATED)
 

@@ -36,6 +36,7 @@ from .routing import Recipient
 def _as_datetime(value: Any, *, field_name: str) -> datetime | None:
     if value in (None, ""):
         return None
+    parsed: datetime | None
     if isinstance(value, datetime):
         parsed = value
     elif isinstance(value, str):

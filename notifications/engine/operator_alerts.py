@@ -68,7 +68,7 @@ def _alert(*, subject: str, organization_id: int | None, component: str, impact:
         details={"alert": kind, "component": component, "operators": len(operators), **details},
         error_message=impact[:500],
     )
-    if not operators:
+    if organization is None or not operators:
         logger.error("operator alert (%s) for %s has no one to go to: %s", kind, component, impact)
         return False
     from notifications.engine.intake import event_emit

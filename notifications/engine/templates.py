@@ -328,8 +328,9 @@ def template_test_send(*, user: Any, template: NotificationTemplate, channel: st
 
     if channel == Channel.IN_APP:
         raise ValidationError({"channel": ["Use preview for in-app content: the inbox only holds real events."]})
-    address = {Channel.EMAIL: user.email, Channel.SMS: user.phone, Channel.WHATSAPP: user.phone,
-               Channel.VOICE: user.phone, Channel.PUSH: str(user.pk)}.get(channel, "")
+    addresses: dict[str, str] = {Channel.EMAIL: user.email, Channel.SMS: user.phone, Channel.WHATSAPP: user.phone,
+                                 Channel.VOICE: user.phone, Channel.PUSH: str(user.pk)}
+    address = addresses.get(channel, "")
     if not address:
         raise ValidationError({"channel": [f"Your account has no address for {channel}."]})
     if channels is not None:

@@ -65,7 +65,9 @@ class EventType(models.Model):
 # --- templates ---------------------------------------------------------------------
 
 
-class NotificationTemplate(models.Model):
+# django-modeltranslation swaps TemplateChannel's manager at run time for one of its own that the
+# type checker's Django plugin cannot name (hence the two ignores on the class lines).
+class NotificationTemplate(models.Model):  # type: ignore[django-manager-missing]
     """Content for one event type; a row with an organization overrides the global default."""
 
     key = models.CharField(max_length=100, help_text='Template code, usually the event type, e.g. "task.assigned"')
@@ -106,7 +108,7 @@ class NotificationTemplate(models.Model):
         return self.organization_id is None
 
 
-class TemplateChannel(models.Model):
+class TemplateChannel(models.Model):  # type: ignore[django-manager-missing]
     """A template's content for one channel. Text fields are translated (see translation.py)."""
 
     template = models.ForeignKey(NotificationTemplate, on_delete=models.CASCADE, related_name="channels")

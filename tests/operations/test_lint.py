@@ -15,6 +15,6 @@ def test_ruff_and_mypy_are_clean(tmp_path):
     assert ruff.returncode == 0, ruff.stdout + ruff.stderr
     env = {**os.environ, "DEBUG": "true", "TROUBADOUR_VAR_DIR": str(tmp_path)}
     mypy = subprocess.run([BIN / "mypy", "--cache-dir", str(tmp_path / "mypy")], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=600)
     assert mypy.returncode == 0, mypy.stdout + mypy.stderr
     assert "Success: no issues found" in mypy.stdout
