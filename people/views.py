@@ -81,7 +81,7 @@ def profile(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["POST"])
 def phone_code(request: HttpRequest) -> HttpResponse:
     try:
-        phone_code_send(user=request.user)
+        phone_code_send(user=request_user(request))
     except DomainValidationError as exc:
         for errors in (exc.detail.values() if isinstance(exc.detail, dict) else [[exc.detail]]):
             for error in errors:
@@ -89,7 +89,7 @@ def phone_code(request: HttpRequest) -> HttpResponse:
     except ProviderError:
         messages.error(request, "We could not send a text message just now. Please try again in a few minutes.")
     else:
-        messages.success(request, f"We texted a code to {request.user.phone}. Type it below.")
+        messages.success(request, f"We texted a code to {request_user(request).phone}. Type it below.")
     return redirect(f"{reverse('me-profile')}#phone")
 
 
@@ -97,7 +97,7 @@ def phone_code(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["POST"])
 def phone_confirm(request: HttpRequest) -> HttpResponse:
     try:
-        person_phone_confirm(user=request.user, code=request.POST.get("code", "")[:20])
+        person_phone_confirm(user=request_user(request), code=request.POST.get("code", "")[:20])
     except DomainValidationError as exc:
         for errors in (exc.detail.values() if isinstance(exc.detail, dict) else [[exc.detail]]):
             for error in errors:
