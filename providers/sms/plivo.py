@@ -5,6 +5,9 @@ POST {base_url}/v1/Account/{auth_id}/Message/ queues the message and answers its
 price, which is how statuses come back here (polling: Plivo's callbacks are signed with
 a scheme over the full callback URL that a proxy in front of the platform would break).
 https://www.plivo.com/docs/messaging/api/message
+
+Plain HTTP over the record's kept-alive session rather than the plivo SDK, whose client takes
+no endpoint (only proxies): it could be pointed neither at a regional proxy nor at a test peer.
 """
 from __future__ import annotations
 

@@ -8,10 +8,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+import time_machine
 from django.core.cache import cache
 from django.utils import timezone
 
 from accounts.models import MembershipRole
+from common.exceptions import ProviderTransientError
 from notifications.engine.delivery import deliver_batch
 from notifications.engine.operator_alerts import dead_letter_rate_check, provider_alert_raise
 from notifications.enums import Channel, DeliveryStatus
@@ -177,3 +179,34 @@ def _client(user):
     client = APIClient()
     client.force_authenticate(user)
     return client
+
+
+def test_a_failing_health_check_and_an_opening_circuit_alert_once_each_outage(organization, settings):
+    from providers.maintenance import provider_health_check
+    from providers.services import provider_create, provider_send_with_failover
+    from providers.base import OutboundMessage
+
+    from cryptography.fernet import Fernet
+
+    settings.FIELD_ENCRYPTION_KEYS = [Fernet.generate_key().decode()]
+    owner = UserFactory()
+    MembershipFactory(user=owner, organization=organization, role=MembershipRole.OWNER)
+    down = provider_create(organization_id=organization.pk, code="log_sms", name="Down", priority=0,
+                           config={"simulate_outage": True, "circuit_failure_threshold": 2})
+    provider_health_check(provider_id=down.pk)
+    provider_health_check(provider_id=down.pk)  # still down: no second alert
+    (alert,) = Notification.objects.filter(event_type="system.outage")
+    assert "its health check fails" in alert.data["impact"] and alert.data["alert"] == ProviderAlertKind.UNHEALTHY
+
+    # A later outage of the same provider, past the dedup window (the cache key expired, the
+    # event's deduplication key names the next hour).
+    cache.clear()
+    NotificationProvider.objects.filter(pk=down.pk).update(health_status=ProviderHealthStatus.HEALTHY)
+    with time_machine.travel(timezone.now() + timedelta(hours=1, minutes=1)):
+        for _ in range(2):
+            with pytest.raises(ProviderTransientError):
+                provider_send_with_failover(organization_id=organization.pk, channel=Channel.SMS,
+                                            message=OutboundMessage(channel=Channel.SMS, to="+14155550100", text="x"))
+    latest = Notification.objects.filter(event_type="system.outage").order_by("-pk").first()
+    assert Notification.objects.filter(event_type="system.outage").count() == 2
+    assert latest.data["alert"] == ProviderAlertKind.CIRCUIT_OPEN and "2 transient failures within 120 s" in latest.data["impact"]
