@@ -343,6 +343,9 @@ TEMPLATE_MAX_OUTPUT_CHARS = int(os.environ.get("TEMPLATE_MAX_OUTPUT_CHARS", "500
 # Email attachments of an event's channel_options: each, and all together (README "Channel options").
 EMAIL_ATTACHMENT_MAX_BYTES = int(os.environ.get("EMAIL_ATTACHMENT_MAX_BYTES", str(5 * 1024 * 1024)))
 EMAIL_ATTACHMENTS_TOTAL_MAX_BYTES = int(os.environ.get("EMAIL_ATTACHMENTS_TOTAL_MAX_BYTES", str(10 * 1024 * 1024)))
+# Inline (base64) attachments are stored with every recipient's notification: their size times the
+# number of recipients of one event, at most (beyond it, attachments go by URL).
+EMAIL_INLINE_ATTACHMENTS_EVENT_MAX_BYTES = int(os.environ.get("EMAIL_INLINE_ATTACHMENTS_EVENT_MAX_BYTES", str(50 * 1024 * 1024)))
 
 # --- REST framework ----------------------------------------------------------------
 REST_FRAMEWORK = {

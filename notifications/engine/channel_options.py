@@ -222,6 +222,7 @@ def _fields(spec: Mapping[str, Callable[[Any], Any]], *, required: tuple[str, ..
         if errors:
             raise _Bad(errors)
         return out
+    check.keys = tuple(spec)  # type: ignore[attr-defined]
     return check
 
 
@@ -393,6 +394,33 @@ def channel_options_clean(value: Any) -> dict[str, dict[str, Any]]:
     if errors:
         raise ValidationError({"channel_options": errors})
     return out
+
+
+def channel_settings_clean(channel: str, settings_value: Any) -> dict[str, Any]:
+    """An organization's channel settings (``ChannelConfiguration.settings``): the keys that are
+    channel options (an SMS ``from``, email ``track_clicks``…) are checked like an event's; other
+    keys (``requiresOptIn``, selection settings) are left to their own readers."""
+    if not isinstance(settings_value, Mapping):
+        raise ValidationError({"settings": ["Expected an object."]})
+    spec = CHANNEL_SPECS.get(channel)
+    if spec is None:
+        return dict(settings_value)
+    known = {k: v for k, v in settings_value.items() if k in getattr(spec, "keys", ())}
+    try:
+        cleaned = spec(known)
+    except _Bad as exc:
+        raise ValidationError({"settings": exc.message if isinstance(exc.message, (dict, list)) else [exc.message]}) from None
+    return {**dict(settings_value), **cleaned}
+
+
+def audience_size_check(options: Mapping[str, Any], *, recipients: int) -> None:
+    """Inline (base64) attachments are stored with each recipient's notification: a large audience
+    must name them by URL instead."""
+    inline = sum(len(a.get("content_base64") or "") for a in (options.get(Channel.EMAIL) or {}).get("attachments") or [])
+    budget = int(getattr(settings, "EMAIL_INLINE_ATTACHMENTS_EVENT_MAX_BYTES", 50 * 1024 * 1024))
+    if inline and inline * recipients > budget:
+        raise ValidationError({"channel_options": {Channel.EMAIL: {"attachments": [
+            f"Inline attachments for {recipients} recipients exceed {budget} bytes in all: give them by url instead."]}}})
 
 
 # --- merging at send ---------------------------------------------------------------------------

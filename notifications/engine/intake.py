@@ -45,7 +45,7 @@ from notifications.models import (
 
 from .audit import AuditActor
 from .bulk import bulk_insert
-from .channel_options import channel_options_clean
+from .channel_options import audience_size_check, channel_options_clean
 from .intake_input import (
     _as_datetime,
     _channels,
@@ -208,6 +208,7 @@ def event_emit(
         raise ValidationError({"recipient_ids": ["At least one recipient is required."]})
     if len(recipient_ids) + len(recipients) > MAX_RECIPIENTS:
         raise ValidationError({"recipient_ids": [f"At most {MAX_RECIPIENTS} recipients per event."]})
+    audience_size_check(options, recipients=len(recipient_ids) + len(recipients))
 
     members = _user_recipients(organization=organization, recipient_ids=recipient_ids) if recipient_ids else []
     # Recipients named by the client's own id (subscribers) are resolved inside the transaction

@@ -521,6 +521,10 @@ def channel_configuration_save(
     for attr in CHANNEL_CONFIGURATION_FIELDS:
         if attr in data:
             setattr(config, attr, data[attr])
+    if "settings" in data:
+        from notifications.engine.channel_options import channel_settings_clean
+
+        config.settings = channel_settings_clean(config.channel, config.settings or {})
     if config.channel in (config.fallback_channels or []):
         raise ValidationError({"fallback_channels": ["A channel cannot fall back to itself."]})
     _provider_choice_validate(config)

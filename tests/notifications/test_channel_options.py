@@ -148,3 +148,29 @@ def test_the_bus_payload_is_checked_the_same_way_camel_case_included():
     assert "sender" in caught.value.detail["channel_options"]["SMS"]
     payload = event_validated_payload({"eventType": EVENT, "recipientIds": ["1"], "channelOptions": {"SMS": {"max_segments": 2}}})
     assert payload["channel_options"] == {"SMS": {"max_segments": 2}}
+
+
+def test_inline_attachments_for_a_large_audience_must_go_by_url(key_client, user, event_type, settings, organization):
+    from .intake_support import member
+
+    settings.EMAIL_INLINE_ATTACHMENTS_EVENT_MAX_BYTES = 100
+    others = [member(organization) for _ in range(3)]
+    body = base64.b64encode(b"y" * 30).decode()  # 40 characters, times 4 recipients: over 100
+    response = key_client.post(URL, {"type": EVENT, "recipient_ids": [str(u.pk) for u in (user, *others)], "channels": ["EMAIL"],
+                                     "channel_options": {"EMAIL": {"attachments": [
+                                         {"filename": "a.txt", "content_type": "text/plain", "content_base64": body}]}}},
+                               format="json")
+    assert response.status_code == 400
+    assert "give them by url" in str(response.json()["channel_options"]["EMAIL"]["attachments"])
+    assert not Notification.objects.exists()
+
+
+def test_an_organizations_channel_settings_are_checked_like_options(auth_client, organization):
+    url = "/api/v1/admin/channel-configurations/"
+    bad = auth_client.post(url, {"channel": "SMS", "settings": {"from": "A sender id far too long"}}, format="json")
+    assert bad.status_code == 400 and "from" in bad.json()["settings"]
+    bad = auth_client.post(url, {"channel": "EMAIL", "settings": {"track_clicks": "maybe"}}, format="json")
+    assert bad.status_code == 400 and "track_clicks" in bad.json()["settings"]
+    good = auth_client.post(url, {"channel": "SMS", "settings": {"from": "ACME", "requiresOptIn": False}}, format="json")
+    assert good.status_code == 201, good.content
+    assert good.json()["settings"] == {"from": "ACME", "requiresOptIn": False}
