@@ -138,6 +138,10 @@ PARAM_OBJECTS = {
     "job_id": "batch_job",
 }
 
+# Path parameters that name something inside the object of another parameter (an in-app action
+# of the notification): the object's scope decides.
+PARAM_LITERALS = {"action_id": "open"}
+
 METHODS = ("get", "post", "put", "patch", "delete")
 
 
@@ -428,6 +432,8 @@ class Endpoint:
     def url(self, tenant: Tenant) -> str:
         def fill(match: re.Match) -> str:
             name = match.group(1)
+            if name in PARAM_LITERALS:
+                return PARAM_LITERALS[name]
             if name not in PARAM_OBJECTS:
                 raise AssertionError(f"{self.route}: no object for the path parameter {name!r}; add it to PARAM_OBJECTS")
             obj = getattr(tenant, PARAM_OBJECTS[name])
