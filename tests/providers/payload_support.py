@@ -10,6 +10,7 @@ from notifications.models import EventType, NotificationDelivery, NotificationTe
 from notifications.services import event_emit
 
 EVENT = "test.payload.deploy"
+LATENCY = 0.05  # seconds each provider peer takes to answer, as a real API does
 ALL = [Channel.IN_APP, Channel.EMAIL, Channel.PUSH, Channel.SMS, Channel.WHATSAPP, Channel.VOICE]
 
 

@@ -12,6 +12,7 @@ import json
 import re
 import ssl
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -64,7 +65,9 @@ Handler = Callable[[Recorded], Reply]
 
 
 class HttpPeer:
-    def __init__(self, *, tls_dir: Path | None = None) -> None:
+    def __init__(self, *, tls_dir: Path | None = None, latency: float = 0.0) -> None:
+        # `latency`: seconds the service "thinks" before each answer, as a real API does.
+        self.latency = latency
         self.routes: list[tuple[str, re.Pattern, Reply | Handler]] = []
         self.requests: list[Recorded] = []
         self._lock = threading.Lock()
@@ -83,6 +86,8 @@ class HttpPeer:
                 recorded = Recorded(self.command, parts.path, parse_qs(parts.query), dict(self.headers.items()), body)
                 with peer._lock:
                     peer.requests.append(recorded)
+                if peer.latency:
+                    time.sleep(peer.latency)
                 reply = peer._reply(recorded)
                 data, headers = reply.encoded()
                 self.send_response(reply.status)

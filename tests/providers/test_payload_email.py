@@ -10,7 +10,7 @@ import pytest
 from notifications.enums import Channel, DeliveryStatus
 from notifications.models import ChannelConfiguration
 
-from .payload_support import payload_event_type, trigger
+from .payload_support import LATENCY, payload_event_type, trigger
 from .peers import Reply
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
@@ -20,7 +20,7 @@ PDF = b"%PDF-1.4 a tiny report"
 
 @pytest.fixture
 def sendgrid(peer, make_provider):
-    server = peer().on("POST", "/v3/mail/send", Reply(202, b"", {"X-Message-Id": "sg-1"}))
+    server = peer(latency=LATENCY).on("POST", "/v3/mail/send", Reply(202, b"", {"X-Message-Id": "sg-1"}))
     make_provider("sendgrid", config={"api_url": f"{server.url}/v3/", "from_email": "no-reply@troubadour.test"},
                   secrets={"api_key": "SG.payload-test-key"})
     return server

@@ -8,7 +8,7 @@ import pytest
 from notifications.enums import Channel, DeliveryStatus
 from providers.models import PushSubscription, PushSubscriptionKind
 
-from .payload_support import payload_event_type, trigger
+from .payload_support import LATENCY, payload_event_type, trigger
 from .peers import Reply
 from .test_push import Browser, _service_account, b64, vapid  # noqa: F401 — the VAPID key fixture
 
@@ -25,7 +25,7 @@ OPTIONS = {"PUSH": {
 
 @pytest.fixture
 def fcm(peer, make_provider):
-    google = peer()
+    google = peer(latency=LATENCY)
     google.on("POST", "/token", Reply(200, {"access_token": "ya29.test-token", "expires_in": 3600, "token_type": "Bearer"}))
     google.on("POST", "/v1/projects/troubadour-test/messages:send",
               lambda req: Reply(200, {"name": f"projects/troubadour-test/messages/{req.json['message']['token']}-id"}))
@@ -64,7 +64,7 @@ def test_web_push_payload_carries_the_options_and_the_templates_require_interact
         received.append((req, browser.decrypt(req.body)))
         return Reply(201, b"", {"Location": f"{push.url}/msg/1"})
 
-    push = peer().on("POST", "/push/device-1", endpoint)
+    push = peer(latency=LATENCY).on("POST", "/push/device-1", endpoint)
     PushSubscription.objects.create(user=user, endpoint=f"{push.url}/push/device-1", p256dh=browser.p256dh,
                                     auth=b64(browser.auth_secret))
     make_provider("webpush")

@@ -7,7 +7,7 @@ import pytest
 from notifications.enums import Channel, DeliveryStatus
 from notifications.models import ChannelConfiguration
 
-from .payload_support import payload_event_type, trigger
+from .payload_support import LATENCY, payload_event_type, trigger
 from .peers import Reply
 from .test_sms import MESSAGES, SID, twilio_message
 
@@ -18,7 +18,7 @@ pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
 def twilio(peer, make_provider, user):
     user.phone = "+14155550100"
     user.save(update_fields=["phone"])
-    server = peer().on("POST", MESSAGES, lambda req: Reply(201, twilio_message(req.form, segments="1")))
+    server = peer(latency=LATENCY).on("POST", MESSAGES, lambda req: Reply(201, twilio_message(req.form, segments="1")))
     make_provider("twilio_sms", config={"base_url": server.url, "from_number": "+14155550111"},
                   secrets={"account_sid": SID, "auth_token": "tw-secret-token"})
     return server

@@ -13,7 +13,7 @@ from django.utils import timezone
 from notifications.engine.delivery import deliver_batch
 from notifications.enums import Channel, DeliveryStatus
 
-from .payload_support import payload_event_type, trigger
+from .payload_support import LATENCY, payload_event_type, trigger
 from .peers import Reply
 from .test_webhooks import GATHER_URL, SID, STATUS_URL, _signed_post
 
@@ -26,7 +26,7 @@ CALLS = rf"/2010-04-01/Accounts/{SID}/Calls\.json"
 def twilio(peer, make_provider, user):
     user.phone = "+33612345678"
     user.save(update_fields=["phone"])
-    server = peer().on("POST", CALLS, lambda req: Reply(201, {"sid": f"CA{len(server.calls()):032d}", "status": "queued"}))
+    server = peer(latency=LATENCY).on("POST", CALLS, lambda req: Reply(201, {"sid": f"CA{len(server.calls()):032d}", "status": "queued"}))
     make_provider("twilio_voice", config={"base_url": server.url, "from_number": "+14155550111"},
                   secrets={"account_sid": SID, "auth_token": "tw-auth-token-123"})
     return server

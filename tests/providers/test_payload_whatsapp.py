@@ -14,7 +14,7 @@ from django.test import Client
 from notifications.enums import Channel, DeliveryStatus
 from providers.whatsapp.window import window_close
 
-from .payload_support import payload_event_type, trigger
+from .payload_support import LATENCY, payload_event_type, trigger
 from .peers import Reply
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
@@ -28,7 +28,7 @@ def graph(peer, make_provider, user):
     user.phone = "+33612345678"
     user.save(update_fields=["phone"])
     window_close(business_number_id="1055", customer="33612345678")  # the cache outlives a test run
-    server = peer().on("POST", MESSAGES, lambda req: Reply(200, {
+    server = peer(latency=LATENCY).on("POST", MESSAGES, lambda req: Reply(200, {
         "messaging_product": "whatsapp", "contacts": [{"input": req.json["to"], "wa_id": req.json["to"]}],
         "messages": [{"id": f"wamid.{len(server.calls())}"}]}))
     make_provider("meta_whatsapp", config={"base_url": server.url, "phone_number_id": "1055"},
