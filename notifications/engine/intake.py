@@ -266,7 +266,7 @@ def event_emit(
             channels=candidates, channel_source="request" if requested is not None else "event_type",
             team_id=team_pk, project_id=project_pk, now=now, send_at=scheduled_at,
         )
-        routes = route_recipients(ctx=ctx, recipients=members + subscribers + bare)
+        all_recipients = members + subscribers + bare
         template = _template_for(organization=organization, event_type=event_type)
         event_id = uuid.uuid4()
         payload = dict(data or {})
@@ -302,90 +302,127 @@ def event_emit(
             "processed_at": now,
             "channel_options": options,
         }
-        scheduled = ctx.scheduled
         # Routes come back in recipient order: members first, then subscribers, then bare addresses.
         overrides: list[RecipientOverride | None] = [None] * len(members) + subscriber_overrides + bare_overrides
-        notifications = [
-            Notification(
-                **(common if override is None else _with_override(common, override, resource=resource, action_url=action_url,
-                                                                  default_title=event_type.name)),
-                recipient_id=route.recipient.user_id,
-                recipient_email=route.recipient.email,
-                recipient_phone=route.recipient.phone,
-                recipient_locale=route.recipient.locale,
-                recipient_timezone=route.recipient.timezone,
-                status=_notification_status(route, scheduled=scheduled),
-                trace=route.trace(ctx),
+        fast = None
+        if not any(overrides) and criticality not in ESCALATION_CRITICALITIES and event_type.key not in RESOLVING_EVENT_TYPES:
+            from .fanout import fanout_plan, inapp_contents
+
+            fast = fanout_plan(ctx=ctx, recipients=all_recipients)
+            if fast is not None and not inapp_contents(fast, common=common):
+                fast = None
+        if fast is not None:
+            results = _emit_fanout(fast, common=common, audit_actor=audit_actor, source=source)
+        else:
+            results = _emit_routed(
+                ctx=ctx, recipients=all_recipients, overrides=overrides, common=common, resource=resource,
+                action_url=action_url, event_type=event_type, audit_actor=audit_actor, source=source,
             )
-            for route, override in zip(routes, overrides, strict=True)
-        ]
-        bulk_insert(Notification, notifications)
-
-        deliveries: list[NotificationDelivery] = []
-        for n, route in zip(notifications, routes):
-            for ch in route.channels:
-                if ch.status is None:
-                    continue
-                next_at = ch.hold_until if ch.status == DeliveryStatus.HELD else (scheduled_at if scheduled else None)
-                deliveries.append(
-                    NotificationDelivery(
-                        notification=n, organization=organization, channel=ch.channel, status=ch.status,
-                        recipient_address=ch.address[:320], locale=route.recipient.locale,
-                        next_retry_at=next_at,
-                        skip_reason=(ch.detail if ch.status == DeliveryStatus.SKIPPED else ch.reason)[:255]
-                        if ch.status != DeliveryStatus.PENDING else "",
-                    )
-                )
-        if not scheduled:
-            from .digest import digest_items_for_routes
-
-            digested_notifications = digest_items_for_routes(
-                organization_id=organization.pk, notifications=notifications, routes=routes, deliveries=deliveries,
-                criticality=criticality, now=now,
-            )
-        bulk_insert(NotificationDelivery, deliveries)
-
-        audit: list[NotificationAuditLog] = []
-        for n, route in zip(notifications, routes):
-            summary = {c.channel: c.trace()["decision"] for c in route.channels}
-            base = {"organization": organization, "notification": n, "actor_type": audit_actor.type,
-                    "actor_id": audit_actor.id[:100], "actor_label": audit_actor.label[:200], "user_id": n.recipient_id}
-            audit.append(NotificationAuditLog(
-                **base, action=AuditAction.NOTIFICATION_CREATED,
-                details={"event_id": str(event_id), "event_type": event_type.key, "source": source, "status": n.status,
-                         "channels": summary, "correlation_id": n.correlation_id},
-            ))
-            if n.status == NotificationStatus.HELD:
-                audit.append(NotificationAuditLog(
-                    **base, action=AuditAction.NOTIFICATION_HELD,
-                    details={c.channel: {"reason": c.reason, "until": c.hold_until.isoformat() if c.hold_until else None}
-                             for c in route.channels if c.status == DeliveryStatus.HELD},
-                ))
-        bulk_insert(NotificationAuditLog, audit)
-
-        if not scheduled and digested_notifications:
-            Notification.objects.filter(pk__in=digested_notifications).update(status=NotificationStatus.DIGESTED)
-        if criticality in ESCALATION_CRITICALITIES or event_type.key in RESOLVING_EVENT_TYPES:
-            from .escalation import escalation_after_intake
-
-            escalation_after_intake(notifications=notifications, event_type=event_type.key)
-
-        if not scheduled:
-            pending = [d.pk for d in deliveries if d.status == DeliveryStatus.PENDING]
-            if pending:
-                from .delivery import deliveries_enqueue
-
-                deliveries_enqueue(delivery_ids=pending)
-        from .webhooks_outgoing import EVENT_CREATED, webhooks_enqueue
-
-        webhooks_enqueue(events=[(n.pk, EVENT_CREATED) for n in notifications], organization_ids=[organization.pk])
         if source != "invitations":  # an invitation send records its own job (invitations.services)
             from batchjobs.services import batch_job_for_event
 
-            batch_job_for_event(organization=organization, event_id=event_id, recipients=len(notifications), source=source)
+            batch_job_for_event(organization=organization, event_id=event_id, recipients=len(results), source=source)
 
-    record_event(source=source, notifications=len(notifications))
-    return EmitResult(
-        event_id=str(event_id),
-        notifications=[(n.pk, _result_recipient_id(n), n.status) for n in notifications],
-    )
+    record_event(source=source, notifications=len(results))
+    return EmitResult(event_id=str(event_id), notifications=results)
+
+
+def _emit_fanout(plan, *, common: Mapping[str, Any], audit_actor: AuditActor, source: str) -> list[tuple[int, str | None, str]]:
+    """The set-based path (engine.fanout): one situation routed once, rows written by the server."""
+    from .fanout import fanout_result, fanout_write
+    from .webhooks_outgoing import EVENT_CREATED, webhooks_enqueue
+
+    written = fanout_write(plan, common=common, audit_actor=audit_actor, source=source)
+    if written.pending_delivery_ids:
+        from .delivery import deliveries_enqueue
+
+        deliveries_enqueue(delivery_ids=written.pending_delivery_ids)
+    webhooks_enqueue(events=[(pk, EVENT_CREATED) for pk in written.notification_ids],
+                     organization_ids=[common["organization"].pk])
+    return fanout_result(written, plan.recipients)
+
+
+def _emit_routed(
+    *, ctx: RoutingContext, recipients: list[Recipient], overrides: list[RecipientOverride | None],
+    common: Mapping[str, Any], resource: Mapping[str, Any], action_url: str | None, event_type: EventType,
+    audit_actor: AuditActor, source: str,
+) -> list[tuple[int, str | None, str]]:
+    """The per-recipient path: overrides, scheduled, escalating, digest or rate-limited events."""
+    organization, criticality, now = common["organization"], ctx.criticality, ctx.now
+    event_id, scheduled_at, scheduled = common["event_id"], ctx.send_at, ctx.scheduled
+    routes = route_recipients(ctx=ctx, recipients=recipients)
+    notifications = [
+        Notification(
+            **(common if override is None else _with_override(common, override, resource=resource, action_url=action_url,
+                                                              default_title=event_type.name)),
+            recipient_id=route.recipient.user_id,
+            recipient_email=route.recipient.email,
+            recipient_phone=route.recipient.phone,
+            recipient_locale=route.recipient.locale,
+            recipient_timezone=route.recipient.timezone,
+            status=_notification_status(route, scheduled=scheduled),
+            trace=route.trace(ctx),
+        )
+        for route, override in zip(routes, overrides, strict=True)
+    ]
+    bulk_insert(Notification, notifications)
+
+    deliveries: list[NotificationDelivery] = []
+    for n, route in zip(notifications, routes):
+        for ch in route.channels:
+            if ch.status is None:
+                continue
+            next_at = ch.hold_until if ch.status == DeliveryStatus.HELD else (scheduled_at if scheduled else None)
+            deliveries.append(
+                NotificationDelivery(
+                    notification=n, organization=organization, channel=ch.channel, status=ch.status,
+                    recipient_address=ch.address[:320], locale=route.recipient.locale,
+                    next_retry_at=next_at,
+                    skip_reason=(ch.detail if ch.status == DeliveryStatus.SKIPPED else ch.reason)[:255]
+                    if ch.status != DeliveryStatus.PENDING else "",
+                )
+            )
+    if not scheduled:
+        from .digest import digest_items_for_routes
+
+        digested_notifications = digest_items_for_routes(
+            organization_id=organization.pk, notifications=notifications, routes=routes, deliveries=deliveries,
+            criticality=criticality, now=now,
+        )
+    bulk_insert(NotificationDelivery, deliveries)
+
+    audit: list[NotificationAuditLog] = []
+    for n, route in zip(notifications, routes):
+        summary = {c.channel: c.trace()["decision"] for c in route.channels}
+        base = {"organization": organization, "notification": n, "actor_type": audit_actor.type,
+                "actor_id": audit_actor.id[:100], "actor_label": audit_actor.label[:200], "user_id": n.recipient_id}
+        audit.append(NotificationAuditLog(
+            **base, action=AuditAction.NOTIFICATION_CREATED,
+            details={"event_id": str(event_id), "event_type": event_type.key, "source": source, "status": n.status,
+                     "channels": summary, "correlation_id": n.correlation_id},
+        ))
+        if n.status == NotificationStatus.HELD:
+            audit.append(NotificationAuditLog(
+                **base, action=AuditAction.NOTIFICATION_HELD,
+                details={c.channel: {"reason": c.reason, "until": c.hold_until.isoformat() if c.hold_until else None}
+                         for c in route.channels if c.status == DeliveryStatus.HELD},
+            ))
+    bulk_insert(NotificationAuditLog, audit)
+
+    if not scheduled and digested_notifications:
+        Notification.objects.filter(pk__in=digested_notifications).update(status=NotificationStatus.DIGESTED)
+    if criticality in ESCALATION_CRITICALITIES or event_type.key in RESOLVING_EVENT_TYPES:
+        from .escalation import escalation_after_intake
+
+        escalation_after_intake(notifications=notifications, event_type=event_type.key)
+
+    if not scheduled:
+        pending = [d.pk for d in deliveries if d.status == DeliveryStatus.PENDING]
+        if pending:
+            from .delivery import deliveries_enqueue
+
+            deliveries_enqueue(delivery_ids=pending)
+    from .webhooks_outgoing import EVENT_CREATED, webhooks_enqueue
+
+    webhooks_enqueue(events=[(n.pk, EVENT_CREATED) for n in notifications], organization_ids=[organization.pk])
+    return [(n.pk, _result_recipient_id(n), n.status) for n in notifications]

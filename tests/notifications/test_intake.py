@@ -45,10 +45,12 @@ def test_emit_creates_one_notification_per_recipient_with_default_channels(organ
     assert (n.event_type, n.category, n.criticality) == (EVENT, "PROJECT_MANAGEMENT", "MEDIUM")
     assert (n.actor_id, n.actor_name, n.resource_id, n.resource_name) == ("42", "Ada", "T-1", "Fix login")
     assert n.channels_requested == [Channel.IN_APP, Channel.EMAIL]
-    assert statuses(n) == {Channel.IN_APP: DeliveryStatus.PENDING, Channel.EMAIL: DeliveryStatus.PENDING}
+    # In-app is recorded SENT at intake (the inbox row is the send); email waits for a worker.
+    assert statuses(n) == {Channel.IN_APP: DeliveryStatus.SENT, Channel.EMAIL: DeliveryStatus.PENDING}
     assert n.trace[Channel.EMAIL]["used"] is True and n.trace["routing"]["channel_source"] == "event_type"
-    # One on-commit callback queues the PENDING deliveries in batches.
-    assert len(callbacks) == 1
+    # After commit: one callback queues the PENDING deliveries in batches, one hands the
+    # in-app items to the in-app bus.
+    assert len(callbacks) == 2
     created = NotificationAuditLog.objects.filter(action=AuditAction.NOTIFICATION_CREATED, notification__event_id=result.event_id)
     assert created.count() == 2
 
