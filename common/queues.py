@@ -49,6 +49,8 @@ TASK_ROUTES: dict[str, dict[str, str]] = {
     "notifications.housekeeping": _to(Queue.MAINTENANCE),
     "invitations.expire_due": _to(Queue.MAINTENANCE),
     "batchjobs.refresh": _to(Queue.MAINTENANCE),
+    "notifications.fanout_resume": _to(Queue.MAINTENANCE),
+    "notifications.fanout_run": _to(Queue.EVENTS),
     "providers.*": _to(Queue.MAINTENANCE),
     "narrations.*": _to(Queue.NARRATION),
 }

@@ -131,6 +131,13 @@ BEAT_SCHEDULE: tuple[BeatEntry, ...] = (
         expires=50,
         description="Catch batch job counters up with deliveries resolved by provider callbacks.",
     ),
+    BeatEntry(
+        name="resume stalled fan-outs",
+        task="notifications.fanout_resume",
+        schedule=crontab(minute="*"),
+        expires=50,
+        description="Queue again the runner of an audience fan-out whose chunks stopped moving.",
+    ),
 )
 
 

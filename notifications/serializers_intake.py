@@ -80,6 +80,10 @@ class EventInSerializer(serializers.Serializer):
     type = serializers.CharField(max_length=100)
     recipient_ids = serializers.ListField(child=serializers.CharField(max_length=40), required=False, default=list, max_length=10_000)
     recipients = BareRecipientSerializer(many=True, required=False, default=list)
+    audience = serializers.JSONField(
+        required=False, allow_null=True,
+        help_text='Instead of recipients: {"organization": true}, {"team": id}, {"project": id} or {"topic": "key"}.',
+    )
     category = serializers.ChoiceField(choices=EventCategory.choices, required=False, allow_null=True)
     actor = ActorSerializer(required=False, allow_null=True)
     resource = ResourceSerializer(required=False, allow_null=True)
@@ -97,6 +101,10 @@ class EventInSerializer(serializers.Serializer):
     channel_options = ChannelOptionsField(required=False, allow_null=True)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if attrs.get("audience") is not None:
+            if attrs.get("recipient_ids") or attrs.get("recipients"):
+                raise serializers.ValidationError({"audience": ["Give either an audience or recipients, not both."]})
+            return attrs
         if not attrs.get("recipient_ids") and not attrs.get("recipients"):
             raise serializers.ValidationError({"recipient_ids": ["At least one recipient is required."]})
         return attrs
@@ -111,6 +119,7 @@ class EmittedNotificationSerializer(serializers.Serializer):
 class EventOutSerializer(serializers.Serializer):
     event_id = serializers.CharField()
     notifications = EmittedNotificationSerializer(many=True)
+    batch_job_id = serializers.IntegerField(required=False, help_text="An audience fanned out in chunks: its batch job.")
 
 
 # --- preferences ------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from celery import shared_task
 from batchjobs.services import batch_jobs_refresh_for_deliveries
 from notifications.engine.delivery import deliver_batch
 from notifications.engine.digest import digests_send_due
+from notifications.engine.fanout_jobs import fanout_job_run, fanout_jobs_resume
 from notifications.engine.escalation import escalation_start_recent, escalations_advance
 from notifications.engine.housekeeping import housekeeping_run
 from notifications.engine.provider_events import deliveries_unconfirmed_note, delivery_statuses_poll
@@ -29,6 +30,17 @@ def deliver_batch_task(delivery_ids: list[int]) -> None:
     deliver_batch(delivery_ids=[int(pk) for pk in delivery_ids])
     # Once per chunk, not per delivery: the counters of the batch jobs these deliveries belong to.
     batch_jobs_refresh_for_deliveries(delivery_ids=[int(pk) for pk in delivery_ids])
+
+
+@shared_task(name="notifications.fanout_run", acks_late=True, ignore_result=True)
+def fanout_run_task(job_id: int) -> None:
+    """An audience event's chunks (engine.fanout_jobs): resumable, each member notified once."""
+    fanout_job_run(job_id=int(job_id))
+
+
+@shared_task(name="notifications.fanout_resume", acks_late=True, ignore_result=True)
+def fanout_resume_task() -> None:
+    fanout_jobs_resume()
 
 
 @shared_task(name="notifications.webhooks_dispatch", acks_late=True, ignore_result=True)

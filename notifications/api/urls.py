@@ -4,7 +4,7 @@ shared API.md: clients depend on them."""
 from django.urls import path
 
 from ..realtime import sse
-from . import events, history, inbox, preferences, reliability, subscribers, templates, webhooks
+from . import events, history, inbox, preferences, reliability, subscribers, templates, topics, webhooks
 
 api_urlpatterns: list = [
     # events and what became of them
@@ -66,4 +66,8 @@ api_urlpatterns: list = [
     path("admin/notifications/<int:notification_id>/acknowledge/", subscribers.NotificationAcknowledgeView.as_view(),
          name="admin-notification-acknowledge"),
     path("admin/deliveries/retry/", subscribers.DeliveriesRetryView.as_view(), name="admin-deliveries-retry"),
+    # topics and their subscribers (audiences of events)
+    path("admin/topics/", topics.TopicListView.as_view(), name="admin-topics"),
+    path("admin/topics/<str:key>/", topics.TopicDetailView.as_view(), name="admin-topic"),
+    path("admin/topics/<str:key>/subscribers/", topics.TopicSubscribersView.as_view(), name="admin-topic-subscribers"),
 ]

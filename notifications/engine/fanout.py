@@ -196,8 +196,12 @@ def _situation_status(s: Situation) -> tuple[str, list[str]]:
                         else c.status)
     if any(c.status == DeliveryStatus.PENDING and c.channel != Channel.IN_APP for c in s.route.channels):
         status = NotificationStatus.PENDING
-    else:
+    elif DeliveryStatus.SENT in statuses:
         status = notification_status_derive(statuses, current=NotificationStatus.PENDING)
+    elif DeliveryStatus.HELD in statuses:
+        status = NotificationStatus.HELD
+    else:
+        status = NotificationStatus.SKIPPED
     delivered = [Channel.IN_APP] if DeliveryStatus.SENT in statuses else []
     return status, delivered
 
@@ -309,6 +313,7 @@ def _audit_write(plan: FanoutPlan, *, ids: list[int], common: Mapping[str, Any],
         NotificationAuditLog.objects.create(
             **actor, action=AuditAction.NOTIFICATION_CREATED,
             details={**event, "fanout": True, "recipients": len(recipients),
+                     "notification_ids": [min(ids), max(ids)],
                      "situations": [{"recipients": len(s.rows), "status": s.status, "channels": summaries[g]}
                                     for g, s in enumerate(situations)]},
         )
@@ -383,3 +388,27 @@ def _publish_after_commit(plan: FanoutPlan, *, ids: list[int], common: Mapping[s
 def fanout_result(written: FanoutWritten, recipients: Sequence[Recipient]) -> list[tuple[int, str | None, str]]:
     return [(nid, str(r.user_id) if r.user_id else None, status)
             for nid, r, status in zip(written.notification_ids, recipients, written.statuses, strict=True)]
+
+
+def audit_for_notification_q(notification_id: int):
+    """Audit rows of one notification: its own, and the one row of the fan-out that created it.
+
+    A fan-out above FANOUT_AUDIT_THRESHOLD records ``notification.created`` once per event (or
+    per chunk of an audience) with the range of notification ids it wrote; this finds it through
+    the notification's event id, so the audit API still answers per notification.
+    """
+    from django.db.models import Q
+
+    row = Notification.objects.filter(pk=notification_id).values("event_id", "organization_id").first()
+    own = Q(notification_id=notification_id)
+    if row is None:
+        return own
+    event_rows = [
+        pk for pk, details in NotificationAuditLog.objects.filter(
+            organization_id=row["organization_id"], action=AuditAction.NOTIFICATION_CREATED, notification__isnull=True,
+            details__event_id=str(row["event_id"]),
+        ).values_list("pk", "details")
+        if isinstance(details, dict) and len(details.get("notification_ids") or []) == 2
+        and details["notification_ids"][0] <= notification_id <= details["notification_ids"][1]
+    ]
+    return own | Q(pk__in=event_rows) if event_rows else own

@@ -67,12 +67,16 @@ class EmitResult:
     event_id: str
     notifications: list[tuple[int, str | None, str]] = field(default_factory=list)
     deduplicated: bool = False
+    batch_job_id: int | None = None  # an audience fanned out in chunks (engine.fanout_jobs)
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "event_id": self.event_id,
             "notifications": [{"id": nid, "recipient_id": rid, "status": status} for nid, rid, status in self.notifications],
         }
+        if self.batch_job_id is not None:
+            out["batch_job_id"] = self.batch_job_id
+        return out
 
 
 def _dedup_lock(organization_id: int, key: str) -> None:
@@ -143,6 +147,7 @@ def event_emit(
     type: str,
     recipient_ids: Sequence[Any] = (),
     recipients: Sequence[Mapping[str, Any]] = (),
+    audience: Any = None,
     category: str | None = None,
     actor: Mapping[str, Any] | None = None,
     resource: Mapping[str, Any] | None = None,
@@ -160,6 +165,8 @@ def event_emit(
     metadata: Mapping[str, Any] | None = None,
     audit_actor: AuditActor | None = None,
     channel_options: Mapping[str, Any] | None = None,
+    event_id: uuid.UUID | None = None,
+    fanout_chunk: bool = False,
 ) -> EmitResult:
     """Create one notification per recipient and queue its deliveries after commit.
 
@@ -204,7 +211,14 @@ def event_emit(
         raise ValidationError({"recipient_ids": ["Expected a list of user ids."]})
     recipient_ids = list(recipient_ids)
     recipients = list(recipients or [])
-    if not recipient_ids and not recipients:
+    audience_spec = None
+    if audience is not None:
+        from .audiences import audience_clean
+
+        if recipient_ids or recipients:
+            raise ValidationError({"audience": ["Give either an audience or recipients, not both."]})
+        audience_spec = audience_clean(organization=organization, audience=audience)
+    elif not recipient_ids and not recipients:
         raise ValidationError({"recipient_ids": ["At least one recipient is required."]})
     if len(recipient_ids) + len(recipients) > MAX_RECIPIENTS:
         raise ValidationError({"recipient_ids": [f"At most {MAX_RECIPIENTS} recipients per event."]})
@@ -230,7 +244,7 @@ def event_emit(
     )
 
     with transaction.atomic():
-        if dedup_key:
+        if dedup_key and not fanout_chunk:
             _dedup_lock(organization.pk, dedup_key)
             window = int(getattr(settings, "NOTIFICATION_DEDUP_WINDOW_SECONDS", DEFAULT_DEDUP_WINDOW))
             existing = list(
@@ -252,6 +266,21 @@ def event_emit(
                     deduplicated=True,
                 )
 
+        if audience_spec is not None:
+            from .fanout_jobs import audience_event
+
+            event = {
+                "type": type, "category": category, "criticality": criticality, "channels": requested, "data": dict(data or {}),
+                "actor": actor, "resource": resource, "team_id": team_pk, "project_id": project_pk,
+                "deduplication_key": dedup_key, "correlation_id": correlation_id, "action_url": action_url,
+                "metadata": dict(metadata or {}), "scheduled_for": scheduled_at.isoformat() if scheduled_at else None,
+                "expires_at": expires.isoformat() if expires else None, "channel_options": channel_options,
+            }
+            ids, job_result = audience_event(organization=organization, audience=audience_spec, event=event, source=source,
+                                             audit_actor=audit_actor)
+            if job_result is not None:
+                return job_result
+            members = _user_recipients(organization=organization, recipient_ids=ids)
         subscribers: list[Recipient] = []
         subscriber_overrides: list[RecipientOverride | None] = []
         if subscriber_items:
@@ -268,7 +297,7 @@ def event_emit(
         )
         all_recipients = members + subscribers + bare
         template = _template_for(organization=organization, event_type=event_type)
-        event_id = uuid.uuid4()
+        event_id = event_id or uuid.uuid4()
         payload = dict(data or {})
         title = str(payload.get("title") or resource.get("name") or event_type.name)[:255]
         body = str(payload.get("body") or payload.get("message") or "")
@@ -305,7 +334,7 @@ def event_emit(
         # Routes come back in recipient order: members first, then subscribers, then bare addresses.
         overrides: list[RecipientOverride | None] = [None] * len(members) + subscriber_overrides + bare_overrides
         fast = None
-        if not any(overrides) and criticality not in ESCALATION_CRITICALITIES and event_type.key not in RESOLVING_EVENT_TYPES:
+        if not any(overrides):
             from .fanout import fanout_plan, inapp_contents
 
             fast = fanout_plan(ctx=ctx, recipients=all_recipients)
@@ -318,7 +347,7 @@ def event_emit(
                 ctx=ctx, recipients=all_recipients, overrides=overrides, common=common, resource=resource,
                 action_url=action_url, event_type=event_type, audit_actor=audit_actor, source=source,
             )
-        if source != "invitations":  # an invitation send records its own job (invitations.services)
+        if source != "invitations" and not fanout_chunk:  # an invitation send records its own job
             from batchjobs.services import batch_job_for_event
 
             batch_job_for_event(organization=organization, event_id=event_id, recipients=len(results), source=source)
@@ -333,6 +362,19 @@ def _emit_fanout(plan, *, common: Mapping[str, Any], audit_actor: AuditActor, so
     from .webhooks_outgoing import EVENT_CREATED, webhooks_enqueue
 
     written = fanout_write(plan, common=common, audit_actor=audit_actor, source=source)
+    event_type = plan.ctx.event_type.key
+    if event_type in RESOLVING_EVENT_TYPES and common["resource_id"]:
+        from .escalation import escalation_resolve_for
+
+        escalation_resolve_for(organization_id=common["organization"].pk, resource_type=common["resource_type"],
+                               resource_id=common["resource_id"])
+    elif plan.ctx.criticality in ESCALATION_CRITICALITIES:
+        from .escalation import escalation_start_for
+
+        started = [pk for pk, status in zip(written.notification_ids, written.statuses, strict=True)
+                   if status not in (NotificationStatus.SKIPPED, NotificationStatus.SCHEDULED)]
+        if started:
+            escalation_start_for(notification_ids=started)
     if written.pending_delivery_ids:
         from .delivery import deliveries_enqueue
 

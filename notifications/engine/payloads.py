@@ -30,7 +30,7 @@ from .intake_input import _as_id
 
 
 EMIT_FIELDS = (
-    "type", "recipient_ids", "recipients", "category", "actor", "resource", "team_id", "project_id", "criticality",
+    "type", "recipient_ids", "recipients", "audience", "category", "actor", "resource", "team_id", "project_id", "criticality",
     "channels", "data", "deduplication_key", "correlation_id", "scheduled_for", "expires_at",
     "channel_options",
 )

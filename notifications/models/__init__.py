@@ -49,3 +49,7 @@ from .operations import (  # noqa: F401
     IdempotencyRecord,
     BusCommand,
 )
+from .audiences import (  # noqa: F401
+    Topic,
+    TopicSubscription,
+)

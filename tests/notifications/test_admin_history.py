@@ -97,7 +97,7 @@ def test_history_lists_channel_statuses_and_filters(auth_client, organization, u
     [row] = auth_client.get(HISTORY + f"?event_type={EVENT}").json()["results"]
     assert row["id"] == mine and row["event_type"] == EVENT and row["criticality"] == "MEDIUM"
     assert row["status"] == "PARTIALLY_DELIVERED" and row["recipient"]["user_id"] == user.pk
-    assert row["channels"] == {"IN_APP": "PENDING", "EMAIL": "FAILED"}
+    assert row["channels"] == {"IN_APP": "SENT", "EMAIL": "FAILED"}  # in-app is recorded SENT at intake
     assert "created_at" in row
     assert [r["id"] for r in auth_client.get(HISTORY + "?status=PARTIALLY_DELIVERED").json()["results"]] == [mine]
     assert {r["id"] for r in auth_client.get(HISTORY + f"?recipient={user.pk}").json()["results"]} == {mine, other_type}

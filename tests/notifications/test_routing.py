@@ -49,7 +49,7 @@ def _emit(organization, *users, **kwargs):
 def test_organization_disabled_channel_is_not_overridden_by_critical(organization, user, event_type):
     channel_config(organization, Channel.EMAIL, enabled=False)
     [n] = _emit(organization, user, channels=[Channel.IN_APP, Channel.EMAIL], criticality=Criticality.CRITICAL)
-    assert statuses(n) == {Channel.IN_APP: DeliveryStatus.PENDING}
+    assert statuses(n) == {Channel.IN_APP: DeliveryStatus.SENT}
     assert n.trace[Channel.EMAIL]["reason"] == "organization_disabled"
     step = n.trace[Channel.EMAIL]["steps"][-1]
     assert step["check"] == "channel_configuration" and step["scope"] == "organization" and step["result"] == "fail"
@@ -104,9 +104,9 @@ def test_only_when_offline_channel_is_skipped_while_online(organization, user, e
     # A stale heartbeat means offline, whatever the stored status says.
     UserPresence.objects.create(user=away, status=PresenceStatus.ONLINE, last_seen_at=now - timedelta(minutes=10))
     online, offline = _emit(organization, user, away, channels=[Channel.IN_APP, Channel.EMAIL])
-    assert statuses(online) == {Channel.IN_APP: DeliveryStatus.PENDING, Channel.EMAIL: DeliveryStatus.SKIPPED}
+    assert statuses(online) == {Channel.IN_APP: DeliveryStatus.SENT, Channel.EMAIL: DeliveryStatus.SKIPPED}
     assert online.trace[Channel.EMAIL]["reason"] == "presence_online" and online.trace["routing"]["presence"] == "ONLINE"
-    assert statuses(offline) == {Channel.IN_APP: DeliveryStatus.PENDING, Channel.EMAIL: DeliveryStatus.PENDING}
+    assert statuses(offline) == {Channel.IN_APP: DeliveryStatus.SENT, Channel.EMAIL: DeliveryStatus.PENDING}
 
 
 def test_heartbeat_api_drives_presence(organization, user, auth_client, event_type):
@@ -155,8 +155,9 @@ def test_critical_is_exempt_from_rate_limits(organization, user, event_type):
     first = _emit(organization, user, channels=[Channel.IN_APP])[0]
     second = _emit(organization, user, channels=[Channel.IN_APP])[0]
     critical = _emit(organization, user, channels=[Channel.IN_APP], criticality=Criticality.CRITICAL)[0]
+    # In-app is recorded SENT at intake: only the dropped one is not.
     assert [statuses(n)[Channel.IN_APP] for n in (first, second, critical)] == [
-        DeliveryStatus.PENDING, DeliveryStatus.SKIPPED, DeliveryStatus.PENDING,
+        DeliveryStatus.SENT, DeliveryStatus.SKIPPED, DeliveryStatus.SENT,
     ]
 
 

@@ -1,0 +1,137 @@
+"""Audience events in resumable chunks, recorded as batch jobs (seed 000 `notification_batch_jobs`).
+
+An audience of at most ``FANOUT_INLINE_MAX`` members is resolved inside the request and taken
+in like any list of recipients. A bigger one records an ``event_fanout`` batch job (its event
+id, the event's fields, the audience, and a cursor) and returns at once; the task
+``notifications.fanout_run`` then takes the audience in ``FANOUT_CHUNK_SIZE`` members at a time,
+in user-id order. Each chunk is one transaction that holds the job row's lock, writes the
+chunk's notifications (engine.intake, set-based) and moves the cursor past them: a chunk is
+either written with its cursor or not at all, and two runners of one job take turns on the
+lock, each starting from the cursor the other committed. So a worker killed mid-way loses at
+most the chunk it was writing; the task's message (acknowledged late) comes back to the next
+worker, which resumes from the cursor — each member is notified exactly once. A job whose
+runner vanished with its message is picked up again by ``fanout_jobs_resume`` (periodic).
+
+Progress is in the job's ``metadata.fanout`` (cursor, written, chunks, done); once done, the
+job's total is the number of notifications written and its delivery counters follow
+(batchjobs.services).
+"""
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import Organization
+from batchjobs.models import BatchJob, BatchJobStatus, BatchJobType
+from batchjobs.services import batch_job_create, batch_jobs_refresh
+from common.exceptions import ValidationError
+from common.publish import tasks_publish_on_commit
+
+from .audiences import Audience, audience_count, audience_user_ids
+from .audit import AuditActor
+
+logger = logging.getLogger(__name__)
+
+STALLED_AFTER = timedelta(minutes=2)
+
+
+def _inline_max() -> int:
+    return int(getattr(settings, "FANOUT_INLINE_MAX", 1000))
+
+
+def _chunk_size() -> int:
+    return max(1, int(getattr(settings, "FANOUT_CHUNK_SIZE", 5000)))
+
+
+def audience_event(
+    *, organization: Organization, audience: Audience, event: dict[str, Any], source: str, audit_actor: AuditActor,
+) -> tuple[list[int] | None, Any]:
+    """(user ids, None) for an audience small enough to take in now; (None, EmitResult) once a
+    bigger one's batch job is recorded (its chunks run after commit)."""
+    from .intake import EmitResult
+
+    total = audience_count(organization_id=organization.pk, audience=audience)
+    if total == 0:
+        raise ValidationError({"audience": [f"The {audience.kind} audience has no member."]})
+    if total <= _inline_max():
+        return audience_user_ids(organization_id=organization.pk, audience=audience), None
+    event_id = uuid.uuid4()
+    job = batch_job_create(
+        organization=organization, job_type=BatchJobType.EVENT_FANOUT, total_count=total, event_id=event_id,
+        metadata={"source": source, "fanout": {
+            "audience": audience.as_dict(), "event": event, "source": source,
+            "actor": {"type": audit_actor.type, "id": audit_actor.id, "label": audit_actor.label},
+            "cursor": 0, "written": 0, "chunks": 0, "done": False, "heartbeat": timezone.now().isoformat(),
+        }},
+    )
+    tasks_publish_on_commit("notifications.fanout_run", calls=[[job.pk]])
+    return None, EmitResult(event_id=str(event_id), notifications=[], batch_job_id=job.pk)
+
+
+def fanout_chunk_run(*, job_id: int) -> bool:
+    """Write the next chunk of a fan-out job; False once there is nothing left (or no such job)."""
+    from .intake import event_emit
+
+    with transaction.atomic():
+        job = (BatchJob.objects.select_for_update().select_related("organization")
+               .filter(pk=job_id, job_type=BatchJobType.EVENT_FANOUT).first())
+        state = (job.metadata or {}).get("fanout") if job else None
+        if job is None or not state or state.get("done") or job.status not in (BatchJobStatus.PENDING,
+                                                                                BatchJobStatus.PROCESSING):
+            return False
+        audience = Audience.from_dict(state["audience"])
+        ids = audience_user_ids(organization_id=job.organization_id, audience=audience, after=int(state["cursor"]),
+                                limit=_chunk_size())
+        if ids:
+            event = {k: v for k, v in state["event"].items() if v is not None}
+            event_emit(organization=job.organization, recipient_ids=ids, event_id=job.event_id, fanout_chunk=True,
+                       source=state.get("source") or "api", audit_actor=AuditActor(**state["actor"]), **event)
+            state.update(cursor=ids[-1], written=int(state["written"]) + len(ids), chunks=int(state["chunks"]) + 1)
+        done = len(ids) < _chunk_size()
+        state.update(done=done, heartbeat=timezone.now().isoformat())
+        job.metadata = {**job.metadata, "fanout": state}
+        fields = ["metadata"]
+        if done:
+            job.total_count = max(int(state["written"]), 0)
+            fields.append("total_count")
+            if job.total_count == 0:
+                job.status, job.completed_at = BatchJobStatus.COMPLETED, timezone.now()
+                fields += ["status", "completed_at"]
+        job.save(update_fields=fields)
+    if done:
+        batch_jobs_refresh(job_ids=[job_id])
+    return not done
+
+
+def fanout_job_run(*, job_id: int) -> int:
+    """Every remaining chunk of the job, one transaction each; returns the chunks written."""
+    chunks = 0
+    while fanout_chunk_run(job_id=job_id):
+        chunks += 1
+    return chunks
+
+
+def fanout_jobs_resume(*, now=None) -> int:
+    """Queue the runner again for fan-outs that stopped moving (their runner vanished)."""
+    now = now or timezone.now()
+    stalled = []
+    for pk, metadata in BatchJob.objects.filter(
+        job_type=BatchJobType.EVENT_FANOUT, status=BatchJobStatus.PROCESSING, metadata__fanout__done=False,
+    ).values_list("pk", "metadata"):
+        beat = (metadata or {}).get("fanout", {}).get("heartbeat")
+        try:
+            last = timezone.datetime.fromisoformat(beat) if beat else None
+        except ValueError:
+            last = None
+        if last is None or now - last > STALLED_AFTER:
+            stalled.append(pk)
+    if stalled:
+        logger.warning("resuming %d stalled fan-out job(s): %s", len(stalled), stalled)
+        tasks_publish_on_commit("notifications.fanout_run", calls=[[pk] for pk in stalled])
+    return len(stalled)
