@@ -76,6 +76,11 @@ def audience_event(
 
 def fanout_chunk_run(*, job_id: int) -> bool:
     """Write the next chunk of a fan-out job; False once there is nothing left (or no such job)."""
+    return _chunk_run(job_id)[1]
+
+
+def _chunk_run(job_id: int) -> tuple[int, bool]:
+    """(recipients written, whether more may follow) for the job's next chunk."""
     from .intake import event_emit
 
     with transaction.atomic():
@@ -84,7 +89,7 @@ def fanout_chunk_run(*, job_id: int) -> bool:
         state = (job.metadata or {}).get("fanout") if job else None
         if job is None or not state or state.get("done") or job.status not in (BatchJobStatus.PENDING,
                                                                                 BatchJobStatus.PROCESSING):
-            return False
+            return 0, False
         audience = Audience.from_dict(state["audience"])
         ids = audience_user_ids(organization_id=job.organization_id, audience=audience, after=int(state["cursor"]),
                                 limit=_chunk_size())
@@ -106,15 +111,17 @@ def fanout_chunk_run(*, job_id: int) -> bool:
         job.save(update_fields=fields)
     if done:
         batch_jobs_refresh(job_ids=[job_id])
-    return not done
+    return len(ids), not done
 
 
 def fanout_job_run(*, job_id: int) -> int:
     """Every remaining chunk of the job, one transaction each; returns the chunks written."""
     chunks = 0
-    while fanout_chunk_run(job_id=job_id):
-        chunks += 1
-    return chunks
+    while True:
+        written, more = _chunk_run(job_id)
+        chunks += 1 if written else 0
+        if not more:
+            return chunks
 
 
 def fanout_jobs_resume(*, now=None) -> int:
