@@ -13,18 +13,27 @@ so leaving the organization ends it.
 """
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
+from django.utils import timezone
+
+from batchjobs.models import BatchJobType
+from batchjobs.services import batch_job_create
+from common.publish import tasks_publish_on_commit
 
 from accounts.models import Membership, Organization, Project, Team
 from common.exceptions import NotFound, ValidationError
 from notifications.models import Topic, TopicSubscription
 from notifications.models.audiences import TOPIC_KEY_VALIDATOR
+
+from .audit import AuditActor
 
 AUDIENCE_KINDS = ("organization", "team", "project", "topic")
 MAX_SUBSCRIBERS_PER_CALL = 10_000
@@ -112,6 +121,36 @@ def audience_user_ids(*, organization_id: int, audience: Audience, after: int = 
     qs = (audience_memberships(organization_id=organization_id, audience=audience)
           .filter(user_id__gt=after).order_by("user_id").values_list("user_id", flat=True))
     return list(qs[:limit] if limit else qs)
+
+
+# --- audience events ------------------------------------------------------------------------------
+
+
+def _inline_max() -> int:
+    return int(getattr(settings, "FANOUT_INLINE_MAX", 1000))
+
+
+def audience_event(
+    *, organization: Organization, audience: Audience, event: dict[str, Any], source: str, audit_actor: AuditActor,
+) -> tuple[list[int] | None, Any]:
+    """(user ids, None) for an audience small enough to take in now; (None, (job id, event id))
+    once a bigger one's batch job is recorded (engine.fanout_jobs runs its chunks after commit)."""
+    total = audience_count(organization_id=organization.pk, audience=audience)
+    if total == 0:
+        raise ValidationError({"audience": [f"The {audience.kind} audience has no member."]})
+    if total <= _inline_max():
+        return audience_user_ids(organization_id=organization.pk, audience=audience), None
+    event_id = uuid.uuid4()
+    job = batch_job_create(
+        organization=organization, job_type=BatchJobType.EVENT_FANOUT, total_count=total, event_id=event_id,
+        metadata={"source": source, "fanout": {
+            "audience": audience.as_dict(), "event": event, "source": source,
+            "actor": {"type": audit_actor.type, "id": audit_actor.id, "label": audit_actor.label},
+            "cursor": 0, "written": 0, "chunks": 0, "done": False, "heartbeat": timezone.now().isoformat(),
+        }},
+    )
+    tasks_publish_on_commit("notifications.fanout_run", calls=[[job.pk]])
+    return None, (job.pk, event_id)
 
 
 # --- topics ---------------------------------------------------------------------------------------

@@ -160,26 +160,44 @@ def inapp_contents(plan: FanoutPlan, *, common: Mapping[str, Any]) -> bool:
               if any(c.channel == Channel.IN_APP and c.status == DeliveryStatus.PENDING for c in s.route.channels)]
     if not wanted:
         return True
-    from .delivery import _Templates, delivery_render, notification_context
+    from common.exceptions import ProviderTransientError, ValidationError
+
+    from .delivery_content import Templates, delivery_render, notification_context
+    from .payload import PayloadError, delivery_payload_prepare, inbox_fields, organization_channel_settings
 
     probe = Notification(**{k: v for k, v in common.items() if k != "template"}, template=common.get("template"))
     if sealing.has_sealed(probe.data):
         return False
-    templates = _Templates.load([probe])
+    templates = Templates.load([probe])
     template = templates.template_for(probe)
     block = templates.channels.get(template.pk, {}).get(Channel.IN_APP) if template else None
     if block is not None:
-        sources = [str(getattr(block, name, "") or "") for name in block.__dict__ if not name.startswith("_")]
-        if any(marker in source for source in sources for marker in PERSONAL_MARKERS):
+        sources = repr([getattr(block, f.attname) for f in block._meta.concrete_fields])
+        if any(marker in sources for marker in PERSONAL_MARKERS):
             return False
-    probe.pk = 0  # the context's per-notification link is not used by this template (checked above)
-    context = notification_context(probe, variable_mapping=templates.mapping_for(probe), data=probe.data)
+    if "ack_url" in repr(probe.channel_options or {}):
+        return False
+    org_id = common["organization"].pk
+    channel_settings = organization_channel_settings([org_id])
+    if "ack_url" in repr(channel_settings):
+        return False
+    probe.pk = 0  # the context's per-notification link is not used (checked above)
+    context = notification_context(probe, variable_mapping=templates.mapping_for(probe), data=probe.data,
+                                   with_ack_url=False)
     rendered: dict[str, dict[str, Any]] = {}
     for s in wanted:
         locale = s.route.recipient.locale
         if locale not in rendered:
-            rendered[locale] = delivery_render(notification=probe, channel=Channel.IN_APP, locale=locale,
-                                               templates=templates, context=context)
+            try:
+                content = delivery_render(notification=probe, channel=Channel.IN_APP, locale=locale,
+                                          templates=templates, context=context)
+                delivery_payload_prepare(content, channel=Channel.IN_APP, organization_id=org_id,
+                                         event_options=(probe.channel_options or {}).get(Channel.IN_APP),
+                                         all_settings=channel_settings, context=context)
+            except (ValidationError, PayloadError, ProviderTransientError):
+                return False  # the per-recipient path records the failure per delivery, as a worker would
+            content["inbox"] = inbox_fields(probe, content.get("options") or {})
+            rendered[locale] = content
         s.content = rendered[locale]
     return True
 
@@ -221,6 +239,7 @@ def fanout_write(plan: FanoutPlan, *, common: Mapping[str, Any], audit_actor: An
     n = len(recipients)
     ids = setwrite.sequence_ids(Notification, n)
     per_status, per_delivered, per_trace, titles, bodies, htmls, urls, labels, completed = [], [], [], [], [], [], [], [], []
+    options, groups, inbox_expiry, images = [], [], [], []
     for s in situations:
         status, delivered = _situation_status(s)
         s.status = status
@@ -233,6 +252,11 @@ def fanout_write(plan: FanoutPlan, *, common: Mapping[str, Any], audit_actor: An
         htmls.append(content.get("body_html") or "")
         urls.append((content.get("action_url") if s.content else common["action_url"]) or "")
         labels.append((content.get("action_label") or "")[:100])
+        inbox = content.get("inbox") or {}
+        options.append(inbox.get("channel_options", common.get("channel_options") or {}))
+        groups.append(inbox.get("group_key", ""))
+        inbox_expiry.append(inbox.get("inbox_expires_at"))
+        images.append(inbox.get("image_url", ""))
         final = status not in (NotificationStatus.PENDING, NotificationStatus.PROCESSING, NotificationStatus.HELD)
         completed.append(now if final else None)
     constants = {k: v for k, v in common.items() if k not in ("organization", "template", "title", "body", "action_url")}
@@ -245,7 +269,8 @@ def fanout_write(plan: FanoutPlan, *, common: Mapping[str, Any], audit_actor: An
                  "recipient_locale": [r.locale for r in recipients], "recipient_timezone": [r.timezone for r in recipients]},
         per_group={"status": per_status, "channels_delivered": per_delivered, "trace": per_trace, "title": titles,
                    "body": bodies, "body_html": htmls, "action_url": urls, "action_label": labels,
-                   "completed_at": completed},
+                   "completed_at": completed, "channel_options": options, "group_key": groups,
+                   "inbox_expires_at": inbox_expiry, "image_url": images},
         group_of_row=plan.group_of_row, constants=constants,
     )
 
@@ -267,7 +292,8 @@ def fanout_write(plan: FanoutPlan, *, common: Mapping[str, Any], audit_actor: An
                 "" if c.status == DeliveryStatus.PENDING else
                 ((c.detail if c.status == DeliveryStatus.SKIPPED else c.reason) or "")[:255])
             plan_rows["next_retry_at"].append(c.hold_until if c.status == DeliveryStatus.HELD else None)
-            plan_rows["rendered"].append({k: v for k, v in (s.content or {}).items() if k != "extra"} if inapp else {})
+            plan_rows["rendered"].append({k: v for k, v in (s.content or {}).items() if k not in ("extra", "inbox")}
+                                         if inapp else {})
             plan_rows["provider"].append(IN_APP_PROVIDER if inapp else "")
             plan_rows["sent"].append(inapp)
             plan_rows["attempts"].append(1 if inapp else 0)
@@ -355,6 +381,8 @@ def _publish_after_commit(plan: FanoutPlan, *, ids: list[int], common: Mapping[s
             action_url=content.get("action_url") or "", action_label=content.get("action_label") or "",
             created_at=plan.ctx.now,
         )
+        for name, value in (content.get("inbox") or {}).items():
+            setattr(probe, name, value)
         items_by_group[g] = InboxNotificationSerializer(probe).data
     targets = [(ids[i], r.user_id, plan.group_of_row[i]) for i, r in enumerate(plan.recipients)
                if plan.group_of_row[i] in groups and r.user_id]

@@ -19,21 +19,17 @@ job's total is the number of notifications written and its delivery counters fol
 from __future__ import annotations
 
 import logging
-import uuid
 from datetime import timedelta
-from typing import Any
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.models import Organization
 from batchjobs.models import BatchJob, BatchJobStatus, BatchJobType
-from batchjobs.services import batch_job_create, batch_jobs_refresh
-from common.exceptions import ValidationError
+from batchjobs.services import batch_jobs_refresh
 from common.publish import tasks_publish_on_commit
 
-from .audiences import Audience, audience_count, audience_user_ids
+from .audiences import Audience, audience_user_ids
 from .audit import AuditActor
 
 logger = logging.getLogger(__name__)
@@ -41,37 +37,8 @@ logger = logging.getLogger(__name__)
 STALLED_AFTER = timedelta(minutes=2)
 
 
-def _inline_max() -> int:
-    return int(getattr(settings, "FANOUT_INLINE_MAX", 1000))
-
-
 def _chunk_size() -> int:
     return max(1, int(getattr(settings, "FANOUT_CHUNK_SIZE", 5000)))
-
-
-def audience_event(
-    *, organization: Organization, audience: Audience, event: dict[str, Any], source: str, audit_actor: AuditActor,
-) -> tuple[list[int] | None, Any]:
-    """(user ids, None) for an audience small enough to take in now; (None, EmitResult) once a
-    bigger one's batch job is recorded (its chunks run after commit)."""
-    from .intake import EmitResult
-
-    total = audience_count(organization_id=organization.pk, audience=audience)
-    if total == 0:
-        raise ValidationError({"audience": [f"The {audience.kind} audience has no member."]})
-    if total <= _inline_max():
-        return audience_user_ids(organization_id=organization.pk, audience=audience), None
-    event_id = uuid.uuid4()
-    job = batch_job_create(
-        organization=organization, job_type=BatchJobType.EVENT_FANOUT, total_count=total, event_id=event_id,
-        metadata={"source": source, "fanout": {
-            "audience": audience.as_dict(), "event": event, "source": source,
-            "actor": {"type": audit_actor.type, "id": audit_actor.id, "label": audit_actor.label},
-            "cursor": 0, "written": 0, "chunks": 0, "done": False, "heartbeat": timezone.now().isoformat(),
-        }},
-    )
-    tasks_publish_on_commit("notifications.fanout_run", calls=[[job.pk]])
-    return None, EmitResult(event_id=str(event_id), notifications=[], batch_job_id=job.pk)
 
 
 def fanout_chunk_run(*, job_id: int) -> bool:

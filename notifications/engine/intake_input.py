@@ -170,12 +170,14 @@ def _bare_recipients(items: Sequence[Mapping[str, Any]]) -> tuple[list[Recipient
 def _user_recipients(*, organization: Organization, recipient_ids: Sequence[Any]) -> list[Recipient]:
     """Members of the organization, in request order; unknown ids are a 400 listing them all."""
     wanted: list[int] = []
+    seen: set[int] = set()
     unknown: list[str] = []
     for raw in recipient_ids:
         pk = _as_id(raw)
         if pk is None:
             unknown.append(str(raw))
-        elif pk not in wanted:
+        elif pk not in seen:
+            seen.add(pk)
             wanted.append(pk)
     rows = {}
     if wanted:

@@ -128,8 +128,8 @@ def test_per_user_rate_limit_holds_the_overflow(organization, user, event_type):
     held = results[2]
     assert held.trace[Channel.EMAIL]["reason"] == "rate_limited_hold"
     assert held.deliveries.get(channel=Channel.EMAIL).next_retry_at > timezone.now()
-    # In-app has no limit and still goes out.
-    assert statuses(held)[Channel.IN_APP] == DeliveryStatus.PENDING and held.status == NotificationStatus.PENDING
+    # In-app has no limit and went out at intake (the inbox row is the send).
+    assert statuses(held)[Channel.IN_APP] == DeliveryStatus.SENT and held.status == NotificationStatus.PARTIALLY_DELIVERED
     key = ratelimit.user_channel_key(organization_id=organization.pk, user_key=f"u:{user.pk}", channel=Channel.EMAIL)
     assert ratelimit.counters_read(keys=[key], window=3600)[key] == 2
 
@@ -141,7 +141,7 @@ def test_organization_rate_limit_drops_and_gives_back_user_budget(organization, 
         rate_limit_action=RateLimitAction.DROP,
     )
     notes = _emit(organization, *others, channels=[Channel.IN_APP])
-    assert [statuses(n)[Channel.IN_APP] for n in notes] == [DeliveryStatus.PENDING] * 3 + [DeliveryStatus.SKIPPED]
+    assert [statuses(n)[Channel.IN_APP] for n in notes] == [DeliveryStatus.SENT] * 3 + [DeliveryStatus.SKIPPED]
     last = notes[-1]
     assert last.trace[Channel.IN_APP]["reason"] == "rate_limited"
     assert next(s for s in last.trace[Channel.IN_APP]["steps"] if s["check"] == "rate_limit")["limit"] == "organization_per_minute"

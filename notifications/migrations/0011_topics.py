@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('accounts', '0006_platform_admin_permission'),
-        ('notifications', '0007_story_invitation_stop_link_and_declined'),
+        ('notifications', '0010_notificationprovider_moved'),
     ]
 
     operations = [
