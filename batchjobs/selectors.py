@@ -43,6 +43,8 @@ def batch_job_serialize(job: BatchJob) -> dict[str, Any]:
         "started_at": job.started_at,
         "completed_at": job.completed_at,
         "error_message": job.error_message,
+        **({"fanout": {k: fanout.get(k) for k in ("written", "chunks", "done")}}
+           if isinstance(fanout := (job.metadata or {}).get("fanout"), dict) else {}),
     }
 
 

@@ -315,6 +315,12 @@ ELEVENLABS_MODEL_ID = os.environ.get("ELEVENLABS_MODEL_ID", "eleven_multilingual
 ELEVENLABS_DEFAULT_VOICE_ID = os.environ.get("ELEVENLABS_DEFAULT_VOICE_ID", "21m00Tcm4TlvDq8ikWAM")
 NARRATION_ENGINE = os.environ.get("NARRATION_ENGINE", "")  # "", "local" or "elevenlabs"
 
+# --- audiences -------------------------------------------------------------------
+# An audience event with more members than FANOUT_INLINE_MAX runs as a batch job, in chunks of
+# FANOUT_CHUNK_SIZE members (one transaction each, resumable after a crash).
+FANOUT_INLINE_MAX = int(os.environ.get("FANOUT_INLINE_MAX", "1000"))
+FANOUT_CHUNK_SIZE = int(os.environ.get("FANOUT_CHUNK_SIZE", "5000"))
+
 # --- invitations -----------------------------------------------------------------
 INVITATION_TTL_DAYS = int(os.environ.get("INVITATION_TTL_DAYS", "14"))
 INVITATION_MAX_BATCH = 500

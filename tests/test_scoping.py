@@ -76,6 +76,8 @@ from notifications.models import (
     NotificationTemplate,
     QuietHours,
     TemplateChannel,
+    Topic,
+    TopicSubscription,
     Webhook,
 )
 from providers.models import NotificationProvider
@@ -136,6 +138,7 @@ PARAM_OBJECTS = {
     "article_id": "article",
     "roleplay_template_id": "roleplay_template",
     "job_id": "batch_job",
+    "key": "topic",  # filled with the topic's key, not a pk
 }
 
 # Path parameters that name something inside the object of another parameter (an in-app action
@@ -172,6 +175,7 @@ class Tenant:
     article: NewsArticle
     roleplay_template: RoleplayTemplate
     batch_job: BatchJob
+    topic: Topic
     secrets: list[str] = field(default_factory=list)
     ids: dict[str, set[int]] = field(default_factory=dict)
 
@@ -298,13 +302,16 @@ def _build_tenant(mark: str, event_type: EventType) -> Tenant:
         "template_name": f"{mark} roleplay", "difficulty_level": "beginner",
         "roles": [{"character_id": story.characters.get().pk, "role_name": f"{mark} role"}]})
     batch_job = BatchJob.objects.get(pk=invitation.batch_job_id)
+    # Both organizations use the same key: only the caller's own topic may ever answer.
+    topic = Topic.objects.create(organization=organization, key="alerts", name=f"{mark} topic")
+    TopicSubscription.objects.create(topic=topic, membership=subscriber)
 
     tenant = Tenant(
         mark=mark, organization=organization, team=team, owner=owner, admin=people[MembershipRole.ADMIN],
         member=people[MembershipRole.MEMBER], raw_key=raw_key, story=story, invitation=invitation,
         notification=notification, delivery=delivery, dead_letter=dead_letter, template=template, provider=provider,
         webhook=webhook, chain=chain, channel_configuration=channel_configuration, preference=preference, subscriber=subscriber,
-        article=article, roleplay_template=roleplay_template, batch_job=batch_job,
+        article=article, roleplay_template=roleplay_template, batch_job=batch_job, topic=topic,
         secrets=[raw_key, *tokens, *shared.tokens.values(), provider_secret, sendgrid_secret, outgoing_secret, incoming_secret],
     )
     tenant.ids = _ids_of(organization)
@@ -325,6 +332,8 @@ def _rows(organization: Organization) -> dict[str, Any]:
         "roleplay_templates": RoleplayTemplate.objects.filter(story__organization=organization),
         "roleplay_roles": RoleplayCharacterRole.objects.filter(template__story__organization=organization),
         "batch_jobs": BatchJob.objects.filter(organization=organization),
+        "topics": Topic.objects.filter(organization=organization),
+        "topic_subscriptions": TopicSubscription.objects.filter(topic__organization=organization),
         "notifications": Notification.objects.filter(organization=organization),
         "deliveries": NotificationDelivery.objects.filter(organization=organization),
         "dead_letters": DeadLetter.objects.filter(organization=organization),
@@ -437,7 +446,7 @@ class Endpoint:
             if name not in PARAM_OBJECTS:
                 raise AssertionError(f"{self.route}: no object for the path parameter {name!r}; add it to PARAM_OBJECTS")
             obj = getattr(tenant, PARAM_OBJECTS[name])
-            return str(obj.external_id if name == "external_id" else obj.pk)
+            return str(obj.external_id if name == "external_id" else obj.key if name == "key" else obj.pk)
 
         return "/" + re.sub(r"<(?:\w+:)?(\w+)>", fill, self.route)
 

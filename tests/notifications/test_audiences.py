@@ -193,6 +193,10 @@ def test_big_audience_runs_in_chunks_recorded_in_a_batch_job(organization, setti
     assert _recipients(result.event_id) == sorted(ids)
     assert Notification.objects.filter(event_id=result.event_id, correlation_id="c-1").count() == 10
     assert (job.status, job.processed_count, job.success_count) == (BatchJobStatus.COMPLETED, 10, 10)
+    client = APIClient()
+    client.force_authenticate(member(organization, role=MembershipRole.ADMIN))
+    shown = client.get(f"/api/v1/batch-jobs/{job.pk}/").json()
+    assert shown["fanout"] == {"written": 10, "chunks": 3, "done": True} and shown["status"] == "completed"
 
 
 def test_chunk_queries_do_not_grow_with_the_chunk(organization, settings, event_type):
