@@ -110,8 +110,9 @@ def test_requested_channel_not_allowed_is_excluded_with_reason(organization, use
     result = event_emit(organization=organization, type=EVENT, recipient_ids=[user.pk], channels=[Channel.EMAIL, Channel.VOICE])
     n = Notification.objects.get(pk=result.notifications[0][0])
     assert statuses(n) == {Channel.EMAIL: DeliveryStatus.PENDING}
-    assert n.trace[Channel.VOICE] | {"steps": None} == {
+    assert n.trace[Channel.VOICE] | {"steps": None, "cost_tier": None} == {
         "used": False, "decision": "excluded", "reason": "not_allowed", "detail": f"VOICE is not allowed for {EVENT}.", "steps": None,
+        "cost_tier": None,
     }
 
 
