@@ -52,11 +52,13 @@ def _prepare(obj: models.Model, fields: list[models.Field], now: Any) -> tuple[A
     return tuple(row)
 
 
-def bulk_insert(model: type[models.Model], objs: Sequence[models.Model], *, batch_size: int | None = None) -> None:
+def bulk_insert(model: type[models.Model], objs: Sequence[models.Model], *, batch_size: int | None = None,
+                with_ids: bool = True) -> None:
     """Insert ``objs`` and set their primary keys, like ``bulk_create`` without conflict handling.
 
     Signals are not sent (neither does ``bulk_create``). ``auto_now``/``auto_now_add`` fields
-    get one timestamp for the whole call.
+    get one timestamp for the whole call. ``with_ids=False`` (rows nobody reads back, such as
+    audit rows) lets the table's own default number them: one round trip instead of two.
     """
     if not objs:
         return
@@ -68,7 +70,7 @@ def bulk_insert(model: type[models.Model], objs: Sequence[models.Model], *, batc
     meta = model._meta
     table = meta.db_table
     pk_column = meta.pk.column
-    missing = [obj for obj in objs if obj.pk is None]
+    missing = [obj for obj in objs if obj.pk is None] if with_ids else []
     qn = connection.ops.quote_name
     with connection.cursor() as cursor:
         if missing:
@@ -80,6 +82,8 @@ def bulk_insert(model: type[models.Model], objs: Sequence[models.Model], *, batc
             for obj, pk in zip(missing, ids, strict=True):
                 obj.pk = pk
         fields = _copy_columns(model)
+        if not with_ids:
+            fields = [f for f in fields if f is not meta.pk]
         now = timezone.now()
         sql = f"COPY {qn(table)} ({', '.join(qn(f.column) for f in fields)}) FROM STDIN"
         started = time.monotonic()
@@ -97,52 +101,48 @@ def bulk_insert(model: type[models.Model], objs: Sequence[models.Model], *, batc
         obj._state.db = using
 
 
+def _json_cell(field: models.Field, value: Any) -> Any:
+    """A column value as plain JSON, for ``jsonb_to_recordset`` (which casts it to the column type)."""
+    if value is None:
+        return None
+    if isinstance(field, models.JSONField):
+        return json.loads(json.dumps(value, cls=field.encoder)) if field.encoder else value
+    if isinstance(value, (str, int, float, bool)):
+        return str(value) if isinstance(value, str) and type(value) is not str else value
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return str(value)  # Decimal, UUID: their text form
+
+
 def bulk_update_rows(model: type, objs: list, fields: list[str]) -> None:
     """``bulk_update`` in one ``UPDATE … FROM`` on PostgreSQL.
 
     Django's ``bulk_update`` builds one CASE expression per field and row, which costs more
-    Python time than the whole send for a batch of 100; other databases keep using it. Each
-    column travels as one array (``unnest``), so the query text does not grow with the rows
-    (psycopg scans the text of a client-side bound query for its placeholders); array
-    columns, which ``unnest`` would flatten, use one ``VALUES`` row per object instead.
+    Python time than the whole send for a batch of 100; other databases keep using it. The
+    rows travel as one JSON document read by ``jsonb_to_recordset``: one parameter whatever
+    the number of rows, serialized by the json module (psycopg would quote every element of
+    a per-column array, or scan a query text that grows with the rows for its placeholders).
     """
     if not objs:
         return
     if connection.vendor != "postgresql":
         model.objects.bulk_update(objs, fields)
         return
-    from django.contrib.postgres.fields import ArrayField
-
     meta = model._meta
     columns = [meta.get_field(name) for name in fields]
     pk = meta.pk
     quote = connection.ops.quote_name
+    rows = [
+        {"pk_": _json_cell(pk, obj.pk), **{column.column: _json_cell(column, getattr(obj, column.attname)) for column in columns}}
+        for obj in objs
+    ]
     assignments = ", ".join(f"{quote(column.column)} = v.{quote(column.column)}" for column in columns)
-    names = ", ".join([quote("pk_")] + [quote(column.column) for column in columns])
-    if not any(isinstance(column, ArrayField) for column in columns):
-        arrays: list[list[Any]] = [[pk.get_db_prep_save(obj.pk, connection) for obj in objs]]
-        for column in columns:
-            arrays.append([column.get_db_prep_save(getattr(obj, column.attname), connection) for obj in objs])
-        casts = ", ".join(f"%s::{field.db_type(connection)}[]" for field in [pk, *columns])
-        sql = (
-            f"UPDATE {quote(meta.db_table)} AS t SET {assignments} "
-            f"FROM unnest({casts}) AS v({names}) WHERE t.{quote(pk.column)} = v.{quote('pk_')}"
-        )
-        with connection.cursor() as cursor:
-            cursor.execute(sql, arrays)
-        return
-    placeholders = "(" + ", ".join(
-        [f"%s::{pk.db_type(connection)}"] + [f"%s::{column.db_type(connection)}" for column in columns]
-    ) + ")"
-    params: list[Any] = []
-    for obj in objs:
-        params.append(pk.get_db_prep_save(obj.pk, connection))
-        for column in columns:
-            params.append(column.get_db_prep_save(getattr(obj, column.attname), connection))
+    definitions = ", ".join(
+        [f"{quote('pk_')} {pk.db_type(connection)}"] + [f"{quote(column.column)} {column.db_type(connection)}" for column in columns]
+    )
     sql = (
         f"UPDATE {quote(meta.db_table)} AS t SET {assignments} "
-        f"FROM (VALUES {', '.join([placeholders] * len(objs))}) AS v({names}) "
-        f"WHERE t.{quote(pk.column)} = v.{quote('pk_')}"
+        f"FROM jsonb_to_recordset(%s::jsonb) AS v({definitions}) WHERE t.{quote(pk.column)} = v.{quote('pk_')}"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(sql, [json.dumps(rows)])

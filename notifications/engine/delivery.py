@@ -94,9 +94,10 @@ def batch_size_for(channel: str) -> int:
 
 
 def deliveries_enqueue(*, delivery_ids: Iterable[int]) -> None:
-    """Queue ``notifications.deliver_batch`` tasks, one channel and organization per task, after commit.
+    """Queue ``notifications.deliver_batch`` tasks, one organization per task, after commit.
 
-    A task holds up to ``batch_size_for(channel)`` ids (ids whose row is not found: BATCH_SIZE).
+    A task holds up to ``batch_size_for(channel)`` ids of the smallest channel among the
+    organization's rows (ids whose row is not found: BATCH_SIZE), sorted by channel.
     Its queue is the organization's fair share (``engine/fairness``): beyond its burst within
     the window an organization's batches go to ``delivery_bulk``, so they do not hold up the
     other organizations' notifications. Safe inside or outside a transaction: ``on_commit``
@@ -107,23 +108,26 @@ def deliveries_enqueue(*, delivery_ids: Iterable[int]) -> None:
     ids = sorted({int(pk) for pk in delivery_ids})
     if not ids:
         return
-    groups: dict[tuple[int | None, str, bool], list[int]] = defaultdict(list)
+    groups: dict[tuple[int | None, bool], list[tuple[str, int]]] = defaultdict(list)
     found: set[int] = set()
     for pk, organization_id, channel, criticality in NotificationDelivery.objects.filter(pk__in=ids).values_list(
         "pk", "organization_id", "channel", "notification__criticality"
     ):
         found.add(pk)
-        groups[(organization_id, channel, criticality in ("HIGH", "CRITICAL"))].append(pk)
+        groups[(organization_id, criticality in ("HIGH", "CRITICAL"))].append((channel, pk))
     unknown = [pk for pk in ids if pk not in found]
     volumes: dict[int | None, int] = {}
-    for organization_id in {org for org, _, _ in groups}:
-        count = sum(len(v) for (org, _, _), v in groups.items() if org == organization_id)
+    for organization_id in {org for org, _ in groups}:
+        count = sum(len(v) for (org, _), v in groups.items() if org == organization_id)
         volumes[organization_id] = organization_volume_add(organization_id, count)
     by_queue: dict[str, list[list[int]]] = defaultdict(list)
-    for (organization_id, channel, urgent), pks in sorted(groups.items(), key=lambda item: (item[0][2] is False, item[1][0])):
+    for (organization_id, urgent), rows in sorted(groups.items(), key=lambda item: (not item[0][1], min(pk for _, pk in item[1]))):
         queue = delivery_queue_for(organization_id=organization_id, volume=volumes[organization_id],
                                    criticality="CRITICAL" if urgent else "")
-        by_queue[queue].extend(_chunks(sorted(pks), batch_size_for(channel)))
+        # One organization's rows, channel by channel; a task holds as many as its smallest
+        # channel takes (a mixed small batch stays one task).
+        size = min(batch_size_for(channel) for channel, _ in rows)
+        by_queue[queue].extend(_chunks([pk for _, pk in sorted(rows)], size))
     if unknown:
         by_queue[Queue.DELIVERY.value].extend(_chunks(unknown, BATCH_SIZE))
     # Robust: the rows are committed whatever happens to the publish. If the broker is down
@@ -350,11 +354,12 @@ def _deliver_claimed(claimed: list[int], report: BatchReport) -> None:
     with_ack_url = templates.reads_ack_url or "ack_url" in repr(channel_settings) or any(
         "ack_url" in repr(n.channel_options) for n in notifications.values() if n.channel_options)
     contexts: dict[int, dict[str, Any]] = {}
+    context_cache: dict[str, dict[str, Any]] = {}
     secrets: dict[int, list[str]] = {}
     for pk, n in notifications.items():
         data, secrets[pk] = notification_secrets(n)
         contexts[pk] = notification_context(n, variable_mapping=templates.mapping_for(n), data=data,
-                                            with_ack_url=with_ack_url)
+                                            with_ack_url=with_ack_url, cache=context_cache)
     render_cache: dict[tuple, dict[str, Any]] = {}
 
     now = timezone.now()

@@ -83,12 +83,14 @@ def notification_secrets(notification: Notification) -> tuple[dict[str, Any], li
 
 def notification_context(
     notification: Notification, *, variable_mapping: Mapping[str, str] | None, data: Mapping[str, Any] | None = None,
-    with_ack_url: bool = True,
+    with_ack_url: bool = True, cache: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Render context of one notification: mapped event variables + the standard ones.
 
     ``with_ack_url=False`` leaves out the signed acknowledgement link (a signature per
-    notification) when no template of the batch reads ``ack_url``.
+    notification) when no template of the batch reads ``ack_url``. With ``cache`` (one dict
+    per batch), the mapped event variables are built once per distinct event data: the
+    recipients of one event share them; only the standard (per-recipient) ones are per row.
     """
     standard = {
         "recipient.name": _recipient_name(notification),
@@ -101,9 +103,18 @@ def notification_context(
         "resource.name": notification.resource_name,
         "event.type": notification.event_type,
     }
-    return rendering.template_context_build(
-        variable_mapping=variable_mapping, source=_event_source(notification, data=data), standard=standard
-    )
+    source = _event_source(notification, data=data)
+    if cache is None:
+        return rendering.template_context_build(variable_mapping=variable_mapping, source=source, standard=standard)
+    key = json.dumps([variable_mapping, source], sort_keys=True, default=str, separators=(",", ":"))
+    mapped = cache.get(key)
+    if mapped is None:
+        mapped = cache[key] = rendering.template_context_build(variable_mapping=variable_mapping, source=source)
+    own = rendering.template_context_build(variable_mapping=None, source={}, standard=standard)
+    if own.keys() & mapped.keys():
+        # A mapped variable shares a root with a standard one (``resource.*``): merge the slow way.
+        return rendering.template_context_build(variable_mapping=variable_mapping, source=source, standard=standard)
+    return {**own, **mapped}
 
 
 @dataclass

@@ -231,7 +231,7 @@ def _record(
                                  NotificationStatus.PARTIALLY_DELIVERED: AuditOutcome.PARTIAL}.get(status, AuditOutcome.FAILURE),
                         details={"status": status},
                     ))
-        bulk_insert(NotificationAuditLog, audits)
+        bulk_insert(NotificationAuditLog, audits, with_ids=False)
         if waiting:
             _rate_limited_requeue(waiting, now=now)
         if dead_letters:
