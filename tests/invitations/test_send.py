@@ -289,7 +289,8 @@ def test_query_count_does_not_grow_with_the_batch(phone_consent, auth_client, us
     # their criticality routing, read with them at intake; and one per delivery batch: the
     # organizations' channel settings (sender id, tracking) merged into the payload; and one for
     # the enqueue, which reads the new deliveries' channel and organization (task size, fair-share
-    # queue). And one: the inviter is still a member of the story's organization.
+    # queue); the send reads the channel configurations a second time (provider selection). And one:
+    # the inviter is still a member of the story's organization.
     assert large <= 61
     assert len(mailoutbox) == 55
     assert Notification.objects.filter(event_type="story.invitation").values("event_id").distinct().count() == 2
