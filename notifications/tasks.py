@@ -57,7 +57,9 @@ def webhook_send_task(webhook_id: int, message: dict[str, Any], attempt: int) ->
 # polling are asked about deliveries still SENT.
 @shared_task(name="providers.poll_delivery_status", ignore_result=True)
 def poll_delivery_status_task() -> int:
-    return delivery_statuses_poll() + deliveries_unconfirmed_note()
+    changed = delivery_statuses_poll()
+    deliveries_unconfirmed_note()  # past the polling age: the reason in their trace
+    return changed
 
 
 # --- periodic (config/beat.py) ---------------------------------------------------------------

@@ -57,6 +57,9 @@ CALL_EVENTS = {
     "machine": DeliveryEventType.FAILED,
 }
 
+# Vonage's words for a call nobody picked up, in the platform's (which redials those: seed 004 §4.8).
+NO_ANSWER = {"unanswered": "no-answer", "timeout": "no-answer"}
+
 
 def event_url(config: dict[str, Any]) -> str:
     return config.get("event_url") or f"{settings.SITE_URL}/webhooks/vonage/voice/event/"
@@ -167,5 +170,5 @@ def call_event(payload: dict[str, Any]) -> DeliveryEvent | None:
         cost = None
     return DeliveryEvent(provider_message_id=str(payload["uuid"]), event=event, timestamp=when,
                          recipient=f"+{payload['to']}" if isinstance(payload.get("to"), str) and payload["to"].isdigit() else "",
-                         reason="" if event != DeliveryEventType.FAILED else f"call {status}",
+                         reason="" if event != DeliveryEventType.FAILED else f"call {NO_ANSWER.get(status, status)}",
                          cost_amount=cost, cost_currency="EUR" if cost is not None else "")

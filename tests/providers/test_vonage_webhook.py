@@ -49,10 +49,15 @@ def test_a_signed_event_updates_the_call(call):
     assert call.status == DeliveryStatus.DELIVERED
 
 
-def test_an_unanswered_call_fails_with_its_reason(call):
-    assert _post(_event(call, "busy")).status_code == 204
+def test_a_rejected_call_fails_with_its_reason_and_an_unanswered_one_is_placed_again(call):
+    assert _post(_event(call, "rejected")).status_code == 204
     call.refresh_from_db()
-    assert call.status == DeliveryStatus.FAILED and "call busy" in call.error
+    assert call.status == DeliveryStatus.FAILED and "call rejected" in call.error
+    call.status, call.error = DeliveryStatus.SENT, ""
+    call.save(update_fields=["status", "error"])
+    assert _post(_event(call, "unanswered")).status_code == 204
+    call.refresh_from_db()
+    assert call.status == DeliveryStatus.PENDING and call.error.startswith("call no-answer: calling again in")
 
 
 @pytest.mark.parametrize("forgery", ["other secret", "stale", "body swapped", "unsigned"])
