@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import api, webhooks
+from . import api, webhooks, webhooks_vonage
 
 urlpatterns = [
     # Email status: only the hardened tracking views, only for ESPs an active record uses
@@ -9,7 +9,8 @@ urlpatterns = [
     path("webhooks/anymail/<slug:esp>/tracking/<int:provider_id>/", webhooks.anymail_tracking, name="providers-anymail-tracking-record"),
     path("webhooks/twilio/status/", webhooks.TwilioStatusWebhookView.as_view(), name="providers-twilio-status"),
     path("webhooks/twilio/voice/gather/", webhooks.TwilioGatherWebhookView.as_view(), name="providers-twilio-gather"),
-    path("webhooks/vonage/voice/event/", webhooks.VonageVoiceEventWebhookView.as_view(), name="providers-vonage-voice-event"),
+    path("webhooks/vonage/voice/event/", webhooks_vonage.VonageVoiceEventWebhookView.as_view(), name="providers-vonage-voice-event"),
+    path("webhooks/vonage/sms/status/", webhooks_vonage.VonageSmsReceiptWebhookView.as_view(), name="providers-vonage-sms-status"),
     path("webhooks/meta/whatsapp/", webhooks.MetaWhatsAppWebhookView.as_view(), name="providers-meta-whatsapp"),
 ]
 

@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import re
 import time
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
 import requests
+from django.conf import settings
 from vonage import Auth, HttpClientOptions, Vonage
 from vonage_http_client.errors import (
     AuthenticationError,
@@ -25,6 +28,8 @@ from common.channels import Channel
 
 from ..base import (
     BaseProvider,
+    DeliveryEvent,
+    DeliveryEventType,
     HealthResult,
     OutboundMessage,
     SendResult,
@@ -38,12 +43,24 @@ from .segments import count_segments
 # https://developer.vonage.com/en/messaging/sms/guides/troubleshooting-sms — statuses that
 # another provider or a later attempt may get through.
 VONAGE_TRANSIENT_STATUSES = {1, 5, 9}
+# Delivery receipt statuses; err-code 1 (unknown subscriber) and 6 (absent/invalid number)
+# mean the number will not take messages (https://developer.vonage.com/en/messaging/sms/guides/delivery-receipts).
+DLR_EVENTS = {
+    "accepted": DeliveryEventType.SENT,
+    "buffered": DeliveryEventType.SENT,
+    "delivered": DeliveryEventType.DELIVERED,
+    "expired": DeliveryEventType.FAILED,
+    "failed": DeliveryEventType.FAILED,
+    "rejected": DeliveryEventType.FAILED,
+}
+VONAGE_DLR_HARD_ERRORS = {"1", "6"}
 
 
 @register
 class VonageSmsProvider(BaseProvider):
-    """Credentials: api_key, api_secret. Config: from_number (or alphanumeric sender),
-    rest_host, currency (Vonage bills in the account currency, EUR by default)."""
+    """Credentials: api_key, api_secret, signature_secret (signed delivery receipts at
+    /webhooks/vonage/sms/status/). Config: from_number (or alphanumeric sender), rest_host,
+    currency (Vonage bills in the account currency, EUR by default), signature_method."""
 
     code = "vonage_sms"
     channel = Channel.SMS
@@ -95,7 +112,7 @@ class VonageSmsProvider(BaseProvider):
             text=message.text,
             type="unicode" if segments.unicode or message.options.get("unicode") else "text",
             client_ref=str(message.idempotency_key)[:100] if message.idempotency_key else None,
-            callback=self.config.get("status_callback_url") or None,
+            callback=self.config.get("status_callback_url") or f"{settings.SITE_URL}/webhooks/vonage/sms/status/",
         )
         try:
             response = self.client().sms.send(sms)
@@ -118,6 +135,22 @@ class VonageSmsProvider(BaseProvider):
             segments=len(parts),
             raw={"message_ids": [p.message_id for p in parts], "network": parts[0].network},
         )
+
+    def parse_webhook(self, payload: dict[str, Any]) -> list[DeliveryEvent]:
+        """A delivery receipt (already verified, providers.webhooks_vonage) → a normalized event."""
+        event = DLR_EVENTS.get(str(payload.get("status") or ""))
+        if event is None or not payload.get("messageId"):
+            return []
+        error = str(payload.get("err-code") or "0")
+        try:
+            cost = Decimal(str(payload["price"])) if payload.get("price") not in (None, "") else None
+        except InvalidOperation:
+            cost = None
+        return [DeliveryEvent(provider_message_id=str(payload["messageId"]), event=event, timestamp=datetime.now(UTC),
+                              recipient=f"+{payload['msisdn']}" if str(payload.get("msisdn") or "").isdigit() else "",
+                              reason="" if event != DeliveryEventType.FAILED else f"Vonage DLR {payload['status']} (error {error})",
+                              hard=error in VONAGE_DLR_HARD_ERRORS, cost_amount=cost,
+                              cost_currency=(self.config.get("currency") or "EUR") if cost is not None else "")]
 
     def health_check(self) -> HealthResult:
         started = time.monotonic()

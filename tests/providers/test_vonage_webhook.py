@@ -88,3 +88,75 @@ def test_the_digit_pressed_is_answered_with_an_ncco(call):
     assert response.status_code == 200
     (action,) = response.json()
     assert action["action"] == "talk" and action["text"] in ("Acknowledged. Thank you.", "No acknowledgment recorded. Goodbye.")
+
+
+def test_a_call_event_signed_with_another_tenants_secret_changes_nothing(call, make_provider):
+    from tests.factories import OrganizationFactory
+
+    make_provider("vonage_voice", organization=OrganizationFactory(), config={"from_number": "+14155550134"},
+                  secrets={"application_id": "app-theirs", "private_key": "-----BEGIN PRIVATE KEY-----y",
+                           "signature_secret": "their-own-signature-secret-00000"})
+    assert _post(_event(call, "rejected"), secret="their-own-signature-secret-00000").status_code == 403
+    call.refresh_from_db()
+    assert call.status == DeliveryStatus.SENT
+
+
+# --- SMS delivery receipts -------------------------------------------------------------------
+
+SMS_URL = "/webhooks/vonage/sms/status/"
+SMS_SECRET = "vonage-sms-signature-secret-000"
+
+
+@pytest.fixture
+def sms(make_provider):
+    record = make_provider("vonage_sms", config={"from_number": "Troubadour", "signature_method": "sha256"},
+                           secrets={"api_key": "vk-ours", "api_secret": "vonage-api-secret", "signature_secret": SMS_SECRET})
+    return DeliveryFactory(provider_record=record, channel=Channel.SMS, provider="vonage_sms", provider_message_id="0A0000001234ABCD",
+                           recipient_address="+447400123456")
+
+
+def _receipt(delivery, status: str, *, err: str = "0", key: str = "vk-ours", secret: str = SMS_SECRET, method: str = "sha256",
+             timestamp: int | None = None) -> dict:
+    from vonage_http_client.auth import Auth
+
+    params = {"msisdn": "447400123456", "to": "Troubadour", "network-code": "23410", "messageId": delivery.provider_message_id,
+              "price": "0.03330000", "status": status, "scts": "2611301800", "err-code": err, "api-key": key,
+              "message-timestamp": "2026-11-30 18:00:00", "timestamp": str(timestamp or int(time.time())), "nonce": str(uuid.uuid4())}
+    params["sig"] = Auth(api_key=key, signature_secret=secret, signature_method=method).sign_params(dict(params))
+    return params
+
+
+def test_a_signed_receipt_delivers_the_sms_with_its_price(sms):
+    response = Client().post(SMS_URL, json.dumps(_receipt(sms, "delivered")), content_type="application/json")
+    assert response.status_code == 204
+    sms.refresh_from_db()
+    assert sms.status == DeliveryStatus.DELIVERED and str(sms.cost_amount) == "0.033300" and sms.cost_currency == "EUR"
+
+
+def test_a_failed_receipt_fails_the_sms_with_the_error_code_and_get_works_too(sms):
+    response = Client().get(SMS_URL, _receipt(sms, "failed", err="1"))
+    assert response.status_code == 204
+    sms.refresh_from_db()
+    assert sms.status in (DeliveryStatus.FAILED, DeliveryStatus.BOUNCED) and "Vonage DLR failed (error 1)" in sms.error
+
+
+@pytest.mark.parametrize("forgery", ["other secret", "other api key", "stale", "tampered", "replayed", "unsigned"])
+def test_forged_receipts_are_refused(sms, forgery):
+    params = _receipt(sms, "delivered")
+    if forgery == "other secret":
+        params = _receipt(sms, "delivered", secret="someone-elses-secret-0000000")
+    elif forgery == "other api key":
+        params = _receipt(sms, "delivered", key="vk-theirs")
+    elif forgery == "stale":
+        params = _receipt(sms, "delivered", timestamp=int(time.time()) - 3600)
+    elif forgery == "tampered":
+        params["status"] = "failed"
+    elif forgery == "replayed":
+        assert Client().post(SMS_URL, params).status_code == 204
+        sms.status = DeliveryStatus.SENT
+        sms.save(update_fields=["status"])
+    else:
+        params.pop("sig")
+    assert Client().post(SMS_URL, params).status_code == 403
+    sms.refresh_from_db()
+    assert sms.status == DeliveryStatus.SENT
