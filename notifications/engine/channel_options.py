@@ -396,6 +396,47 @@ def channel_options_clean(value: Any) -> dict[str, dict[str, Any]]:
     return out
 
 
+# Template-only keys of ``TemplateChannel.extra`` (beside the event's option keys): WhatsApp
+# parameters as template strings, the shipped voice/push names.
+TEMPLATE_ONLY_KEYS: dict[str, tuple[str, ...]] = {
+    Channel.WHATSAPP: ("header_parameters", "body_parameters", "button_parameters"),
+    Channel.VOICE: ("voice_language", "voice_name"),
+    Channel.PUSH: ("require_interaction",),
+}
+
+
+def template_extra_clean(channel: str, extra: Any) -> dict[str, Any]:
+    """A template channel's options (``extra``), checked when the template is saved: the event's
+    option keys like an event's (an empty value counts as unset), and the template-only keys."""
+    if not isinstance(extra, Mapping):
+        raise ValidationError({"extra": ["Expected an object."]})
+    own = {k: v for k, v in extra.items() if k in TEMPLATE_ONLY_KEYS.get(channel, ())}
+    rest = {k: v for k, v in extra.items() if k not in own and v not in ("", None)}
+    errors: dict[str, Any] = {}
+    for key, value in own.items():
+        if key.endswith("_parameters"):
+            if not isinstance(value, list) or len(value) > 10 or not all(isinstance(v, str) and len(v) <= 1024 for v in value):
+                errors[key] = ["Expected a list of at most 10 template strings."]
+        elif key == "require_interaction":
+            if not isinstance(value, bool):
+                errors[key] = ["Expected true or false."]
+        elif not isinstance(value, str) or len(value) > 60:
+            errors[key] = ["Expected a short string."]
+    spec = CHANNEL_SPECS.get(channel)
+    cleaned: dict[str, Any] = {}
+    if spec is not None:
+        try:
+            cleaned = spec(rest)
+        except _Bad as exc:
+            if isinstance(exc.message, dict):
+                errors.update(exc.message)
+            else:
+                errors["non_field_errors"] = [exc.message]
+    if errors:
+        raise ValidationError({"extra": errors})
+    return {**{k: v for k, v in extra.items() if k not in rest}, **cleaned}
+
+
 def channel_settings_clean(channel: str, settings_value: Any) -> dict[str, Any]:
     """An organization's channel settings (``ChannelConfiguration.settings``): the keys that are
     channel options (an SMS ``from``, email ``track_clicks``…) are checked like an event's; other

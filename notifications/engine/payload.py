@@ -104,6 +104,8 @@ def sms_segments_check(text: str, options: Mapping[str, Any]) -> None:
     limit = options.get("max_segments")
     if not limit:
         return
+    if not isinstance(limit, int) or isinstance(limit, bool):
+        raise PayloadError(f"max_segments must be a number, not {limit!r}.", code="options")
     info = rendering.sms_segments(text)
     if info["segments"] > int(limit):
         raise PayloadError(
@@ -204,8 +206,12 @@ def delivery_payload_prepare(
 
     Raises ``PayloadError`` (never sendable) or ``ProviderTransientError`` (an attachment URL down).
     """
-    options = delivery_options(channel=channel, organization_id=organization_id, event_options=event_options,
-                               template_extra=content.get("extra"), all_settings=all_settings, context=context)
+    try:
+        options = delivery_options(channel=channel, organization_id=organization_id, event_options=event_options,
+                                   template_extra=content.get("extra"), all_settings=all_settings, context=context)
+    except (TypeError, ValueError, AttributeError) as exc:
+        # Options stored before they were checked (a template's, an organization's): this delivery fails, not the batch.
+        raise PayloadError(f"The {channel} channel options cannot be used: {exc.__class__.__name__}.", code="options") from None
     content["options"] = options
     if channel == Channel.VOICE:
         # Stored with the rendered content: the digit the callee must press, and the redial plan

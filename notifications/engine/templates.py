@@ -24,6 +24,7 @@ from modeltranslation.utils import build_localized_fieldname
 from common.exceptions import ValidationError
 from common.links import html_links_sanitize, link_safe_or_empty
 from notifications.engine import rendering
+from notifications.engine.channel_options import template_extra_clean
 from notifications.enums import AuditAction, AuditActorType, Channel
 from notifications.models import EventType, NotificationAuditLog, NotificationTemplate, TemplateChannel, TemplateVersion
 
@@ -111,6 +112,20 @@ def template_channels_validate(channels: list[dict[str, Any]], event_type: Event
             contents[f"{block['channel']}.{lang}"] = dict(fields)
         if block.get("action_url"):
             contents[f"{block['channel']}"] = {"action_url": block["action_url"]}
+    extra_errors: dict[str, Any] = {}
+    for block in channels:
+        if not block.get("extra"):
+            continue
+        try:
+            block["extra"] = template_extra_clean(block["channel"], block["extra"])
+        except ValidationError as exc:
+            extra_errors[block["channel"]] = exc.detail
+            continue
+        for key in ("header_parameters", "body_parameters", "button_parameters"):
+            for index, text in enumerate(block["extra"].get(key) or []):
+                contents.setdefault(f"{block['channel']}.extra", {})[f"{key}.{index}"] = text
+    if extra_errors:
+        raise ValidationError({"channels": extra_errors})
     rendering.template_validate(channel_contents=contents, allowed_variables=allowed)
     disallowed = [b["channel"] for b in channels if event_type.allowed_channels and b["channel"] not in event_type.allowed_channels]
     if disallowed:

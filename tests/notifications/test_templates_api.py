@@ -197,3 +197,19 @@ def test_a_shipped_template_keeps_its_original_as_the_first_version(global_templ
     client.patch(f"{URL}{global_template.pk}/", {"description": "Reviewed"}, format="json")
     results = client.get(f"{URL}{global_template.pk}/versions/").data["results"]
     assert [(v["version"], v["note"]) for v in results] == [(2, "Changed: description"), (1, "Before the first recorded change")]
+
+
+def test_a_templates_channel_options_are_checked_when_it_is_saved(auth_client, global_template):
+    body = payload()
+    body["channels"][1]["extra"] = {"max_segments": "two", "colour": "red"}
+    response = auth_client.post(URL, body, format="json")
+    assert response.status_code == 400
+    assert set(response.data["channels"]["SMS"]["extra"]) == {"max_segments", "colour"}
+    assert NotificationTemplate.objects.filter(organization__isnull=False).count() == 0
+
+    body["channels"][1]["extra"] = {"max_segments": 2, "from": "ACME"}
+    body["channels"][0]["extra"] = {"track_clicks": False, "cc": ["lead@example.com"]}
+    response = auth_client.post(URL, body, format="json")
+    assert response.status_code == 201, response.data
+    template = NotificationTemplate.objects.get(organization__isnull=False)
+    assert TemplateChannel.objects.get(template=template, channel=Channel.SMS).extra == {"max_segments": 2, "from": "ACME"}
