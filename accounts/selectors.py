@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django.contrib.auth.models import Permission
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
@@ -114,3 +116,54 @@ def request_user(request) -> User:
     if not isinstance(user, User):
         raise DjangoPermissionDenied("This needs a signed-in user.")
     return user
+
+
+# --- administration: which organizations may this caller administer -----------------------------
+
+ADMIN_ORGANIZATION_PARAM = "organization"
+
+
+@dataclass(frozen=True)
+class AdminScope:
+    """What `admin_scope` answers about a caller of an admin endpoint."""
+
+    acting: Organization | None  # the organization the request acts for (request_organization)
+    platform_admin: bool
+    # The one organization the request is about; None only for platform administrators who
+    # named none (?organization=): every organization.
+    organization_id: int | None
+
+    def filter(self, qs: QuerySet, field: str = "organization_id") -> QuerySet:
+        return qs if self.organization_id is None else qs.filter(**{field: self.organization_id})
+
+
+def admin_scope(request, *, api_keys: bool = False) -> AdminScope:
+    """Which organizations may this caller administer? The one answer every admin endpoint uses.
+
+    Platform administrators (`user_is_platform_admin`): every organization, or the one the
+    `?organization=<id>` query parameter names. An organization's owners and admins — and its
+    API keys where the endpoint allows them (`api_keys`) — their acting organization only (the
+    API key's, or the `X-Organization` one, or the user's primary one). Anyone else: 403."""
+    from common.exceptions import PermissionDenied, ValidationError
+    from common.query import is_db_id
+
+    params = getattr(request, "query_params", None) or getattr(request, "GET", {})
+    if "organization_id" in params:
+        # The one name is `organization`: an old name must not silently widen the answer to every organization.
+        raise ValidationError({"organization_id": [f"Use ?{ADMIN_ORGANIZATION_PARAM}=<id>."]})
+    user = getattr(request, "user", None)
+    acting = request_organization(request)
+    if isinstance(getattr(request, "auth", None), ApiKey):
+        if api_keys and acting is not None:
+            return AdminScope(acting=acting, platform_admin=False, organization_id=acting.pk)
+        raise PermissionDenied("Administration needs a signed-in organization admin, not an API key.")
+    if user_is_platform_admin(user):
+        wanted = params.get(ADMIN_ORGANIZATION_PARAM)
+        if wanted in (None, ""):
+            return AdminScope(acting=acting, platform_admin=True, organization_id=None)
+        if not is_db_id(str(wanted)):
+            raise ValidationError({ADMIN_ORGANIZATION_PARAM: ["Expected an organization id."]})
+        return AdminScope(acting=acting, platform_admin=True, organization_id=int(wanted))
+    if getattr(user, "pk", None) is None or acting is None or not user_is_org_admin(user=user, organization=acting):
+        raise PermissionDenied("Only organization owners and admins may do this.")
+    return AdminScope(acting=acting, platform_admin=False, organization_id=acting.pk)

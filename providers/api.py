@@ -18,7 +18,7 @@ from rest_framework.views import APIView
 
 from accounts.authentication import ServicePrincipal
 from accounts.models import Organization
-from accounts.selectors import request_organization, request_user, user_is_org_admin, user_is_platform_admin
+from accounts.selectors import admin_scope, request_user, user_is_platform_admin
 from common.api import DB_BIGINT_MAX, DB_INT_MAX, DB_INT_MIN
 from common.exceptions import PermissionDenied, ValidationError
 from common.channels import Channel
@@ -37,15 +37,16 @@ class IsProviderAdmin(BasePermission):
         user = request.user
         if not user or not user.is_authenticated or isinstance(user, ServicePrincipal):
             return False
-        if user_is_platform_admin(user):
-            return True
-        organization = request_organization(request)
-        return organization is not None and user_is_org_admin(user=user, organization=organization)
+        try:
+            admin_scope(request)
+        except PermissionDenied:
+            return False
+        return True
 
 
 def _caller_scope(request: Request) -> tuple[int | None, bool]:
-    organization = request_organization(request)
-    return (organization.pk if organization else None), user_is_platform_admin(request.user)
+    scope = admin_scope(request)
+    return (scope.acting.pk if scope.acting else None), scope.platform_admin
 
 
 def _can_edit(request: Request, record) -> bool:

@@ -17,8 +17,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.selectors import request_organization, user_is_org_admin, user_is_platform_admin
-from common.exceptions import NotFound, PermissionDenied, ValidationError
+from accounts.selectors import admin_scope
+from common.exceptions import NotFound, ValidationError
 from common.query import query_datetime, query_id
 from common.schema import cursor_page
 from notifications.enums import (
@@ -33,18 +33,7 @@ from notifications.models import Notification, NotificationAuditLog, Notificatio
 
 def _scope(request: Request) -> int | None:
     """The organization id the caller administers, or None for platform administrators seeing all."""
-    user = request.user
-    if getattr(user, "pk", None) is None:
-        raise PermissionDenied("Administration needs a signed-in organization admin, not an API key.")
-    if user_is_platform_admin(user):
-        wanted = request.query_params.get("organization_id")
-        if wanted in (None, ""):
-            return None
-        return query_id(str(wanted), name="organization_id")
-    organization = request_organization(request)
-    if organization is None or not user_is_org_admin(user=user, organization=organization):
-        raise PermissionDenied("Only organization owners and admins may do this.")
-    return organization.pk
+    return admin_scope(request).organization_id
 
 
 def _filter_time(qs: QuerySet, request: Request, field: str) -> QuerySet:

@@ -14,7 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.models import Organization, Project, Team
-from accounts.selectors import request_organization, user_is_org_admin
+from accounts.selectors import admin_scope, request_organization
 from common.exceptions import PermissionDenied, ValidationError
 from common.query import query_id
 from notifications import services
@@ -100,9 +100,9 @@ class AdminPreferencesView(APIView):
     permission_classes = (IsAuthenticated,)
 
     def _organization(self, request: Request) -> Organization:
-        user = _person(request)
-        organization = request_organization(request)
-        if organization is None or not user_is_org_admin(user=user, organization=organization):
+        _person(request)
+        organization = admin_scope(request).acting
+        if organization is None:
             raise PermissionDenied("Organization admins only.")
         return organization
 

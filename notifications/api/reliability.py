@@ -18,11 +18,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.models import MembershipRole, Organization
-from accounts.selectors import request_organization, user_is_org_admin, user_is_platform_admin
+from accounts.selectors import admin_scope, user_is_platform_admin
 from common.channels import CHANNEL_DEFINITIONS
 from common.api import DB_BIGINT_MAX, DB_INT_MAX
 from common.exceptions import NotFound, PermissionDenied, ValidationError
-from common.query import is_db_id, query_datetime, query_id, query_int
+from common.query import query_datetime, query_id, query_int
 from notifications.engine.escalation import escalation_chain_delete, escalation_chain_save
 from notifications.engine.retry import (
     channel_configuration_delete,
@@ -48,20 +48,7 @@ MAX_BULK = 500
 
 def _scope(request: Request) -> int | None:
     """The organization id the caller may act on; None for platform administrators (all organizations)."""
-    user = request.user
-    if user_is_platform_admin(user):
-        wanted = request.query_params.get("organization")
-        if wanted:
-            if not is_db_id(str(wanted)):
-                raise ValidationError({"organization": ["Expected an organization id."]})
-            return int(wanted)
-        return None
-    if getattr(user, "pk", None) is None:
-        raise PermissionDenied("This needs a signed-in organization admin.")
-    organization = request_organization(request)
-    if organization is None or not user_is_org_admin(user=user, organization=organization):
-        raise PermissionDenied("Only organization owners and admins can do this.")
-    return organization.pk
+    return admin_scope(request).organization_id
 
 
 def _user_id(request: Request) -> int | None:

@@ -17,8 +17,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.authentication import ServicePrincipal
-from accounts.models import Organization, User
-from accounts.selectors import request_organization, user_is_org_admin
+from accounts.models import Organization
+from accounts.selectors import admin_scope
 from common.exceptions import PermissionDenied, ValidationError
 from notifications.engine import commands
 from notifications.engine.cancel import notifications_cancel
@@ -38,14 +38,14 @@ from notifications.serializers_intake import PreferenceOutSerializer, Preference
 
 def acting_organization(request: Request) -> tuple[Organization, AuditActor]:
     """The organization the caller administers, and who they are for the audit log."""
+    scope = admin_scope(request, api_keys=True)
     if isinstance(request.user, ServicePrincipal):
         key = request.user.api_key
         return key.organization, AuditActor(type=AuditActorType.API_KEY, id=str(key.pk), label=key.name)
-    user = request.user
-    organization = request_organization(request)
-    if organization is None or not isinstance(user, User) or not user_is_org_admin(user=user, organization=organization):
+    if scope.acting is None:  # a platform administrator acts for one organization here (X-Organization)
         raise PermissionDenied("Organization owners and admins (or an API key) only.")
-    return organization, AuditActor(type=AuditActorType.USER, id=str(user.pk), label=user.get_username())
+    user = request.user
+    return scope.acting, AuditActor(type=AuditActorType.USER, id=str(user.pk), label=user.get_username())
 
 
 class SubscriberSerializer(serializers.Serializer):

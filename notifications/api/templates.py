@@ -17,8 +17,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.models import User
-from accounts.selectors import request_organization, user_is_org_admin, user_is_platform_admin
+from accounts.selectors import admin_scope
 from common.exceptions import NotFound, PermissionDenied
 from common.links import template_link_problem
 from notifications.engine import templates as template_service
@@ -30,15 +29,8 @@ LANGUAGE_CODES = template_service.LANGUAGE_CODES
 
 def _caller_context(request: Request) -> tuple[Any, bool]:
     """(organization, is_platform_admin) of a caller allowed to administer templates, else 403."""
-    user = request.user
-    organization = request_organization(request)
-    if user_is_platform_admin(user):
-        return organization, True
-    if not isinstance(user, User):
-        raise PermissionDenied("Template administration needs a signed-in organization admin.")
-    if organization is None or not user_is_org_admin(user=user, organization=organization):
-        raise PermissionDenied("Only organization owners and admins manage templates.")
-    return organization, False
+    scope = admin_scope(request)
+    return scope.acting, scope.platform_admin
 
 
 def templates_for_caller(*, organization, platform_admin: bool) -> QuerySet[NotificationTemplate]:

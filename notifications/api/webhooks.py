@@ -92,7 +92,7 @@ class WebhookListView(APIView):
     def post(self, request: Request) -> Response:
         organization_id = _scope(request)
         if organization_id is None:
-            raise ValidationError({"organization_id": ["Staff create a webhook for one organization: ?organization_id=."]})
+            raise ValidationError({"organization": ["Platform administrators create a webhook for one organization: ?organization=<id>."]})
         serializer = WebhookSerializer(data=request.data)
         if not serializer.is_valid():
             raise ValidationError(serializer.errors)

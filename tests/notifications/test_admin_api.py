@@ -79,8 +79,29 @@ def test_staff_see_every_organization_or_one(organization, user, other_user, eve
     staff = member(organization, is_staff=True, is_superuser=True)
     everything = {row["organization_id"] for row in _client(staff).get(ADMIN + "history/").data["results"]}
     assert everything == {organization.pk, other_org.pk}
-    one = _client(staff).get(ADMIN + f"history/?organization_id={other_org.pk}").data["results"]
+    one = _client(staff).get(ADMIN + f"history/?organization={other_org.pk}").data["results"]
     assert {row["organization_id"] for row in one} == {other_org.pk}
+
+
+
+def test_every_admin_list_takes_one_organization_parameter(organization, user, other_user, event_type, auth_client):
+    """`?organization=<id>` (accounts.selectors.admin_scope) on every admin endpoint; the old
+    `?organization_id=` is refused rather than read as "every organization"."""
+    event_emit(organization=organization, type=EVENT, recipient_ids=[user.pk])
+    other_org = other_user.memberships.get().organization
+    event_emit(organization=other_org, type=EVENT, recipient_ids=[other_user.pk])
+    staff = member(organization, is_staff=True, is_superuser=True)
+    for url in ("audit-log/", "history/", "webhooks/", "deliveries/", "dead-letters/"):
+        answer = _client(staff).get(ADMIN + f"{url}?organization_id={other_org.pk}")
+        assert answer.status_code == 400 and "organization_id" in answer.data, (url, answer.status_code)
+        assert _client(staff).get(ADMIN + f"{url}?organization=abc").status_code == 400, url
+        assert _client(staff).get(ADMIN + f"{url}?organization={other_org.pk}").status_code == 200, url
+    for url in ("history/", "deliveries/"):
+        rows = _client(staff).get(ADMIN + f"{url}?organization={other_org.pk}").data["results"]
+        assert rows and {row["organization_id"] for row in rows} == {other_org.pk}, url
+        # An organization admin names another organization: still their own rows only.
+        mine = auth_client.get(ADMIN + f"{url}?organization={other_org.pk}").data["results"]
+        assert mine and {row["organization_id"] for row in mine} == {organization.pk}, url
 
 
 # --- webhook administration ---------------------------------------------------------------------

@@ -76,9 +76,9 @@ def test_staff_flag_alone_has_no_platform_wide_api_powers(live_server, staff_mem
             f"{base}/admin/providers/{NotificationProvider.objects.get(organization=their_org).pk}/", json={"name": "mine"}),
         "send events to their people": session.post(f"{base}/events/", json={
             "type": EVENT, "organization_id": str(their_org.pk), "recipient_ids": [str(their_person.pk)]}),
-        "read their audit log": session.get(f"{base}/admin/audit-log/?organization_id={their_org.pk}"),
+        "read their audit log": session.get(f"{base}/admin/audit-log/?organization={their_org.pk}"),
         "read their deliveries": session.get(f"{base}/admin/deliveries/?organization={their_org.pk}"),
-        "read their webhooks": session.get(f"{base}/admin/webhooks/?organization_id={their_org.pk}"),
+        "read their webhooks": session.get(f"{base}/admin/webhooks/?organization={their_org.pk}"),
         "write a global template": session.post(f"{base}/admin/templates/", json={
             "event_type": EVENT, "name": "x", "scope": "GLOBAL", "channels": [{"channel": "IN_APP", "content": {"en": {"title": "t"}}}]}),
         "act for their organization": session.get(f"{base}/admin/providers/", headers={"X-Organization": their_org.slug}),

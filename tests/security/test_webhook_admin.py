@@ -21,13 +21,13 @@ def platform_admin(db):
 @pytest.mark.django_db(transaction=True)
 def test_staff_creating_a_webhook_for_a_missing_organization_get_a_400(live_server, platform_admin, field_keys):
     client = token_session(platform_admin)
-    answer = client.post(live_server.url + "/api/v1/admin/webhooks/?organization_id=987654321",
+    answer = client.post(live_server.url + "/api/v1/admin/webhooks/?organization=987654321",
                          json={"name": "x", "direction": "OUTGOING", "url": "https://hooks.example.com/in"}, timeout=10)
     assert answer.status_code == 400, answer.text
     assert "organization_id" in answer.json()
     assert not Webhook.objects.exists() and not NotificationAuditLog.objects.exists()
     organization = OrganizationFactory()
-    made = client.post(live_server.url + f"/api/v1/admin/webhooks/?organization_id={organization.pk}",
+    made = client.post(live_server.url + f"/api/v1/admin/webhooks/?organization={organization.pk}",
                        json={"name": "x", "direction": "OUTGOING", "url": "https://hooks.example.com/in"}, timeout=10)
     assert made.status_code == 201 and Webhook.objects.get().organization_id == organization.pk
 
