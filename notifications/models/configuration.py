@@ -125,8 +125,18 @@ class ChannelConfiguration(models.Model):
         return f"{self.channel} ({self.organization or 'global'})"
 
     def clean(self) -> None:
+        from providers.selection import policy_settings_errors
+
         if self.channel in (self.fallback_channels or []):
             raise ValidationError({"fallback_channels": "A channel cannot fall back to itself."})
+        # The admin saves this model directly: the provider selection keys are checked here too.
+        errors = policy_settings_errors(self.settings) if isinstance(self.settings, dict) else {}
+        if errors:
+            raise ValidationError({"settings": [f"{key}: {message}" for key, messages in errors.items() for message in messages]})
+        if self.default_provider_id is not None and self.default_provider is not None and (
+                self.default_provider.channel != self.channel
+                or self.default_provider.organization_id not in (None, self.organization_id)):
+            raise ValidationError({"default_provider": f"Not a {self.channel} provider of this organization or the platform."})
 
 
 class CriticalityRouting(models.Model):

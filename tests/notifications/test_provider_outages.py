@@ -210,3 +210,17 @@ def test_a_failing_health_check_and_an_opening_circuit_alert_once_each_outage(or
     latest = Notification.objects.filter(event_type="system.outage").order_by("-pk").first()
     assert Notification.objects.filter(event_type="system.outage").count() == 2
     assert latest.data["alert"] == ProviderAlertKind.CIRCUIT_OPEN and "2 transient failures within 120 s" in latest.data["impact"]
+
+
+def test_the_admin_checks_the_selection_settings_and_default_provider_too(organization):
+    from django.core.exceptions import ValidationError as ModelValidationError
+
+    with pytest.raises(ModelValidationError) as err:
+        ChannelConfiguration(organization=organization, channel=Channel.SMS, settings={"provider_strategy": "cheapest"}).full_clean()
+    assert "provider_strategy" in str(err.value)
+    theirs = NotificationProvider.objects.create(organization=OrganizationFactory(), code="log_sms", channel=Channel.SMS, name="theirs")
+    with pytest.raises(ModelValidationError):
+        ChannelConfiguration(organization=organization, channel=Channel.SMS, default_provider=theirs).full_clean()
+    ours = NotificationProvider.objects.create(organization=organization, code="log_sms", channel=Channel.SMS, name="ours")
+    ChannelConfiguration(organization=organization, channel=Channel.SMS, default_provider=ours,
+                         settings={"provider_strategy": "region", "region": "GB"}).full_clean()
