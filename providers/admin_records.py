@@ -251,3 +251,18 @@ class NotificationProviderAdmin(ModelAdmin):
 
     def save_related(self, request, form, formsets, change) -> None:
         return  # no inlines, and the model form must not save the record a second time
+
+    def delete_view(self, request, object_id, extra_context=None):
+        # provider_delete opens its own (durable) transaction, as the API's delete does.
+        return self._delete_view(request, object_id, extra_context)
+
+    def delete_model(self, request: HttpRequest, obj: NotificationProvider) -> None:
+        from .services import provider_delete
+
+        provider_delete(provider_id=obj.pk, actor_id=request.user.pk)
+
+    def delete_queryset(self, request: HttpRequest, queryset) -> None:
+        from .services import provider_delete
+
+        for pk in list(queryset.values_list("pk", flat=True)):
+            provider_delete(provider_id=pk, actor_id=request.user.pk)

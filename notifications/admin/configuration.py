@@ -220,3 +220,14 @@ class WebhookAdmin(ModelAdmin):
         for model_field in Webhook._meta.concrete_fields:
             setattr(obj, model_field.attname, getattr(saved, model_field.attname))
         obj._state.adding = False
+
+    def delete_model(self, request, obj):
+        from notifications.engine import webhooks
+
+        webhooks.webhook_delete(webhook=obj, user_id=request.user.pk, actor_label=request.user.get_username())
+
+    def delete_queryset(self, request, queryset):
+        from notifications.engine import webhooks
+
+        for webhook in queryset:
+            webhooks.webhook_delete(webhook=webhook, user_id=request.user.pk, actor_label=request.user.get_username())

@@ -101,3 +101,16 @@ def test_the_change_page_draws_the_health_history(staff_client, make_provider):
     assert len(re.search(r'points="([^"]+)"', svg).group(1).split()) == 6
     assert svg.count("<circle") == 1
     assert "6 checks, 1 failed" in html
+
+
+def test_deleting_a_record_in_the_admin_is_audited_like_the_api(staff_client, make_provider):
+    record = make_provider("log_sms")
+    answer = staff_client.post(reverse("admin:providers_notificationprovider_delete", args=[record.pk]), {"post": "yes"})
+    assert answer.status_code == 302 and not NotificationProvider.objects.filter(pk=record.pk).exists()
+    audit = NotificationAuditLog.objects.get(action=AuditAction.PROVIDER_CONFIGURED, details__change="deleted")
+    assert audit.details["provider_id"] == record.pk and audit.details["secret_keys"] == []
+    other = make_provider("log_push")
+    staff_client.post(reverse("admin:providers_notificationprovider_changelist"),
+                      {"action": "delete_selected", "_selected_action": [other.pk], "post": "yes"})
+    assert not NotificationProvider.objects.filter(pk=other.pk).exists()
+    assert NotificationAuditLog.objects.filter(action=AuditAction.PROVIDER_CONFIGURED, details__change="deleted").count() == 2

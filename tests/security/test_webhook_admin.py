@@ -83,3 +83,16 @@ def test_the_admin_saves_through_the_service(platform_admin, field_keys):
     assert changed.status_code == 302
     hook.refresh_from_db()
     assert hook.name == "Ops 2" and hook.secret  # the stored secret is kept
+
+
+@pytest.mark.django_db
+def test_the_admin_deletes_through_the_service_with_its_audit_row(platform_admin, field_keys):
+    organization = OrganizationFactory()
+    client = Client()
+    client.force_login(platform_admin)
+    assert client.post("/admin/notifications/webhook/add/", _form(organization)).status_code == 302
+    hook = Webhook.objects.get()
+    answer = client.post(f"/admin/notifications/webhook/{hook.pk}/delete/", {"post": "yes"})
+    assert answer.status_code == 302 and not Webhook.objects.exists()
+    deleted = NotificationAuditLog.objects.get(details__deleted=hook.pk)
+    assert deleted.organization_id == organization.pk and deleted.actor_id == str(platform_admin.pk)
