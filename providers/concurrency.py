@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from typing import Any, TypeVar
 
 from django.conf import settings
@@ -61,12 +61,13 @@ def _limit(key: Any) -> threading.BoundedSemaphore:
 
 
 def send_concurrently(key: Any, send: Callable[[M], T], messages: Sequence[M],
-                      on_result: Callable[[M, T | Exception], None] | None = None,
-                      catch: tuple[type[Exception], ...] = (Exception,)) -> list[T | Exception]:
+                      on_results: Callable[[list[tuple[M, T | BaseException]]], None] | None = None,
+                      catch: tuple[type[BaseException], ...] = (Exception,)) -> list[T | BaseException]:
     """``send(message)`` for every message, at most ``max_in_flight()`` at once for ``key``.
 
-    Results (or the caught exception) are in the order of ``messages``. ``on_result`` runs in
-    the calling thread as each one completes (e.g. to journal an accepted message at once).
+    Results (or the caught exception) are in the order of ``messages``. ``on_results`` runs in
+    the calling thread with the answers that have come in since its last call, as they come in
+    (e.g. to journal accepted messages at once, in one round trip per group).
     An exception outside ``catch`` is raised after every send has finished.
     """
     semaphore = _limit(key)
@@ -75,20 +76,27 @@ def send_concurrently(key: Any, send: Callable[[M], T], messages: Sequence[M],
         with semaphore:
             return send(message)
 
-    futures = [_pool().submit(one, m) for m in messages]
-    results: list[T | Exception] = []
+    pool = _pool()
+    futures = {pool.submit(one, m): index for index, m in enumerate(messages)}
+    results: list[Any] = [None] * len(messages)
     unexpected: BaseException | None = None
-    for message, future in zip(messages, futures):
-        try:
-            result: T | Exception = future.result()
-        except catch as exc:
-            result = exc
-        except BaseException as exc:  # noqa: BLE001 - raised once all sends are done
-            unexpected = unexpected or exc
-            continue
-        if on_result is not None:
-            on_result(message, result)
-        results.append(result)
+    waiting = set(futures)
+    while waiting:
+        done, waiting = wait(waiting, return_when=FIRST_COMPLETED)
+        group: list[tuple[M, T | BaseException]] = []
+        for future in done:
+            index = futures[future]
+            try:
+                result: T | BaseException = future.result()
+            except catch as exc:
+                result = exc
+            except BaseException as exc:  # noqa: BLE001 - raised once all sends are done
+                unexpected = unexpected or exc
+                continue
+            results[index] = result
+            group.append((messages[index], result))
+        if on_results is not None and group:
+            on_results(group)
     if unexpected is not None:
         raise unexpected
     return results
@@ -97,12 +105,28 @@ def send_concurrently(key: Any, send: Callable[[M], T], messages: Sequence[M],
 def requests_session() -> Any:
     """A ``requests`` session whose keep-alive pool holds as many connections as may be in flight."""
     import requests
-    from requests.adapters import HTTPAdapter
 
     session = requests.Session()
+    pool_session(session)
+    return session
+
+
+def pool_session(session: Any) -> Any:
+    """Size ``session``'s keep-alive pool to the in-flight limit; read proxy settings once.
+
+    Without proxy variables in the environment, the session stops looking for them (and for
+    .netrc) on every request — a scan of the whole environment per message, the largest CPU
+    cost of a send. With proxy variables set, requests keeps honouring them per request.
+    """
+    import urllib.request
+
+    from requests.adapters import HTTPAdapter
+
     adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max_in_flight())
     session.mount("https://", adapter)
     session.mount("http://", adapter)
+    if not urllib.request.getproxies():
+        session.trust_env = False
     return session
 
 

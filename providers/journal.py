@@ -96,13 +96,13 @@ def send_journaled(provider: BaseProvider, messages: list[OutboundMessage]) -> l
     if type(provider).send_batch is BaseProvider.send_batch and provider.concurrent_sends and len(messages) > 1:
         from .concurrency import send_concurrently
 
-        def journal_one(message: OutboundMessage, result: Any) -> None:
-            journal_record(provider_code=provider.code, messages=[message], results=[result])
+        def journal_group(answered: list[tuple[OutboundMessage, Any]]) -> None:
+            journal_record(provider_code=provider.code, messages=[m for m, _ in answered], results=[r for _, r in answered])
 
-        # Many requests in flight, bounded per provider record; each accepted message is
-        # journaled (in this thread) as soon as its answer is collected.
+        # Many requests in flight, bounded per provider record; accepted messages are journaled
+        # (in this thread, one round trip per group) as soon as their answers come in.
         return send_concurrently(("send", provider.code, provider.record_id or id(provider)), provider.send, messages,
-                                 on_result=journal_one, catch=(ProviderTransientError, ProviderPermanentError))
+                                 on_results=journal_group, catch=(ProviderTransientError, ProviderPermanentError))
     if type(provider).send_batch is BaseProvider.send_batch:
         results: list[SendResult | Exception] = []
         for message in messages:

@@ -89,14 +89,10 @@ class SharedTwilioHttpClient(TwilioHttpClient):
 
 def twilio_http_client(timeout: float) -> TwilioHttpClient:
     """A Twilio HTTP client whose keep-alive pool holds as many connections as may be in flight."""
-    from requests.adapters import HTTPAdapter
-
-    from .concurrency import max_in_flight
+    from .concurrency import pool_session
 
     http_client = SharedTwilioHttpClient(timeout=timeout)
-    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max_in_flight())
-    http_client.session.mount("https://", adapter)
-    http_client.session.mount("http://", adapter)
+    pool_session(http_client.session)
     return http_client
 
 

@@ -91,13 +91,9 @@ class AnymailEmailProvider(BaseProvider):
         connection.open()
         session = getattr(connection, "session", None)
         if session is not None:
-            from requests.adapters import HTTPAdapter
+            from ..concurrency import pool_session
 
-            from ..concurrency import max_in_flight
-
-            adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max_in_flight())
-            session.mount("https://", adapter)
-            session.mount("http://", adapter)
+            pool_session(session)
         return connection
 
     def _apply_options(self, email: AnymailMessage, message: OutboundMessage) -> None:

@@ -53,15 +53,9 @@ def _credentials(info: dict[str, Any]) -> service_account.Credentials:
 
 
 def _authorized_session(creds) -> AuthorizedSession:
-    from requests.adapters import HTTPAdapter
+    from ..concurrency import pool_session
 
-    from ..concurrency import max_in_flight
-
-    session = AuthorizedSession(creds)
-    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max_in_flight())
-    session.mount("https://", adapter)
-    session.mount("http://", adapter)
-    return session
+    return pool_session(AuthorizedSession(creds))
 
 
 @register
