@@ -207,6 +207,16 @@
     main.appendChild(meta);
     var actions = document.createElement("div");
     actions.className = "inbox-actions";
+    // The item's own actions (channel_options.IN_APP.actions): navigate, dismiss, custom.
+    (item.actions || []).forEach(function (a) {
+      if (item.archived_at && a.action !== "navigate") return;
+      var b = button(a.label, "item-action", item.id);
+      b.dataset.itemAction = a.id;
+      b.dataset.kind = a.action;
+      if (a.action === "navigate") b.dataset.url = safeHref(a.url) || "";
+      actions.appendChild(b);
+    });
+    if (item.type === "banner") li.className += " inbox-banner";
     if (!item.archived_at) {
       actions.appendChild(item.read_at ? button("Mark unread", "unread", item.id) : button("Mark read", "read", item.id));
       actions.appendChild(button("Archive", "archive", item.id));
@@ -248,6 +258,18 @@
     var action = target.dataset.action;
     if (action === "open") { api(API + id + "/read/", "POST").catch(function () {}); return; }
     e.preventDefault();
+    if (action === "item-action") {
+      var kind = target.dataset.kind;
+      var url = target.dataset.url;
+      api(API + id + "/actions/" + encodeURIComponent(target.dataset.itemAction) + "/", "POST").then(function (item) {
+        if (kind === "navigate" && url) { window.location.href = url; return; }
+        var row = list.querySelector('li[data-id="' + id + '"]');
+        if (kind === "dismiss" && currentStatus !== "archived") { row.remove(); } else { row.replaceWith(render(item)); }
+        empty.hidden = list.children.length > 0;
+        poll();
+      }).catch(function () {});
+      return;
+    }
     api(API + id + "/" + action + "/", "POST").then(function (item) {
       var li = list.querySelector('li[data-id="' + id + '"]');
       var leaves = action === "archive" || (currentStatus === "unread" && action === "read") || (currentStatus === "read" && action === "unread");

@@ -216,3 +216,28 @@ def test_turn_on_notifications_subscribes_the_browser_for_web_push(browser, web_
     wait_until(lambda: not PushSubscription.objects.filter(user=user).exists(), timeout=10,
                message="the subscription removed")
     context.close()
+
+
+def test_the_items_own_actions_are_buttons_that_call_the_action_endpoint(browser, web_tier, user, organization):
+    from notifications.enums import AuditAction
+    from notifications.models import Notification, NotificationAuditLog
+
+    event_type_with_template()
+    item = inbox_item(organization=organization, recipient=user, title="Deploy apollo-7 failed", channel_options={"IN_APP": {
+        "type": "banner", "actions": [{"id": "rollback", "label": "Roll back", "action": "custom", "data": {"deploy": 7}},
+                                      {"id": "later", "label": "Later", "action": "dismiss"}]}})
+    context = browser.new_context()
+    page = _sign_in(context, web_tier, user)
+    row = page.locator(f'#inbox-list li[data-id="{item.pk}"]')
+    row.wait_for()
+    assert "inbox-banner" in (row.get_attribute("class") or "")
+
+    page.click(f'#inbox-list li[data-id="{item.pk}"] button[data-item-action="rollback"]')
+    wait_until(lambda: NotificationAuditLog.objects.filter(action=AuditAction.DELIVERY_CLICKED, notification_id=item.pk).exists(),
+               timeout=10, message="the custom action")
+    page.locator(f'#inbox-list li[data-id="{item.pk}"]:not(.unread)').wait_for()  # read, still listed
+
+    page.click(f'#inbox-list li[data-id="{item.pk}"] button[data-item-action="later"]')
+    row.wait_for(state="detached")
+    assert Notification.objects.get(pk=item.pk).archived_at is not None
+    context.close()
