@@ -70,7 +70,8 @@ def _providers(organization: Organization) -> None:
         (None, "log_voice", "Platform voice", 10, {}),
     ]
     for organization_id, code, name, priority, config in wanted:
-        if not NotificationProvider.objects.filter(organization_id=organization_id, code=code).exists():
+        scope = {"organization_id": organization_id} if organization_id is not None else {"organization__isnull": True}
+        if not NotificationProvider.objects.filter(code=code, **scope).exists():
             provider_create(organization_id=organization_id, code=code, name=name, priority=priority, config=config, secrets={})
 
 
@@ -83,7 +84,7 @@ def _preferences(organization: Organization, people: dict[str, User]) -> None:
         serializer.is_valid(raise_exception=True)
         return [dict(i) for i in serializer.validated_data["preferences"]]
 
-    system = {"actor_type": AuditActorType.SYSTEM, "actor_label": "seed_demo"}
+    system: dict[str, Any] = {"actor_type": AuditActorType.SYSTEM, "actor_label": "seed_demo"}
     # Organization: no SMS for collaboration chatter...
     preferences_replace(level=PreferenceLevel.ORGANIZATION, organization_id=organization.pk,
                         items=items([{"category": "COLLABORATION", "channels": {"SMS": False}}]), **system)

@@ -32,10 +32,10 @@ def inbox_display(notification: Notification) -> dict:
 
 class InboxActionSerializer(serializers.Serializer):
     id = serializers.CharField()
-    label = serializers.CharField()
+    label = serializers.CharField()  # type: ignore[assignment]  # a field named like Field.label; DRF allows it
     action = serializers.ChoiceField(choices=["navigate", "dismiss", "custom"])
     url = serializers.CharField(required=False)
-    data = serializers.DictField(required=False)
+    data = serializers.DictField(required=False)  # type: ignore[assignment]  # a field named like Serializer.data
 
 
 class InboxNotificationSerializer(serializers.ModelSerializer):

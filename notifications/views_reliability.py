@@ -26,28 +26,28 @@ class AckLinkView(View):
 
     http_method_names = ["get", "post"]
 
-    def _notification(self, signed: str) -> tuple[Notification | None, HttpResponse | None]:
+    def _notification(self, signed: str) -> Notification | HttpResponse:
         try:
             notification_id = ack_link_notification_id(signed=signed)
         except Gone as exc:
-            return None, render(self.request, "reliability/ack.html", {"error": str(exc.detail)}, status=410)
+            return render(self.request, "reliability/ack.html", {"error": str(exc.detail)}, status=410)
         except NotFound as exc:
-            return None, render(self.request, "reliability/ack.html", {"error": str(exc.detail)}, status=404)
+            return render(self.request, "reliability/ack.html", {"error": str(exc.detail)}, status=404)
         notification = Notification.objects.filter(pk=notification_id).first()
         if notification is None:
-            return None, render(self.request, "reliability/ack.html", {"error": "This notification no longer exists."}, status=404)
-        return notification, None
+            return render(self.request, "reliability/ack.html", {"error": "This notification no longer exists."}, status=404)
+        return notification
 
     def get(self, request: HttpRequest, signed: str) -> HttpResponse:
-        notification, error = self._notification(signed)
-        if error is not None:
-            return error
+        notification = self._notification(signed)
+        if isinstance(notification, HttpResponse):
+            return notification  # the page saying why it cannot be acknowledged
         return render(request, "reliability/ack.html", {"notification": notification, "done": notification.acknowledged_at is not None})
 
     def post(self, request: HttpRequest, signed: str) -> HttpResponse:
-        notification, error = self._notification(signed)
-        if error is not None:
-            return error
+        notification = self._notification(signed)
+        if isinstance(notification, HttpResponse):
+            return notification  # the page saying why it cannot be acknowledged
         try:
             notification = notification_acknowledge(
                 notification_id=notification.pk, source=AckSource.LINK, user_id=notification.recipient_id

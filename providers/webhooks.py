@@ -267,7 +267,9 @@ class MetaWhatsAppWebhookView(SignedWebhookView):
         except ValueError:
             return JsonResponse({"detail": "Body is not JSON."}, status=400)
         payload = payload if isinstance(payload, dict) else {}
-        registry.get("meta_whatsapp").inbound_record(payload)  # customers who wrote: their 24 h window opens
+        from .whatsapp.meta import MetaWhatsAppProvider
+
+        MetaWhatsAppProvider.inbound_record(payload)  # customers who wrote: their 24 h window opens
         events = registry.get("meta_whatsapp")().parse_webhook(payload)
         for sender in self.senders if events else []:
             delivery_events_report(provider_code="meta_whatsapp", events=events, provider_id=sender.provider_id,

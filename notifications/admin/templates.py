@@ -125,7 +125,7 @@ class TemplateChannelForm(forms.ModelForm):
         fields = "__all__"
 
     def clean(self):
-        cleaned = super().clean()
+        cleaned = super().clean() or {}
         template = cleaned.get("template")
         if template is not None:
             from common.exceptions import ValidationError as DomainValidationError

@@ -180,7 +180,7 @@ class HistoryView(APIView):
                     import uuid
 
                     try:
-                        raw = uuid.UUID(raw)
+                        raw = str(uuid.UUID(raw))
                     except ValueError:
                         raise ValidationError({"event_id": ["Expected a UUID."]}) from None
                 qs = qs.filter(**{param: raw})

@@ -370,7 +370,9 @@ def preferences_replace(
         channels = item.get("channels") or {}
         if channels:
             current = {cp.channel: cp for cp in pref.channel_preferences.all()}
-            to_create, to_update, to_delete = [], [], []
+            to_create: list[ChannelPreference] = []
+            to_update: list[ChannelPreference] = []
+            to_delete: list[int] = []
             for channel, cfg in channels.items():
                 if cfg is None:  # back to what the levels above say
                     if channel in current:

@@ -44,7 +44,7 @@ _EVENT_STATUS = {
     DeliveryEventType.UNSUBSCRIBED: DeliveryStatus.UNSUBSCRIBED,
 }
 # Progress only moves forward: a late "delivered" must not undo "opened".
-_PROGRESS_RANK = {DeliveryStatus.PENDING: 0, DeliveryStatus.SENDING: 1, DeliveryStatus.SENT: 2, DeliveryStatus.DELIVERED: 3,
+_PROGRESS_RANK: dict[str, int] = {DeliveryStatus.PENDING: 0, DeliveryStatus.SENDING: 1, DeliveryStatus.SENT: 2, DeliveryStatus.DELIVERED: 3,
                   DeliveryStatus.OPENED: 4, DeliveryStatus.CLICKED: 5}
 _EVENT_AUDIT = {
     DeliveryEventType.DELIVERED: AuditAction.DELIVERY_DELIVERED,
@@ -157,7 +157,7 @@ def delivery_status_apply(*, provider_code: str, events: Iterable[DeliveryEvent]
                         organization_id=delivery.organization_id, action=AuditAction.DELIVERY_RETRY_SCHEDULED,
                         outcome=AuditOutcome.FAILURE, actor_type=AuditActorType.PROVIDER, actor_label=provider_code,
                         delivery_id=delivery.pk, notification_id=delivery.notification_id,
-                        details={"event": event.event, "reason": event.reason, "next_retry_at": delivery.next_retry_at.isoformat()},
+                        details={"event": event.event, "reason": event.reason, "next_retry_at": delivery.next_retry_at.isoformat() if delivery.next_retry_at else None},
                         error_message=event.reason[:500],
                     ))
                     continue
@@ -209,7 +209,7 @@ def _suppression_scope(delivery: NotificationDelivery, reason: str) -> int | Non
     sender, but only the platform's own provider (a platform record, or the environment's)
     may say so for everyone: an organization's provider speaks for its organization only.
     Complaints and unsubscribes always concern the sending organization."""
-    platform_sent = delivery.provider_record_id is None or delivery.provider_record.organization_id is None
+    platform_sent = delivery.provider_record is None or delivery.provider_record.organization_id is None
     if reason == SuppressionReason.HARD_BOUNCE and platform_sent:
         return None
     return delivery.organization_id

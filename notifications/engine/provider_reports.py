@@ -38,7 +38,7 @@ def deliveries_sent_counts(*, provider_id: int, since: datetime) -> tuple[int, i
 
 
 def deliveries_sent_summary(*, start: datetime, end: datetime) -> list[dict[str, Any]]:
-    return list(
+    rows = (
         NotificationDelivery.objects.filter(sent_at__gte=start, sent_at__lt=end).exclude(provider="")
         .values("provider_record_id", "provider", "channel")
         .annotate(
@@ -51,6 +51,7 @@ def deliveries_sent_summary(*, start: datetime, end: datetime) -> list[dict[str,
             currency=Max("cost_currency"),
         )
     )
+    return [dict(row) for row in rows]
 
 
 def provider_audit_write(*, rows: list[dict[str, Any]]) -> None:

@@ -99,12 +99,13 @@ class ChannelRoute:
         return self.status in (DeliveryStatus.PENDING, DeliveryStatus.HELD)
 
     def trace(self) -> dict[str, Any]:
-        decision = {
+        decisions: dict[str | None, str] = {
             DeliveryStatus.PENDING: "send",
             DeliveryStatus.HELD: "held",
             DeliveryStatus.SKIPPED: "skipped",
             None: "excluded",
-        }[self.status]
+        }
+        decision = decisions[self.status]
         out: dict[str, Any] = {
             "used": self.used,
             "decision": decision,
@@ -464,7 +465,7 @@ def route_recipients(*, ctx: RoutingContext, recipients: list[Recipient]) -> lis
     quiet_set: QuietHoursSet = quiet_hours_load(organization_id=ctx.organization_id, user_ids=user_ids)
     online = presence_online_user_ids(user_ids=user_ids, now=ctx.now)
     suppressed = suppressions_load(organization_id=ctx.organization_id, channels=list(ctx.channels), recipients=recipients)
-    at = ctx.send_at if ctx.scheduled else ctx.now
+    at = ctx.send_at if ctx.scheduled and ctx.send_at is not None else ctx.now
     routes: list[RecipientRoute] = []
     default_rules = ChannelRules.default()
     for recipient in recipients:

@@ -321,7 +321,7 @@ def _action_body(row: Mapping[str, Any], kind: str, body: dict[str, Any]) -> dic
         return body
     action_id = kind.split(":", 1)[1]
     actions = ((row.get("channel_options") or {}).get("IN_APP") or {}).get("actions") or []
-    action = next((a for a in actions if str(a.get("id")) == action_id), {})
+    action: dict[str, Any] = next((a for a in actions if str(a.get("id")) == action_id), {})
     body["type"] = ACTION_EVENT
     body["data"]["action"] = {"id": action_id, "label": action.get("label", ""), "data": action.get("data") or {}}
     return body

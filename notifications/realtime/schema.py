@@ -45,7 +45,7 @@ over the limit is dropped and answered once with `{"type": "error", "error": "ra
 client that keeps sending is closed with code **4408**. A user holds at most
 `WS_MAX_CONNECTIONS_PER_USER` (10) sockets and streams: one more is closed with code **4429**."""
 
-SERVER_FRAME = {
+SERVER_FRAME: dict[str, Any] = {
     "type": "object",
     "description": "A frame the server sends.",
     "properties": {

@@ -144,7 +144,7 @@ class FcmProvider(BaseProvider):
             webpush["notification"] = web_notification
         if url.startswith("https://"):
             webpush["fcm_options"] = {"link": url}
-        body = {
+        body: dict[str, Any] = {
             "message": {
                 "token": token,
                 "notification": {"title": payload["title"], "body": payload["body"]},

@@ -1,6 +1,8 @@
 """SMS through Twilio Programmable Messaging."""
 from __future__ import annotations
 
+from typing import Any
+
 import requests
 from twilio.base.exceptions import TwilioException
 
@@ -31,7 +33,7 @@ class TwilioSmsProvider(TwilioMixin):
             from common.exceptions import ProviderPermanentError
 
             raise ProviderPermanentError(f"Message needs {segments.segments} segments (limit {max_segments}).", code="too_long")
-        params = {"to": to, "body": message.text, "status_callback": status_callback_url(self.config)}
+        params: dict[str, Any] = {"to": to, "body": message.text, "status_callback": status_callback_url(self.config)}
         if message.options.get("from"):
             params["from_"] = message.options["from"]  # the organization's or the event's sender id
         elif self.setting("messaging_service_sid"):

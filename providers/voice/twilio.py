@@ -3,6 +3,7 @@ optional Gather "press 1 to acknowledge" posting to /webhooks/twilio/voice/gathe
 from __future__ import annotations
 
 from datetime import UTC
+from typing import Any
 
 import requests
 from django.conf import settings
@@ -62,7 +63,7 @@ class TwilioVoiceProvider(TwilioMixin):
     def send(self, message: OutboundMessage) -> SendResult:
         to = normalize_e164(message.to)
         twiml = build_twiml(message, config=self.config)
-        params = {
+        params: dict[str, Any] = {
             "to": to,
             "from_": normalize_e164(str(self.require("from_number"))),
             "twiml": twiml,

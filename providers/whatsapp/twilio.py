@@ -27,7 +27,7 @@ class TwilioWhatsAppProvider(TwilioMixin):
 
     def send(self, message: OutboundMessage) -> SendResult:
         to = normalize_e164(message.to)
-        params = {
+        params: dict[str, Any] = {
             "to": f"whatsapp:{to}",
             "from_": f"whatsapp:{normalize_e164(str(self.require('from_number')))}",
             "status_callback": status_callback_url(self.config),
