@@ -268,7 +268,6 @@ class MetaWhatsAppWebhookView(SignedWebhookView):
             return JsonResponse({"detail": "Body is not JSON."}, status=400)
         payload = payload if isinstance(payload, dict) else {}
         from .whatsapp.meta import MetaWhatsAppProvider
-
         MetaWhatsAppProvider.inbound_record(payload)  # customers who wrote: their 24 h window opens
         events = registry.get("meta_whatsapp")().parse_webhook(payload)
         for sender in self.senders if events else []:
