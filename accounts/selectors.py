@@ -164,6 +164,6 @@ def admin_scope(request, *, api_keys: bool = False) -> AdminScope:
         if not is_db_id(str(wanted)):
             raise ValidationError({ADMIN_ORGANIZATION_PARAM: ["Expected an organization id."]})
         return AdminScope(acting=acting, platform_admin=True, organization_id=int(wanted))
-    if getattr(user, "pk", None) is None or acting is None or not user_is_org_admin(user=user, organization=acting):
+    if not isinstance(user, User) or acting is None or not user_is_org_admin(user=user, organization=acting):
         raise PermissionDenied("Only organization owners and admins may do this.")
     return AdminScope(acting=acting, platform_admin=False, organization_id=acting.pk)

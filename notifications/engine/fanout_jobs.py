@@ -19,7 +19,7 @@ job's total is the number of notifications written and its delivery counters fol
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
@@ -100,7 +100,7 @@ def fanout_jobs_resume(*, now=None) -> int:
     ).values_list("pk", "metadata"):
         beat = (metadata or {}).get("fanout", {}).get("heartbeat")
         try:
-            last = timezone.datetime.fromisoformat(beat) if beat else None
+            last = datetime.fromisoformat(beat) if beat else None
         except ValueError:
             last = None
         if last is None or now - last > STALLED_AFTER:
