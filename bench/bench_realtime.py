@@ -12,6 +12,8 @@ when the frame arrives (the client acks every frame, as the inbox page does).
 The REST trigger goes to a second `make serve` process (BENCH_RT_API=separate, the default), as
 a deployment scales its API apart from the processes holding sockets: both consume the in-app
 exchange and share the Redis channel layer. BENCH_RT_API=same posts to the socket process itself.
+BENCH_RT_TRIGGER=bus measures the web tier alone: items published straight to the exchange (as
+intake hands them over after commit), latency from the broker's confirm to the frame.
 
 Prints connections held by the one process (and its memory), p50/p95/max latency from the
 trigger's answer to the frame, and frames missing.
@@ -41,6 +43,7 @@ RATE = float(os.environ.get("BENCH_RT_RATE", "50"))
 SECONDS = float(os.environ.get("BENCH_RT_SECONDS", "20"))
 PORT = int(os.environ.get("BENCH_RT_PORT", "0"))
 API = os.environ.get("BENCH_RT_API", "separate")
+TRIGGER = os.environ.get("BENCH_RT_TRIGGER", "rest")  # "bus": publish to the exchange directly (web tier only)
 PREFIX = "bench-rt-"
 
 
@@ -151,6 +154,16 @@ async def _run(port: int, api_port: int, users: list[tuple[int, str]], api_key: 
 
     answers: dict[int, float] = {}
     answer_times: list[float] = []
+    lags: list[float] = []
+
+    async def client_lag() -> None:
+        # How late this client's own loop runs: a frame's arrival is stamped no earlier than that.
+        while True:
+            at = time.perf_counter()
+            await asyncio.sleep(0.05)
+            lags.append(time.perf_counter() - at - 0.05)
+
+    lag_task = asyncio.create_task(client_lag())
     statuses: dict[int, int] = {}
     failures = 0
     total = int(RATE * SECONDS)
@@ -170,11 +183,23 @@ async def _run(port: int, api_port: int, users: list[tuple[int, str]], api_key: 
                 answers[body["notifications"][0]["id"]] = time.perf_counter()
                 answer_times.append(time.perf_counter() - sent)
 
+        published = iter(range(10**9, 2 * 10**9))
+
+        async def publish(user_id: int) -> None:
+            # The web tier alone: an item straight onto the exchange, as intake hands it over.
+            from notifications.engine.realtime import inapp_publish
+
+            nid = next(published)
+            await asyncio.to_thread(inapp_publish, items=[{"user_id": user_id, "delivery_id": None, "unread_count": 1,
+                                                            "notification": {"id": nid, "title": "Benchmark"}}])
+            answers[nid] = time.perf_counter()
+
         tasks = []
         t0 = time.perf_counter()
         for i in range(total):
             await asyncio.sleep(max(0.0, t0 + i / RATE - time.perf_counter()))
-            tasks.append(asyncio.create_task(trigger(random.choice(users)[0])))
+            user_id = random.choice(users)[0]
+            tasks.append(asyncio.create_task(publish(user_id) if TRIGGER == "bus" else trigger(user_id)))
         await asyncio.gather(*tasks)
         deadline = time.perf_counter() + 30
         while time.perf_counter() < deadline and any(nid not in arrivals for nid in answers):
@@ -184,6 +209,12 @@ async def _run(port: int, api_port: int, users: list[tuple[int, str]], api_key: 
         print(f"refused triggers by status: {statuses}", flush=True)
     latencies = sorted(max(0.0, arrivals[nid] - at) for nid, at in answers.items() if nid in arrivals)
     missing = sum(1 for nid in answers if nid not in arrivals)
+    dropped = [conn for conn in sockets if conn.close_code is not None]
+    if dropped:
+        codes: dict = {}
+        for conn in dropped:
+            codes[conn.close_code] = codes.get(conn.close_code, 0) + 1
+        print(f"sockets closed by the server during the run: {len(dropped)} (close codes {codes})", flush=True)
     for conn in sockets:
         await conn.close()
     for task in readers:
@@ -192,9 +223,12 @@ async def _run(port: int, api_port: int, users: list[tuple[int, str]], api_key: 
     def pct(p: float) -> float:
         return latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000 if latencies else float("nan")
 
+    lag_task.cancel()
+    lags.sort()
     answer_times.sort()
     answer_p95 = answer_times[int(0.95 * len(answer_times))] * 1000 if answer_times else float("nan")
-    return {"trigger_answer_p95_ms": answer_p95, "connections": float(len(sockets)), "connect_seconds": opened, "events": float(total),
+    return {"client_loop_lag_p95_ms": lags[int(0.95 * len(lags))] * 1000 if lags else float("nan"),
+            "trigger_answer_p95_ms": answer_p95, "connections": float(len(sockets)), "connect_seconds": opened, "events": float(total),
             "trigger_failures": float(failures), "frames_missing": float(missing),
             "p50_ms": pct(0.50), "p95_ms": pct(0.95), "max_ms": latencies[-1] * 1000 if latencies else float("nan")}
 
@@ -242,7 +276,8 @@ def main() -> dict[str, float]:
         print(f"trigger answer -> frame: p50 {figures['p50_ms']:.0f} ms, p95 {figures['p95_ms']:.0f} ms, "
               f"max {figures['max_ms']:.0f} ms over {figures['events']:.0f} events "
               f"({figures['frames_missing']:.0f} frames missing, {figures['trigger_failures']:.0f} triggers refused; "
-              f"trigger answer p95 {figures['trigger_answer_p95_ms']:.0f} ms)", flush=True)
+              f"trigger answer p95 {figures['trigger_answer_p95_ms']:.0f} ms; the client's own loop lag p95 "
+              f"{figures['client_loop_lag_p95_ms']:.0f} ms)", flush=True)
         return figures
     finally:
         for proc in (web, api):

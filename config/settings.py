@@ -189,7 +189,9 @@ else:
 if REDIS_URL:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer",
                                   # The layer blocks on BZPOPMIN for 5 s: the socket must wait longer than that.
-                                  "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 30}],
+                                  # A process's sockets share its pool: room for a burst of joins and sends.
+                                  "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 30,
+                                                        "max_connections": 256}],
                                              "prefix": "troubadour:asgi", "capacity": 500}}}
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}

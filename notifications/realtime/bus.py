@@ -24,7 +24,9 @@ logger = logging.getLogger(__name__)
 
 PUSH_TIMEOUT_SECONDS = 10.0
 BATCH_MESSAGES = 256  # messages pushed together (and the prefetch window)
-SEND_CONCURRENCY = 200  # channel layer sends in flight at once
+# Channel layer sends in flight at once: each holds one of the layer's pooled Redis connections
+# (CHANNEL_LAYERS max_connections), which the sockets' joins and the receive loop need too.
+SEND_CONCURRENCY = 32
 
 
 async def push_items(items: list[dict[str, Any]]) -> int:

@@ -17,6 +17,7 @@ import json
 import logging
 import time
 
+from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
@@ -69,6 +70,16 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
         self.frames = TokenBucket(rate=settings.WS_CLIENT_FRAMES_PER_SECOND, burst=settings.WS_CLIENT_FRAME_BURST)
         per_minute = settings.WS_PRESENCE_PER_MINUTE
         self.presence_changes = TokenBucket(rate=per_minute / 60.0, burst=max(1, per_minute // 2))
+
+    async def dispatch(self, message) -> None:
+        # Channels closes stale database connections before EVERY handled message (each frame,
+        # each pushed item) with a hop to the process's single sync thread: 2,000 sockets queue
+        # behind each other there. This consumer never uses the loop's connection — its database
+        # calls run on the realtime threads (``db_async``), which give theirs back — so skip it.
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
     async def connect(self) -> None:
         self.user_id = _person(self.scope.get("user"))

@@ -174,3 +174,43 @@ def test_a_crashed_web_process_leaves_nobody_online_past_the_presence_ttl(tmp_pa
                    message="offline once the crashed process's entries expire")
     finally:
         tier.stop()
+
+
+def test_the_refresh_pushes_every_local_connection_forward_in_chunks(transactional_db, user, other_user, settings):
+    """The refresher keeps a process's connections (and their status keys) alive in Redis, a
+    chunk of connections per script call, and touches the mirrored rows."""
+    import asyncio
+
+    from notifications.engine import presence as engine_presence
+    from notifications.realtime import presence
+
+    async def run() -> dict[str, float]:
+        client = presence._client()
+        conns = {f"conn-{i}": (user.pk if i % 2 else other_user.pk) for i in range(5)}
+        for name, uid in conns.items():
+            assert await presence.connection_open(user_id=uid, connection=name, cap=10)
+        await presence.status_set(user_id=user.pk, status="AWAY")
+        stale = time.time() + 1
+        for name, uid in conns.items():
+            await client.zadd(engine_presence.connections_key(uid), {name: stale})
+        await client.expire(engine_presence.status_key(user.pk), 2)
+        try:
+            await presence.refresh_local()
+            scores = {name: await client.zscore(engine_presence.connections_key(uid), name) for name, uid in conns.items()}
+            scores["status_ttl"] = await client.ttl(engine_presence.status_key(user.pk))
+            return scores
+        finally:
+            for name, uid in conns.items():
+                presence._local.pop(name, None)
+                await client.delete(engine_presence.connections_key(uid), engine_presence.status_key(uid))
+
+    original = presence.REFRESH_CHUNK
+    presence.REFRESH_CHUNK = 2  # three script calls for five connections
+    try:
+        scores = asyncio.run(run())
+    finally:
+        presence.REFRESH_CHUNK = original
+    ttl = settings.PRESENCE_TTL_SECONDS
+    assert all(scores[f"conn-{i}"] > time.time() + ttl - 30 for i in range(5)), scores
+    assert scores["status_ttl"] > 2
+    assert UserPresence.objects.filter(user_id__in=[user.pk, other_user.pk]).count() == 2
