@@ -1,7 +1,7 @@
 """Organization administration: ``/api/v1/admin/audit-log/``, ``history/`` and ``webhooks/``.
 
 Organization owners and admins see their own organization only; platform administrators see every
-organization (or one, with ``?organization_id=``). Lists are cursor paginated, newest first.
+organization (or one, with ``?organization=``). Lists are cursor paginated, newest first.
 """
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from django.db.models import Prefetch, Q, QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
-from rest_framework.pagination import CursorPagination
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -20,6 +19,7 @@ from rest_framework.views import APIView
 from accounts.selectors import admin_scope
 from common.exceptions import NotFound, ValidationError
 from common.query import query_datetime, query_id
+from common.pagination import CursorPage
 from common.schema import cursor_page
 from notifications.enums import (
     AuditAction,
@@ -60,11 +60,8 @@ def _filter_id(qs: QuerySet, request: Request, param: str, field: str) -> QueryS
     return qs
 
 
-class NewestFirst(CursorPagination):
+class NewestFirst(CursorPage):
     ordering = ("-created_at", "-id")
-    page_size = 50
-    page_size_query_param = "page_size"
-    max_page_size = 200
 
 
 def _paginated(request: Request, view: APIView, qs: QuerySet, serializer_class) -> Response:

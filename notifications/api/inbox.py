@@ -4,11 +4,11 @@ from __future__ import annotations
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import permissions
-from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from common.pagination import CursorPage
 from common.schema import cursor_page
 from notifications.engine import inbox
 from notifications.serializers_inbox import InboxNotificationSerializer
@@ -24,7 +24,7 @@ class IsPerson(permissions.BasePermission):
         return bool(user and user.is_authenticated and getattr(user, "pk", None) is not None)
 
 
-class InboxCursorPagination(CursorPagination):
+class InboxCursorPagination(CursorPage):
     ordering = ("-created_at", "-id")
     page_size = 20
     page_size_query_param = "page_size"

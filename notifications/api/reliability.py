@@ -22,7 +22,8 @@ from accounts.selectors import admin_scope, user_is_platform_admin
 from common.channels import CHANNEL_DEFINITIONS
 from common.api import DB_BIGINT_MAX, DB_INT_MAX
 from common.exceptions import NotFound, PermissionDenied, ValidationError
-from common.query import query_datetime, query_id, query_int
+from common.pagination import cursor_paginated
+from common.query import query_datetime, query_id
 from notifications.engine.escalation import escalation_chain_delete, escalation_chain_save
 from notifications.engine.retry import (
     channel_configuration_delete,
@@ -42,7 +43,6 @@ from notifications.enums import (
 )
 from notifications.models import ChannelConfiguration, DeadLetter, EscalationChain, EventType, NotificationDelivery
 
-MAX_PAGE = 200
 MAX_BULK = 500
 
 
@@ -53,12 +53,6 @@ def _scope(request: Request) -> int | None:
 
 def _user_id(request: Request) -> int | None:
     return getattr(request.user, "pk", None)
-
-
-def _page(request: Request) -> tuple[int, int]:
-    limit = min(query_int(request.query_params.get("limit", "50"), name="limit", minimum=1), MAX_PAGE)
-    offset = max(query_int(request.query_params.get("offset", "0"), name="offset", minimum=-DB_BIGINT_MAX), 0)
-    return limit, offset
 
 
 def _choice(request: Request, name: str, choices: list[str]) -> str | None:
@@ -78,11 +72,8 @@ def _datetime(request: Request, name: str) -> datetime | None:
     return query_datetime(value, name=name)
 
 
-def _paginated(qs: QuerySet, request: Request, serialize) -> Response:
-    limit, offset = _page(request)
-    total = qs.count()
-    rows = [serialize(row) for row in qs[offset : offset + limit]]
-    return Response({"count": total, "limit": limit, "offset": offset, "results": rows})
+def _paginated(qs: QuerySet, request: Request, serialize, *, ordering: tuple[str, ...] = ("-created_at", "-id")) -> Response:
+    return cursor_paginated(request, qs, serialize, ordering=ordering)
 
 
 # --- dead letters --------------------------------------------------------------------------------------
@@ -372,7 +363,7 @@ class EscalationChainListView(APIView):
     permission_classes = [permissions.IsAuthenticated]
 
     def get(self, request: Request) -> Response:
-        return _paginated(_chains(request), request, _chain)
+        return _paginated(_chains(request), request, _chain, ordering=("name", "id"))
 
     def post(self, request: Request) -> Response:
         serializer = _ChainSerializer(data=request.data)
@@ -463,7 +454,7 @@ class ChannelConfigurationListView(APIView):
         qs = _visible(request, ChannelConfiguration.objects.order_by("organization_id", "channel", "pk"))
         if channel := _choice(request, "channel", Channel.values):
             qs = qs.filter(channel=channel)
-        return _paginated(qs, request, _configuration)
+        return _paginated(qs, request, _configuration, ordering=("channel", "id"))
 
     def post(self, request: Request) -> Response:
         serializer = _ChannelConfigurationSerializer(data=request.data)

@@ -43,7 +43,7 @@ def test_list_and_detail_are_scoped_to_the_callers_organization(organization, us
     other_org = OrganizationFactory()
     theirs = _letter(other_org, UserFactory())
     body = admin_client.get("/api/v1/admin/dead-letters/").json()
-    assert [row["id"] for row in body["results"]] == [mine.pk] and body["count"] == 1
+    assert [row["id"] for row in body["results"]] == [mine.pk] and body["next"] is None
     detail = admin_client.get(f"/api/v1/admin/dead-letters/{mine.pk}/").json()
     assert detail["provider_responses"] == [{"status": 503}] and detail["payload"]["notification_id"]
     assert admin_client.get(f"/api/v1/admin/dead-letters/{theirs.pk}/").status_code == 404
@@ -61,7 +61,7 @@ def test_members_may_not_see_dead_letters_but_staff_see_all(organization, user, 
     staff = UserFactory(is_staff=True, is_superuser=True)
     client.force_authenticate(staff)
     _letter(OrganizationFactory(), other_user)
-    assert client.get("/api/v1/admin/dead-letters/").json()["count"] == 2
+    assert len(client.get("/api/v1/admin/dead-letters/").json()["results"]) == 2
 
 
 def test_replay_resets_the_delivery_queues_it_and_is_audited(
@@ -185,3 +185,18 @@ def test_reliability_admin_endpoints_are_in_the_openapi_schema(admin_client):
     }.items():
         assert methods <= set(paths[path]), path
     assert "requestBody" in paths["/api/v1/admin/escalation-chains/"]["post"]
+
+
+def test_admin_lists_page_by_cursor_like_every_list(organization, user, admin_client):
+    """{next, previous, results} (common.pagination): newest first, a page at a time, no row twice."""
+    letters = [_letter(organization, user) for _ in range(3)]
+    first = admin_client.get("/api/v1/admin/dead-letters/?page_size=2").json()
+    assert set(first) == {"next", "previous", "results"} and first["previous"] is None
+    second = admin_client.get(first["next"]).json()
+    seen = [row["id"] for row in first["results"] + second["results"]]
+    assert seen == sorted((dl.pk for dl in letters), reverse=True) and second["next"] is None
+    for bad in ({"cursor": "not-a-cursor"}, {"page_size": "0"}, {"page_size": "x"}):
+        answer = admin_client.get("/api/v1/admin/dead-letters/", bad)
+        assert answer.status_code == 400 and next(iter(bad)) in answer.json(), bad
+    for url in ("/api/v1/admin/deliveries/", "/api/v1/admin/escalation-chains/", "/api/v1/admin/channel-configurations/"):
+        assert set(admin_client.get(url).json()) == {"next", "previous", "results"}, url

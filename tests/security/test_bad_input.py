@@ -101,9 +101,10 @@ def test_an_idempotency_key_longer_than_its_column_is_a_400_never_truncated(live
     ("/api/v1/admin/audit-log/", "notification", "٣"),
     ("/api/v1/admin/deliveries/", "created_after", "2024-13-01T00:00:00"),
     ("/api/v1/admin/deliveries/", "notification", "²"),
-    ("/api/v1/admin/deliveries/", "offset", "99999999999999999999999"),
-    ("/api/v1/admin/deliveries/", "limit", "²"),
-    ("/api/v1/admin/dead-letters/", "offset", "-99999999999999999999999"),
+    ("/api/v1/admin/deliveries/", "cursor", "99999999999999999999999"),
+    ("/api/v1/admin/deliveries/", "page_size", "²"),
+    ("/api/v1/admin/dead-letters/", "page_size", "-99999999999999999999999"),
+    ("/api/v1/admin/history/", "cursor", "²"),
     ("/api/v1/admin/preferences/", "team_id", "²"),
 ])
 def test_malformed_query_parameters_are_400s_naming_the_parameter(live_server, admin_http, path, param, value):
