@@ -335,12 +335,10 @@ def webhooks_dispatch(*, events: Sequence[Sequence[Any]]) -> DispatchReport:
     """
     report = DispatchReport()
     wanted = [(int(pk), str(kind)) for pk, kind in events]
-    rows = {
-        row["id"]: row
-        for row in Notification.objects.filter(pk__in={pk for pk, _ in wanted}).values(
-            "id", "organization_id", "event_type", "category", "criticality", "status", "recipient_id", "channel_options"
-        )
-    }
+    fields = ["id", "organization_id", "event_type", "category", "criticality", "status", "recipient_id"]
+    if any(kind.startswith(ACTION_EVENT + ":") for _, kind in wanted):
+        fields.append("channel_options")  # only an action's callback reads it (it may hold attachments)
+    rows = {row["id"]: row for row in Notification.objects.filter(pk__in={pk for pk, _ in wanted}).values(*fields)}
     if not rows:
         return report
     hooks_by_org: dict[int, list[Webhook]] = defaultdict(list)
