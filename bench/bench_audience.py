@@ -50,12 +50,15 @@ def _database_url() -> str:
     return f"{base}/troubadour_bench_audience"
 
 
-def _ensure_database(url: str) -> None:
+def _ensure_database(url: str, *, fresh: bool = False) -> None:
+    """Create the database (dropped first when `fresh`: every run starts from an empty one)."""
     import psycopg
 
     parsed = urlparse(url)
     name = parsed.path.lstrip("/")
     with psycopg.connect(parsed._replace(path="/postgres").geturl(), autocommit=True) as conn:
+        if fresh:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone() is None:
             conn.execute(f'CREATE DATABASE "{name}"')
 
@@ -80,8 +83,6 @@ from django.db import connection, transaction
 from notifications.models import Notification
 from notifications.signals import notify
 n = int(sys.argv[1])
-Notification.objects.all().delete()
-User.objects.all().delete()
 users = User.objects.bulk_create([User(username=f"u{i}", email=f"u{i}@bench.example") for i in range(n)], batch_size=5000)
 actor = User.objects.create(username="actor")
 recipients = User.objects.exclude(pk=actor.pk)
@@ -110,7 +111,7 @@ def _notifhq_venv() -> Path:
 def notifhq_rate(count: int) -> dict[str, float]:
     python = _notifhq_venv()
     base = urlparse(_database_url())
-    _ensure_database(base._replace(path="/troubadour_bench_notifhq").geturl())
+    _ensure_database(base._replace(path="/troubadour_bench_notifhq").geturl(), fresh=True)
     with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as handle:
         handle.write(NOTIFHQ_SCRIPT)
     env = {**os.environ, "HQ_DB": "troubadour_bench_notifhq", "HQ_USER": base.username or "postgres",
@@ -161,23 +162,13 @@ def _organization(tag: str, members: int):
     return organization, ids
 
 
-def _cleanup() -> None:
-    from django.db import connection
-
-    from accounts.models import Organization
-
-    with connection.cursor() as cursor:
-        cursor.execute("DELETE FROM accounts_user WHERE username LIKE %s", [f"{PREFIX}%"])
-    Organization.objects.filter(slug__startswith=PREFIX).delete()
-
-
 def _api_client(organization):
     from rest_framework.test import APIClient
 
     from accounts.services import api_key_create
 
     _, raw = api_key_create(organization=organization, name="bench")
-    client = APIClient()
+    client = APIClient(HTTP_HOST="127.0.0.1")
     client.credentials(HTTP_AUTHORIZATION=f"Api-Key {raw}")
     return client
 
@@ -343,7 +334,6 @@ def run() -> dict[str, dict[str, float]]:
 
     print(f"database {settings.DATABASES['default']['NAME']}, broker {settings.CELERY_BROKER_URL.rsplit('@', 1)[-1]}, "
           f"redis {'on' if settings.REDIS_URL else 'off'}", flush=True)
-    _cleanup()
     figures: dict[str, dict[str, float]] = {}
     ours = inapp_rate(RECIPIENTS)
     theirs = notifhq_rate(RECIPIENTS)
@@ -366,14 +356,13 @@ def run() -> dict[str, dict[str, float]]:
         print(f"organization B meanwhile ({aud['b_samples']} single events, IN_APP + EMAIL): in-app visible p95 "
               f"{aud['b_inapp_visible_p95_ms']:.1f} ms; email SENT p50 {aud['b_email_sent_p50_s']:.2f}s, "
               f"p95 {aud['b_email_sent_p95_s']:.2f}s, max {aud['b_email_sent_max_s']:.2f}s", flush=True)
-    _cleanup()
     return figures
 
 
 def main() -> dict:
     """Run in a process of its own (its own database, whatever `make bench` configured before)."""
     env = {**os.environ, "BENCH_AUDIENCE_DATABASE_URL": _database_url()}
-    _ensure_database(env["BENCH_AUDIENCE_DATABASE_URL"])
+    _ensure_database(env["BENCH_AUDIENCE_DATABASE_URL"], fresh=True)
     out = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--run"], cwd=ROOT, env=env)
     if out.returncode != 0:
         raise RuntimeError(f"bench_audience exited with {out.returncode}")

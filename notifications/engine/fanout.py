@@ -102,7 +102,17 @@ def fanout_plan(*, ctx: RoutingContext, recipients: list[Recipient]) -> FanoutPl
         category=ctx.category, team_id=ctx.team_id, project_id=ctx.project_id,
     )
     quiet_set = quiet_hours_load(organization_id=ctx.organization_id, user_ids=user_ids)
-    online = presence_online_user_ids(user_ids=user_ids, now=ctx.now)
+    # Presence matters only where a preference row sends a channel "only when offline": the
+    # others are not looked up at all (their trace says presence was not needed).
+    def needs_presence(rows) -> bool:
+        return any((row.channels.get(c) or {}).get("only_when_offline") for row in rows for c in ctx.channels)
+
+    if needs_presence(prefs.shared):
+        presence_users = user_ids
+    else:
+        presence_users = [uid for uid, rows in prefs.by_user.items() if needs_presence(rows)]
+    checked = set(presence_users)
+    online = presence_online_user_ids(user_ids=presence_users, now=ctx.now) if presence_users else set()
     suppressed = suppressions_load(organization_id=ctx.organization_id, channels=list(ctx.channels), recipients=recipients)
     suppressible = [c for c in ctx.channels if c in SUPPRESSIBLE_CHANNELS]
     kinds = {_address_kind(c) for c in ctx.channels}
@@ -117,7 +127,7 @@ def fanout_plan(*, ctx: RoutingContext, recipients: list[Recipient]) -> FanoutPl
         key = (
             uid is None,
             tuple(row.id for row in by_user.get(uid, ())) if uid else (),
-            id(config), tz, uid in online if uid else False,
+            id(config), tz, (uid in online if uid in checked else None) if uid else False,
             bool(r.email) if "email" in kinds else None, bool(r.phone) if "phone" in kinds else None,
             r.locale,
             tuple((c, (r.address(c) or "").strip().lower()) in suppressed for c in suppressible) if suppressed else (),
@@ -125,7 +135,7 @@ def fanout_plan(*, ctx: RoutingContext, recipients: list[Recipient]) -> FanoutPl
         g = index.get(key)
         if g is None:
             situations.append(Situation(route=_route_one(ctx, r, rules, default_rules, prefs, config, tz, uid in online,
-                                                         suppressed)))
+                                                         suppressed, checked=uid in checked)))
             g = index[key] = len(situations)
         situations[g - 1].rows.append(i)
         group_of_row.append(g)
@@ -135,7 +145,8 @@ def fanout_plan(*, ctx: RoutingContext, recipients: list[Recipient]) -> FanoutPl
     return FanoutPlan(ctx=ctx, recipients=recipients, situations=situations, group_of_row=group_of_row)
 
 
-def _route_one(ctx, recipient, rules, default_rules, prefs, config, tz, is_online, suppressed) -> RecipientRoute:
+def _route_one(ctx, recipient, rules, default_rules, prefs, config, tz, is_online, suppressed, *,
+               checked: bool = True) -> RecipientRoute:
     at = ctx.send_at if ctx.scheduled else ctx.now
     quiet = quiet_state_at(config, now=at, timezone_name=tz)
     channels = [
@@ -143,8 +154,9 @@ def _route_one(ctx, recipient, rules, default_rules, prefs, config, tz, is_onlin
                        prefs=prefs, quiet=quiet, online=is_online, suppressed=suppressed)
         for channel in ctx.channels
     ]
+    presence = ("ONLINE" if is_online else "OFFLINE") if checked else "NOT_NEEDED"
     return RecipientRoute(recipient=recipient, channels=channels, quiet=quiet.describe(),
-                          presence=("ONLINE" if is_online else "OFFLINE") if recipient.user_id else None)
+                          presence=presence if recipient.user_id else None)
 
 
 # --- in-app content, once per situation --------------------------------------------------------

@@ -12,6 +12,7 @@ from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from common.query import id_array
 from accounts.selectors import user_is_member
 from common.exceptions import NotFound, PermissionDenied, ValidationError
 from notifications.enums import DELIVERY_SUCCESS_STATUSES, AuditAction, AuditActorType, Channel, DeliveryStatus
@@ -71,7 +72,7 @@ def inbox_unread_count(*, user_id: int) -> int:
 def inbox_unread_counts(*, user_ids: Iterable[int]) -> dict[int, int]:
     """Unread counts of many users in one query (users with none are absent)."""
     rows = (
-        Notification.objects.filter(recipient_id__in=list(user_ids), archived_at__isnull=True, read_at__isnull=True)
+        Notification.objects.filter(recipient_id__any=id_array(user_ids), archived_at__isnull=True, read_at__isnull=True)
         .filter(_in_app_delivered()).filter(_not_expired())
         .order_by()
         .values("recipient_id")

@@ -17,6 +17,7 @@ from django.core.validators import validate_email
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from common.query import id_array
 from accounts.models import Organization, Project, Team
 from common.exceptions import ValidationError
 from common.links import link_problem
@@ -184,7 +185,7 @@ def _user_recipients(*, organization: Organization, recipient_ids: Sequence[Any]
         User = get_user_model()
         rows = {
             row["id"]: row
-            for row in User.objects.filter(pk__in=wanted, is_active=True, memberships__organization=organization).values(
+            for row in User.objects.filter(pk__any=id_array(wanted), is_active=True, memberships__organization=organization).values(
                 "id", "email", "phone", "locale", "timezone", "display_name", "username"
             )
         }

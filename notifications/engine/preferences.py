@@ -26,6 +26,7 @@ from typing import Any
 from django.db import transaction
 from django.db.models import Prefetch, Q
 
+from common.query import id_array
 from common.exceptions import ValidationError
 from notifications.enums import (
     PREFERENCE_LEVEL_RANK,
@@ -152,7 +153,7 @@ def preferences_load(
     if project_id:
         levels |= Q(level=PreferenceLevel.PROJECT, project_id=project_id, organization_id=organization_id)
     if user_ids:
-        levels |= Q(level=PreferenceLevel.USER, user_id__in=user_ids) & (
+        levels |= Q(level=PreferenceLevel.USER, user_id__any=id_array(user_ids)) & (
             Q(organization__isnull=True) | Q(organization_id=organization_id)
         )
     prefs = (

@@ -16,6 +16,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.utils import timezone
 
+from common.query import id_array
 from common.exceptions import ValidationError
 from notifications.enums import PresenceStatus
 from notifications.models import UserPresence
@@ -110,7 +111,7 @@ def presence_online_user_ids(*, user_ids: Iterable[int], now=None) -> set[int]:
     if rest:
         online |= set(
             UserPresence.objects.filter(
-                user_id__in=rest, status=PresenceStatus.ONLINE, last_seen_at__gte=now - presence_ttl()
+                user_id__any=id_array(rest), status=PresenceStatus.ONLINE, last_seen_at__gte=now - presence_ttl()
             ).values_list("user_id", flat=True)
         )
     return online

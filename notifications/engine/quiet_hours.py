@@ -23,6 +23,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from common.query import id_array
 from common.exceptions import ValidationError
 from notifications.enums import (
     AuditAction,
@@ -184,7 +185,7 @@ def quiet_hours_load(*, organization_id: int, user_ids: Iterable[int]) -> QuietH
     """The users' rows and the organization's default: three queries for any number of users."""
     user_ids = list(user_ids)
     rows = QuietHours.objects.filter(
-        Q(user_id__in=user_ids) | Q(user__isnull=True, organization_id=organization_id)
+        Q(user_id__any=id_array(user_ids)) | Q(user__isnull=True, organization_id=organization_id)
     ).prefetch_related("schedules", "channel_rules") if user_ids else []
     by_user: dict[int, QuietConfig] = {}
     default = None

@@ -18,8 +18,8 @@ from .intake_support import EVENT, intake_event_type, members_bulk
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgres, pytest.mark.rabbitmq]
 
-MEMBERS = 1500
-CHUNK = 15
+MEMBERS = 240
+CHUNK = 8
 
 
 def _progress(job_id: int) -> dict:
