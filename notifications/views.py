@@ -30,11 +30,13 @@ def _file_backend_messages(limit: int) -> list[dict[str, Any]]:
     files = sorted(folder.glob("*.log"), key=lambda p: p.stat().st_mtime, reverse=True)
     messages: list[dict[str, Any]] = []
     for path in files:
-        for chunk in reversed(path.read_text(errors="replace").split("-" * 79)):
+        # Bytes, not text: the backend writes UTF-8 bodies as 8bit, which the str parser would
+        # turn into replacement characters ("escaladé" read as "escalad�").
+        for chunk in reversed(path.read_bytes().split(b"-" * 79)):
             chunk = chunk.strip()
             if not chunk:
                 continue
-            parsed = email.message_from_string(chunk, policy=email.policy.default)
+            parsed = email.message_from_bytes(chunk, policy=email.policy.default)
             text_part = parsed.get_body(preferencelist=("plain",))
             html_part = parsed.get_body(preferencelist=("html",))
             messages.append({

@@ -14,20 +14,20 @@ OK, FAIL, OTHER = "#2e8b57", "#c0392b", "#d8d4e8"
 
 
 def _nice_max(value: int) -> int:
-    if value <= 5:
-        return 5
-    for step in (10, 20, 25, 50, 100, 200, 250, 500, 1000, 2000, 5000, 10000):
+    """The axis top: a multiple of 4, so the quarter grid lines fall on whole counts."""
+    for step in (4, 8, 12, 20, 40, 60, 100, 200, 400, 600, 1000, 2000, 4000, 6000, 10000):
         if value <= step:
             return step
-    return ((value // 10000) + 1) * 10000
+    return ((value // 4000) + 1) * 4000
 
 
 def channel_bars(rows: list[dict]) -> SafeString:
     """Per channel: one bar of total sent, split into delivered / failed / not yet final."""
-    width, bar_h, gap, left, top = 600, 26, 18, 90, 10
+    # About as wide in user units as the card is in pixels: text stays 11-13 px from 390 px up.
+    width, bar_h, gap, left, top = 400, 24, 14, 78, 8
     height = top + max(1, len(rows)) * (bar_h + gap) + 20
     peak = _nice_max(max((r["total_sent"] for r in rows), default=0))
-    scale = (width - left - 60) / peak
+    scale = (width - left - 76) / peak
     parts = [f'<svg class="chart" id="chart-channels" role="img" aria-label="Deliveries per channel" '
              f'viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg" font-family="system-ui, sans-serif" font-size="13">']
     if not rows:
@@ -53,7 +53,7 @@ def channel_bars(rows: list[dict]) -> SafeString:
 def daily_series(rows: list[dict], *, since: date, until: date) -> SafeString:
     """Stacked bars per day (one colour per channel) of invitations sent, over [since, until]."""
     days = (until - since).days + 1
-    width, height, left, bottom, top = 640, 220, 36, 28, 12
+    width, height, left, bottom, top = 400, 200, 30, 24, 10
     plot_w, plot_h = width - left - 8, height - top - bottom
     totals: dict[date, dict[str, int]] = {}
     for row in rows:
@@ -62,12 +62,12 @@ def daily_series(rows: list[dict], *, since: date, until: date) -> SafeString:
     slot = plot_w / days
     bar_w = max(2.0, slot * 0.7)
     parts = [f'<svg class="chart" id="chart-daily" role="img" aria-label="Invitations sent per day" '
-             f'viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg" font-family="system-ui, sans-serif" font-size="11">']
+             f'viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg" font-family="system-ui, sans-serif" font-size="12">']
     for k in range(5):  # grid lines and y labels
         value = peak * k / 4
         y = top + plot_h - plot_h * k / 4
         parts.append(f'<line x1="{left}" x2="{width - 8}" y1="{y:.1f}" y2="{y:.1f}" stroke="#eeedf2"/>')
-        parts.append(f'<text x="{left - 4}" y="{y + 4:.1f}" text-anchor="end" fill="#6b6880">{value:g}</text>')
+        parts.append(f'<text class="tick" x="{left - 4}" y="{y + 4:.1f}" text-anchor="end" fill="#6b6880">{value:g}</text>')
     for i in range(days):
         day = since + timedelta(days=i)
         x = left + i * slot + (slot - bar_w) / 2
@@ -78,7 +78,10 @@ def daily_series(rows: list[dict], *, since: date, until: date) -> SafeString:
             parts.append(f'<rect class="day-bar" data-date="{day.isoformat()}" data-channel="{escape(channel)}" data-value="{value}" '
                          f'x="{x:.1f}" y="{y:.1f}" width="{bar_w:.1f}" height="{h:.1f}" fill="{PALETTE.get(channel, OTHER)}">'
                          f'<title>{day:%b %d} · {escape(channel)}: {value}</title></rect>')
-        if i % max(1, days // 6) == 0 or i == days - 1:
-            parts.append(f'<text x="{x + bar_w / 2:.1f}" y="{height - 8}" text-anchor="middle" fill="#6b6880">{day:%b %d}</text>')
+        every = max(1, days // 5)
+        if i == days - 1:  # the last day's label ends at the edge instead of running past it
+            parts.append(f'<text class="day-label" x="{width - 2}" y="{height - 6}" text-anchor="end" fill="#6b6880">{day:%b %d}</text>')
+        elif i % every == 0 and days - 1 - i >= every * 0.8:
+            parts.append(f'<text class="day-label" x="{x + bar_w / 2:.1f}" y="{height - 6}" text-anchor="middle" fill="#6b6880">{day:%b %d}</text>')
     parts.append("</svg>")
     return mark_safe("".join(parts))  # noqa: S308 - numbers and escaped labels only

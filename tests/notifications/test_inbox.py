@@ -142,6 +142,8 @@ def test_inbox_page_bell_and_staff_outbox(client, user, organization, settings, 
                                      ["to@example.com"], connection=get_connection())
     message.attach_alternative('<p>Hi</p><script>alert(1)</script>', "text/html")
     message.send()
+    EmailMultiAlternatives("Escaladé", "L'incident « Phare » vous a été escaladé.", "from@example.com", ["fr@example.com"],
+                           connection=get_connection()).send()
     ProviderOutbox.objects.create(channel=Channel.SMS, provider_code="log_sms", to="+14155550100", text="Your code")
     user.is_staff = True
     user.save(update_fields=["is_staff"])
@@ -153,6 +155,7 @@ def test_inbox_page_bell_and_staff_outbox(client, user, organization, settings, 
     body = outbox.content.decode()
     assert "Hello &lt;there&gt;" in body and "Plain body" in body and "to@example.com" in body
     assert "+14155550100" in body and "Your code" in body
+    assert "L&#x27;incident « Phare » vous a été escaladé." in body and "\ufffd" not in body  # UTF-8 bodies read as such
     assert '<a href="https://example.com/i/abc" rel="nofollow">https://example.com/i/abc</a>' in body  # clickable
     # the HTML part is shown in a sandboxed frame (no scripts), escaped into its srcdoc
     assert '<iframe sandbox title="HTML part of Hello &lt;there&gt;" srcdoc="&lt;p&gt;Hi&lt;/p&gt;&lt;script&gt;' in body

@@ -126,6 +126,20 @@ def test_dashboard_charts_from_real_deliveries_and_every_page_at_390px(phone_con
     day_bars = page.locator("#chart-daily rect.day-bar")
     assert sum(int(b.get_attribute("data-value")) for b in day_bars.all()) == 5
     assert page.locator("#chart-channels").bounding_box()["width"] <= 390
+    # readable at 390 px: the charts' text is drawn at 9 px or more, the axis counts are whole
+    for text in page.locator("#chart-channels text, #chart-daily text").all():
+        assert text.bounding_box()["height"] >= 9, text.inner_html()
+    ticks = [t.text_content() for t in page.locator("#chart-daily text.tick").all()]
+    assert len(ticks) == 5 and all(float(t).is_integer() for t in ticks), ticks
+    last_label = page.locator("#chart-daily text.day-label").last.bounding_box()
+    chart_box = page.locator("#chart-daily").bounding_box()
+    assert last_label["x"] + last_label["width"] <= chart_box["x"] + chart_box["width"] + 0.5
+    # the history stacks: every cell on screen, none behind a sideways scroll
+    assert page.evaluate("[...document.querySelectorAll('#history-table td')].every("
+                         "td => td.getBoundingClientRect().right <= window.innerWidth)")
+    # the top bar keeps its links apart
+    name, sign_out = page.locator(".topbar .who").bounding_box(), page.locator(".topbar form.inline").bounding_box()
+    assert sign_out["x"] >= name["x"] + name["width"] + 8 or sign_out["y"] >= name["y"] + name["height"]
     assert page.locator('[data-tile="sent"] strong').inner_text() == "5"
     page.fill("input[name=q]", "guest3")
     page.press("input[name=q]", "Enter")
@@ -136,6 +150,14 @@ def test_dashboard_charts_from_real_deliveries_and_every_page_at_390px(phone_con
     for path in ("/", f"/stories/{story.pk}/", "/me/profile/", "/me/preferences/", "/inbox/", "/accounts/signup/"):
         page.goto(f"{live_server.url}{path}")
         assert _no_horizontal_scroll(page), path
+
+    # the story page's invitees stack too: the actions of a pending invitation are on screen
+    page.goto(f"{live_server.url}/stories/{story.pk}/")
+    send_again = page.locator('#invitations-table [data-reissue][data-send="true"]').first
+    box = send_again.bounding_box()
+    assert box["x"] >= 0 and box["x"] + box["width"] <= 390
+    assert page.evaluate("[...document.querySelectorAll('#invitations-table td')].every("
+                         "td => td.getBoundingClientRect().right <= window.innerWidth)")
 
 
 @pytest.mark.django_db(transaction=True)

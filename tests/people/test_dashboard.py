@@ -205,3 +205,15 @@ def test_someone_typing_anothers_number_sees_none_of_their_invitations(client, o
     assert "Too many wrong codes" in response.content.decode()
     squatter.refresh_from_db()
     assert squatter.phone_verified_at is None
+
+
+def test_chart_axes_count_in_whole_numbers():
+    from datetime import date
+
+    from people.charts import daily_series
+
+    for peak in (1, 3, 5, 7, 13, 33, 250):
+        svg = daily_series([{"date": "2026-11-02", "delivery_type": "email", "total_sent": peak}],
+                           since=date(2026, 11, 1), until=date(2026, 11, 30))
+        ticks = re.findall(r'<text class="tick"[^>]*>([^<]+)</text>', svg)
+        assert len(ticks) == 5 and all(float(t).is_integer() for t in ticks), (peak, ticks)
