@@ -11,6 +11,8 @@ What a provider declares, in its record's non-secret `config`:
 - `coverage`: ISO 3166 alpha-2 countries it can deliver to (`["GB", "IE"]`); absent or
   containing "*" means everywhere;
 - `weight`: its share of the weighted split (default 1; 0 = only as a fallback).
+Without coverage, per-country costs or the region strategy the recipient's country is not read
+(nothing would depend on it) and the trace names none.
 
 Strategies (`SelectionStrategy`):
 - priority: the channel configuration's `default_provider`, then the organization's own
@@ -32,6 +34,7 @@ import hashlib
 import random
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -113,6 +116,7 @@ def _decimal(value: Any) -> Decimal | None:
         return None
 
 
+@lru_cache(maxsize=4096)
 def recipient_region(address: str, *, declared: str = "") -> str:
     """The recipient's country: from an E.164 number, else the declared region ("" if none)."""
     raw = (address or "").strip().removeprefix("whatsapp:")
@@ -203,7 +207,10 @@ def provider_select(
     """Order `bindings` (ProviderBinding) for one message to `address` under `policy`."""
     policy = policy or SelectionPolicy()
     strategy = policy.strategy
-    region = recipient_region(address, declared=policy.region)
+    # Parsing a number costs more than the rest of the choice: only when something depends on it.
+    needs_region = strategy == SelectionStrategy.REGION or any(
+        coverage_of(b.config) is not None or isinstance(b.config.get("cost_per_message"), dict) for b in bindings)
+    region = recipient_region(address, declared=policy.region) if needs_region else ""
     ordered = _priority_order(bindings, policy)
     excluded: list[str] = []
     if region:

@@ -79,10 +79,10 @@ def test_a_401_fails_over_opens_the_circuit_and_alerts_the_owners_once(outage, o
         assert row.provider_record_id == backup.pk  # the 24 h success rate and status polling find it
     first = NotificationDelivery.objects.get(pk=rows[0].pk)
     assert first.provider_response["selection"] == (
-        "chose plivo_sms: first healthy provider by priority covering US; passed over twilio_sms (credentials refused)")
+        "chose plivo_sms: first healthy provider by priority; passed over twilio_sms (credentials refused)")
     later = NotificationDelivery.objects.get(pk=rows[1].pk)
     assert later.provider_response["selection"] == (
-        "chose plivo_sms: first healthy provider by priority covering US; passed over twilio_sms (unhealthy)")
+        "chose plivo_sms: first healthy provider by priority; passed over twilio_sms (unhealthy)")
     assert len(twilio.calls("POST")) == 1 and len(plivo.calls("POST")) == 3  # the refusing account was asked once
 
     refusing.refresh_from_db()
