@@ -10,7 +10,10 @@ from notifications.models import Notification
 
 def inbox_display(notification: Notification) -> dict:
     """The IN_APP fields of an inbox item (seed 004 §4.3), from its merged channel options."""
-    options = (notification.channel_options or {}).get("IN_APP") or {}
+    if hasattr(notification, "inapp_options"):  # the inbox list reads only this part (engine.inbox)
+        options = notification.inapp_options or {}
+    else:
+        options = (notification.channel_options or {}).get("IN_APP") or {}
     actions = []
     for action in options.get("actions") or []:
         item = {"id": action.get("id"), "label": action.get("label"), "action": action.get("action")}

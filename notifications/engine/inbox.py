@@ -9,6 +9,7 @@ from collections.abc import Iterable
 
 from django.db import transaction
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Value
+from django.db.models.fields.json import KeyTransform
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -41,7 +42,9 @@ def _not_expired() -> Q:
 def notifications_for_user(*, user_id: int, status: str | None = None, group_key: str | None = None) -> QuerySet[Notification]:
     """The user's inbox, newest first. ``status``: unread, read, archived, or None (not archived);
     ``group_key``: only the items of that group. Expired items are never listed."""
-    qs = Notification.objects.filter(recipient_id=user_id).filter(_in_app_delivered()).filter(_not_expired())
+    # Only the IN_APP part of the channel options is read (the others may hold inline attachments).
+    qs = (Notification.objects.filter(recipient_id=user_id).filter(_in_app_delivered()).filter(_not_expired())
+          .defer("channel_options").annotate(inapp_options=KeyTransform(Channel.IN_APP, "channel_options")))
     if group_key:
         qs = qs.filter(group_key=group_key)
     if status is None or status == "":

@@ -174,3 +174,20 @@ def test_an_organizations_channel_settings_are_checked_like_options(auth_client,
     good = auth_client.post(url, {"channel": "SMS", "settings": {"from": "ACME", "requiresOptIn": False}}, format="json")
     assert good.status_code == 201, good.content
     assert good.json()["settings"] == {"from": "ACME", "requiresOptIn": False}
+
+
+def test_the_inbox_list_reads_only_the_in_app_options(key_client, auth_client, user, event_type):
+    import re
+
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    attachment = {"filename": "a.txt", "content_type": "text/plain", "content_base64": base64.b64encode(b"z" * 300).decode()}
+    assert _post(key_client, user, {"IN_APP": {"type": "banner"}, "EMAIL": {"attachments": [attachment]}},
+                 channels=("IN_APP",)).status_code == 202
+    _deliver_all()
+    with CaptureQueriesContext(connection) as queries:
+        (item,) = auth_client.get("/api/v1/notifications/").json()["results"]
+    assert item["type"] == "banner"
+    whole_column = [q["sql"] for q in queries.captured_queries if re.search(r'"channel_options"(?!\s*->)', q["sql"])]
+    assert whole_column == []  # the email's inline attachment is not read for the inbox
