@@ -8,8 +8,8 @@ same at 0 ms (the platform's own ceiling).
 Two Celery worker processes (prefork, one child each) consume the delivery queues. Each
 scenario prints deliveries/s from the trigger until every delivery is SENT, p50/p95 trigger ->
 SENT, and what the loopback server saw (requests, most in flight, recipients per request).
-During the 100 ms email run a second organization triggers one email a second; its
-trigger -> SENT latency is the fairness figure (bench/fairness_probe.py).
+During the 100 ms email run, once its deliveries are queued, a second organization triggers
+one email a second; its trigger -> SENT latency is the fairness figure (bench/fairness_probe.py).
 
 Isolation: the benchmark uses its own database (troubadour_bench, or BENCH_DATABASE_URL), and
 refuses Redis db 0 and the RabbitMQ vhost "/" (BENCH_REDIS_URL / BENCH_BROKER_URL, else
@@ -157,10 +157,6 @@ def _drain(*, organization, users, channel: str, peer: LoopbackProviders, probe_
 
     peer.reset()
     probe = None
-    if probe_channel:
-        from bench.fairness_probe import OtherOrganizationProbe
-
-        probe = OtherOrganizationProbe(channel=probe_channel, interval=1.0).start()
     started = time.perf_counter()
     with transaction.atomic():
         result = event_emit(
@@ -169,6 +165,11 @@ def _drain(*, organization, users, channel: str, peer: LoopbackProviders, probe_
             data={"taskTitle": "Benchmark task", "projectName": "Provider speed"},
         )
     committed = time.perf_counter() - started
+    if probe_channel:
+        from bench.fairness_probe import OtherOrganizationProbe
+
+        # From the moment A's deliveries are queued: B's wait is what the drain costs it.
+        probe = OtherOrganizationProbe(channel=probe_channel, interval=1.0).start()
     rows = NotificationDelivery.objects.filter(notification__event_id=result.event_id, channel=channel)
     expected = rows.count()
     if not expected:
