@@ -61,8 +61,8 @@ def _limit(key: Any) -> threading.BoundedSemaphore:
 
 
 def send_concurrently(key: Any, send: Callable[[M], T], messages: Sequence[M],
-                      on_results: Callable[[list[tuple[M, T | BaseException]]], None] | None = None,
-                      catch: tuple[type[BaseException], ...] = (Exception,)) -> list[T | BaseException]:
+                      on_results: Callable[[list[tuple[M, T | Exception]]], None] | None = None,
+                      catch: tuple[type[Exception], ...] = (Exception,)) -> list[T | Exception]:
     """``send(message)`` for every message, at most ``max_in_flight()`` at once for ``key``.
 
     Results (or the caught exception) are in the order of ``messages``. ``on_results`` runs in
@@ -83,11 +83,11 @@ def send_concurrently(key: Any, send: Callable[[M], T], messages: Sequence[M],
     waiting = set(futures)
     while waiting:
         done, waiting = wait(waiting, return_when=FIRST_COMPLETED)
-        group: list[tuple[M, T | BaseException]] = []
+        group: list[tuple[M, T | Exception]] = []
         for future in done:
             index = futures[future]
             try:
-                result: T | BaseException = future.result()
+                result: T | Exception = future.result()
             except catch as exc:
                 result = exc
             except BaseException as exc:  # noqa: BLE001 - raised once all sends are done

@@ -141,7 +141,7 @@ class WebhookForm(forms.ModelForm):
         return value
 
     def _post_clean(self):
-        super()._post_clean()
+        super()._post_clean()  # type: ignore[misc]  # ModelForm's own hook (after the instance is built); not in the stubs
         if self.errors:
             return
         from common.exceptions import ValidationError as DomainValidationError

@@ -52,7 +52,8 @@ def _trace_table(trace: Any) -> str:
             channel, channel, entry.get("decision", ""), entry.get("decision", ""), entry.get("reason", ""),
             entry.get("detail", "") or entry.get("hold_until", ""), steps,
         ))
-    context = trace.get("routing") if isinstance(trace.get("routing"), dict) else {}
+    routing = trace.get("routing")
+    context = routing if isinstance(routing, dict) else {}
     context_rows = format_html_join(
         "", "<tr><th>{}</th><td>{}</td></tr>",
         ((key.replace("_", " "), json.dumps(value, ensure_ascii=False, default=str) if isinstance(value, (dict, list)) else value)

@@ -8,6 +8,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.selectors import request_user
 from common.pagination import CursorPage
 from common.schema import cursor_page
 from notifications.engine import inbox
@@ -41,7 +42,7 @@ class InboxListView(APIView):
         responses={200: cursor_page(InboxNotificationSerializer)},
     )
     def get(self, request: Request) -> Response:
-        qs = inbox.notifications_for_user(user_id=request.user.pk, status=request.query_params.get("status"),
+        qs = inbox.notifications_for_user(user_id=request_user(request).pk, status=request.query_params.get("status"),
                                           group_key=request.query_params.get("group_key"))
         paginator = InboxCursorPagination()
         page = paginator.paginate_queryset(qs, request, view=self)
@@ -53,7 +54,7 @@ class UnreadCountView(APIView):
 
     @extend_schema(responses={200: OpenApiTypes.OBJECT})
     def get(self, request: Request) -> Response:
-        return Response({"count": inbox.inbox_unread_count(user_id=request.user.pk)})
+        return Response({"count": inbox.inbox_unread_count(user_id=request_user(request).pk)})
 
 
 class _ItemActionView(APIView):
@@ -62,7 +63,7 @@ class _ItemActionView(APIView):
 
     @extend_schema(request=None, responses={200: InboxNotificationSerializer})
     def post(self, request: Request, notification_id: int) -> Response:
-        notification = type(self).service(user_id=request.user.pk, notification_id=notification_id)
+        notification = type(self).service(user_id=request_user(request).pk, notification_id=notification_id)
         return Response(InboxNotificationSerializer(notification).data)
 
 
@@ -89,7 +90,7 @@ class ActionView(APIView):
 
     @extend_schema(request=None, responses={200: InboxNotificationSerializer})
     def post(self, request: Request, notification_id: int, action_id: str) -> Response:
-        notification = inbox.notification_action(user_id=request.user.pk, notification_id=notification_id, action_id=action_id)
+        notification = inbox.notification_action(user_id=request_user(request).pk, notification_id=notification_id, action_id=action_id)
         return Response(InboxNotificationSerializer(notification).data)
 
 
@@ -98,5 +99,5 @@ class ReadAllView(APIView):
 
     @extend_schema(request=None, responses={200: OpenApiTypes.OBJECT})
     def post(self, request: Request) -> Response:
-        changed = inbox.notifications_mark_all_read(user_id=request.user.pk)
+        changed = inbox.notifications_mark_all_read(user_id=request_user(request).pk)
         return Response({"updated": changed, "count": 0})

@@ -317,7 +317,8 @@ class _ChainSerializer(serializers.Serializer):
     trigger_criticality = serializers.ChoiceField(choices=Criticality.choices, default=Criticality.CRITICAL)
     trigger_event_types = serializers.ListField(child=serializers.CharField(max_length=100), required=False, max_length=100)
     is_active = serializers.BooleanField(required=False)
-    levels = _LevelSerializer(many=True, min_length=1, max_length=20)
+    # many=True hands min_length/max_length to the ListSerializer it builds; the stubs only know the child's.
+    levels = _LevelSerializer(many=True, min_length=1, max_length=20)  # type: ignore[call-arg]
 
     def validate_trigger_event_types(self, value: list[str]) -> list[str]:
         known = set(EventType.objects.filter(key__in=value).values_list("key", flat=True))
