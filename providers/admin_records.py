@@ -119,20 +119,13 @@ class NotificationProviderForm(forms.ModelForm):
         return data
 
     def _check(self, cls, config: dict[str, Any]):
-        from .base import HealthResult
         from .secrets import secrets_decrypt
+        from .services import provider_credentials_probe
 
         credentials = {} if self.cleaned_data.get("clear_secrets") else secrets_decrypt(self.instance.secrets or "")
         credentials.update(self.new_secrets)
-        provider = None
-        try:
-            provider = cls(config=config, credentials=credentials, record_id=self.instance.pk)
-            result = provider.health_check()
-        except Exception as exc:  # a misconfigured provider may fail to even start
-            result = HealthResult(ok=False, response_time_ms=None, detail=f"{exc.__class__.__name__}: {exc}")
-        if provider is not None:
-            result.detail = provider.redact(result.detail or "")
-        return result
+        # The same probe the API's saves run (providers.services), the admin refusing any failure.
+        return provider_credentials_probe(code=cls.code, config=config, credentials=credentials)
 
 
 def health_sparkline(record: NotificationProvider, *, limit: int = 48) -> str:

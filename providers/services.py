@@ -29,6 +29,7 @@ from notifications.enums import (
 
 from .base import (
     BaseProvider,
+    HealthResult,
     OutboundMessage,
     SendResult,
 )
@@ -527,18 +528,32 @@ def provider_update(*, provider_id: int, actor_id: int | None = None, secrets: d
     return record
 
 
+def provider_credentials_probe(*, provider: BaseProvider | None = None, code: str = "", config: dict[str, Any] | None = None,
+                               credentials: dict[str, Any] | None = None) -> HealthResult:
+    """One health check of a provider (or of these settings, not yet saved) against its service:
+    what the admin form and `check_credentials` both ask before a record is saved. Never raises;
+    the answer's detail is redacted."""
+    try:
+        provider = provider or registry.get(code)(config=dict(config or {}), credentials=dict(credentials or {}))
+        result = provider.health_check()
+    except Exception as exc:  # noqa: BLE001 - a misconfigured provider may fail to even start
+        detail = str(exc.detail) if isinstance(exc, ProviderError) else exc.__class__.__name__
+        result = HealthResult(ok=False, response_time_ms=None, detail=detail)
+    if provider is not None:
+        result.detail = provider.redact(result.detail or "")
+    return result
+
+
 def _credentials_check(record: NotificationProvider) -> None:
     """Refuse (and so roll back) a record whose service answers that its credentials are wrong.
     Anything else (unreachable, slow) is the health check's business, not a reason to refuse."""
     try:
         provider = provider_instantiate(binding_for_record(record))
-        result = provider.health_check()
-    except (ImproperlyConfigured, ProviderError) as exc:
-        if isinstance(exc, ProviderPermanentError) and exc.code == "configuration":
-            raise ValidationError({"secrets": [str(exc.detail)]}) from None
+    except ImproperlyConfigured:
         return
+    result = provider_credentials_probe(provider=provider)
     if result.credentials_refused:
-        raise ValidationError({"secrets": [f"{record.code}: the service refused these credentials ({provider.redact(result.detail)[:200]})."]},
+        raise ValidationError({"secrets": [f"{record.code}: the service refused these credentials ({result.detail[:200]})."]},
                               code="credentials_refused")
     if record.health_status == ProviderHealthStatus.UNHEALTHY and result.ok:
         # New credentials that work end the outage a refusal had declared.
