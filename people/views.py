@@ -13,7 +13,6 @@ from django.utils import timezone
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
 from accounts.selectors import request_user, user_primary_organization
@@ -90,7 +89,7 @@ def phone_code(request: HttpRequest) -> HttpResponse:
         messages.error(request, "We could not send a text message just now. Please try again in a few minutes.")
     else:
         messages.success(request, f"We texted a code to {request_user(request).phone}. Type it below.")
-    return redirect(f"{reverse('me-profile')}#phone")
+    return redirect("me-profile")  # messages show at the top, where the page opens
 
 
 @login_required
@@ -104,7 +103,7 @@ def phone_confirm(request: HttpRequest) -> HttpResponse:
                 messages.error(request, error)
     else:
         messages.success(request, "Your phone number is confirmed.")
-    return redirect(f"{reverse('me-profile')}#phone")
+    return redirect("me-profile")  # messages show at the top, where the page opens
 
 
 # --- preference center -----------------------------------------------------------------------

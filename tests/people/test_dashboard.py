@@ -157,7 +157,8 @@ def test_received_matches_the_confirmed_phone_as_well_as_the_email(client, user,
 
     page = client.get("/me/profile/").content.decode()
     assert "not confirmed" in page and 'id="phone-code-send"' in page
-    assert client.post("/me/phone/code/").status_code == 302
+    sent = client.post("/me/phone/code/")
+    assert sent.status_code == 302 and sent["Location"] == "/me/profile/"  # where the message shows
     assert 'id="phone-confirm-form"' in client.get("/me/profile/").content.decode()
     code = _texted_code("+14155550123")
     wrong = "000000" if code != "000000" else "111111"
