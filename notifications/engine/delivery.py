@@ -23,6 +23,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from common import sealing
 from common.exceptions import ProviderTransientError, ValidationError
 from common.links import link_safe_or_empty
 from common.publish import tasks_publish_on_commit
@@ -388,7 +389,8 @@ def _deliver_claimed(claimed: list[int], report: BatchReport) -> None:
         try:
             delivery_payload_prepare(content, channel=delivery.channel, organization_id=notification.organization_id,
                                      event_options=(notification.channel_options or {}).get(delivery.channel),
-                                     all_settings=channel_settings, context=contexts[notification.pk])
+                                     all_settings=channel_settings, context=contexts[notification.pk],
+                                     private_links=sealing.has_sealed(notification.data))
         except PayloadError as exc:
             outcomes.append(Outcome(delivery, DeliveryStatus.FAILED, error=str(exc.detail), error_code=exc.code or "payload",
                                     rendered=content))

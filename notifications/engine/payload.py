@@ -200,9 +200,12 @@ def message_options_apply(message: Any, options: Mapping[str, Any], *, attachmen
 
 def delivery_payload_prepare(
     content: dict[str, Any], *, channel: str, organization_id: int, event_options: Mapping[str, Any] | None,
-    all_settings: Mapping[tuple[int | None, str], dict], context: Mapping[str, Any],
+    all_settings: Mapping[tuple[int | None, str], dict], context: Mapping[str, Any], private_links: bool = False,
 ) -> None:
     """Put the delivery's merged ``options`` (and loaded ``attachments``) into its rendered content.
+
+    ``private_links``: the content carries sealed links (an invitation's): click tracking stays off
+    whatever the settings say, so such a link never goes through the provider's redirector.
 
     Raises ``PayloadError`` (never sendable) or ``ProviderTransientError`` (an attachment URL down).
     """
@@ -213,6 +216,8 @@ def delivery_payload_prepare(
         # Options stored before they were checked (a template's, an organization's): this delivery fails, not the batch.
         raise PayloadError(f"The {channel} channel options cannot be used: {exc.__class__.__name__}.", code="options") from None
     content["options"] = options
+    if channel == Channel.EMAIL and private_links:
+        options["track_clicks"] = False
     if channel == Channel.VOICE:
         # Stored with the rendered content: the digit the callee must press, and the redial plan
         # applied when the call reports no answer or busy (notifications.engine.provider_events).

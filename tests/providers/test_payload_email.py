@@ -108,3 +108,16 @@ def test_an_attachment_larger_than_the_limit_is_not_fetched_whole(sendgrid, peer
         {"filename": "big.pdf", "content_type": "application/pdf", "url": f"{files.url}/big.pdf"}]}})
     assert deliveries[Channel.EMAIL].status == DeliveryStatus.FAILED
     assert "larger than 1000 bytes" in deliveries[Channel.EMAIL].error
+
+
+def test_sealed_links_are_never_click_tracked(sendgrid, organization, user):
+    """An invitation's link is sealed in the event data: it must not go through the ESP's
+    click redirector, whatever the tracking settings say (opens are still tracked)."""
+    from common.sealing import organization_scope, value_seal
+
+    payload_event_type()
+    link = value_seal("https://troubadour.test/i/secret-token/", scope=organization_scope(organization.pk))
+    trigger(organization=organization, user=user, channels=[Channel.EMAIL], data={"inviteUrl": link},
+            options={"EMAIL": {"track_clicks": True}})
+    tracking = sendgrid.calls()[-1].json["tracking_settings"]
+    assert (tracking["open_tracking"]["enable"], tracking["click_tracking"]["enable"]) == (True, False)
