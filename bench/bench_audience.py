@@ -255,7 +255,7 @@ def _start_workers(log_dir: Path) -> list[subprocess.Popen]:
     for index in range(WORKERS):
         log = log_dir / f"bench-audience-worker-{os.getpid()}-{index}.log"
         procs.append(subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "events,delivery", "-c", "1", "-P", "prefork",
+            [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "default,events,delivery", "-c", "1", "-P", "prefork",
              "-n", f"aud{index}-{os.getpid()}@%h", "--without-gossip", "--without-mingle", "--without-heartbeat",
              "--loglevel", "INFO"], cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True))
         deadline = time.monotonic() + 90

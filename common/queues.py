@@ -51,6 +51,7 @@ TASK_ROUTES: dict[str, dict[str, str]] = {
     "batchjobs.refresh": _to(Queue.MAINTENANCE),
     "notifications.fanout_resume": _to(Queue.MAINTENANCE),
     "notifications.fanout_run": _to(Queue.EVENTS),
+    "notifications.inapp_publish": _to(Queue.DEFAULT),
     "providers.*": _to(Queue.MAINTENANCE),
     "narrations.*": _to(Queue.NARRATION),
 }

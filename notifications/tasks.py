@@ -15,6 +15,7 @@ from celery import shared_task
 from batchjobs.services import batch_jobs_refresh_for_deliveries
 from notifications.engine.delivery import deliver_batch
 from notifications.engine.digest import digests_send_due
+from notifications.engine.fanout import inapp_targets_publish
 from notifications.engine.fanout_jobs import fanout_job_run, fanout_jobs_resume
 from notifications.engine.escalation import escalation_start_recent, escalations_advance
 from notifications.engine.housekeeping import housekeeping_run
@@ -36,6 +37,12 @@ def deliver_batch_task(delivery_ids: list[int]) -> None:
 def fanout_run_task(job_id: int) -> None:
     """An audience event's chunks (engine.fanout_jobs): resumable, each member notified once."""
     fanout_job_run(job_id=int(job_id))
+
+
+@shared_task(name="notifications.inapp_publish", acks_late=True, ignore_result=True)
+def inapp_publish_task(groups: list[list[Any]], targets: list[list[int]]) -> None:
+    """A big fan-out's in-app items to the in-app bus (engine.fanout)."""
+    inapp_targets_publish(items_by_group={int(g): item for g, item in groups}, targets=[tuple(t) for t in targets])
 
 
 @shared_task(name="notifications.fanout_resume", acks_late=True, ignore_result=True)

@@ -14,7 +14,7 @@ so leaving the organization ends it.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -132,12 +132,16 @@ def _inline_max() -> int:
 
 def audience_event(
     *, organization: Organization, audience: Audience, event: dict[str, Any], source: str, audit_actor: AuditActor,
+    size_check: Callable[[int], None] | None = None,
 ) -> tuple[list[int] | None, Any]:
     """(user ids, None) for an audience small enough to take in now; (None, (job id, event id))
-    once a bigger one's batch job is recorded (engine.fanout_jobs runs its chunks after commit)."""
+    once a bigger one's batch job is recorded (engine.fanout_jobs runs its chunks after commit).
+    ``size_check(count)`` may refuse the event for its audience's size (a 400, nothing saved)."""
     total = audience_count(organization_id=organization.pk, audience=audience)
     if total == 0:
         raise ValidationError({"audience": [f"The {audience.kind} audience has no member."]})
+    if size_check is not None:
+        size_check(total)
     if total <= _inline_max():
         return audience_user_ids(organization_id=organization.pk, audience=audience), None
     event_id = uuid.uuid4()

@@ -42,6 +42,8 @@ from notifications.enums import (
 )
 from notifications.models import Notification, NotificationAuditLog, NotificationDelivery
 
+from common import query as _query  # noqa: F401  (registers the field__any lookup)
+
 from . import setwrite
 from .preferences import preferences_load
 from .presence import presence_online_user_ids
@@ -63,6 +65,8 @@ logger = logging.getLogger(__name__)
 
 FANOUT_AUDIT_THRESHOLD = 100
 INAPP_PUBLISH_CHUNK = 500
+INAPP_INLINE_TARGETS = 100
+INAPP_TASK_CHUNK = 2000
 IN_APP_PROVIDER = "in_app"
 
 
@@ -395,34 +399,46 @@ def _publish_after_commit(plan: FanoutPlan, *, ids: list[int], common: Mapping[s
         )
         for name, value in (content.get("inbox") or {}).items():
             setattr(probe, name, value)
-        items_by_group[g] = InboxNotificationSerializer(probe).data
+        items_by_group[g] = dict(InboxNotificationSerializer(probe).data)
     targets = [(ids[i], r.user_id, plan.group_of_row[i]) for i, r in enumerate(plan.recipients)
                if plan.group_of_row[i] in groups and r.user_id]
-    event_id = common["event_id"]
+    if len(targets) <= INAPP_INLINE_TARGETS:
+        # A few recipients: published by this process as soon as the rows are committed.
+        transaction.on_commit(lambda: inapp_targets_publish(items_by_group=items_by_group, targets=targets))
+        return
+    # A big fan-out hands its items to a worker (a task per INAPP_TASK_CHUNK recipients): the
+    # caller's answer does not wait for thousands of unread counts and bus messages.
+    from common.publish import tasks_publish_on_commit
 
-    def _publish() -> None:
-        from notifications.engine.inbox import inbox_unread_counts
-        from notifications.engine.realtime import inapp_publish
+    groups_payload = [[g, dict(item)] for g, item in items_by_group.items()]
+    tasks_publish_on_commit("notifications.inapp_publish", calls=(
+        [groups_payload, [list(t) for t in targets[start:start + INAPP_TASK_CHUNK]]]
+        for start in range(0, len(targets), INAPP_TASK_CHUNK)))
 
-        try:
-            counts = inbox_unread_counts(user_ids={uid for _, uid, _ in targets})
-            for start in range(0, len(targets), INAPP_PUBLISH_CHUNK):
-                inapp_publish(items=[
-                    {"user_id": uid, "delivery_id": None, "notification": {**items_by_group[g], "id": nid},
-                     "unread_count": counts.get(uid, 0)}
-                    for nid, uid, g in targets[start:start + INAPP_PUBLISH_CHUNK]
-                ])
-        except Exception as exc:  # noqa: BLE001 - the retry path owns the recovery
-            logger.warning("in-app bus unreachable; the in-app deliveries of event %s go back to retry", event_id,
-                           exc_info=True)
-            now = timezone.now()
-            with transaction.atomic():
-                NotificationDelivery.objects.filter(
-                    notification__event_id=event_id, channel=Channel.IN_APP, status=DeliveryStatus.SENT,
-                ).update(status=DeliveryStatus.PENDING, sent_at=None, next_retry_at=now,
-                         error=f"In-app bus unreachable: {exc.__class__.__name__}"[:500], updated_at=now)
 
-    transaction.on_commit(_publish)
+def inapp_targets_publish(*, items_by_group: Mapping[int, Mapping[str, Any]], targets: Sequence[Sequence[int]]) -> None:
+    """Publish the inbox items of (notification id, user id, situation) targets to the in-app bus,
+    INAPP_PUBLISH_CHUNK items per message, with each recipient's unread count. A bus that cannot
+    take them gives these deliveries back (PENDING, due now): the retry path sends them again."""
+    from notifications.engine.inbox import inbox_unread_counts
+    from notifications.engine.realtime import inapp_publish
+
+    try:
+        counts = inbox_unread_counts(user_ids={uid for _, uid, _ in targets})
+        for start in range(0, len(targets), INAPP_PUBLISH_CHUNK):
+            inapp_publish(items=[
+                {"user_id": uid, "delivery_id": None, "notification": {**items_by_group[g], "id": nid},
+                 "unread_count": counts.get(uid, 0)}
+                for nid, uid, g in targets[start:start + INAPP_PUBLISH_CHUNK]
+            ])
+    except Exception as exc:  # noqa: BLE001 - the retry path owns the recovery
+        logger.warning("in-app bus unreachable; %d in-app deliveries go back to retry", len(targets), exc_info=True)
+        now = timezone.now()
+        with transaction.atomic():
+            NotificationDelivery.objects.filter(
+                notification_id__any=[nid for nid, _, _ in targets], channel=Channel.IN_APP, status=DeliveryStatus.SENT,
+            ).update(status=DeliveryStatus.PENDING, sent_at=None, next_retry_at=now,
+                     error=f"In-app bus unreachable: {exc.__class__.__name__}"[:500], updated_at=now)
 
 
 def fanout_result(written: FanoutWritten, recipients: Sequence[Recipient]) -> list[tuple[int, str | None, str]]:

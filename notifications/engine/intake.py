@@ -242,8 +242,10 @@ def event_emit(
                 "metadata": dict(metadata or {}), "scheduled_for": scheduled_at.isoformat() if scheduled_at else None,
                 "expires_at": expires.isoformat() if expires else None, "channel_options": channel_options,
             }
-            ids, job_result = audience_event(organization=organization, audience=audience_spec, event=event, source=source,
-                                             audit_actor=audit_actor)
+            ids, job_result = audience_event(
+                organization=organization, audience=audience_spec, event=event, source=source, audit_actor=audit_actor,
+                size_check=lambda count: audience_size_check(options, recipients=count),
+            )
             if job_result is not None:
                 return EmitResult(event_id=str(job_result[1]), notifications=[], batch_job_id=job_result[0])
             members = _user_recipients(organization=organization, recipient_ids=ids)

@@ -235,3 +235,56 @@ def test_fanout_query_count_and_one_audit_row_per_event(organization, event_type
     assert AuditAction.NOTIFICATION_CREATED in [row["action"] for row in history["audit_trail"]]
     other = r1.notifications[0][0]
     assert admin.get(f"/api/v1/admin/audit-log/?notification={other}").json()["results"][0]["details"]["event_id"] == r1.event_id
+
+
+def test_inline_attachments_are_checked_against_the_audience_size(key_client, organization, user, event_type, settings):
+    import base64
+
+    settings.EMAIL_INLINE_ATTACHMENTS_EVENT_MAX_BYTES = 100
+    settings.FANOUT_INLINE_MAX = 2  # the check holds for a chunked audience too
+    for _ in range(3):
+        member(organization)
+    body = base64.b64encode(b"y" * 30).decode()  # 40 characters, times 4 members: over 100
+    response = key_client.post("/api/v1/events/", {
+        "type": EVENT, "audience": {"organization": True}, "channels": ["EMAIL"],
+        "channel_options": {"EMAIL": {"attachments": [{"filename": "a.txt", "content_type": "text/plain",
+                                                       "content_base64": body}]}}}, format="json")
+    assert response.status_code == 400
+    assert "give them by url" in str(response.json()["channel_options"]["EMAIL"]["attachments"])
+    assert not Notification.objects.exists() and not BatchJob.objects.exists()
+
+
+@pytest.mark.rabbitmq
+def test_a_big_fanout_hands_its_inbox_items_to_the_bus_through_a_task(organization, event_type, settings,
+                                                                       django_capture_on_commit_callbacks):
+    """Over 100 in-app recipients the request publishes tasks, not the items; the task (run here as
+    a worker runs it, from the message on the broker) puts every item on the in-app exchange."""
+    from kombu import Connection, Exchange
+    from kombu import Queue as KombuQueue
+
+    from notifications.engine.realtime import bus_queue
+    from notifications.tasks import inapp_publish_task
+
+    if not settings.CELERY_BROKER_URL.startswith("amqp"):
+        pytest.fail("RabbitMQ required")
+    ids = members_bulk(organization, 150, prefix="bus")
+    with Connection(settings.CELERY_BROKER_URL) as conn:
+        tasks = KombuQueue("default", Exchange("default", type="direct"), routing_key="default")(conn.default_channel)
+        tasks.declare()
+        tasks.purge()
+        bus = bus_queue()(conn.default_channel)
+        bus.declare()
+        bus.purge()
+        with django_capture_on_commit_callbacks(execute=True):
+            result = event_emit(organization=organization, type=EVENT, recipient_ids=ids)
+        assert bus.get(no_ack=True) is None  # nothing published by the request itself
+        message = tasks.get(no_ack=True)
+        assert message.headers["task"] == "notifications.inapp_publish"
+        args, _kwargs, _embed = message.decode()
+        inapp_publish_task(*args)
+        items = []
+        while (got := bus.get(no_ack=True)) is not None:
+            items += got.decode()["items"]
+    assert len(items) == 150
+    assert sorted(i["notification"]["id"] for i in items) == sorted(nid for nid, _, _ in result.notifications)
+    assert {i["user_id"] for i in items} == set(ids) and {i["unread_count"] for i in items} == {1}
