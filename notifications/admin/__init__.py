@@ -5,6 +5,7 @@ added or edited here. Provider and webhook secrets are never shown; an operator 
 replace or clear them. Provider records are in providers/admin_records.py.
 """
 from . import (  # noqa: F401  (each registers its models)
+    audiences,
     configuration,
     deliveries,
     operations,

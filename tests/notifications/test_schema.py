@@ -53,6 +53,7 @@ from notifications.models import (
     UserPresence,
     Webhook,
 )
+from notifications.models import Topic, TopicSubscription
 from providers.models import NotificationProvider
 from notifications.catalogue import EVENTS
 from notifications.taxonomy import catalog_load
@@ -448,6 +449,8 @@ def sample_rows(world):
     BusCommand.objects.create(organization=org, command_id="c-1", name="notification.cancel", result={"deliveries_cancelled": 0})
     template = NotificationTemplate.objects.order_by("pk").first()
     TemplateVersion.objects.create(template=template, version=template.version, content={"name": template.name, "channels": []})
+    topic = Topic.objects.create(organization=org, key="releases", name="Releases")
+    TopicSubscription.objects.create(topic=topic, membership=user.memberships.get(organization=org))
     return {"notification": notification, "delivery": delivery, "provider": provider}
 
 
