@@ -21,7 +21,24 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         return Response(body, status=exc.status_code, headers=headers)
     if isinstance(exc, (ValueError,)) and getattr(exc, "_troubadour_bad_input", False):
         return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+    if _pool_exhausted(exc):
+        # Every pooled connection of this process stayed busy (DB_POOL_SIZE): nothing was done;
+        # the caller is told to come back rather than handed a 500.
+        return Response({"detail": "The service is busy; retry shortly."}, status=status.HTTP_503_SERVICE_UNAVAILABLE,
+                        headers={"Retry-After": "1"})
     return drf_exception_handler(exc, context)
+
+
+def _pool_exhausted(exc: Exception) -> bool:
+    from django.db import OperationalError
+
+    if not isinstance(exc, OperationalError):
+        return False
+    try:
+        from psycopg_pool import PoolTimeout
+    except ImportError:  # pragma: no cover - the pool is in requirements.txt
+        return False
+    return isinstance(exc.__cause__, PoolTimeout)
 
 
 # PostgreSQL `integer` (Django IntegerField, PositiveIntegerField and the ids of older tables).

@@ -33,3 +33,28 @@ def test_a_form_with_too_many_fields_is_a_json_400(key_client, settings):
     assert response.status_code == 400
     assert response["Content-Type"] == "application/json"
     assert response.json() == {"detail": "Bad request."}
+
+
+def test_an_exhausted_connection_pool_is_a_503_to_retry_not_a_500(db):
+    """The web tier borrows connections from a pool (DB_POOL_SIZE): when every one stays busy
+    past the pool's timeout the request did nothing, and the caller is told to retry."""
+    from django.db import OperationalError, connection
+    from psycopg_pool import ConnectionPool
+
+    from common.api import exception_handler
+
+    params = connection.get_connection_params()
+    params.pop("cursor_factory", None)
+    params.pop("context", None)
+    pool = ConnectionPool(kwargs=params, min_size=1, max_size=1, timeout=0.2, open=True)
+    try:
+        with pool.connection(), pytest.raises(OperationalError) as raised:
+            with connection.wrap_database_errors:
+                pool.getconn()  # the only connection is taken: a real PoolTimeout
+    finally:
+        pool.close()
+    response = exception_handler(raised.value, {})
+
+    assert response.status_code == 503
+    assert response["Retry-After"] == "1"
+    assert response.data == {"detail": "The service is busy; retry shortly."}
