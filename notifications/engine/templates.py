@@ -22,7 +22,7 @@ from django.db.models import QuerySet
 from modeltranslation.utils import build_localized_fieldname
 
 from common.exceptions import ValidationError
-from common.links import html_links_sanitize, link_safe_or_empty
+from common.links import html_links_sanitize, link_safe_or_empty, template_link_problem
 from notifications.engine import rendering
 from notifications.engine.channel_options import template_extra_clean
 from notifications.enums import AuditAction, AuditActorType, Channel
@@ -112,6 +112,10 @@ def template_channels_validate(channels: list[dict[str, Any]], event_type: Event
             contents[f"{block['channel']}.{lang}"] = dict(fields)
         if block.get("action_url"):
             contents[f"{block['channel']}"] = {"action_url": block["action_url"]}
+    link_errors = {block["channel"]: {"action_url": [problem]} for block in channels
+                   if (problem := template_link_problem(block.get("action_url") or ""))}
+    if link_errors:
+        raise ValidationError({"channels": link_errors})
     extra_errors: dict[str, Any] = {}
     for block in channels:
         if not block.get("extra"):

@@ -117,24 +117,25 @@ def test_templates_api_refuses_a_script_action_url(live_server, superuser, intak
     assert fine.status_code == 201, fine.text
 
 
-def test_admin_template_form_refuses_a_script_action_url(client, superuser, intake):
+def test_admin_template_editor_refuses_a_script_action_url(client, superuser, intake):
+    # The console's template editor saves through the same service as the API: a script link
+    # is refused with the error on the page and nothing is written.
     template = NotificationTemplate.objects.create(key="evil.admin", event_type=EVENT, name="Evil")
     client.force_login(superuser)
     url = f"/admin/notifications/notificationtemplate/{template.pk}/change/"
-    page = client.get(url)
-    assert page.status_code == 200
-    form = page.context["adminform"].form
-    data = {k: ("" if v is None else v) for k, v in form.initial.items() if not isinstance(v, (list, dict))}
-    data.update({"key": template.key, "event_type": EVENT, "name": "Evil", "variables": "[]", "default_criticality": "MEDIUM",
-                 "is_active": "on"})
-    prefix = page.context["inline_admin_formsets"][0].formset.prefix
-    data.update({f"{prefix}-TOTAL_FORMS": "1", f"{prefix}-INITIAL_FORMS": "0", f"{prefix}-MIN_NUM_FORMS": "0",
-                 f"{prefix}-MAX_NUM_FORMS": "1000", f"{prefix}-0-channel": "IN_APP", f"{prefix}-0-title_en": "t",
-                 f"{prefix}-0-action_url": "javascript:alert(1)", f"{prefix}-0-extra": "{}"})
-    answer = client.post(url, data)
-    assert answer.status_code == 200  # the form again, with the error
-    assert "javascript" in str(answer.context["inline_admin_formsets"][0].formset.errors)
+    assert client.get(url).status_code == 200
+    for link in ("javascript:alert(1)", "data:text/html,<script>alert(1)</script>", "javascript:{{ task.title }}"):
+        answer = client.post(url, {"name": "Evil", "default_criticality": "MEDIUM", "is_active": "on",
+                                   "IN_APP__en__title": "t", "IN_APP__action_url": link, "IN_APP__extra": "{}"})
+        assert answer.status_code == 400, link
+        assert "action_url" in " ".join(answer.context["errors"]), answer.context["errors"]
     assert not TemplateChannel.objects.filter(template=template).exists()
+    template.refresh_from_db()
+    fine = client.post(url, {"name": "Evil", "default_criticality": "MEDIUM", "is_active": "on",
+                             "IN_APP__en__title": "t", "IN_APP__action_url": "https://tasks.example/{{ task.title }}",
+                             "IN_APP__extra": "{}"})
+    assert fine.status_code == 302
+    assert TemplateChannel.objects.get(template=template).action_url == "https://tasks.example/{{ task.title }}"
 
 
 def test_a_stored_script_link_never_reaches_an_email_or_a_push(transactional_db, organization, user):
