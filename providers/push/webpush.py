@@ -75,7 +75,7 @@ class WebPushProvider(BaseProvider):
         by_user: dict[int, list] = {}
         for subscription in PushSubscription.objects.filter(user_id__in=set(user_ids.values()), kind=PushSubscriptionKind.WEBPUSH):
             by_user.setdefault(subscription.user_id, []).append(subscription)
-        jobs: list[tuple[int, object]] = []
+        jobs: list[tuple[int, PushSubscription]] = []
         for index, user_id in user_ids.items():
             targets = device_targets(messages[index], by_user.get(user_id, []), endpoint_of=lambda item: item.endpoint)
             if not targets:
@@ -89,7 +89,7 @@ class WebPushProvider(BaseProvider):
             prepared = {index: (push_ttl(messages[index]), json.dumps(push_payload(messages[index])))
                         for index in {i for i, _ in jobs}}
 
-            def post(job: tuple[int, object]) -> tuple[str, object]:
+            def post(job: tuple[int, PushSubscription]) -> tuple[str, object]:
                 index, subscription = job
                 (ttl, urgency), data = prepared[index]
                 return self._post_one(subscription, data=data, key=key, claims=claims, ttl=ttl, urgency=urgency,
@@ -100,7 +100,10 @@ class WebPushProvider(BaseProvider):
             errors: dict[int, list[Exception]] = {}
             gone: list[int] = []
             ok_ids: list[int] = []
-            for (index, subscription), (kind, value) in zip(jobs, answers):
+            for (index, subscription), answer in zip(jobs, answers):
+                if isinstance(answer, Exception):
+                    raise answer  # _post_one answers every failure of the request itself: this is a bug
+                kind, value = answer
                 if kind == "sent":
                     delivered.setdefault(index, []).append(str(value))
                     ok_ids.append(subscription.pk)
