@@ -18,6 +18,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -56,10 +57,25 @@ def _operators(organization: Organization) -> list[int]:
 
 
 def _alert(*, subject: str, organization_id: int | None, component: str, impact: str, kind: str, details: dict[str, Any]) -> bool:
-    """Emit one outage notification to the operators, unless this subject alerted within the window."""
+    """Emit one outage notification to the operators, unless this subject alerted within the window.
+
+    In a savepoint of its own: a send or a health check that noticed the outage may be inside
+    a transaction, which a failing alert must not break."""
     window = _dedup_seconds()
-    if not cache.add(f"opalert:{subject}", timezone.now().isoformat(), window):
+    key = f"opalert:{subject}"
+    if not cache.add(key, timezone.now().isoformat(), window):
         return False
+    try:
+        with transaction.atomic():
+            return _alert_emit(subject=subject, organization_id=organization_id, component=component, impact=impact, kind=kind,
+                               details=details, window=window)
+    except Exception:
+        cache.delete(key)  # not raised: the next report of this outage tries again
+        raise
+
+
+def _alert_emit(*, subject: str, organization_id: int | None, component: str, impact: str, kind: str, details: dict[str, Any],
+                window: int) -> bool:
     organization = _operator_organization(organization_id)
     operators = _operators(organization) if organization is not None else []
     NotificationAuditLog.objects.create(
