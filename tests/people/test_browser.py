@@ -151,6 +151,16 @@ def test_dashboard_charts_from_real_deliveries_and_every_page_at_390px(phone_con
         page.goto(f"{live_server.url}{path}")
         assert _no_horizontal_scroll(page), path
 
+    # the preference matrix scrolls sideways inside its card, the event names staying in view
+    page.goto(f"{live_server.url}/me/preferences/")
+    scrolled = page.evaluate("""() => { const t = document.querySelector('.pref-matrix');
+        const box = t.scrollWidth > t.clientWidth ? t : t.closest('.table-wrap'); box.scrollLeft = 400; return box.scrollLeft; }""")
+    assert scrolled > 0  # six channels do not fit in 390 px: they scroll
+    name_cell = page.locator('tr[data-row="task.assigned"] td').first.bounding_box()
+    assert name_cell["x"] >= 0 and name_cell["width"] > 0
+    assert page.evaluate("""() => { const c = document.querySelector('tr[data-row="task.assigned"] td');
+        const r = c.getBoundingClientRect(); return document.elementFromPoint(r.x + 5, r.y + r.height / 2) === c; }""")
+
     # the story page's invitees stack too: the actions of a pending invitation are on screen
     page.goto(f"{live_server.url}/stories/{story.pk}/")
     send_again = page.locator('#invitations-table [data-reissue][data-send="true"]').first
