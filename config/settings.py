@@ -197,6 +197,8 @@ else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 INAPP_EXCHANGE = os.environ.get("INAPP_EXCHANGE", "notification.inapp.deliver")
 INAPP_QUEUE = os.environ.get("INAPP_QUEUE", "notification.inapp.deliver.web")
+# Threads for the event loop's database calls (0: Channels' one thread-sensitive thread).
+REALTIME_DB_THREADS = int(os.environ.get("REALTIME_DB_THREADS", "4") or 0)
 REALTIME_BUS_CONSUMER = env_bool("REALTIME_BUS_CONSUMER", True)  # web processes consume the in-app exchange
 WS_MAX_CONNECTIONS_PER_USER = int(os.environ.get("WS_MAX_CONNECTIONS_PER_USER", "10"))
 # Frames a client may send per connection (acks, presence): a token bucket; presence changes apart.

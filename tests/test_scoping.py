@@ -119,6 +119,8 @@ STAFF_CONSOLE = "admin/"
 STAFF_ONLY_PAGES = {"outbox"}
 # Machine endpoints for platform staff or a bearer token: anyone else gets a 401, no redirect.
 STAFF_OR_TOKEN = {"metrics"}
+# Pages that only take a form's POST (a GET is a 405 to everyone).
+POST_ONLY_PAGES = {"me-phone-code", "me-phone-confirm"}
 
 # Each path parameter → the tenant attribute whose id fills it. A new parameter name fails the
 # sweep until it is added here, so no endpoint goes unchecked.
@@ -142,8 +144,8 @@ PARAM_OBJECTS = {
 }
 
 # Path parameters that name something inside the object of another parameter (an in-app action
-# of the notification): the object's scope decides.
-PARAM_LITERALS = {"action_id": "open"}
+# of the notification, a version of the template): the object's scope decides.
+PARAM_LITERALS = {"action_id": "open", "version": "1"}  # version: a template version number
 
 METHODS = ("get", "post", "put", "patch", "delete")
 
@@ -303,7 +305,7 @@ def _build_tenant(mark: str, event_type: EventType) -> Tenant:
         "roles": [{"character_id": story.characters.get().pk, "role_name": f"{mark} role"}]})
     batch_job = BatchJob.objects.get(pk=invitation.batch_job_id)
     # Both organizations use the same key: only the caller's own topic may ever answer.
-    topic = Topic.objects.create(organization=organization, key="alerts", name=f"{mark} topic")
+    topic = Topic.objects.create(organization=organization, key=f"alerts-{mark.lower()}", name=f"{mark} topic")  # keys are per organization
     TopicSubscription.objects.create(topic=topic, membership=subscriber)
 
     tenant = Tenant(
@@ -695,6 +697,14 @@ def _check_logs(records: list[logging.LogRecord], world: World, extra: list[str]
     return leaks
 
 
+@pytest.fixture(autouse=True)
+def _realtime_calls_in_the_test_transaction(settings):
+    # The sweep's requests run in this process, inside the test's open transaction (the session
+    # of force_login lives there): the stream's database calls take Channels' own thread, whose
+    # connection sees it, not the realtime tier's pool of threads with connections of their own.
+    settings.REALTIME_DB_THREADS = 0
+
+
 @pytest.fixture
 def debug_logs(caplog):
     caplog.set_level(logging.DEBUG)
@@ -880,7 +890,8 @@ def test_secrets_set_through_the_api_are_never_read_back(world, db, debug_logs):
             continue
         url = endpoint.url(a)
         response = sweep.call(endpoint, "get", url)
-        expected = 404 if endpoint.name in STAFF_ONLY_PAGES else 401 if endpoint.name in STAFF_OR_TOKEN else 200
+        expected = (404 if endpoint.name in STAFF_ONLY_PAGES else 401 if endpoint.name in STAFF_OR_TOKEN
+                    else 405 if endpoint.name in POST_ONLY_PAGES else 200)
         if response.status_code != expected:
             sweep.problem("get", url, f"answered {response.status_code} to A's owner, expected {expected}")
     sweep.problems += _check_logs(debug_logs.records, world, extra=fresh)
