@@ -327,7 +327,7 @@ def event_emit(
 def _emit_fanout(plan, *, common: Mapping[str, Any], audit_actor: AuditActor, source: str) -> list[tuple[int, str | None, str]]:
     """The set-based path (engine.fanout): one situation routed once, rows written by the server."""
     from .fanout import fanout_result, fanout_write
-    from .webhooks_outgoing import EVENT_CREATED, webhooks_enqueue
+    from .webhooks_outgoing import intake_events, webhooks_enqueue
 
     written = fanout_write(plan, common=common, audit_actor=audit_actor, source=source)
     event_type = plan.ctx.event_type.key
@@ -347,6 +347,7 @@ def _emit_fanout(plan, *, common: Mapping[str, Any], audit_actor: AuditActor, so
         from .delivery import deliveries_enqueue
 
         deliveries_enqueue(delivery_ids=written.pending_delivery_ids)
-    webhooks_enqueue(events=[(pk, EVENT_CREATED) for pk in written.notification_ids],
+    webhooks_enqueue(events=intake_events(zip(written.notification_ids, written.statuses, strict=True)),
                      organization_ids=[common["organization"].pk])
     return fanout_result(written, plan.recipients)
+

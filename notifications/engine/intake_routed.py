@@ -142,7 +142,8 @@ def emit_routed(
             from .delivery import deliveries_enqueue
 
             deliveries_enqueue(delivery_ids=pending)
-    from .webhooks_outgoing import EVENT_CREATED, webhooks_enqueue
+    from .webhooks_outgoing import intake_events, webhooks_enqueue
 
-    webhooks_enqueue(events=[(n.pk, EVENT_CREATED) for n in notifications], organization_ids=[organization.pk])
+    webhooks_enqueue(events=intake_events((n.pk, n.status) for n in notifications),
+                     organization_ids=[organization.pk])
     return [(n.pk, _result_recipient_id(n), n.status) for n in notifications]

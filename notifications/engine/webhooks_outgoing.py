@@ -136,6 +136,15 @@ def webhook_secret_of(webhook: Webhook) -> str:
 # --- outgoing -----------------------------------------------------------------------------------------
 
 
+def intake_events(rows: Iterable[tuple[int, str]]) -> list[tuple[int, str]]:
+    """Events of notifications written at intake, from (id, status): ``notification.created``,
+    then the final status of those an in-app send completed right there (what a worker's send
+    would have reported)."""
+    rows = list(rows)
+    final = (NotificationStatus.DELIVERED, NotificationStatus.PARTIALLY_DELIVERED)
+    return [(pk, EVENT_CREATED) for pk, _ in rows] + [(pk, STATUS_EVENTS[s]) for pk, s in rows if s in final]
+
+
 def webhooks_enqueue(*, events: Iterable[tuple[int, str]], organization_ids: Iterable[int]) -> None:
     """Queue the outgoing webhooks of these (notification id, event type) pairs, after commit.
 
