@@ -142,7 +142,7 @@ def intake_events(rows: Iterable[tuple[int, str]]) -> list[tuple[int, str]]:
     would have reported)."""
     rows = list(rows)
     final = (NotificationStatus.DELIVERED, NotificationStatus.PARTIALLY_DELIVERED)
-    return [(pk, EVENT_CREATED) for pk, _ in rows] + [(pk, STATUS_EVENTS[s]) for pk, s in rows if s in final]
+    return [(pk, EVENT_CREATED) for pk, _ in rows] + [(pk, STATUS_EVENTS[NotificationStatus(s)]) for pk, s in rows if s in final]
 
 
 def webhooks_enqueue(*, events: Iterable[tuple[int, str]], organization_ids: Iterable[int]) -> None:
