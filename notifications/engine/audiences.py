@@ -16,7 +16,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -108,7 +108,8 @@ def audience_memberships(*, organization_id: int, audience: Audience) -> QuerySe
     if audience.kind in ("team", "project"):
         qs = qs.filter(teams=audience.id)
     elif audience.kind == "topic":
-        qs = qs.filter(topic_subscriptions__topic_id=audience.id)
+        # A topic audience always carries its topic id (audience_clean sets it; from_dict reads as_dict back).
+        qs = qs.filter(topic_subscriptions__topic_id=cast(int, audience.id))
     return qs
 
 

@@ -109,7 +109,7 @@ def deliveries_enqueue(*, delivery_ids: Iterable[int]) -> None:
     ids = sorted({int(pk) for pk in delivery_ids})
     if not ids:
         return
-    groups: dict[tuple[int | None, bool], list[tuple[str, int]]] = defaultdict(list)
+    groups: dict[tuple[int, bool], list[tuple[str, int]]] = defaultdict(list)
     found: set[int] = set()
     for pk, organization_id, channel, criticality in NotificationDelivery.objects.filter(pk__in=ids).values_list(
         "pk", "organization_id", "channel", "notification__criticality"

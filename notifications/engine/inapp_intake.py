@@ -10,6 +10,7 @@ one whose content cannot be rendered stays PENDING and the worker records its fa
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from django.utils import timezone
 
@@ -47,7 +48,7 @@ def inapp_record_at_intake(pairs: Sequence[tuple[NotificationDelivery, Notificat
         data, secrets = notification_secrets(n)
         context = notification_context(n, variable_mapping=templates.mapping_for(n), data=data, with_ack_url=with_ack)
         try:
-            content = delivery_render(notification=n, channel=Channel.IN_APP, locale=delivery.locale or n.recipient_locale,
+            content: dict[str, Any] = delivery_render(notification=n, channel=Channel.IN_APP, locale=delivery.locale or n.recipient_locale,
                                       templates=templates, context=context, cache=cache)
             delivery_payload_prepare(content, channel=Channel.IN_APP, organization_id=n.organization_id,
                                      event_options=(n.channel_options or {}).get(Channel.IN_APP),

@@ -248,6 +248,7 @@ def event_emit(
             )
             if job_result is not None:
                 return EmitResult(event_id=str(job_result[1]), notifications=[], batch_job_id=job_result[0])
+            assert ids is not None  # audience_event returns the user ids whenever it records no batch job
             members = _user_recipients(organization=organization, recipient_ids=ids)
         subscribers: list[Recipient] = []
         subscriber_overrides: list[RecipientOverride | None] = []
