@@ -183,7 +183,7 @@ def _plain(value: Any) -> Any:
 
 def delivery_render(
     *, notification: Notification, channel: str, locale: str, templates: Templates, context: Mapping[str, Any],
-    cache: dict[tuple, dict[str, Any]] | None = None,
+    cache: dict[tuple, Any] | None = None,
 ) -> dict[str, str]:
     """Content of one delivery: the template's channel block in ``locale`` (English fallback).
 

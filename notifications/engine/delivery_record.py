@@ -88,7 +88,7 @@ def retry_at(*, attempts: int, now: datetime, retry_after: float | None = None) 
     return now + timedelta(seconds=wait)
 
 
-def _outcomes_scrub(outcomes: list[Outcome], in_app_content: dict[int, dict[str, str]],
+def _outcomes_scrub(outcomes: list[Outcome], in_app_content: dict[int, dict[str, Any]],
                     secrets: Mapping[int, list[str]]) -> None:
     """Nothing stored after a send holds a sealed value in clear: content, answers, errors."""
     for outcome in outcomes:
@@ -103,7 +103,7 @@ def _outcomes_scrub(outcomes: list[Outcome], in_app_content: dict[int, dict[str,
 
 
 def _record(
-    *, outcomes: list[Outcome], notifications: dict[int, Notification], in_app_content: dict[int, dict[str, str]],
+    *, outcomes: list[Outcome], notifications: dict[int, Notification], in_app_content: dict[int, dict[str, Any]],
     report: BatchReport, secrets: Mapping[int, list[str]] | None = None,
     in_app_deliveries: dict[int, int] | None = None,
 ) -> None:
@@ -228,7 +228,8 @@ def _record(
                         action=AuditAction.NOTIFICATION_FAILED if status == NotificationStatus.FAILED
                         else AuditAction.NOTIFICATION_DELIVERED,
                         outcome={NotificationStatus.DELIVERED: AuditOutcome.SUCCESS,
-                                 NotificationStatus.PARTIALLY_DELIVERED: AuditOutcome.PARTIAL}.get(status, AuditOutcome.FAILURE),
+                                 NotificationStatus.PARTIALLY_DELIVERED: AuditOutcome.PARTIAL}.get(NotificationStatus(status),
+                                                                                     AuditOutcome.FAILURE),
                         details={"status": status},
                     ))
         bulk_insert(NotificationAuditLog, audits, with_ids=False)

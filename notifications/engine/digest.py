@@ -57,7 +57,7 @@ logger = logging.getLogger(__name__)
 DIGEST_EVENT_TYPE = "notification.digest"
 DEFAULT_DIGEST_HOUR = 8
 DEFAULT_DIGEST_DAY = 0  # Monday
-FREQUENCY_LABEL = {BatchFrequency.HOURLY: "hourly", BatchFrequency.DAILY: "daily", BatchFrequency.WEEKLY: "weekly"}
+FREQUENCY_LABEL: dict[str, str] = {BatchFrequency.HOURLY: "hourly", BatchFrequency.DAILY: "daily", BatchFrequency.WEEKLY: "weekly"}
 
 
 def _zone(name: str | None) -> zoneinfo.ZoneInfo:
@@ -119,7 +119,7 @@ def digest_collect(*, organization_id: int, items: Iterable[DigestItem], now: da
     ]
     if not wanted:
         return []
-    schedule: dict[tuple[int, str], tuple[int | None, int | None]] = {}
+    schedule: dict[tuple[int | None, str], tuple[int | None, int | None]] = {}
     preference_ids = {item.preference_id for item in wanted if item.preference_id}
     if preference_ids:
         for pref_id, channel, hour, day in ChannelPreference.objects.filter(preference_id__in=preference_ids).values_list(

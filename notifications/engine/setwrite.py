@@ -17,7 +17,7 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 from enum import Enum
-from typing import Any
+from typing import Any, cast
 
 from django.db import connection, models
 
@@ -161,12 +161,13 @@ def rows_insert(
         else:
             expr = f"%s::{_sql_type(field)}"
             head_params.append(_prep(field, field.get_default()))
-        columns.append(_q(field.column))
+        columns.append(_q(cast(str, field.column)))  # a concrete field always has a column
         exprs.append(expr)
     table = _q(model._meta.db_table)
     sql = f"INSERT INTO {table} ({', '.join(columns)}) SELECT {', '.join(exprs)} FROM {source}{plan_sql}"
     if returning:
-        sql += f" RETURNING {', '.join(_q(model._meta.get_field(c).column) for c in returning)}"
+        # RETURNING names concrete fields, which always have a column.
+        sql += f" RETURNING {', '.join(_q(cast(str, cast(models.Field, model._meta.get_field(c)).column)) for c in returning)}"
     count = len(next(iter(per_row.values()))) if per_row else 0
     return execute(sql, head_params + params, fetch=bool(returning), label=f"-- {count} rows")
 

@@ -58,7 +58,7 @@ SEND_TIMEOUT_SECONDS = 5
 USER_AGENT = "Troubadour-Webhooks/1.0"
 # Outgoing event types (the `type` of the JSON body and the X-Troubadour-Event header).
 EVENT_CREATED = "notification.created"
-STATUS_EVENTS = {
+STATUS_EVENTS: dict[str, str] = {
     NotificationStatus.DELIVERED: "notification.delivered",
     NotificationStatus.PARTIALLY_DELIVERED: "notification.partially_delivered",
     NotificationStatus.FAILED: "notification.failed",

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from typing import Any, cast
 
 from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
@@ -32,7 +33,8 @@ logger = logging.getLogger(__name__)
 CLOSE_TOO_MANY_CONNECTIONS = 4429
 CLOSE_RATE_LIMITED = 4408
 ACK_IDS_PER_FRAME = 100
-CLIENT_STATUSES = {"online": PresenceStatus.ONLINE, "away": PresenceStatus.AWAY, "dnd": PresenceStatus.DND}
+# Looked up with whatever the client sent.
+CLIENT_STATUSES: dict[Any, PresenceStatus] = {"online": PresenceStatus.ONLINE, "away": PresenceStatus.AWAY, "dnd": PresenceStatus.DND}
 
 
 class TokenBucket:
@@ -60,7 +62,7 @@ def _person(user) -> int | None:
 
 
 class NotificationConsumer(AsyncJsonWebsocketConsumer):
-    user_id: int | None = None
+    user_id: int | None = None  # set by connect; a socket without a user is closed before accept, so frames carry one
     registered = False
     frames: TokenBucket
     presence_changes: TokenBucket
@@ -142,7 +144,7 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
                     or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids)):
                 await self.send_json({"type": "error", "error": f"ack needs an integer id (or 1-{ACK_IDS_PER_FRAME} ids)."})
                 return
-            acks.ack(user_id=self.user_id, notification_ids=ids)
+            acks.ack(user_id=cast(int, self.user_id), notification_ids=ids)
         elif kind == "presence":
             status = CLIENT_STATUSES.get(content.get("status"))
             if status is None:
@@ -151,7 +153,7 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
             if not self.presence_changes.take():
                 await self._over_limit()
                 return
-            await presence.status_set(user_id=self.user_id, status=status)
+            await presence.status_set(user_id=cast(int, self.user_id), status=status)
         else:
             await self.send_json({"type": "error", "error": "Unknown frame type."})
 
