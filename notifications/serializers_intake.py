@@ -1,7 +1,7 @@
 """Serializers of the intake side: events, preferences, quiet hours, presence, traces."""
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -68,7 +68,8 @@ class ChannelOptionsField(serializers.Field):
         try:
             return channel_options_clean(data)
         except ValidationError as exc:
-            raise serializers.ValidationError(exc.detail["channel_options"]) from None
+            # channel_options_clean keys its errors under "channel_options".
+            raise serializers.ValidationError(cast(dict[str, Any], exc.detail)["channel_options"]) from None
 
     def to_representation(self, value: Any) -> Any:
         return value
@@ -92,7 +93,7 @@ class EventInSerializer(serializers.Serializer):
     project_id = serializers.CharField(required=False, allow_null=True, allow_blank=True, max_length=40)
     criticality = serializers.ChoiceField(choices=Criticality.choices, required=False, allow_null=True)
     channels = serializers.ListField(child=serializers.ChoiceField(choices=Channel.choices), required=False, allow_null=True, allow_empty=True)
-    data = serializers.DictField(required=False, default=dict)
+    data = serializers.DictField(required=False, default=dict)  # type: ignore[assignment]  # a declared field, not Serializer.data
     metadata = serializers.DictField(required=False, default=dict)
     deduplication_key = serializers.CharField(required=False, allow_null=True, allow_blank=True, max_length=255)
     correlation_id = serializers.CharField(required=False, allow_null=True, allow_blank=True, max_length=100)
@@ -134,7 +135,7 @@ class ChannelPreferenceInSerializer(serializers.Serializer):
     digest_day_of_week = serializers.IntegerField(min_value=0, max_value=6, required=False, allow_null=True)
 
 
-_CHANNEL_PREFERENCE_SCHEMA = {
+_CHANNEL_PREFERENCE_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
         "enabled": {"type": "boolean"},
@@ -159,7 +160,7 @@ class ChannelsField(serializers.Field):
     """`{"EMAIL": {"enabled": false}}`, or `[{"channel": "EMAIL", "enabled": false}]`; `{"EMAIL": null}` drops it."""
 
     # DRF formats these with str.format(): literal braces are doubled.
-    default_error_messages: ClassVar[dict[str, str]] = {"invalid": "Expected an object keyed by channel, or a list of {{channel, …}}."}
+    default_error_messages: ClassVar[dict[str, Any]] = {"invalid": "Expected an object keyed by channel, or a list of {{channel, …}}."}
 
     def to_internal_value(self, data: Any) -> dict[str, dict[str, Any]]:
         if isinstance(data, list):
@@ -224,7 +225,8 @@ class PreferenceInSerializer(serializers.Serializer):
 
 
 class PreferencesPutSerializer(serializers.Serializer):
-    preferences = PreferenceInSerializer(many=True, allow_empty=True, max_length=500)
+    # many=True makes a ListSerializer, which takes max_length (the stubs type the child's arguments).
+    preferences = PreferenceInSerializer(many=True, allow_empty=True, max_length=500)  # type: ignore[call-arg]
 
 
 class AdminPreferencesPutSerializer(PreferencesPutSerializer):

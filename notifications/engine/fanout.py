@@ -205,8 +205,8 @@ def inapp_contents(plan: FanoutPlan, *, common: Mapping[str, Any]) -> bool:
         locale = s.route.recipient.locale
         if locale not in rendered:
             try:
-                content = delivery_render(notification=probe, channel=Channel.IN_APP, locale=locale,
-                                          templates=templates, context=context)
+                content: dict[str, Any] = delivery_render(notification=probe, channel=Channel.IN_APP, locale=locale,
+                                                          templates=templates, context=context)
                 delivery_payload_prepare(content, channel=Channel.IN_APP, organization_id=org_id,
                                          event_options=(probe.channel_options or {}).get(Channel.IN_APP),
                                          all_settings=channel_settings, context=context)
@@ -228,6 +228,7 @@ def _situation_status(s: Situation) -> tuple[str, list[str]]:
             continue
         statuses.append(DeliveryStatus.SENT if c.channel == Channel.IN_APP and c.status == DeliveryStatus.PENDING
                         else c.status)
+    status: str
     if any(c.status == DeliveryStatus.PENDING and c.channel != Channel.IN_APP for c in s.route.channels):
         status = NotificationStatus.PENDING
     elif DeliveryStatus.SENT in statuses:
@@ -236,7 +237,7 @@ def _situation_status(s: Situation) -> tuple[str, list[str]]:
         status = NotificationStatus.HELD
     else:
         status = NotificationStatus.SKIPPED
-    delivered = [Channel.IN_APP] if DeliveryStatus.SENT in statuses else []
+    delivered: list[str] = [Channel.IN_APP] if DeliveryStatus.SENT in statuses else []
     return status, delivered
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import zoneinfo
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any
 
 from django.db import transaction
@@ -94,7 +94,7 @@ def _zone(name: str) -> zoneinfo.ZoneInfo:
         return zoneinfo.ZoneInfo("UTC")
 
 
-def _local(day: date, at: time, zone: zoneinfo.ZoneInfo) -> datetime:
+def _local(day: date, at: time, zone: tzinfo | None) -> datetime:
     return datetime.combine(day, at).replace(tzinfo=zone)
 
 
@@ -271,8 +271,8 @@ def quiet_hours_set(
     qh.channel_rules.all().delete()
     for row in schedule_rows:
         row.quiet_hours = qh
-    for row in rule_rows:
-        row.quiet_hours = qh
+    for rule in rule_rows:
+        rule.quiet_hours = qh
     QuietHoursSchedule.objects.bulk_create(schedule_rows)
     QuietHoursChannelRule.objects.bulk_create(rule_rows)
     NotificationAuditLog.objects.create(
