@@ -2,6 +2,8 @@
 /api/v1/notifications/{id}/trace/ (what became of it on each channel)."""
 from __future__ import annotations
 
+from typing import cast
+
 from django.db.models.fields.json import KT
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
@@ -10,6 +12,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.authentication import ServicePrincipal
+from accounts.models import ApiKey, Organization, User
 from accounts.selectors import request_organization, user_is_org_admin, user_is_platform_admin
 from common.exceptions import NotFound, PermissionDenied, ValidationError
 from notifications import services
@@ -33,9 +37,12 @@ class EventsView(APIView):
     def post(self, request: Request) -> Response:
         raw = request.data
         payload = services.event_validated_payload(raw)
+        organization: Organization | None
         if _is_service(request):
-            organization = request.user.organization
-            actor = services.AuditActor(type=AuditActorType.API_KEY, id=str(request.auth.pk), label=request.auth.name)
+            # ApiKeyAuthentication sets both: the key's ServicePrincipal and the ApiKey.
+            organization = cast(ServicePrincipal, request.user).organization
+            key = cast(ApiKey, request.auth)
+            actor = services.AuditActor(type=AuditActorType.API_KEY, id=str(key.pk), label=key.name)
         else:
             if not user_is_platform_admin(request.user):
                 raise PermissionDenied("Events are sent with an organization API key (or by a platform administrator).")
@@ -67,10 +74,10 @@ def notification_get_for_trace(*, request: Request, notification_id: int) -> Not
     if notification is None:
         raise NotFound()
     if _is_service(request):
-        if request.user.organization.pk == notification.organization_id:
+        if cast(ServicePrincipal, request.user).organization.pk == notification.organization_id:
             return notification
         raise NotFound()
-    user = request.user
+    user = cast(User, request.user)  # IsAuthenticated, and not an API key: a signed-in person
     if notification.recipient_id == user.pk or user_is_org_admin(user=user, organization=notification.organization):
         return notification
     raise NotFound()

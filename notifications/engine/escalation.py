@@ -215,7 +215,7 @@ def _advance_batch(*, now: datetime, report: AdvanceReport) -> int:
         )
         if not due:
             return 0
-        chains = {c.pk: c for c in EscalationChain.objects.filter(pk__in={n.escalation_chain_id for n in due})
+        chains: dict[int | None, EscalationChain] = {c.pk: c for c in EscalationChain.objects.filter(pk__in={n.escalation_chain_id for n in due})
                   .prefetch_related("levels")}
         resolved = _resolved_resources(due)
         targets: list[tuple[Notification, EscalationLevel]] = []
@@ -235,6 +235,7 @@ def _advance_batch(*, now: datetime, report: AdvanceReport) -> int:
                 stopped.append(n)
                 continue
             n.escalation_level = level.level
+            assert chain is not None  # a level was found in it
             following = _next_level(chain, level.level)
             n.next_escalation_at = now + timedelta(minutes=following.delay_minutes) if following else None
             targets.append((n, level))
@@ -430,7 +431,7 @@ def escalation_resolve_for(*, organization_id: int, resource_type: str, resource
         )
         if not candidates:
             return 0
-        chains = {c.pk: c for c in EscalationChain.objects.filter(pk__in={n.escalation_chain_id for n in candidates})
+        chains: dict[int | None, EscalationChain] = {c.pk: c for c in EscalationChain.objects.filter(pk__in={n.escalation_chain_id for n in candidates})
                   .prefetch_related("levels")}
         stopped = []
         for n in candidates:
@@ -495,16 +496,17 @@ def escalation_chain_save(
 
     ``data`` is validated input; ``levels``, when present, replaces every level of the chain.
     """
+    chain: EscalationChain | None
     if chain_id is None:
         chain = EscalationChain(organization_id=organization_id)
     else:
-        chain = EscalationChain.objects.select_for_update().filter(pk=chain_id, organization_id=organization_id).first()
+        chain = EscalationChain.objects.select_for_update().filter(pk=chain_id, organization_id=organization_id).first()  # type: ignore[misc]  # None selects the platform-wide chains (organization IS NULL)
         if chain is None:
             raise NotFound("Escalation chain not found.")
     for attr in ("name", "description", "trigger_criticality", "trigger_event_types", "is_active"):
         if attr in data:
             setattr(chain, attr, data[attr])
-    duplicate = EscalationChain.objects.filter(organization_id=organization_id, name=chain.name).exclude(pk=chain.pk)
+    duplicate = EscalationChain.objects.filter(organization_id=organization_id, name=chain.name).exclude(pk=chain.pk)  # type: ignore[misc]  # None selects the platform-wide chains (organization IS NULL)
     if duplicate.exists():
         raise Conflict({"name": ["A chain with this name already exists."]})
     levels = data.get("levels")
@@ -529,7 +531,7 @@ def escalation_chain_save(
 @transaction.atomic
 def escalation_chain_delete(*, organization_id: int | None, chain_id: int, user_id: int | None) -> None:
     """Delete a chain; notifications on it stop escalating (their chain is set to NULL)."""
-    chain = EscalationChain.objects.select_for_update().filter(pk=chain_id, organization_id=organization_id).first()
+    chain = EscalationChain.objects.select_for_update().filter(pk=chain_id, organization_id=organization_id).first()  # type: ignore[misc]  # None selects the platform-wide chains (organization IS NULL)
     if chain is None:
         raise NotFound("Escalation chain not found.")
     Notification.objects.filter(escalation_chain=chain, next_escalation_at__isnull=False).update(next_escalation_at=None)

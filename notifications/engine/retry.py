@@ -24,7 +24,7 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from django.db import transaction
 from django.db.models import Exists, F, OuterRef, Q
@@ -406,7 +406,7 @@ def dead_letters_replay(
         gone = [dl.pk for dl in letters if dl.delivery_id is None]
         if gone:
             raise Conflict({"detail": "The delivery of these dead letters no longer exists.", "ids": gone})
-        delivery_ids = [dl.delivery_id for dl in letters]
+        delivery_ids = cast(list[int], [dl.delivery_id for dl in letters])  # none is None: checked just above
         busy = list(
             NotificationDelivery.objects.select_for_update()
             .filter(pk__in=delivery_ids, status__in=[DeliveryStatus.SENDING, *DELIVERY_SUCCESS_STATUSES])
@@ -506,15 +506,16 @@ def channel_configuration_save(
     *, organization_id: int | None, data: dict[str, Any], user_id: int | None, configuration_id: int | None = None
 ) -> ChannelConfiguration:
     """Create (one per organization and channel) or update a channel configuration; audited."""
+    config: ChannelConfiguration | None
     if configuration_id is None:
         channel = data["channel"]
-        if ChannelConfiguration.objects.filter(organization_id=organization_id, channel=channel).exists():
+        if ChannelConfiguration.objects.filter(organization_id=organization_id, channel=channel).exists():  # type: ignore[misc]  # None selects the platform default (organization IS NULL)
             raise Conflict({"channel": [f"{channel} is already configured; change that configuration instead."]})
         config = ChannelConfiguration(organization_id=organization_id, channel=channel)
         before = None
     else:
         config = (ChannelConfiguration.objects.select_for_update()
-                  .filter(pk=configuration_id, organization_id=organization_id).first())
+                  .filter(pk=configuration_id, organization_id=organization_id).first())  # type: ignore[misc]  # None selects the platform default (organization IS NULL)
         if config is None:
             raise NotFound("Channel configuration not found.")
         before = {f: getattr(config, f) for f in CHANNEL_CONFIGURATION_FIELDS}
@@ -551,7 +552,7 @@ def _provider_choice_validate(config: ChannelConfiguration) -> None:
 
 @transaction.atomic
 def channel_configuration_delete(*, organization_id: int | None, configuration_id: int, user_id: int | None) -> None:
-    config = ChannelConfiguration.objects.select_for_update().filter(pk=configuration_id, organization_id=organization_id).first()
+    config = ChannelConfiguration.objects.select_for_update().filter(pk=configuration_id, organization_id=organization_id).first()  # type: ignore[misc]  # None selects the platform default (organization IS NULL)
     if config is None:
         raise NotFound("Channel configuration not found.")
     _configuration_audit(config=config, user_id=user_id, change="deleted",
