@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 from django.db import connection, connections, models, router
 from django.utils import timezone
@@ -30,9 +30,9 @@ def _prepare(obj: models.Model, fields: list[models.Field], now: Any) -> tuple[A
     for f in fields:
         if f.is_relation:
             value = getattr(obj, f.attname)
-            if value is None and f.is_cached(obj):
+            if value is None and cast(models.ForeignObject, f).is_cached(obj):  # a concrete relation: a ForeignObject
                 # Assigned as an instance before that instance had its id (bulk-created just before).
-                related = f.get_cached_value(obj)
+                related = cast(models.ForeignObject, f).get_cached_value(obj)
                 if related is not None:
                     value = related.pk
                     setattr(obj, f.attname, value)
@@ -65,7 +65,7 @@ def bulk_insert(model: type[models.Model], objs: Sequence[models.Model], *, batc
     using = router.db_for_write(model)
     connection = connections[using]
     if connection.vendor != "postgresql":
-        model.objects.using(using).bulk_create(list(objs), batch_size=batch_size)
+        model.objects.using(using).bulk_create(list(objs), batch_size=batch_size)  # type: ignore[attr-defined]  # the stubs' Model declares no manager; every model here has objects
         return
     meta = model._meta
     table = meta.db_table
@@ -85,7 +85,7 @@ def bulk_insert(model: type[models.Model], objs: Sequence[models.Model], *, batc
         if not with_ids:
             fields = [f for f in fields if f is not meta.pk]
         now = timezone.now()
-        sql = f"COPY {qn(table)} ({', '.join(qn(f.column) for f in fields)}) FROM STDIN"
+        sql = f"COPY {qn(table)} ({', '.join(qn(cast(str, f.column)) for f in fields)}) FROM STDIN"
         started = time.monotonic()
         # Django's cursor wrapper does not know COPY: the raw psycopg cursor streams it.
         with cursor.cursor.copy(sql) as copy:
@@ -114,7 +114,7 @@ def _json_cell(field: models.Field, value: Any) -> Any:
     return str(value)  # Decimal, UUID: their text form
 
 
-def bulk_update_rows(model: type, objs: list, fields: list[str]) -> None:
+def bulk_update_rows(model: type[models.Model], objs: list, fields: list[str]) -> None:
     """``bulk_update`` in one ``UPDATE … FROM`` on PostgreSQL.
 
     Django's ``bulk_update`` builds one CASE expression per field and row, which costs more
@@ -126,23 +126,24 @@ def bulk_update_rows(model: type, objs: list, fields: list[str]) -> None:
     if not objs:
         return
     if connection.vendor != "postgresql":
-        model.objects.bulk_update(objs, fields)
+        model.objects.bulk_update(objs, fields)  # type: ignore[attr-defined]  # the stubs' Model declares no manager; every model here has objects
         return
     meta = model._meta
-    columns = [meta.get_field(name) for name in fields]
+    # Concrete fields named by the caller, and the primary key: each has a column.
+    columns = [cast(models.Field, meta.get_field(name)) for name in fields]
     pk = meta.pk
     quote = connection.ops.quote_name
     rows = [
         {"pk_": _json_cell(pk, obj.pk), **{column.column: _json_cell(column, getattr(obj, column.attname)) for column in columns}}
         for obj in objs
     ]
-    assignments = ", ".join(f"{quote(column.column)} = v.{quote(column.column)}" for column in columns)
+    assignments = ", ".join(f"{quote(cast(str, column.column))} = v.{quote(cast(str, column.column))}" for column in columns)
     definitions = ", ".join(
-        [f"{quote('pk_')} {pk.db_type(connection)}"] + [f"{quote(column.column)} {column.db_type(connection)}" for column in columns]
+        [f"{quote('pk_')} {pk.db_type(connection)}"] + [f"{quote(cast(str, column.column))} {column.db_type(connection)}" for column in columns]
     )
     sql = (
         f"UPDATE {quote(meta.db_table)} AS t SET {assignments} "
-        f"FROM jsonb_to_recordset(%s::jsonb) AS v({definitions}) WHERE t.{quote(pk.column)} = v.{quote('pk_')}"
+        f"FROM jsonb_to_recordset(%s::jsonb) AS v({definitions}) WHERE t.{quote(cast(str, pk.column))} = v.{quote('pk_')}"
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, [json.dumps(rows)])
