@@ -33,7 +33,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import Any, ClassVar, cast
 
 from django.template import Context, Engine, Library, Template, TemplateSyntaxError
 from django.template import defaultfilters, defaulttags
@@ -115,9 +115,10 @@ class _Charged:
 
 
 def _budget_loops(nodelist: NodeList) -> None:
-    for node in nodelist.get_nodes_by_type(ForNode):
+    # get_nodes_by_type returns nodes of the type asked for (the stubs say Node).
+    for node in cast(list[ForNode], nodelist.get_nodes_by_type(ForNode)):
         if not isinstance(node.nodelist_loop, _BudgetedLoopBody):
-            node.nodelist_loop = _BudgetedLoopBody(node.nodelist_loop)
+            node.nodelist_loop = _BudgetedLoopBody(node.nodelist_loop)  # type: ignore[arg-type]  # a parsed ForNode's loop body is a NodeList
 
 
 def _loop_depth(nodelist: NodeList) -> int:
@@ -175,7 +176,7 @@ for _name in ALLOWED_FILTERS:
 class SandboxEngine(Engine):
     # Engine always prepends its default builtins (which include load, debug, include...);
     # the sandbox starts from nothing and adds the whitelist above.
-    default_builtins: list[str] = []
+    default_builtins: ClassVar[list[str]] = []
 
 
 ENGINE = SandboxEngine(
@@ -305,7 +306,7 @@ class RenderedContent:
 
 def content_render(*, contents: Mapping[str, str], context: Mapping[str, Any]) -> RenderedContent:
     """Render every content field of one channel (HTML fields escaped, the others plain)."""
-    rendered = {
+    rendered: dict[str, Any] = {
         name: template_render(contents.get(name) or "", context, html=name in HTML_FIELDS) for name in CONTENT_FIELDS
     }
     return RenderedContent(**rendered)
@@ -401,9 +402,10 @@ def template_validate(*, channel_contents: Mapping[str, Mapping[str, str]] | Map
     """
     allowed = frozenset(allowed_variables)
     if channel_contents and all(isinstance(v, str) or v is None for v in channel_contents.values()):
-        channel_contents = {"": channel_contents}  # type: ignore[dict-item]
+        channel_contents = {"": cast(Mapping[str, str], channel_contents)}
     errors: dict[str, list[str]] = {}
-    for label, fields in channel_contents.items():
+    # Nested by now (a flat mapping was wrapped above).
+    for label, fields in cast(Mapping[str, Mapping[str, str]], channel_contents).items():
         for field_name, text in (fields or {}).items():
             if not text:
                 continue
