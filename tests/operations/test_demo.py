@@ -78,7 +78,9 @@ def test_the_demo_shows_every_feature():
 def test_the_readme_curl_example_works_against_the_demo():
     _seed()
     readme = (ROOT / "README.md").read_text()
-    [curl] = re.findall(r"curl -X POST http://127\.0\.0\.1:8000/api/v1/events/.*?\}\}'", readme, re.S)
+    # The first event example (the quick start); later sections show audiences and subscribers.
+    curl = re.findall(r"curl -X POST http://127\.0\.0\.1:8000/api/v1/events/.*?\}\}'", readme, re.S)[0]
+    assert '"recipient_ids"' in curl
     args = shlex.split(curl.replace("\\\n", " "))
     headers = dict(h.split(": ", 1) for h in (args[i + 1] for i, a in enumerate(args) if a == "-H"))
     body = json.loads(args[args.index("-d") + 1])
