@@ -146,7 +146,8 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
                 return
             acks.ack(user_id=cast(int, self.user_id), notification_ids=ids)
         elif kind == "presence":
-            status = CLIENT_STATUSES.get(content.get("status"))
+            requested = content.get("status")
+            status = CLIENT_STATUSES.get(requested) if isinstance(requested, str) else None
             if status is None:
                 await self.send_json({"type": "error", "error": "presence status is one of online, away, dnd."})
                 return

@@ -243,6 +243,9 @@ def test_socket_refuses_anonymous_foreign_origins_api_keys_and_too_many_connecti
     assert frame(held[0])["type"] == "error"
     held[0].send(json.dumps({"type": "presence", "status": "sleeping"}))
     assert frame(held[0])["type"] == "error"
+    for status in (["away"], {"away": True}, None, 3):  # not a string at all: still answered, not fatal
+        held[0].send(json.dumps({"type": "presence", "status": status}))
+        assert frame(held[0])["type"] == "error"
     for conn in held:
         conn.close()
 
