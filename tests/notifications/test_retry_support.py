@@ -51,7 +51,11 @@ class WhatsAppSink:
         if self.fail_with:
             return Reply(self.fail_with, {"error": {"message": "unavailable" if self.fail_with >= 500 else "bad recipient",
                                                      "code": 131000 if self.fail_with < 500 else 2}})
-        body = json.loads(request.body or b"{}")
+        if not request.body:
+            # A request cut off by its sender's death (a worker killed mid-send): no message was
+            # made, and nobody is left to read the answer.
+            return Reply(400, {"error": {"message": "empty request", "code": 100}})
+        body = json.loads(request.body)
         with self._lock:
             self._n += 1
             self.by_delivery[str(body.get("biz_opaque_callback_data", ""))] += 1
