@@ -8,6 +8,7 @@ urlpatterns = [
     path("webhooks/anymail/<slug:esp>/tracking/", webhooks.anymail_tracking, name="providers-anymail-tracking"),
     path("webhooks/anymail/<slug:esp>/tracking/<int:provider_id>/", webhooks.anymail_tracking, name="providers-anymail-tracking-record"),
     path("webhooks/twilio/status/", webhooks.TwilioStatusWebhookView.as_view(), name="providers-twilio-status"),
+    path("webhooks/twilio/whatsapp/inbound/", webhooks.TwilioWhatsAppInboundWebhookView.as_view(), name="providers-twilio-whatsapp-inbound"),
     path("webhooks/twilio/voice/gather/", webhooks.TwilioGatherWebhookView.as_view(), name="providers-twilio-gather"),
     path("webhooks/vonage/voice/event/", webhooks_vonage.VonageVoiceEventWebhookView.as_view(), name="providers-vonage-voice-event"),
     path("webhooks/vonage/sms/status/", webhooks_vonage.VonageSmsReceiptWebhookView.as_view(), name="providers-vonage-sms-status"),

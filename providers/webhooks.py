@@ -34,6 +34,8 @@ from django.utils.decorators import method_decorator
 from django.views import View
 from django.views.decorators.csrf import csrf_exempt
 
+from common.exceptions import ProviderPermanentError
+
 from .base import DeliveryEvent, DeliveryEventType
 from .hooks import delivery_events_report, sent_by, voice_digits_report
 
@@ -206,6 +208,55 @@ class TwilioGatherWebhookView(TwilioWebhookView):
         response.say("Acknowledged. Thank you." if acknowledged else "No acknowledgment recorded. Goodbye.")
         response.hangup()
         return HttpResponse(str(response), content_type="application/xml")
+
+
+class TwilioWhatsAppInboundWebhookView(TwilioWebhookView):
+    """A customer's WhatsApp message to one of our Twilio senders (the sender's "a message
+    comes in" webhook): it opens that customer's 24-hour window with that sender. Signed like
+    every Twilio callback, by the account whose sender the message was addressed to (`To`);
+    a message id opens a window once (Twilio's signature carries no time, so a replayed
+    request must not reopen a window that has closed)."""
+
+    def candidates(self, request: HttpRequest) -> list[Sender]:
+        from .models import NotificationProvider
+        from .phone import normalize_e164
+
+        to = request.POST.get("To", "").removeprefix("whatsapp:")
+        try:
+            to = normalize_e164(to)
+        except ProviderPermanentError:  # not a number: nobody's sender
+            return []
+        records = NotificationProvider.objects.filter(code="twilio_whatsapp", is_active=True).order_by("pk")
+        senders = []
+        for record in records:
+            try:
+                if normalize_e164(str((record.config or {}).get("from_number") or "")) == to:
+                    senders.append(Sender(code="twilio_whatsapp", record=record))
+            except ProviderPermanentError:  # a record without a usable sender number
+                continue
+        return senders or platform_senders(("twilio_whatsapp",))
+
+    def handle(self, request: HttpRequest) -> HttpResponse:
+        from django.core.cache import cache
+
+        from .phone import normalize_e164
+        from .whatsapp.twilio import twilio_sender_id
+        from .whatsapp.window import window_record
+
+        sid = request.POST.get("MessageSid") or request.POST.get("SmsSid") or ""
+        sender, customer = request.POST.get("To", ""), request.POST.get("From", "")
+        empty = HttpResponse('<?xml version="1.0" encoding="UTF-8"?><Response/>', content_type="application/xml")
+        if not sid or not sender.startswith("whatsapp:") or not customer.startswith("whatsapp:"):
+            return empty
+        if not cache.add(f"prov:twilio-wa-inbound:{sid}", 1, 30 * 86400):
+            logger.warning("twilio_whatsapp inbound webhook: message %s seen before, no window reopened", sid[:40])
+            return empty
+        try:
+            window_record(business_number_id=twilio_sender_id(sender.removeprefix("whatsapp:")),
+                          customer=normalize_e164(customer.removeprefix("whatsapp:")).lstrip("+"))
+        except ProviderPermanentError:  # a malformed number opens nothing
+            logger.warning("twilio_whatsapp inbound webhook: unusable numbers")
+        return empty
 
 
 # --- Meta WhatsApp Cloud API ---------------------------------------------------------------------
