@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+from typing import Any
 
 from django import forms
 from django.contrib import admin
@@ -66,8 +67,45 @@ class CriticalityRoutingInline(TabularInline):
     extra = 0
 
 
+def _detail_messages(detail: Any) -> list[str]:
+    """A service ValidationError's detail as flat "key: message" lines for a form error."""
+    if isinstance(detail, dict):
+        lines = []
+        for key, value in detail.items():
+            lines += [f"{key}: {line}" for line in _detail_messages(value)] if isinstance(value, (dict, list)) else [f"{key}: {value}"]
+        return lines
+    if isinstance(detail, list):
+        return [line for item in detail for line in _detail_messages(item)]
+    return [str(detail)]
+
+
+class ChannelConfigurationForm(forms.ModelForm):
+    """The channel's settings are checked by the service the API saves them with
+    (`channel_settings_clean`: an SMS `from`, email tracking flags… like an event's options;
+    the model's clean checks the selection keys): a bad value is a form error, nothing saved."""
+
+    class Meta:
+        model = ChannelConfiguration
+        fields = "__all__"
+
+    def clean(self) -> dict[str, Any]:
+        from common.exceptions import ValidationError as ServiceValidationError
+
+        from ..engine.channel_options import channel_settings_clean
+
+        cleaned = super().clean() or {}
+        channel, settings_value = cleaned.get("channel"), cleaned.get("settings")
+        if channel and settings_value is not None:
+            try:
+                cleaned["settings"] = channel_settings_clean(channel, settings_value)
+            except ServiceValidationError as exc:
+                self.add_error("settings", _detail_messages(exc.detail))
+        return cleaned
+
+
 @admin.register(ChannelConfiguration)
 class ChannelConfigurationAdmin(ModelAdmin):
+    form = ChannelConfigurationForm
     list_display = ("channel", "organization", "enabled", "cost_tier", "requires_opt_in", "carries", "rate_limit_user_per_hour",
                     "rate_limit_org_per_hour", "rate_limit_action", "fallback_channels")
     list_filter = ("channel", "enabled", "rate_limit_action")

@@ -132,9 +132,21 @@ class TemplateChannelForm(forms.ModelForm):
 
             from ..engine.rendering import template_validate
 
+            from ..engine.channel_options import template_extra_clean
+
+            contents: dict[str, Any] = _translated_contents(cleaned)
+            if cleaned.get("channel") and cleaned.get("extra"):
+                # The channel's options, checked by the service the API and the editor save them with.
+                try:
+                    cleaned["extra"] = template_extra_clean(cleaned["channel"], cleaned["extra"])
+                except DomainValidationError as exc:
+                    self.add_error("extra", _validation_messages(exc))
+                    return cleaned
+                contents.update({f"extra.{key}.{index}": text for key in ("header_parameters", "body_parameters", "button_parameters")
+                                 for index, text in enumerate(cleaned["extra"].get(key) or [])})
             allowed = _allowed_variables(event_type=template.event_type, declared=template.variables)
             try:
-                template_validate(channel_contents=_translated_contents(cleaned), allowed_variables=allowed)
+                template_validate(channel_contents=contents, allowed_variables=allowed)
             except DomainValidationError as exc:
                 raise forms.ValidationError(_validation_messages(exc)) from None
         return cleaned
