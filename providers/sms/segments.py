@@ -42,3 +42,30 @@ def count_segments(text: str) -> SegmentInfo:
     if units <= single:
         return SegmentInfo(encoding, units, 1)
     return SegmentInfo(encoding, units, -(-units // multi))
+
+
+# Typographic characters outside GSM-7 and their GSM-7 twins (what Twilio's Smart Encoding does
+# on its side; for the providers that have no such switch it is done here).
+GSM7_LOOKALIKES = {
+    **dict.fromkeys("“”„‟″«»", '"'), **dict.fromkeys("‘’‚‛′‹›`´", "'"), **dict.fromkeys("‐‑‒–—―−", "-"),
+    **dict.fromkeys("\u00a0\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u202f\u205f\u3000", " "),
+    **dict.fromkeys("\u200b\u200c\u200d\u2060\ufeff", ""), "…": "...", "•": "-", "÷": "/", "×": "x",
+}
+
+
+def gsm7_substitute(text: str) -> str:
+    """``text`` with its look-alike characters made GSM-7 (curly quotes, dashes, ellipsis, odd
+    spaces; an accented letter GSM-7 lacks loses its accent). What has no twin (emoji, other
+    scripts) is kept, so such a message still goes as UCS-2 rather than lose characters."""
+    import unicodedata
+
+    out = []
+    for ch in text:
+        if ch in GSM7_BASIC or ch in GSM7_EXTENDED:
+            out.append(ch)
+        elif ch in GSM7_LOOKALIKES:
+            out.append(GSM7_LOOKALIKES[ch])
+        else:
+            base = unicodedata.normalize("NFKD", ch)[:1]
+            out.append(base if base and base != ch and (base in GSM7_BASIC) else ch)
+    return "".join(out)

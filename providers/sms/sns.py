@@ -17,7 +17,7 @@ from ..base import (
 )
 from ..phone import normalize_e164
 from ..registry import register
-from .segments import count_segments
+from .segments import count_segments, gsm7_substitute
 
 
 @register
@@ -70,16 +70,23 @@ class SnsSmsProvider(BaseProvider):
         from botocore.exceptions import BotoCoreError, ClientError
 
         to = normalize_e164(message.to)
+        text = message.text
+        if message.options.get("unicode") is False:
+            # SNS picks the encoding from the text itself: look-alikes made GSM-7 keep it there.
+            text = gsm7_substitute(text)
         attributes = {"AWS.SNS.SMS.SMSType": {"DataType": "String", "StringValue": self.config.get("sms_type") or "Transactional"}}
         sender = message.options.get("from") or self.config.get("sender_id")
-        if sender:
+        if sender and str(sender).startswith("+"):
+            # A number is an origination number; SNS's sender id is alphanumeric (up to 11).
+            attributes["AWS.MM.SMS.OriginationNumber"] = {"DataType": "String", "StringValue": str(sender)}
+        elif sender:
             attributes["AWS.SNS.SMS.SenderID"] = {"DataType": "String", "StringValue": str(sender)}
         try:
-            response = self.client().publish(PhoneNumber=to, Message=message.text, MessageAttributes=attributes)
+            response = self.client().publish(PhoneNumber=to, Message=text, MessageAttributes=attributes)
         except (BotoCoreError, ClientError) as exc:
             raise self._error(exc) from None
         return SendResult(provider_message_id=response["MessageId"], status=SendStatus.SENT,
-                          segments=count_segments(message.text).segments, raw={"message_id": response["MessageId"]})
+                          segments=count_segments(text).segments, raw={"message_id": response["MessageId"]})
 
     def health_check(self) -> HealthResult:
         from botocore.exceptions import BotoCoreError, ClientError

@@ -38,7 +38,7 @@ from ..base import (
 )
 from ..phone import normalize_e164
 from ..registry import register
-from .segments import count_segments
+from .segments import count_segments, gsm7_substitute
 
 # https://developer.vonage.com/en/messaging/sms/guides/troubleshooting-sms — statuses that
 # another provider or a later attempt may get through.
@@ -105,12 +105,16 @@ class VonageSmsProvider(BaseProvider):
 
     def send(self, message: OutboundMessage) -> SendResult:
         to = normalize_e164(message.to)
-        segments = count_segments(message.text)
+        text = message.text
+        if message.options.get("unicode") is False:
+            text = gsm7_substitute(text)  # Vonage has no look-alike switch: as GSM-7 where it can
+        segments = count_segments(text)
         sms = SmsMessage(
             to=to.lstrip("+"),
             from_=str(message.options.get("from") or self.require("from_number")).lstrip("+"),
-            text=message.text,
-            type="unicode" if segments.unicode or message.options.get("unicode") else "text",
+            text=text,
+            # unicode true: always UCS-2; otherwise UCS-2 only for what GSM-7 cannot carry.
+            type="unicode" if segments.unicode or message.options.get("unicode") is True else "text",
             client_ref=str(message.idempotency_key)[:100] if message.idempotency_key else None,
             callback=self.config.get("status_callback_url") or f"{settings.SITE_URL}/webhooks/vonage/sms/status/",
         )
