@@ -68,6 +68,10 @@ def status_webhook_url(record) -> str | None:
         return f"{settings.SITE_URL}/webhooks/twilio/status/"
     if record.code == "meta_whatsapp":
         return f"{settings.SITE_URL}/webhooks/meta/whatsapp/"
+    if record.code == "messagebird_sms":
+        return f"{settings.SITE_URL}/webhooks/messagebird/sms/status/"
+    if record.code == "onesignal":
+        return f"{settings.SITE_URL}/webhooks/onesignal/{record.pk}/{{webhook_secret}}/"
     return None
 
 

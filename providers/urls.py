@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import api, webhooks, webhooks_vonage
+from . import api, webhooks, webhooks_bird_onesignal, webhooks_vonage
 
 urlpatterns = [
     # Email status: only the hardened tracking views, only for ESPs an active record uses
@@ -12,6 +12,10 @@ urlpatterns = [
     path("webhooks/twilio/voice/gather/", webhooks.TwilioGatherWebhookView.as_view(), name="providers-twilio-gather"),
     path("webhooks/vonage/voice/event/", webhooks_vonage.VonageVoiceEventWebhookView.as_view(), name="providers-vonage-voice-event"),
     path("webhooks/vonage/sms/status/", webhooks_vonage.VonageSmsReceiptWebhookView.as_view(), name="providers-vonage-sms-status"),
+    path("webhooks/messagebird/sms/status/", webhooks_bird_onesignal.MessageBirdSmsStatusWebhookView.as_view(),
+         name="providers-messagebird-sms-status"),
+    path("webhooks/onesignal/<int:provider_id>/<str:token>/", webhooks_bird_onesignal.OneSignalWebhookView.as_view(),
+         name="providers-onesignal"),
     path("webhooks/meta/whatsapp/", webhooks.MetaWhatsAppWebhookView.as_view(), name="providers-meta-whatsapp"),
 ]
 

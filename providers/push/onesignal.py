@@ -38,17 +38,19 @@ _PRIORITY = {"low": 5, "normal": 5, "high": 10}
 
 @register
 class OneSignalProvider(BaseProvider):
-    """Credentials: rest_api_key. Config: app_id, base_url (default https://api.onesignal.com),
-    android_channel_id."""
+    """Credentials: rest_api_key, webhook_secret (in the URL of its web push webhooks,
+    /webhooks/onesignal/<record id>/<webhook_secret>/). Config: app_id, base_url (default
+    https://api.onesignal.com), android_channel_id."""
 
     code = "onesignal"
     channel = Channel.PUSH
     name = "OneSignal"
-    sensitive_params = ("rest_api_key",)
+    sensitive_params = ("rest_api_key", "webhook_secret")
     required_params = ("rest_api_key", "app_id")
     env_credentials = {"rest_api_key": "ONESIGNAL_REST_API_KEY"}
     endpoint_domains = ("onesignal.com",)
     supports_status_polling = True
+    supports_webhooks = True
     concurrent_sends = True
 
     def _call(self, method: str, path: str, **kwargs: Any) -> requests.Response:

@@ -42,17 +42,20 @@ AUTH_CODES = {2}
 
 @register
 class MessageBirdSmsProvider(BaseProvider):
-    """Credentials: access_key. Config: originator (a number or an alphanumeric sender),
-    base_url (default https://rest.messagebird.com), max_segments."""
+    """Credentials: access_key, signing_key (signed status reports at
+    /webhooks/messagebird/sms/status/). Config: originator (a number or an alphanumeric
+    sender), base_url (default https://rest.messagebird.com), max_segments,
+    status_callback_url."""
 
     code = "messagebird_sms"
     channel = Channel.SMS
     name = "MessageBird (Bird) SMS"
-    sensitive_params = ("access_key",)
+    sensitive_params = ("access_key", "signing_key")
     required_params = ("access_key", "originator")
-    env_credentials = {"access_key": "MESSAGEBIRD_ACCESS_KEY"}
+    env_credentials = {"access_key": "MESSAGEBIRD_ACCESS_KEY", "signing_key": "MESSAGEBIRD_SIGNING_KEY"}
     endpoint_domains = ("messagebird.com", "bird.com")
     supports_status_polling = True
+    supports_webhooks = True
     concurrent_sends = True
 
     def _call(self, method: str, path: str, **kwargs: Any) -> requests.Response:
@@ -93,6 +96,11 @@ class MessageBirdSmsProvider(BaseProvider):
             body["reference"] = str(message.idempotency_key)
         if self.config.get("status_callback_url"):
             body["reportUrl"] = self.config["status_callback_url"]
+        elif self.credentials.get("signing_key"):
+            # Reports to our URL only when they can be verified (signed with this key).
+            from django.conf import settings
+
+            body["reportUrl"] = f"{settings.SITE_URL}/webhooks/messagebird/sms/status/"
         data = self._call("POST", "messages", json=body).json()
         if not data.get("id"):
             raise ProviderTransientError("MessageBird answered without a message id.", code="no_id")
@@ -113,6 +121,28 @@ class MessageBirdSmsProvider(BaseProvider):
             reason = f"{reason} (error {item['statusErrorCode']})".strip()
         return DeliveryEvent(provider_message_id=provider_message_id, event=event, timestamp=datetime.now(UTC),
                              recipient=f"+{item.get('recipient')}" if item.get("recipient") else "", reason=reason)
+
+    @staticmethod
+    def status_report_parse(params: dict[str, Any]) -> list[DeliveryEvent]:
+        """A status report (already verified, providers.webhooks_bird_onesignal) → events."""
+        event = RECIPIENT_EVENTS.get(str(params.get("status") or ""))
+        if event is None or not params.get("id"):
+            return []
+        reason = str(params.get("statusReason") or "")
+        if params.get("statusErrorCode") not in (None, ""):
+            reason = f"{reason} (error {params['statusErrorCode']})".strip()
+        try:
+            when = datetime.fromisoformat(str(params.get("statusDatetime") or "").replace("Z", "+00:00"))
+        except ValueError:
+            when = datetime.now(UTC)
+        recipient = str(params.get("recipient") or "")
+        return [DeliveryEvent(provider_message_id=str(params["id"]), event=event, timestamp=when,
+                              recipient=f"+{recipient}" if recipient.isdigit() else "",
+                              reason=reason if event == DeliveryEventType.FAILED else "",
+                              hard=str(params.get("statusErrorCode") or "") == "1")]
+
+    def parse_webhook(self, payload: dict[str, Any]) -> list[DeliveryEvent]:
+        return self.status_report_parse(payload)
 
     def health_check(self) -> HealthResult:
         started = time.monotonic()
