@@ -102,3 +102,55 @@ def test_who_may_read_a_job(api_client, auth_client, story, organization, user):
     _, other_raw = api_key_create(organization=OrganizationFactory(), name="other")
     api_client.credentials(HTTP_AUTHORIZATION=f"Api-Key {other_raw}")
     assert api_client.get(url).status_code == 404
+
+
+@pytest.mark.django_db(transaction=True)
+def test_chunks_recount_a_job_at_most_once_per_interval_and_always_after_the_last_one(organization, settings):
+    from django.core.cache import cache
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from batchjobs.services import batch_jobs_refresh_for_deliveries, refresh_throttle_key
+
+    settings.BATCH_JOB_REFRESH_INTERVAL = 60
+    recipients = [{"email": f"r{i}@example.com"} for i in range(150)]
+    event_emit(organization=organization, type="system.maintenance", recipients=recipients, channels=["EMAIL"])
+    job = BatchJob.objects.get()
+    # The chunk that left nothing in flight recounted: complete without any other refresh.
+    assert (job.status, job.processed_count, job.success_count) == ("completed", 150, 150)
+
+    # Reopened with 50 recipients still in flight, and a recount made a moment ago by another chunk.
+    rows = NotificationDelivery.objects.filter(notification__event_id=job.event_id).order_by("pk")
+    waiting = list(rows.values_list("pk", flat=True)[:50])
+    done = rows.exclude(pk__in=waiting).values_list("pk", flat=True)[0]
+    NotificationDelivery.objects.filter(pk__in=waiting).update(status="PENDING")
+    BatchJob.objects.filter(pk=job.pk).update(status="processing", completed_at=None, processed_count=0, success_count=0,
+                                              failed_count=0)
+    cache.set(refresh_throttle_key(job.pk), 1, timeout=60)
+    assert batch_jobs_refresh_for_deliveries(delivery_ids=[done]) == 0
+    job.refresh_from_db()
+    assert (job.status, job.processed_count) == ("processing", 0)  # throttled: no recount of the whole event
+
+    # The last chunk: its failures leave nothing in flight, so it recounts despite the throttle.
+    NotificationDelivery.objects.filter(pk__in=waiting).update(status="FAILED")
+    with CaptureQueriesContext(connection) as queries:
+        assert batch_jobs_refresh_for_deliveries(delivery_ids=waiting) == 1
+    job.refresh_from_db()
+    assert (job.status, job.processed_count, job.success_count, job.failed_count) == ("completed", 150, 100, 50)
+    assert job.completed_at is not None
+    # Set-based: the job lookup, the in-flight check, the job's row, one aggregate, one UPDATE.
+    assert len(queries) <= 5, [q["sql"] for q in queries]
+    cache.delete(refresh_throttle_key(job.pk))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_recount_that_reaches_nobody_fails_the_job(organization):
+    recipients = [{"email": f"r{i}@example.com"} for i in range(101)]
+    event_emit(organization=organization, type="system.maintenance", recipients=recipients, channels=["EMAIL"])
+    job = BatchJob.objects.get()
+    NotificationDelivery.objects.filter(notification__event_id=job.event_id).update(status="BOUNCED")
+    BatchJob.objects.filter(pk=job.pk).update(status="processing", completed_at=None)
+    assert batch_jobs_refresh(job_ids=[job.pk]) == 1
+    job.refresh_from_db()
+    assert (job.status, job.processed_count, job.success_count, job.failed_count) == ("failed", 101, 0, 101)
+    assert job.error_message == "No recipient could be reached." and job.completed_at is not None
