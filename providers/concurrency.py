@@ -7,6 +7,12 @@ out from a bounded thread pool, at most ``PROVIDER_MAX_IN_FLIGHT`` at once per p
 record in this process. Worker threads do nothing but the provider call: no database
 access, no journal, no breaker bookkeeping; the caller collects the outcomes in order.
 
+The calling thread dispatches: it takes a slot of the record's limit for each call before
+submitting it and gives the slot back only after the call has ended *and* its ``checkpoint``
+(the send journal's write) has run. A slot is thus held from before a call's journal mark
+to after its outcome is journaled, and a process never has more than the limit of calls
+whose outcome is unjournaled — what bounds the repeats after a ``kill -9`` (providers/journal.py).
+
 Threads rather than asyncio: the providers' SDKs (twilio, anymail, boto3, vonage) are
 synchronous, the GIL is released while a thread waits on the network, and a pool keeps
 each provider's own error mapping untouched.
@@ -18,8 +24,9 @@ new TLS handshake) per message.
 from __future__ import annotations
 
 import threading
+from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any, TypeVar
 
 from django.conf import settings
@@ -61,42 +68,59 @@ def _limit(key: Any) -> threading.BoundedSemaphore:
 
 
 def send_concurrently(key: Any, send: Callable[[M], T], messages: Sequence[M],
-                      on_results: Callable[[list[tuple[M, T | Exception]]], None] | None = None,
+                      checkpoint: Callable[[list[tuple[M, T | Exception]], list[M]], None] | None = None,
                       catch: tuple[type[Exception], ...] = (Exception,)) -> list[T | Exception]:
     """``send(message)`` for every message, at most ``max_in_flight()`` at once for ``key``.
 
-    Results (or the caught exception) are in the order of ``messages``. ``on_results`` runs in
-    the calling thread with the answers that have come in since its last call, as they come in
-    (e.g. to journal accepted messages at once, in one round trip per group).
+    Results (or the caught exception) are in the order of ``messages``. ``checkpoint(answered,
+    starting)`` runs in the calling thread, before the ``starting`` messages are submitted and
+    before the slots of the ``answered`` ones (message, result) are reused or released: one
+    call per wake-up, e.g. to journal both in one round trip.
     An exception outside ``catch`` is raised after every send has finished.
     """
     semaphore = _limit(key)
-
-    def one(message: M) -> T:
-        with semaphore:
-            return send(message)
-
     pool = _pool()
-    futures = {pool.submit(one, m): index for index, m in enumerate(messages)}
     results: list[Any] = [None] * len(messages)
     unexpected: BaseException | None = None
-    waiting = set(futures)
-    while waiting:
-        done, waiting = wait(waiting, return_when=FIRST_COMPLETED)
-        group: list[tuple[M, T | Exception]] = []
-        for future in done:
-            index = futures[future]
-            try:
-                result: T | Exception = future.result()
-            except catch as exc:
-                result = exc
-            except BaseException as exc:  # noqa: BLE001 - raised once all sends are done
-                unexpected = unexpected or exc
-                continue
-            results[index] = result
-            group.append((messages[index], result))
-        if on_results is not None and group:
-            on_results(group)
+    queued = deque(range(len(messages)))
+    running: dict[Future[T], int] = {}
+    answered: list[tuple[M, T | Exception]] = []
+    held = 0  # slots taken by this call and not yet given back
+    try:
+        while queued or running or answered:
+            # The slots of the calls that ended go to the next messages; more are taken while free.
+            reuse = min(len(answered), len(queued))
+            starting = [queued.popleft() for _ in range(reuse)]
+            while queued and semaphore.acquire(blocking=not running and not starting):
+                held += 1
+                starting.append(queued.popleft())
+            if checkpoint is not None and (answered or starting):
+                checkpoint(answered, [messages[i] for i in starting])
+            for _ in range(len(answered) - reuse):
+                semaphore.release()
+                held -= 1
+            answered = []
+            for index in starting:
+                running[pool.submit(send, messages[index])] = index
+            if not running:
+                break
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                index = running.pop(future)
+                try:
+                    result: T | Exception = future.result()
+                except catch as exc:
+                    result = exc
+                except BaseException as exc:  # noqa: BLE001 - raised once all sends are done
+                    unexpected = unexpected or exc
+                    result = exc  # type: ignore[assignment]
+                results[index] = result
+                answered.append((messages[index], result))
+    finally:
+        if running:  # the checkpoint raised: let the calls end before their slots are given back
+            wait(running)
+        for _ in range(held):
+            semaphore.release()
     if unexpected is not None:
         raise unexpected
     return results
