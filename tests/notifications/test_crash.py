@@ -179,7 +179,7 @@ def test_kill_9_mid_batch_then_new_worker_and_sweeper_deliver_everything_once(or
     _record("kill_9", {
         "deliveries": total, "sink_requests": sink.total, "reached_sink": total - len(missing),
         "sent_before_kill": reached_at_kill, "claimed_by_killed_worker": len(in_flight),
-        "marked_in_flight_at_kill": len(marks),
+        "marked_in_flight_at_kill": len(marks), "marked_per_process": sorted(Counter(m["pid"] for m in marks.values()).values()),
         "duplicates": sum(c - 1 for c in duplicated.values()), "sweeps": sweeps, "transient_errors": retried,
         "recovery_seconds": round(recovered_after, 1), "total_seconds": round(time.monotonic() - started, 1),
     })
