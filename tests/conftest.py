@@ -12,6 +12,7 @@ from urllib.parse import urlparse
 
 import pytest
 from django.conf import settings
+from django.test import TransactionTestCase
 from django.test.signals import setting_changed
 from rest_framework.test import APIClient
 
@@ -102,6 +103,102 @@ def ensure_notification_catalog(django_db_blocker) -> None:
     with django_db_blocker.unblock():
         if not EventType.objects.exists():
             catalog_load()
+
+
+_fixture_teardown_django = TransactionTestCase._fixture_teardown
+
+
+def _flush_as_django_does(db_name: str) -> None:
+    """What TransactionTestCase._fixture_teardown does without available_apps or serialized_rollback."""
+    from django.core.management import call_command
+
+    call_command("flush", verbosity=0, interactive=False, database=db_name, reset_sequences=False,
+                 allow_cascade=False, inhibit_post_migrate=False)
+
+
+class _Pristine:
+    """The tables holding rows right after a flush: those post_migrate fills (content types,
+    permissions, the beat schedule), then those catalog_load fills; with each one's fingerprint."""
+
+    def __init__(self, after_flush: set[str], fingerprints: dict[str, str]) -> None:
+        self.after_flush = after_flush
+        self.fingerprints = fingerprints
+
+    @property
+    def catalog(self) -> set[str]:
+        return set(self.fingerprints) - self.after_flush
+
+
+_PRISTINE: dict[str, _Pristine] = {}
+
+
+def _non_empty_tables(connection, tables: list[str]) -> set[str]:
+    quote = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        cursor.execute(" UNION ALL ".join(
+            f"SELECT %s WHERE EXISTS (SELECT 1 FROM {quote(table)})" for table in tables), tables)
+        return {row[0] for row in cursor.fetchall()}
+
+
+def _fingerprints(connection, tables: set[str]) -> dict[str, str]:
+    """Every row of each table, as text, hashed: equal fingerprints mean equal contents."""
+    if not tables:
+        return {}
+    quote = connection.ops.quote_name
+    ordered = sorted(tables)
+    with connection.cursor() as cursor:
+        cursor.execute(" UNION ALL ".join(
+            f"SELECT %s, md5(coalesce(string_agg(t::text, E'\\n' ORDER BY t::text), '')) FROM {quote(table)} t"
+            for table in ordered), ordered)
+        return dict(cursor.fetchall())
+
+
+def _catalog_load() -> None:
+    from notifications.taxonomy import catalog_load
+
+    catalog_load()
+
+
+def _fixture_teardown_fast(self) -> None:
+    """TransactionTestCase's teardown, flush, TRUNCATEs every table (~70 tables, ~300 indexes) and
+    re-runs post_migrate after each transactional test: seconds on a busy machine even when the
+    test wrote a dozen rows. The same end state, cheaper: the tables the test wrote to are emptied
+    with DELETE, provided the rows post_migrate re-creates are untouched; the catalog (which
+    ensure_notification_catalog would load before the next test) is deleted and loaded again when
+    the test changed it. Anything else (a permission removed, a beat entry edited) takes the full
+    flush. The fingerprints compare every row, so a test can't leave a difference behind."""
+    from django.db import connections, transaction
+
+    if self.available_apps is not None or self.serialized_rollback:
+        return _fixture_teardown_django(self)
+    for db_name in self._databases_names(include_mirrors=False):
+        connection = connections[db_name]
+        if connection.vendor != "postgresql" or db_name != "default":
+            _flush_as_django_does(db_name)
+            continue
+        tables = sorted(connection.introspection.django_table_names(only_existing=True, include_views=False))
+        pristine = _PRISTINE.get(db_name)
+        if pristine is not None:
+            written = _non_empty_tables(connection, tables)
+            now = _fingerprints(connection, set(pristine.fingerprints) & written)
+            changed = {table for table, fingerprint in pristine.fingerprints.items() if now.get(table) != fingerprint}
+            if changed <= pristine.catalog:
+                reload = bool(changed)
+                with transaction.atomic(using=db_name), connection.cursor() as cursor:
+                    for table in sorted(written - (pristine.after_flush if reload else set(pristine.fingerprints))):
+                        cursor.execute(f"DELETE FROM {connection.ops.quote_name(table)}")
+                    if reload:
+                        _catalog_load()
+                if reload:
+                    pristine.fingerprints.update(_fingerprints(connection, pristine.catalog))
+                continue
+        _flush_as_django_does(db_name)
+        after_flush = _non_empty_tables(connection, tables)
+        _catalog_load()
+        _PRISTINE[db_name] = _Pristine(after_flush, _fingerprints(connection, _non_empty_tables(connection, tables)))
+
+
+TransactionTestCase._fixture_teardown = _fixture_teardown_fast  # type: ignore[method-assign]
 
 
 @pytest.fixture(autouse=True)
