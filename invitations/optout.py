@@ -20,14 +20,12 @@ from django.urls import reverse
 from accounts.models import User
 from common.exceptions import ValidationError
 from notifications.enums import Channel
+from providers.phone import optout_keyword
 
 from .models import InviteeOptOut, OptOutSource
 
 SALT = "invitations.optout"
 MAX_AGE_SECONDS = 365 * 86400
-# CTIA / carrier opt-out and opt-in keywords (Twilio's defaults), compared on the whole reply.
-STOP_KEYWORDS = {"STOP", "STOPALL", "STOP ALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "OPTOUT", "OPT OUT", "REVOKE", "ARRET", "ARRÊT"}
-START_KEYWORDS = {"START", "UNSTOP", "YES", "SUBSCRIBE"}
 PHONE_CHANNELS = (Channel.SMS, Channel.WHATSAPP, Channel.VOICE)
 STOP_DETAIL = "SMS STOP reply"
 
@@ -86,13 +84,8 @@ def opted_out_addresses(*, addresses: Iterable[str], inviter_id: int) -> set[str
 
 
 def sms_keyword(body: str) -> str:
-    """"stop", "start" or "" for an inbound SMS body."""
-    word = " ".join((body or "").strip().upper().split()).rstrip(".!")
-    if word in STOP_KEYWORDS:
-        return "stop"
-    if word in START_KEYWORDS:
-        return "start"
-    return ""
+    """"stop", "start" or "" for an inbound SMS body (the carriers' keywords, `providers.phone`)."""
+    return optout_keyword(body)
 
 
 @transaction.atomic(durable=True)

@@ -1,9 +1,23 @@
-"""E.164 validation shared by SMS, WhatsApp and voice providers."""
+"""E.164 validation and the carriers' opt-out keywords, shared by SMS, WhatsApp and voice providers."""
 from __future__ import annotations
 
 import phonenumbers
 
 from common.exceptions import ProviderPermanentError
+
+# CTIA / carrier opt-out and opt-in keywords (Twilio's defaults), compared on the whole reply.
+STOP_KEYWORDS = {"STOP", "STOPALL", "STOP ALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "OPTOUT", "OPT OUT", "REVOKE", "ARRET", "ARRÊT"}
+START_KEYWORDS = {"START", "UNSTOP", "YES", "SUBSCRIBE"}
+
+
+def optout_keyword(body: str) -> str:
+    """"stop", "start" or "" for an inbound SMS or WhatsApp message body."""
+    word = " ".join((body or "").strip().upper().split()).rstrip(".!")
+    if word in STOP_KEYWORDS:
+        return "stop"
+    if word in START_KEYWORDS:
+        return "start"
+    return ""
 
 
 def normalize_e164(number: str) -> str:

@@ -251,6 +251,9 @@ class TwilioWhatsAppInboundWebhookView(TwilioWebhookView):
         if not cache.add(f"prov:twilio-wa-inbound:{sid}", 1, 30 * 86400):
             logger.warning("twilio_whatsapp inbound webhook: message %s seen before, no window reopened", sid[:40])
             return empty
+        from .whatsapp.optout import whatsapp_keyword_apply
+        whatsapp_keyword_apply(provider_code="twilio_whatsapp", message_id=sid, customer=customer, body=request.POST.get("Body", ""),
+                               organization_ids=[s.record.organization_id if s.record is not None else None for s in self.senders])
         try:
             window_record(business_number_id=twilio_sender_id(sender.removeprefix("whatsapp:")),
                           customer=normalize_e164(customer.removeprefix("whatsapp:")).lstrip("+"))
@@ -262,21 +265,24 @@ class TwilioWhatsAppInboundWebhookView(TwilioWebhookView):
 # --- Meta WhatsApp Cloud API ---------------------------------------------------------------------
 
 
-def _meta_message_ids(body: bytes) -> list[str]:
-    """The message ids an (unverified) status body talks about: only to find whose secret
-    must have signed it."""
+def _meta_refs(body: bytes) -> tuple[list[str], set[str]]:
+    """The message ids an (unverified) body reports statuses of and the business numbers its
+    inbound messages were sent to: only to find whose secret must have signed it."""
     try:
         payload = json.loads(body)
     except ValueError:
-        return []
+        return [], set()
     ids: list[str] = []
+    numbers: set[str] = set()
     for entry in (payload.get("entry") or []) if isinstance(payload, dict) else []:
         for change in (entry.get("changes") or []) if isinstance(entry, dict) else []:
             value = change.get("value") if isinstance(change, dict) else None
             for status in (value.get("statuses") or []) if isinstance(value, dict) else []:
                 if isinstance(status, dict) and isinstance(status.get("id"), str):
                     ids.append(status["id"])
-    return ids[:100]
+            if isinstance(value, dict) and value.get("messages") and isinstance(value.get("metadata"), dict):
+                numbers.add(str(value["metadata"].get("phone_number_id") or ""))
+    return ids[:100], numbers - {""}
 
 
 class MetaWhatsAppWebhookView(SignedWebhookView):
@@ -300,9 +306,12 @@ class MetaWhatsAppWebhookView(SignedWebhookView):
         if not header.startswith("sha256="):
             return []
         given = header.split("=", 1)[1]
-        ids = _meta_message_ids(request.body)
+        from .whatsapp.optout import meta_receivers
+
+        ids, numbers = _meta_refs(request.body)
         sent = sent_by(provider_message_ids=ids, codes=("meta_whatsapp",)) if ids else set()
-        candidates = senders_of(sent) or platform_senders(("meta_whatsapp",))
+        receivers = [Sender(code="meta_whatsapp", record=r) for r in meta_receivers(numbers)]  # inbound messages' business numbers
+        candidates = list(dict.fromkeys(senders_of(sent) + receivers)) or platform_senders(("meta_whatsapp",))
         verified = []
         for sender in candidates:
             secret = str(sender.credentials().get("app_secret") or "")
@@ -320,6 +329,8 @@ class MetaWhatsAppWebhookView(SignedWebhookView):
         payload = payload if isinstance(payload, dict) else {}
         from .whatsapp.meta import MetaWhatsAppProvider
         MetaWhatsAppProvider.inbound_record(payload)  # customers who wrote: their 24 h window opens
+        from .whatsapp.optout import meta_keywords_apply
+        meta_keywords_apply(payload, records=[s.record for s in self.senders])  # STOP / START to a verified account's number
         events = registry.get("meta_whatsapp")().parse_webhook(payload)
         for sender in self.senders if events else []:
             delivery_events_report(provider_code="meta_whatsapp", events=events, provider_id=sender.provider_id,
