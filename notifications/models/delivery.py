@@ -70,8 +70,12 @@ class Notification(models.Model):
     """One event for one recipient: the in-app inbox item and the parent of its deliveries."""
 
     organization = models.ForeignKey(ORG, on_delete=models.CASCADE, related_name="notifications", db_index=False)
-    team = models.ForeignKey("accounts.Team", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
-    project = models.ForeignKey("accounts.Project", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    # A nullable reference that most rows leave empty is indexed only where it is set (Meta.indexes):
+    # a fan-out row then pays no index entry for it.
+    team = models.ForeignKey("accounts.Team", on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+                             db_index=False)
+    project = models.ForeignKey("accounts.Project", on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+                                db_index=False)
 
     # Recipient: a user, or a bare address (an invitee without an account).
     recipient = models.ForeignKey(
@@ -138,14 +142,14 @@ class Notification(models.Model):
 
     # Escalation
     escalation_chain = models.ForeignKey(
-        "EscalationChain", on_delete=models.SET_NULL, null=True, blank=True, related_name="notifications"
+        "EscalationChain", on_delete=models.SET_NULL, null=True, blank=True, related_name="notifications", db_index=False
     )
     escalation_level = models.PositiveSmallIntegerField(default=0)
     next_escalation_at = models.DateTimeField(null=True, blank=True)
 
     # Digest
     batch = models.ForeignKey(
-        NotificationBatch, on_delete=models.SET_NULL, null=True, blank=True, related_name="notifications"
+        NotificationBatch, on_delete=models.SET_NULL, null=True, blank=True, related_name="notifications", db_index=False
     )
 
     created_at = models.DateTimeField(auto_now_add=True)
@@ -158,13 +162,19 @@ class Notification(models.Model):
             models.Index("recipient", "archived_at", "read_at", models.F("created_at").desc(), name="notif_inbox_idx"),
             # Seed 004: a recipient's notifications by status (digests, escalation, staff history).
             models.Index(fields=["recipient", "status"], name="notif_recipient_status_idx"),
-            models.Index(fields=["organization", "deduplication_key", "created_at"], name="notif_dedup_idx"),
+            # Only keyed notifications are looked up by key (a fan-out's rows have none).
+            models.Index(fields=["organization", "deduplication_key", "created_at"], condition=~Q(deduplication_key=""),
+                         name="notif_dedup_idx"),
             models.Index(fields=["organization", "created_at"], name="notif_org_created_idx"),
             models.Index(fields=["status", "scheduled_for"], name="notif_status_sched_idx"),
             models.Index(fields=["event_type", "created_at"], name="notif_type_created_idx"),
             models.Index(
                 fields=["next_escalation_at"], condition=Q(next_escalation_at__isnull=False), name="notif_escalation_due_idx"
             ),
+            models.Index(fields=["team"], condition=Q(team__isnull=False), name="notif_team_idx"),
+            models.Index(fields=["project"], condition=Q(project__isnull=False), name="notif_project_idx"),
+            models.Index(fields=["escalation_chain"], condition=Q(escalation_chain__isnull=False), name="notif_escalation_chain_idx"),
+            models.Index(fields=["batch"], condition=Q(batch__isnull=False), name="notif_batch_idx"),
         ]
         constraints = [
             models.CheckConstraint(
@@ -195,13 +205,13 @@ class NotificationDelivery(models.Model):
     provider_record = models.ForeignKey(
         "providers.NotificationProvider", on_delete=models.SET_NULL, null=True, blank=True, related_name="deliveries", db_index=False
     )
-    provider_message_id = models.CharField(max_length=255, blank=True, db_index=True)
+    provider_message_id = models.CharField(max_length=255, blank=True)  # indexed in Meta.indexes (equality only)
     provider_response = models.JSONField(null=True, blank=True)
     rendered = models.JSONField(default=dict, blank=True, help_text="Content as sent (subject, body, …).")
 
     attempts = models.PositiveSmallIntegerField(default=0)
     max_attempts = models.PositiveSmallIntegerField(default=4)
-    next_retry_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    next_retry_at = models.DateTimeField(null=True, blank=True)  # indexed where set (Meta.indexes)
     claimed_at = models.DateTimeField(null=True, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
@@ -217,7 +227,7 @@ class NotificationDelivery(models.Model):
 
     escalation_level = models.PositiveSmallIntegerField(default=0)
     fallback_from = models.ForeignKey(
-        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="fallbacks",
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="fallbacks", db_index=False,
         help_text="The delivery whose permanent failure created this one.",
     )
     batch = models.ForeignKey(
@@ -245,6 +255,11 @@ class NotificationDelivery(models.Model):
             models.Index(
                 fields=["provider_record"], condition=Q(provider_record__isnull=False), name="delivery_provider_idx"
             ),
+            # Provider reports and webhooks look message ids up by equality: one b-tree, no pattern index.
+            models.Index(fields=["provider_message_id"], name="delivery_provider_msg_idx"),
+            # Only deliveries waiting for a retry or a slot have a time; sent ones pay no index entry.
+            models.Index(fields=["next_retry_at"], condition=Q(next_retry_at__isnull=False), name="delivery_next_retry_idx"),
+            models.Index(fields=["fallback_from"], condition=Q(fallback_from__isnull=False), name="delivery_fallback_idx"),
         ]
 
     def __str__(self) -> str:
