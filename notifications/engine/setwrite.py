@@ -36,6 +36,33 @@ def _prep(field: models.Field, value: Any) -> Any:
     return value
 
 
+def _element(value: Any) -> str:
+    """One element of a PostgreSQL array literal (quoted unless NULL or a number)."""
+    if value is None:
+        return "NULL"
+    if value is True or value is False:
+        return "t" if value else "f"
+    if isinstance(value, int):
+        return str(value)
+    if hasattr(value, "isoformat"):
+        value = value.isoformat()
+    text = str(value)
+    if "\\" in text or '"' in text:
+        text = text.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{text}"'
+
+
+def array_literal(values: Sequence[Any]) -> str:
+    """``values`` as the text of a PostgreSQL array (``{1,2,NULL}``, ``{"a","b"}``), cast by the statement.
+
+    Thousands of elements are formatted here in one pass; psycopg's generic list dumper walks and
+    type-checks every element in Python and was a tenth of a 10,000-recipient request.
+    """
+    if values and all(type(v) is int for v in values):
+        return "{" + ",".join(map(str, values)) + "}"
+    return "{" + ",".join(map(_element, values)) + "}"
+
+
 def _sql_type(field: models.Field) -> str:
     if isinstance(field, models.JSONField):
         return "jsonb"
@@ -104,14 +131,15 @@ def rows_insert(
         if field is None:  # a helper column (e.g. a recipient's email used to build an address)
             kind = "bigint" if name.endswith("_id") else "text"
             row_arrays.append(f"%s::{kind}[]")
-            params.append(list(values))
+            params.append(array_literal(values))
         else:
             row_arrays.append(f"%s::{_sql_type(field)}[]")
-            params.append([_prep(field, v) for v in values])
+            plain = not isinstance(field, models.JSONField) and all(v is None or type(v) in (int, str) for v in values)
+            params.append(array_literal(values if plain else [_prep(field, v) for v in values]))
         row_columns.append(name)
     if group_of_row is not None:
         row_arrays.append("%s::int[]")
-        params.append(list(group_of_row or []))
+        params.append(array_literal(group_of_row or []))
         row_columns.append("_g")
     source = f"unnest({', '.join(row_arrays)}) AS r({', '.join(_q(c) for c in row_columns)})"
     plan_sql = ""
