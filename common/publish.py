@@ -17,9 +17,16 @@ _discovered = False
 
 
 def _discover() -> None:
-    """Import every app's ``tasks.py`` (a worker does it at start; a web process on first publish)."""
+    """Import every app's ``tasks.py`` (a worker does it at start; a web process on first publish).
+
+    Imported directly, not through Celery's ``import_default_modules``: that signal also runs
+    Django's system checks (the worker fixup's model validation), seconds of CPU charged to the
+    first request of a web process that publishes a task.
+    """
+    from django.apps import apps
+
     global _discovered
-    current_app.loader.import_default_modules()
+    current_app.loader.autodiscover_tasks([config.name for config in apps.get_app_configs()])
     _discovered = True
 
 
