@@ -19,13 +19,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import itertools
 import json
 import logging
 import secrets
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -136,13 +137,14 @@ def webhook_secret_of(webhook: Webhook) -> str:
 # --- outgoing -----------------------------------------------------------------------------------------
 
 
-def intake_events(rows: Iterable[tuple[int, str]]) -> list[tuple[int, str]]:
+def intake_events(rows: Iterable[tuple[int, str]]) -> Iterator[tuple[int, str]]:
     """Events of notifications written at intake, from (id, status): ``notification.created``,
     then the final status of those an in-app send completed right there (what a worker's send
-    would have reported)."""
+    would have reported). Lazy: nothing is built for an organization without outgoing webhooks."""
     rows = list(rows)
     final = (NotificationStatus.DELIVERED, NotificationStatus.PARTIALLY_DELIVERED)
-    return [(pk, EVENT_CREATED) for pk, _ in rows] + [(pk, STATUS_EVENTS[NotificationStatus(s)]) for pk, s in rows if s in final]
+    yield from ((pk, EVENT_CREATED) for pk, _ in rows)
+    yield from ((pk, STATUS_EVENTS[NotificationStatus(s)]) for pk, s in rows if s in final)
 
 
 def webhooks_enqueue(*, events: Iterable[tuple[int, str]], organization_ids: Iterable[int]) -> None:
@@ -151,14 +153,16 @@ def webhooks_enqueue(*, events: Iterable[tuple[int, str]], organization_ids: Ite
     Called inside the writer's transaction. One cheap query decides whether any of these
     organizations has an active outgoing webhook at all, so the common case publishes nothing.
     """
-    items = [[int(pk), str(kind)] for pk, kind in events]
     orgs = {int(pk) for pk in organization_ids if pk is not None}
-    if not items or not orgs:
+    pending = iter(events)
+    first = next(pending, None)
+    if first is None or not orgs:
         return
     if not Webhook.objects.filter(
         organization_id__in=orgs, direction=WebhookDirection.OUTGOING, is_active=True
     ).exists():
-        return
+        return  # decided before an item is built per notification: a fan-out to thousands builds nothing
+    items = [[int(pk), str(kind)] for pk, kind in itertools.chain([first], pending)]
 
     # Robust (in tasks_publish_on_commit): the notifications are committed whatever happens to this publish.
     tasks_publish_on_commit("notifications.webhooks_dispatch",
