@@ -10,6 +10,7 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
+from types import MappingProxyType
 from typing import Any
 
 from django.conf import settings
@@ -178,6 +179,10 @@ def _roots_read(block: TemplateChannel, locale: str) -> tuple[str, ...]:
 
 
 def _plain(value: Any) -> Any:
+    # The context's mappings are read-only proxies (rendering._freeze): checked by type first,
+    # an ABC isinstance per value is slow enough to show in a batch's profile.
+    if type(value) is MappingProxyType or type(value) is dict:
+        return dict(value)
     return dict(value) if isinstance(value, Mapping) else str(value)
 
 

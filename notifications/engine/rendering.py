@@ -242,7 +242,10 @@ def _explain_syntax_error(exc: TemplateSyntaxError) -> str:
 
 def _freeze(value: Any) -> Any:
     """Plain, read-only data: templates can read it but not call anything that mutates it."""
-    if isinstance(value, Mapping):
+    kind = type(value)
+    if value is None or kind is str or kind is int or kind is float or kind is bool:
+        return value  # the common case first: no ABC isinstance per value
+    if kind is dict or kind is MappingProxyType or isinstance(value, Mapping):
         return MappingProxyType({str(k): _freeze(v) for k, v in value.items()})
     if isinstance(value, (list, tuple, set, frozenset)):
         return tuple(_freeze(v) for v in value)

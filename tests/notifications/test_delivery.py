@@ -298,3 +298,35 @@ def test_enqueue_publishes_batches_of_at_most_100_after_commit(django_capture_on
             chunks.append(args[0])
     assert [len(c) for c in chunks] == [100, 100, 50]
     assert sorted(pk for c in chunks for pk in c) == list(range(1, 251))
+
+
+@pytest.mark.django_db
+def test_a_batch_pauses_the_cyclic_collector_and_always_gives_it_back(user, organization, monkeypatch):
+    import gc
+
+    from notifications.engine import delivery
+
+    event_type_with_template()
+    seen: list[bool] = []
+    real = delivery._send_groups
+
+    def watching(pending):
+        seen.append(gc.isenabled())
+        return real(pending)
+
+    monkeypatch.setattr(delivery, "_send_groups", watching)
+    _, rows = notification_with_deliveries(organization=organization, recipient=user, channels=(Channel.EMAIL,))
+    assert gc.isenabled()
+    assert deliver_batch(delivery_ids=[d.pk for d in rows]).sent == 1
+    assert seen == [False] and gc.isenabled()
+
+    def broken(pending):
+        raise RuntimeError("provider layer bug")
+
+    monkeypatch.setattr(delivery, "_send_groups", broken)
+    _, rows = notification_with_deliveries(organization=organization, recipient=UserFactory(), channels=(Channel.EMAIL,))
+    with pytest.raises(RuntimeError):
+        deliver_batch(delivery_ids=[d.pk for d in rows])
+    assert gc.isenabled()
+    # The claim was given back, as before.
+    assert NotificationDelivery.objects.get(pk=rows[0].pk).status == D.PENDING
