@@ -159,11 +159,10 @@ def _refresh_due(job_id: int) -> bool:
 
 
 def _in_flight(event_ids: list[Any]) -> set[Any]:
-    """The events among `event_ids` that still have a delivery in flight (one query)."""
-    return set(
-        NotificationDelivery.objects.filter(notification__event_id__in=event_ids)
-        .exclude(status__in=DELIVERY_FINAL_STATUSES).values_list("notification__event_id", flat=True).distinct()
-    )
+    """The events among `event_ids` that still have a delivery in flight: one EXISTS (LIMIT 1)
+    per event — it stops at the first such delivery instead of reading all of them."""
+    busy = NotificationDelivery.objects.exclude(status__in=DELIVERY_FINAL_STATUSES)
+    return {event_id for event_id in event_ids if busy.filter(notification__event_id=event_id).exists()}
 
 
 def batch_jobs_refresh_for_deliveries(*, delivery_ids: list[int]) -> int:
