@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.contrib.auth.models import AnonymousUser
 from django.utils import timezone
 from rest_framework import authentication, exceptions
@@ -24,6 +26,9 @@ class ServicePrincipal(AnonymousUser):
         return f"api-key:{self.api_key.prefix}"
 
 
+_last_used_written: dict[int, datetime] = {}  # key id -> when this process last wrote last_used_at
+
+
 class ApiKeyAuthentication(authentication.BaseAuthentication):
     keyword = "Api-Key"
 
@@ -40,9 +45,12 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         problem = api_key_creator_problem(key)
         if problem:
             raise exceptions.AuthenticationFailed(problem)
-        # One cheap write at most once a minute per key, not on every request.
+        # One cheap write at most once a minute per key and process, not on every request (the
+        # key may come from the memo, whose last_used_at is as old as the memo's copy).
         now = timezone.now()
-        if key.last_used_at is None or (now - key.last_used_at).total_seconds() > 60:
+        seen = [at for at in (key.last_used_at, _last_used_written.get(key.pk)) if at is not None]
+        if not seen or (now - max(seen)).total_seconds() > 60:
+            _last_used_written[key.pk] = now
             ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
         return ServicePrincipal(key), key
 

@@ -10,15 +10,33 @@ from .models import ApiKey, Membership, MembershipRole, Organization, User, hash
 
 def api_key_get_active(*, raw_key: str) -> ApiKey | None:
     """The unrevoked key, with `creator_is_member` (is whoever created it still a member of its
-    organization?) read in the same query."""
+    organization?) read in the same query — or from this process's memo (accounts.key_cache),
+    which any change to keys, organizations, memberships or users invalidates everywhere."""
+    from .key_cache import api_key_copy, api_keys
+
+    key_hash = hash_api_key(raw_key)
+    key = api_keys.get(key_hash, lambda: _api_key_read(key_hash), keep=_api_key_plainly_valid)
+    return api_key_copy(key) if key is not None else None
+
+
+def _api_key_read(key_hash: str) -> ApiKey | None:
     return (
         ApiKey.objects.select_related("organization", "created_by")
         .annotate(creator_is_member=Exists(
             Membership.objects.filter(user_id=OuterRef("created_by_id"), organization_id=OuterRef("organization_id"))
         ))
-        .filter(key_hash=hash_api_key(raw_key), revoked_at__isnull=True)
+        .filter(key_hash=key_hash, revoked_at__isnull=True)
         .first()
     )
+
+
+def _api_key_plainly_valid(key: ApiKey | None) -> bool:
+    """Kept in the memo only when that one query settles it: no creator, or an active member
+    (a key kept alive by its creator's permissions is checked against them on every call)."""
+    if key is None:
+        return False
+    creator = key.created_by
+    return creator is None or (creator.is_active and bool(getattr(key, "creator_is_member", False)))
 
 
 def api_key_creator_problem(key: ApiKey) -> str | None:

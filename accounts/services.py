@@ -45,13 +45,20 @@ def api_key_create(*, organization: Organization, name: str, created_by: User | 
 def membership_departed(*, user_id: int, organization_id: int) -> int:
     """What a member held in an organization ends with the membership: the API keys they
     created for it are revoked (a later return does not revive them). Returns how many."""
-    return ApiKey.objects.filter(
+    from .key_cache import api_keys_changed
+
+    revoked = ApiKey.objects.filter(
         organization_id=organization_id, created_by_id=user_id, revoked_at__isnull=True
     ).update(revoked_at=timezone.now())
+    api_keys_changed()  # no process may accept them any more (accounts.key_cache)
+    return revoked
 
 
 def api_key_revoke(*, api_key: ApiKey) -> None:
+    from .key_cache import api_keys_changed
+
     ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    api_keys_changed()  # refused by every process from its next call (accounts.key_cache)
 
 
 # --- people: sign-up, profile, account emails ------------------------------------------------

@@ -192,7 +192,11 @@ if REDIS_URL:
                                   # A process's sockets share its pool: room for a burst of joins and sends.
                                   "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 30,
                                                         "max_connections": 256}],
-                                             "prefix": "troubadour:asgi", "capacity": 500}}}
+                                             "prefix": "troubadour:asgi",
+                                             # A process's sockets share one channel: room for a burst of
+                                             # frames to all of them (a full one drops frames: counted and
+                                             # logged by notifications.realtime.layer_health).
+                                             "capacity": int(os.environ.get("CHANNEL_LAYER_CAPACITY", "5000"))}}}
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 INAPP_EXCHANGE = os.environ.get("INAPP_EXCHANGE", "notification.inapp.deliver")
@@ -200,6 +204,9 @@ INAPP_QUEUE = os.environ.get("INAPP_QUEUE", "notification.inapp.deliver.web")
 # Threads for the event loop's database calls (0: Channels' one thread-sensitive thread).
 REALTIME_DB_THREADS = int(os.environ.get("REALTIME_DB_THREADS", "4") or 0)
 REALTIME_BUS_CONSUMER = env_bool("REALTIME_BUS_CONSUMER", True)  # web processes consume the in-app exchange
+# Event types, templates, channel configuration and webhooks read once per process, invalidated
+# everywhere through a Redis generation (notifications.engine.config_memo); off without Redis.
+NOTIFICATION_CONFIG_MEMO = env_bool("NOTIFICATION_CONFIG_MEMO", True)
 WS_MAX_CONNECTIONS_PER_USER = int(os.environ.get("WS_MAX_CONNECTIONS_PER_USER", "10"))
 # Frames a client may send per connection (acks, presence): a token bucket; presence changes apart.
 WS_CLIENT_FRAMES_PER_SECOND = float(os.environ.get("WS_CLIENT_FRAMES_PER_SECOND", "20"))
@@ -546,6 +553,7 @@ LOGGING = {
     "filters": {
         "ids": {"()": "common.logging.ContextIdsFilter"},
         "redact": {"()": "common.logging.RedactSecretsFilter"},
+        "channel_full": {"()": "notifications.realtime.layer_health.ChannelFullFilter"},
     },
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(correlation_id)s] %(message)s"},
@@ -556,6 +564,8 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
+        # Its "over capacity" records are raised to WARNING and counted (notifications.realtime.layer_health).
+        "channels_redis.core": {"level": "INFO", "filters": ["channel_full"]},
         # Request logs go through the redacting handler too (invitation tokens are in paths).
         **{name: {"handlers": ["console"], "level": "INFO", "propagate": False}
            for name in ("django.server", "gunicorn.access", "uvicorn.access")},

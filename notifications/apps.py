@@ -18,6 +18,8 @@ class NotificationsConfig(AppConfig):
         )
         from providers import hooks
 
+        from .engine import config_memo  # noqa: F401  (configuration changes invalidate every process's memo)
+
         # What providers report about our deliveries (and their outages) comes up through
         # providers.hooks, and so do their questions about them and their audit rows.
         hooks.connect(delivery_events=delivery_status_apply, voice_digits=voice_acknowledge, sent_by=deliveries_sent_by,

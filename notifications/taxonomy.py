@@ -235,6 +235,10 @@ def catalog_load(*, update: bool = False, models: Any = None) -> CatalogLoadResu
     if changed_channels:
         TemplateChannel.objects.bulk_update(changed_channels, list(_channel_values(EVENTS[0], Channel.IN_APP)))
         result.channels_updated = len(changed_channels)
+    if new_types or new_templates or new_channels or update:
+        from .engine.config_memo import config_changed
+
+        config_changed()  # written in bulk, without signals: every process reads the catalogue again
     return result
 
 

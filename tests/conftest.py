@@ -72,6 +72,9 @@ setting_changed.connect(_celery_follows_settings)
 def _isolated_media(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    # Tests edit event types, templates and webhooks with QuerySet.update (no signal): in this
+    # process the configuration is read every time (server processes the tests start keep the memo).
+    settings.NOTIFICATION_CONFIG_MEMO = False
 
 
 @pytest.fixture(autouse=True)

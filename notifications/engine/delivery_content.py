@@ -131,13 +131,22 @@ class Templates:
 
     @classmethod
     def load(cls, notifications: Iterable[Notification]) -> Templates:
+        """Read once per process for the same event types, organizations and templates
+        (engine.config_memo): the result is shared, read-only."""
+        from .config_memo import config_read
+
         notifications = list(notifications)
+        type_keys = frozenset(n.event_type for n in notifications)
+        org_ids = frozenset(n.organization_id for n in notifications)
+        explicit = frozenset(n.template_id for n in notifications if n.template_id)
+        return config_read(("templates", type_keys, org_ids, explicit),
+                           lambda: cls._read(type_keys=type_keys, org_ids=org_ids, explicit=explicit))
+
+    @classmethod
+    def _read(cls, *, type_keys: frozenset[str], org_ids: frozenset[int], explicit: frozenset[int]) -> Templates:
         loaded = cls()
-        type_keys = {n.event_type for n in notifications}
         loaded.event_types = {et.key: et for et in EventType.objects.filter(key__in=type_keys)}
         template_keys = {loaded.event_types[k].template_key if k in loaded.event_types else k for k in type_keys}
-        org_ids = {n.organization_id for n in notifications}
-        explicit = {n.template_id for n in notifications if n.template_id}
         templates = NotificationTemplate.objects.filter(
             Q(pk__in=explicit)
             | Q(key__in=template_keys, is_active=True) & (Q(organization__isnull=True) | Q(organization_id__in=org_ids))

@@ -43,6 +43,7 @@ from notifications.models import (
 
 from .audit import AuditActor
 from .channel_options import audience_size_check, channel_options_clean
+from .config_memo import config_read
 from .intake_input import (
     _as_datetime,
     _channels,
@@ -93,6 +94,11 @@ def _dedup_lock(organization_id: int, key: str) -> None:
 
 
 def _template_for(*, organization: Organization, event_type: EventType) -> NotificationTemplate | None:
+    return config_read(("template_for", organization.pk, event_type.template_key),
+                       lambda: _template_read(organization=organization, event_type=event_type))
+
+
+def _template_read(*, organization: Organization, event_type: EventType) -> NotificationTemplate | None:
     templates = list(
         NotificationTemplate.objects.filter(key=event_type.template_key, is_active=True)
         .filter(Q(organization=organization) | Q(organization__isnull=True))
@@ -152,7 +158,7 @@ def event_emit(
         if link_errors:
             raise ValidationError(link_errors)
     options = channel_options_clean(channel_options)
-    event_type = EventType.objects.filter(key=type, is_active=True).first()
+    event_type = config_read(("event_type", type), lambda: EventType.objects.filter(key=type, is_active=True).first())
     if event_type is None:
         raise ValidationError({"type": [f"Unknown event type {type!r}."]}, code="unknown_event_type")
     category = category or event_type.category

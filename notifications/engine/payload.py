@@ -49,13 +49,22 @@ class PayloadError(ValidationError):
 
 
 def organization_channel_settings(organization_ids: Iterable[int]) -> dict[tuple[int | None, str], dict[str, Any]]:
-    """``ChannelConfiguration.settings`` of the platform (None) and of these organizations, in one query."""
+    """``ChannelConfiguration.settings`` of the platform (None) and of these organizations, in one
+    query (or none: engine.config_memo); the caller gets its own copy."""
     from django.db.models import Q
 
     from notifications.models import ChannelConfiguration
 
-    rows = ChannelConfiguration.objects.filter(Q(organization__isnull=True) | Q(organization_id__in=set(organization_ids)))
-    return {(row.organization_id, row.channel): dict(row.settings or {}) for row in rows.only("organization_id", "channel", "settings")}
+    from .config_memo import config_read
+
+    ids = frozenset(organization_ids)
+
+    def read() -> dict[tuple[int | None, str], dict[str, Any]]:
+        rows = ChannelConfiguration.objects.filter(Q(organization__isnull=True) | Q(organization_id__in=set(ids)))
+        return {(row.organization_id, row.channel): dict(row.settings or {})
+                for row in rows.only("organization_id", "channel", "settings")}
+
+    return {key: dict(value) for key, value in config_read(("channel_settings", ids), read).items()}
 
 
 def _settings_for(all_settings: Mapping[tuple[int | None, str], dict], organization_id: int, channel: str) -> dict[str, Any]:

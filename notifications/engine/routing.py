@@ -202,7 +202,14 @@ def _opt_in_setting(settings: Any) -> bool | None:
 
 
 def channel_rules_load(*, organization_id: int) -> dict[str, ChannelRules]:
-    """The organization's channel configuration, over the platform's: two queries."""
+    """The organization's channel configuration, over the platform's: two queries, or none
+    (engine.config_memo). The rules are shared: read-only."""
+    from .config_memo import config_read
+
+    return config_read(("channel_rules", organization_id), lambda: _channel_rules_read(organization_id=organization_id))
+
+
+def _channel_rules_read(*, organization_id: int) -> dict[str, ChannelRules]:
     configs = ChannelConfiguration.objects.filter(
         Q(organization_id=organization_id) | Q(organization__isnull=True)
     ).prefetch_related(Prefetch("criticality_routing", queryset=CriticalityRouting.objects.all()))

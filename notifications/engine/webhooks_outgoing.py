@@ -158,9 +158,12 @@ def webhooks_enqueue(*, events: Iterable[tuple[int, str]], organization_ids: Ite
     first = next(pending, None)
     if first is None or not orgs:
         return
-    if not Webhook.objects.filter(
-        organization_id__in=orgs, direction=WebhookDirection.OUTGOING, is_active=True
-    ).exists():
+    from .config_memo import config_read
+
+    key = frozenset(orgs)
+    if not config_read(("outgoing_webhooks", key), lambda: Webhook.objects.filter(
+        organization_id__in=key, direction=WebhookDirection.OUTGOING, is_active=True
+    ).exists()):
         return  # decided before an item is built per notification: a fan-out to thousands builds nothing
     items = [[int(pk), str(kind)] for pk, kind in itertools.chain([first], pending)]
 
