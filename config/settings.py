@@ -207,6 +207,9 @@ REALTIME_BUS_CONSUMER = env_bool("REALTIME_BUS_CONSUMER", True)  # web processes
 # Event types, templates, channel configuration and webhooks read once per process, invalidated
 # everywhere through a Redis generation (notifications.engine.config_memo); off without Redis.
 NOTIFICATION_CONFIG_MEMO = env_bool("NOTIFICATION_CONFIG_MEMO", True)
+# In-app items of small events go to the bus from a publisher thread (engine.inapp_publisher);
+# true: from the committing thread, before the answer.
+INAPP_PUBLISH_INLINE = env_bool("INAPP_PUBLISH_INLINE", False)
 WS_MAX_CONNECTIONS_PER_USER = int(os.environ.get("WS_MAX_CONNECTIONS_PER_USER", "10"))
 # Frames a client may send per connection (acks, presence): a token bucket; presence changes apart.
 WS_CLIENT_FRAMES_PER_SECOND = float(os.environ.get("WS_CLIENT_FRAMES_PER_SECOND", "20"))

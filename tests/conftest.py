@@ -75,6 +75,8 @@ def _isolated_media(settings, tmp_path):
     # Tests edit event types, templates and webhooks with QuerySet.update (no signal): in this
     # process the configuration is read every time (server processes the tests start keep the memo).
     settings.NOTIFICATION_CONFIG_MEMO = False
+    # And in-app items reach the bus before the request returns, as the in-process tests expect.
+    settings.INAPP_PUBLISH_INLINE = True
 
 
 @pytest.fixture(autouse=True)

@@ -404,8 +404,11 @@ def _publish_after_commit(plan: FanoutPlan, *, ids: list[int], common: Mapping[s
     targets = [(ids[i], r.user_id, plan.group_of_row[i]) for i, r in enumerate(plan.recipients)
                if plan.group_of_row[i] in groups and r.user_id]
     if len(targets) <= INAPP_INLINE_TARGETS:
-        # A few recipients: published by this process as soon as the rows are committed.
-        transaction.on_commit(lambda: inapp_targets_publish(items_by_group=items_by_group, targets=targets))
+        # A few recipients: published by this process's publisher thread once the rows are
+        # committed, batched with other events' (engine.inapp_publisher); the answer does not wait.
+        from .inapp_publisher import inapp_publish_soon
+
+        transaction.on_commit(lambda: inapp_publish_soon(items_by_group=items_by_group, targets=targets))
         return
     # A big fan-out hands its items to a worker (a task per INAPP_TASK_CHUNK recipients): the
     # caller's answer does not wait for thousands of unread counts and bus messages.

@@ -144,3 +144,41 @@ def test_a_full_channel_layer_drops_visibly(caplog):
         asyncio.run(overflow())
     assert FRAMES_DROPPED._value.get() == before + 1
     assert any(r.levelno == logging.WARNING and "frames dropped" in r.getMessage() for r in caplog.records)
+
+
+def test_small_events_reach_the_bus_from_the_publisher_thread(organization, settings, django_capture_on_commit_callbacks):
+    """The answer does not wait for the bus: the items are published by the process's publisher
+    thread (engine.inapp_publisher), those of events committed together in one message."""
+    import time
+
+    from kombu import Queue
+
+    from notifications.engine import realtime
+
+    settings.INAPP_PUBLISH_INLINE = False
+    intake_event_type()
+    users = [member(organization) for _ in range(3)]
+    _, raw = api_key_create(organization=organization, name="bus")
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Api-Key {raw}")
+    received: list[dict] = []
+    with realtime.bus_connection() as conn:
+        probe = Queue(f"test-intake-cost-{time.monotonic_ns()}", exchange=realtime.bus_exchange(),
+                      routing_key=realtime.ROUTING_KEY, exclusive=True, auto_delete=True)
+        with conn.Consumer([probe], callbacks=[lambda body, message: (received.append(body), message.ack())],
+                           accept=["json"]):
+            ids = []
+            with django_capture_on_commit_callbacks(execute=True):
+                for u in users:
+                    response = client.post(URL, _body(u.pk), format="json")
+                    assert response.status_code == 202
+                    ids.append(response.json()["notifications"][0]["id"])
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline and sum(len(b["items"]) for b in received) < 3:
+                try:
+                    conn.drain_events(timeout=0.5)
+                except TimeoutError:
+                    pass
+    items = [item for body in received for item in body["items"]]
+    assert sorted(i["notification"]["id"] for i in items) == sorted(ids)
+    assert {i["user_id"] for i in items} == {u.pk for u in users}
