@@ -25,7 +25,8 @@ class ChannelFullFilter(logging.Filter):
     its count of full channels goes to FRAMES_DROPPED."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if "over capacity" in str(record.msg):
+        if "over capacity" in str(record.msg) and not getattr(record, "channel_full_counted", False):
+            record.channel_full_counted = True  # once, however many filters see the record
             dropped = record.args[0] if isinstance(record.args, tuple) and record.args else 1
             try:
                 FRAMES_DROPPED.inc(int(str(dropped)))
