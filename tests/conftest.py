@@ -1,6 +1,7 @@
 """Shared fixtures: service detection, API clients, and a real Celery worker process."""
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -342,6 +343,22 @@ def live_worker(transactional_db, tmp_path, settings, celery_purge):
     worker = start_worker(tmp_path)
     yield worker
     worker.kill(signal.SIGTERM) if worker.proc.poll() is None else None
+
+
+@contextlib.contextmanager
+def chromium(*args: str):
+    """Debian's Chromium through Playwright, for a module's tests (each opens its own context).
+    Playwright's sync API keeps an event loop on this thread while it is open: the ORM calls the
+    tests and their fixtures make meanwhile are ordinary blocking calls, which Django would
+    otherwise refuse, and no other module may run under it (hence module scope, not session)."""
+    from playwright.sync_api import sync_playwright
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox", *args])
+            yield browser
+            browser.close()
 
 
 def wait_until(predicate, timeout: float = 30.0, interval: float = 0.1, message: str = "condition"):

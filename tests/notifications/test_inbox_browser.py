@@ -11,7 +11,7 @@ from notifications.engine.delivery import deliver_batch
 from notifications.engine.presence import presence_online_user_ids
 from notifications.enums import Channel, DeliveryStatus
 from notifications.models import NotificationDelivery
-from tests.conftest import wait_until
+from tests.conftest import chromium, wait_until
 
 from .realtime_support import server_password, start_web_tier
 from .test_delivery_support import event_type_with_template, inbox_item, notification_with_deliveries
@@ -39,17 +39,10 @@ def web_tier(transactional_db, tmp_path):
     tier.stop()
 
 
-@pytest.fixture
-def browser(monkeypatch):
-    from playwright.sync_api import sync_playwright
-
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's sync API runs a loop in this thread
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path="/usr/bin/chromium", args=["--no-sandbox", "--disable-gpu"]
-        )
-        yield chromium
-        chromium.close()
+@pytest.fixture(scope="module")
+def browser():
+    with chromium("--disable-gpu") as launched:
+        yield launched
 
 
 def _sign_in(context, tier, user, next_path: str = "/inbox/"):

@@ -6,22 +6,16 @@ from __future__ import annotations
 import pytest
 
 from accounts.models import User
+from tests.conftest import chromium
 from tests.operations.console_support import console_world
 
 pytestmark = [pytest.mark.postgres, pytest.mark.browser]
 
 
-@pytest.fixture
-def browser(monkeypatch):
-    from playwright.sync_api import sync_playwright
-
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path="/usr/bin/chromium", args=["--no-sandbox", "--disable-background-networking", "--disable-gpu"],
-        )
-        yield chromium
-        chromium.close()
+@pytest.fixture(scope="module")
+def browser():
+    with chromium("--disable-background-networking", "--disable-gpu") as launched:
+        yield launched
 
 
 def _signed_in_page(browser, live_server):

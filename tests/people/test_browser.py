@@ -11,24 +11,21 @@ from invitations.services import invitation_accept, invitations_send
 from narrations.services import story_create
 from notifications.enums import Channel
 from notifications.models import Notification, NotificationDelivery
+from tests.conftest import chromium
 
 pytestmark = [pytest.mark.postgres, pytest.mark.browser]
 
 
-@pytest.fixture
-def browser(monkeypatch, settings):
-    from playwright.sync_api import sync_playwright
+@pytest.fixture(scope="module")
+def browser():
+    with chromium("--disable-background-networking", "--disable-gpu") as launched:
+        yield launched
 
-    # ORM calls between browser steps run on Playwright's event-loop thread.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+@pytest.fixture(autouse=True)
+def _eager_tasks_and_no_speech_library(settings):
     settings.CELERY_TASK_ALWAYS_EAGER = True
     settings.NARRATION_ESPEAK_LIBRARY = "/nonexistent/libespeak-ng.so"
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path="/usr/bin/chromium", args=["--no-sandbox", "--disable-background-networking", "--disable-gpu"],
-        )
-        yield chromium
-        chromium.close()
 
 
 def _invite_and_accept(inviter: User, email: str) -> StoryInvitation:
