@@ -207,9 +207,11 @@ REALTIME_BUS_CONSUMER = env_bool("REALTIME_BUS_CONSUMER", True)  # web processes
 # Event types, templates, channel configuration and webhooks read once per process, invalidated
 # everywhere through a Redis generation (notifications.engine.config_memo); off without Redis.
 NOTIFICATION_CONFIG_MEMO = env_bool("NOTIFICATION_CONFIG_MEMO", True)
-# In-app items of small events go to the bus from a publisher thread (engine.inapp_publisher);
-# true: from the committing thread, before the answer.
-INAPP_PUBLISH_INLINE = env_bool("INAPP_PUBLISH_INLINE", False)
+# In-app items of small events go to the bus from the committing thread, before the answer (the
+# frame is on its way when the caller hears back); false: from a publisher thread per process that
+# batches them (engine.inapp_publisher) — a shorter answer, but on a saturated process the thread
+# gets little of the interpreter and frames lag seconds behind the answers.
+INAPP_PUBLISH_INLINE = env_bool("INAPP_PUBLISH_INLINE", True)
 WS_MAX_CONNECTIONS_PER_USER = int(os.environ.get("WS_MAX_CONNECTIONS_PER_USER", "10"))
 # Frames a client may send per connection (acks, presence): a token bucket; presence changes apart.
 WS_CLIENT_FRAMES_PER_SECOND = float(os.environ.get("WS_CLIENT_FRAMES_PER_SECOND", "20"))

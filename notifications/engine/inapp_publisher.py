@@ -12,8 +12,10 @@ A bus that cannot take a batch gives its deliveries back (PENDING, due now: the 
 publishes them again), as the inline publish did. A process that dies with items queued leaves
 them SENT in the inbox: the recipients see them on their next read or reconnect.
 
-``INAPP_PUBLISH_INLINE=true`` (the in-process test suite, the embedded run) publishes in the
-committing thread instead.
+``INAPP_PUBLISH_INLINE`` (true by default) publishes in the committing thread instead: measured
+with 50 REST events/s on a saturated 2-core machine, the publisher thread got too little of the
+interpreter beside the request threads and frames came seconds after the answers (answer → frame
+p50 6.9 s against the inline publish's, which goes out before the answer).
 """
 from __future__ import annotations
 
