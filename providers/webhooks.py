@@ -328,9 +328,10 @@ class MetaWhatsAppWebhookView(SignedWebhookView):
             return JsonResponse({"detail": "Body is not JSON."}, status=400)
         payload = payload if isinstance(payload, dict) else {}
         from .whatsapp.meta import MetaWhatsAppProvider
-        MetaWhatsAppProvider.inbound_record(payload)  # customers who wrote: their 24 h window opens
+        records = [s.record for s in self.senders]
+        MetaWhatsAppProvider.inbound_record(payload, records=records)  # customers who wrote to a signer's number: window opens
         from .whatsapp.optout import meta_keywords_apply
-        meta_keywords_apply(payload, records=[s.record for s in self.senders])  # STOP / START to a verified account's number
+        meta_keywords_apply(payload, records=records)  # STOP / START to a verified account's number
         events = registry.get("meta_whatsapp")().parse_webhook(payload)
         for sender in self.senders if events else []:
             delivery_events_report(provider_code="meta_whatsapp", events=events, provider_id=sender.provider_id,

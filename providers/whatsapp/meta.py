@@ -175,15 +175,25 @@ class MetaWhatsAppProvider(BaseProvider):
         return HealthResult(ok=quality != "RED", response_time_ms=self._elapsed_ms(started), detail=f"quality {quality}" if quality else "")
 
     @staticmethod
-    def inbound_record(payload: dict[str, Any]) -> int:
-        """Open the 24-hour window of every customer who wrote to us in this (verified) webhook."""
+    def inbound_record(payload: dict[str, Any], *, records: list[Any] | None = None) -> int:
+        """Open the 24-hour window of every customer who wrote to us in this (verified) webhook.
+
+        ``records``: the accounts whose app secret signed it (None in the list: the platform's
+        environment account, which may speak for any number). A message to a business number
+        none of them owns opens nothing: one tenant's signature never opens a window on another
+        tenant's number."""
         from datetime import datetime
+
+        number_ids = None if records is None or any(r is None for r in records) else {
+            str((r.config or {}).get("phone_number_id") or "") for r in records}
 
         opened = 0
         for entry in payload.get("entry", []) or []:
             for change in entry.get("changes", []) or []:
                 value = change.get("value") or {}
                 number_id = str((value.get("metadata") or {}).get("phone_number_id") or "")
+                if number_ids is not None and number_id not in number_ids:
+                    continue
                 for inbound in value.get("messages", []) or []:
                     ts = str(inbound.get("timestamp") or "")
                     age = int(datetime.now(UTC).timestamp()) - int(ts) if ts.isdigit() else 0

@@ -318,6 +318,33 @@ def test_meta_status_signed_with_another_tenants_app_secret_is_refused(live_serv
     assert _row(delivery)["status"] == DeliveryStatus.FAILED
 
 
+def test_a_tenants_meta_signature_opens_no_window_on_another_tenants_number(live_server, orgs):
+    """A webhook signed with the attacker's app secret that also names the victim's business
+    number opens the 24-hour window only for the attacker's own number."""
+    import time
+
+    from providers.whatsapp.window import window_open
+
+    victim, attacker = orgs
+    _record(victim, "meta_whatsapp", secrets={"access_token": "EAAv", "app_secret": "victim-app-secret"}, config={"phone_number_id": "1055"})
+    _record(attacker, "meta_whatsapp", secrets={"access_token": "EAAa", "app_secret": "attacker-app-secret"}, config={"phone_number_id": "2077"})
+    now = str(int(time.time()))
+
+    def change(number_id: str, customer: str) -> dict:
+        return {"value": {"metadata": {"phone_number_id": number_id},
+                          "messages": [{"id": f"wamid.in-{number_id}-{customer}", "from": customer, "timestamp": now,
+                                        "type": "text", "text": {"body": "hello"}}]}}
+
+    body = json.dumps({"object": "whatsapp_business_account",
+                       "entry": [{"changes": [change("2077", "14155550111"), change("1055", "14155550122")]}]}).encode()
+    signature = "sha256=" + hmac.new(b"attacker-app-secret", body, hashlib.sha256).hexdigest()
+    answer = requests.post(f"{live_server.url}/webhooks/meta/whatsapp/", data=body,
+                           headers={"Content-Type": "application/json", "X-Hub-Signature-256": signature}, timeout=10)
+    assert answer.status_code == 200
+    assert window_open(business_number_id="2077", customer="14155550111")
+    assert not window_open(business_number_id="1055", customer="14155550122")
+
+
 # --- in-app message ids ----------------------------------------------------------------------------
 
 
