@@ -30,7 +30,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import connection, transaction
-from django.utils import timezone
 
 from common import sealing
 from notifications.enums import (
@@ -64,7 +63,6 @@ from .status import notification_status_derive
 logger = logging.getLogger(__name__)
 
 FANOUT_AUDIT_THRESHOLD = 100
-INAPP_PUBLISH_CHUNK = 500
 INAPP_INLINE_TARGETS = 100
 INAPP_TASK_CHUNK = 2000
 IN_APP_PROVIDER = "in_app"
@@ -424,25 +422,9 @@ def inapp_targets_publish(*, items_by_group: Mapping[int, Mapping[str, Any]], ta
     """Publish the inbox items of (notification id, user id, situation) targets to the in-app bus,
     INAPP_PUBLISH_CHUNK items per message, with each recipient's unread count. A bus that cannot
     take them gives these deliveries back (PENDING, due now): the retry path sends them again."""
-    from notifications.engine.inbox import inbox_unread_counts
-    from notifications.engine.realtime import inapp_publish
+    from .inapp_publisher import entries_publish
 
-    try:
-        counts = inbox_unread_counts(user_ids={uid for _, uid, _ in targets})
-        for start in range(0, len(targets), INAPP_PUBLISH_CHUNK):
-            inapp_publish(items=[
-                {"user_id": uid, "delivery_id": None, "notification": {**items_by_group[g], "id": nid},
-                 "unread_count": counts.get(uid, 0)}
-                for nid, uid, g in targets[start:start + INAPP_PUBLISH_CHUNK]
-            ])
-    except Exception as exc:  # noqa: BLE001 - the retry path owns the recovery
-        logger.warning("in-app bus unreachable; %d in-app deliveries go back to retry", len(targets), exc_info=True)
-        now = timezone.now()
-        with transaction.atomic():
-            NotificationDelivery.objects.filter(
-                notification_id__any=[nid for nid, _, _ in targets], channel=Channel.IN_APP, status=DeliveryStatus.SENT,
-            ).update(status=DeliveryStatus.PENDING, sent_at=None, next_retry_at=now,
-                     error=f"In-app bus unreachable: {exc.__class__.__name__}"[:500], updated_at=now)
+    entries_publish([(nid, uid, items_by_group[g]) for nid, uid, g in targets])
 
 
 def fanout_result(written: FanoutWritten, recipients: Sequence[Recipient]) -> list[tuple[int, str | None, str]]:

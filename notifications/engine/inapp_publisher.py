@@ -30,7 +30,7 @@ from django.conf import settings
 
 logger = logging.getLogger(__name__)
 
-INAPP_PUBLISH_CHUNK = 500  # items per bus message (as engine.fanout's)
+INAPP_PUBLISH_CHUNK = 500  # items per bus message, for every in-app publish (engine.fanout included)
 
 Entry = tuple[int, int, Mapping[str, Any]]  # notification id, user id, inbox item
 
